@@ -1,0 +1,41 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { drizzle } from "drizzle-orm/postgres-js";
+import { migrate as drizzleMigrate } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "drizzle");
+const LOCK_KEY = 7_412_030_001;
+
+/**
+ * Applies drizzle/ migrations under an advisory lock, so several `serve` and
+ * `worker` processes starting at once do not race each other.
+ */
+export async function migrate(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`SELECT pg_advisory_lock(${LOCK_KEY})`;
+    try {
+      await drizzleMigrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR });
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${LOCK_KEY})`;
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export function expectedMigrationCount(): number {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta", "_journal.json"), "utf8")) as {
+    entries: unknown[];
+  };
+  return journal.entries.length;
+}
+
+/** For /readyz: true when every migration in drizzle/ is recorded as applied. */
+export async function migrationsApplied(sql: postgres.Sql): Promise<boolean> {
+  const rows = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`.catch(() => [{ n: -1 }]);
+  return (rows[0]?.n ?? -1) >= expectedMigrationCount();
+}

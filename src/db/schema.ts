@@ -1,0 +1,182 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { BATCH_STATUSES } from "../domain/batches.js";
+import { JOB_STATUSES } from "../domain/jobs.js";
+
+export const jobStatus = pgEnum("job_status", JOB_STATUSES);
+export const batchStatus = pgEnum("batch_status", BATCH_STATUSES);
+export const outboxStatus = pgEnum("outbox_status", ["pending", "delivered", "dead"]);
+
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+export const batches = pgTable(
+  "batches",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenant: text("tenant").notNull(),
+    status: batchStatus("status").notNull().default("preparing"),
+    webhookUrl: text("webhook_url"),
+    // Bumped by retry so each finalisation has its own outbox identity.
+    generation: integer("generation").notNull().default(1),
+    total: integer("total").notNull().default(0),
+    // Jobs not yet terminal in this generation; the statement that takes it to 0 finalises.
+    remaining: integer("remaining").notNull().default(0),
+    succeededCount: integer("succeeded_count").notNull().default(0),
+    failedCount: integer("failed_count").notNull().default(0),
+    cancelledCount: integer("cancelled_count").notNull().default(0),
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    updatedAt: tz("updated_at").notNull().defaultNow(),
+    sealedAt: tz("sealed_at"),
+    startedAt: tz("started_at"),
+    finishedAt: tz("finished_at"),
+    version: integer("version").notNull().default(1),
+  },
+  (t) => [
+    check(
+      "batches_finished_iff_terminal",
+      sql`(${t.finishedAt} IS NOT NULL) = (${t.status} IN ('succeeded','failed','partially_succeeded','cancelled'))`,
+    ),
+    check("batches_remaining_nonneg", sql`${t.remaining} >= 0 AND ${t.remaining} <= ${t.total}`),
+    index("batches_tenant_created_idx").on(t.tenant, t.createdAt),
+  ],
+);
+
+export const jobs = pgTable(
+  "jobs",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenant: text("tenant").notNull(),
+    queue: text("queue").notNull(),
+    kind: text("kind").notNull(),
+    payload: jsonb("payload").notNull(),
+    priority: integer("priority").notNull().default(0),
+    groupKey: text("group_key"),
+    // Start-time fair queuing tag: claims order by (priority, fair_tag), see repositories/jobs.ts.
+    fairTag: bigint("fair_tag", { mode: "number" }).notNull().default(0),
+    runAt: tz("run_at").notNull().defaultNow(),
+    status: jobStatus("status").notNull().default("queued"),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull().default(5),
+    leaseToken: uuid("lease_token"),
+    leaseExpiresAt: tz("lease_expires_at"),
+    workerId: text("worker_id"),
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
+    result: jsonb("result"),
+    lastError: jsonb("last_error"),
+    batchId: uuid("batch_id").references(() => batches.id, { onDelete: "cascade" }),
+    generation: integer("generation").notNull().default(1),
+    idempotencyKey: text("idempotency_key"),
+    requestHash: text("request_hash"),
+    webhookUrl: text("webhook_url"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    updatedAt: tz("updated_at").notNull().defaultNow(),
+    startedAt: tz("started_at"),
+    finishedAt: tz("finished_at"),
+    version: integer("version").notNull().default(1),
+  },
+  (t) => [
+    check(
+      "jobs_finished_iff_terminal",
+      sql`(${t.finishedAt} IS NOT NULL) = (${t.status} IN ('succeeded','failed','cancelled'))`,
+    ),
+    check(
+      "jobs_running_has_lease",
+      sql`${t.status} <> 'running' OR (${t.leaseToken} IS NOT NULL AND ${t.leaseExpiresAt} IS NOT NULL)`,
+    ),
+    check("jobs_attempts_range", sql`${t.attempts} >= 0 AND ${t.maxAttempts} >= 1`),
+    // The claim walks this partial index in order and stops after `max` rows.
+    index("jobs_claim_idx")
+      .on(t.queue, t.priority.desc(), t.fairTag, t.id)
+      .where(sql`${t.status} = 'queued'`),
+    index("jobs_lease_idx")
+      .on(t.leaseExpiresAt)
+      .where(sql`${t.status} = 'running'`),
+    uniqueIndex("jobs_idempotency_uidx")
+      .on(t.tenant, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} IS NOT NULL`),
+    index("jobs_batch_idx")
+      .on(t.batchId, t.status)
+      .where(sql`${t.batchId} IS NOT NULL`),
+    index("jobs_tenant_list_idx").on(t.tenant, t.createdAt.desc(), t.id.desc()),
+    index("jobs_finished_idx")
+      .on(t.finishedAt)
+      .where(sql`${t.finishedAt} IS NOT NULL`),
+  ],
+);
+
+export const jobGroups = pgTable(
+  "job_groups",
+  {
+    queue: text("queue").notNull(),
+    fairKey: text("fair_key").notNull(),
+    lastTag: bigint("last_tag", { mode: "number" }).notNull().default(0),
+    updatedAt: tz("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("job_groups_pk").on(t.queue, t.fairKey)],
+);
+
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenant: text("tenant").notNull(),
+    roles: text("roles").array().notNull(),
+    name: text("name"),
+    keyHash: text("key_hash").notNull(),
+    prefix: text("prefix").notNull(),
+    createdAt: tz("created_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("api_keys_hash_uidx").on(t.keyHash)],
+);
+
+export const tenants = pgTable("tenants", {
+  tenant: text("tenant").primaryKey(),
+  webhookSecret: text("webhook_secret").notNull(),
+  createdAt: tz("created_at").notNull().defaultNow(),
+  rotatedAt: tz("rotated_at"),
+});
+
+export const webhookOutbox = pgTable(
+  "webhook_outbox",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tenant: text("tenant").notNull(),
+    subjectId: uuid("subject_id").notNull(),
+    eventType: text("event_type").notNull(),
+    generation: integer("generation").notNull(),
+    url: text("url").notNull(),
+    // Snapshot of the row the finalising statement RETURNED.
+    data: jsonb("data").notNull(),
+    status: outboxStatus("status").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: tz("next_attempt_at").notNull().defaultNow(),
+    leaseToken: uuid("lease_token"),
+    leaseExpiresAt: tz("lease_expires_at"),
+    lastError: text("last_error"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    deliveredAt: tz("delivered_at"),
+  },
+  (t) => [
+    uniqueIndex("webhook_outbox_finalisation_uidx").on(t.subjectId, t.eventType, t.generation),
+    index("webhook_outbox_due_idx")
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+    index("webhook_outbox_done_idx")
+      .on(t.createdAt)
+      .where(sql`${t.status} <> 'pending'`),
+  ],
+);

@@ -1,0 +1,47 @@
+/** The batch state machine as data; same rule as jobs: guards come from here. */
+export const BATCH_STATUSES = [
+  "preparing",
+  "pending",
+  "running",
+  "succeeded",
+  "failed",
+  "partially_succeeded",
+  "cancelled",
+] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+export const TERMINAL_BATCH_STATUSES = [
+  "succeeded",
+  "failed",
+  "partially_succeeded",
+  "cancelled",
+] as const satisfies readonly BatchStatus[];
+
+export type BatchTransition = "addJobs" | "seal" | "start" | "finalise" | "cancel" | "retry";
+
+export const BATCH_TRANSITIONS: Record<BatchTransition, { from: readonly BatchStatus[]; to: readonly BatchStatus[] }> = {
+  addJobs: { from: ["preparing"], to: ["preparing"] },
+  seal: { from: ["preparing"], to: ["pending"] },
+  start: { from: ["pending"], to: ["running"] },
+  // pending is a legal predecessor: every job may be cancelled before any is claimed.
+  finalise: { from: ["pending", "running"], to: ["succeeded", "failed", "partially_succeeded", "cancelled"] },
+  cancel: { from: ["preparing", "pending", "running"], to: ["cancelled", "running", "pending"] },
+  retry: { from: ["failed", "partially_succeeded", "cancelled"], to: ["pending"] },
+};
+
+export function batchFrom(t: BatchTransition): readonly BatchStatus[] {
+  return BATCH_TRANSITIONS[t].from;
+}
+
+export function isBatchTerminal(s: BatchStatus): boolean {
+  return (TERMINAL_BATCH_STATUSES as readonly string[]).includes(s);
+}
+
+/** The terminal status a batch takes from its jobs' final statuses. */
+export function batchOutcome(c: { succeeded: number; failed: number; cancelled: number }): BatchStatus {
+  const total = c.succeeded + c.failed + c.cancelled;
+  if (c.succeeded === total) return "succeeded";
+  if (c.cancelled === total) return "cancelled";
+  if (c.succeeded === 0) return c.failed > 0 ? "failed" : "cancelled";
+  return "partially_succeeded";
+}

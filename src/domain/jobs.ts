@@ -1,0 +1,62 @@
+/**
+ * The job state machine as data. Every repository UPDATE derives its
+ * `status IN (...)` guard from this table, so a transition the table does not
+ * list cannot be written by any code path.
+ */
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export const TERMINAL_JOB_STATUSES = ["succeeded", "failed", "cancelled"] as const satisfies readonly JobStatus[];
+export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
+
+export type JobTransition =
+  | "claim"
+  | "cancel"
+  | "requestCancel"
+  | "heartbeat"
+  | "complete"
+  | "fail"
+  | "reap"
+  | "batchRetry";
+
+interface TransitionRule {
+  from: readonly JobStatus[];
+  to: readonly JobStatus[];
+  /** Later transitions of a running job are fenced by the lease token. */
+  fencedByLease: boolean;
+}
+
+export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
+  claim: { from: ["queued"], to: ["running"], fencedByLease: false },
+  cancel: { from: ["queued"], to: ["cancelled"], fencedByLease: false },
+  // A running job is not moved: the holder learns of the request on heartbeat.
+  requestCancel: { from: ["running"], to: ["running"], fencedByLease: false },
+  heartbeat: { from: ["running"], to: ["running"], fencedByLease: true },
+  // A complete after a cancel request still succeeds: the work was done.
+  complete: { from: ["running"], to: ["succeeded"], fencedByLease: true },
+  fail: { from: ["running"], to: ["queued", "failed", "cancelled"], fencedByLease: true },
+  reap: { from: ["running"], to: ["queued", "failed", "cancelled"], fencedByLease: false },
+  batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
+};
+
+export function fromStatuses(t: JobTransition): readonly JobStatus[] {
+  return JOB_TRANSITIONS[t].from;
+}
+
+export function isTerminal(s: JobStatus): s is TerminalJobStatus {
+  return (TERMINAL_JOB_STATUSES as readonly string[]).includes(s);
+}
+
+export function canTransition(t: JobTransition, from: JobStatus, to: JobStatus): boolean {
+  const rule = JOB_TRANSITIONS[t];
+  return rule.from.includes(from) && rule.to.includes(to);
+}
+
+/** Every (from, to) pair the machine allows, for tests and docs. */
+export function legalEdges(): Array<[JobStatus, JobStatus]> {
+  const edges = new Set<string>();
+  for (const rule of Object.values(JOB_TRANSITIONS)) {
+    for (const f of rule.from) for (const t of rule.to) edges.add(`${f}>${t}`);
+  }
+  return [...edges].map((e) => e.split(">") as [JobStatus, JobStatus]);
+}

@@ -1,0 +1,402 @@
+import type postgres from "postgres";
+import type { Queryable } from "../db/client.js";
+import type { JobStatus } from "../domain/jobs.js";
+import { finaliseTail, jobGuard } from "./sql.js";
+
+export interface JobRow {
+  id: string;
+  tenant: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority: number;
+  groupKey: string | null;
+  fairTag: string;
+  runAt: Date;
+  status: JobStatus;
+  attempts: number;
+  maxAttempts: number;
+  leaseToken: string | null;
+  leaseExpiresAt: Date | null;
+  workerId: string | null;
+  cancelRequested: boolean;
+  result: unknown;
+  lastError: unknown;
+  batchId: string | null;
+  generation: number;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  webhookUrl: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  version: number;
+}
+
+export interface NewJob {
+  tenant: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority: number;
+  groupKey: string | null;
+  runAt: Date | null;
+  maxAttempts: number;
+  webhookUrl: string | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  batchId: string | null;
+}
+
+export interface ClaimFilter {
+  queues: string[];
+  kinds?: string[] | undefined;
+  /** null: a platform worker (tenant `*`) that may claim any tenant's jobs. */
+  tenant: string | null;
+  workerId: string;
+  leaseSeconds: number;
+  max: number;
+}
+
+/** Fairness key: claims rotate across tenants and, within a tenant, across group keys. */
+export const fairKey = (tenant: string, groupKey: string | null) => `${tenant}\u001f${groupKey ?? ""}`;
+
+/**
+ * The virtual time of a queue: the tag of the job that would be claimed next.
+ * A group that was idle starts there, so past volume earns it neither credit
+ * nor debt (start-time fair queuing).
+ */
+const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
+  coalesce((SELECT fair_tag FROM jobs WHERE queue = ${queue} AND status = 'queued'
+            ORDER BY priority DESC, fair_tag, id LIMIT 1), 0)`;
+
+const byClaimOrder = (a: JobRow, b: JobRow) =>
+  b.priority - a.priority || Number(a.fairTag) - Number(b.fairTag) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+export function jobsRepository(sql: Queryable) {
+  return {
+    /** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
+    async insert(j: NewJob, q: Queryable = sql): Promise<JobRow | null> {
+      const rows = await q<JobRow[]>`
+        WITH g AS (
+          INSERT INTO job_groups (queue, fair_key, last_tag)
+          VALUES (${j.queue}, ${fairKey(j.tenant, j.groupKey)}, ${virtualTime(q, j.queue)})
+          ON CONFLICT (queue, fair_key) DO UPDATE
+            SET last_tag = GREATEST(job_groups.last_tag + 1, EXCLUDED.last_tag), updated_at = now()
+          RETURNING last_tag
+        )
+        INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
+        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${q.json(j.payload as postgres.JSONValue)}, ${j.priority},
+               ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
+               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
+        FROM g
+        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING *`;
+      return rows[0] ?? null;
+    },
+
+    /**
+     * Multi-row insert for batches: tags for each (queue, group) are allocated
+     * as one range, then every job goes in with a single INSERT … SELECT unnest.
+     * Must run inside the caller's transaction.
+     */
+    async insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]> {
+      if (jobs.length === 0) return [];
+      const keys = new Map<string, { queue: string; key: string; n: number }>();
+      const jobKeys = jobs.map((j) => {
+        const key = fairKey(j.tenant, j.groupKey);
+        const id = `${j.queue}\u001e${key}`;
+        const e = keys.get(id) ?? { queue: j.queue, key, n: 0 };
+        e.n++;
+        keys.set(id, e);
+        return id;
+      });
+      const groups = [...keys.values()];
+      await q`
+        INSERT INTO job_groups (queue, fair_key, last_tag)
+        SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
+        ON CONFLICT (queue, fair_key) DO NOTHING`;
+      const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
+        UPDATE job_groups jg
+        SET last_tag = GREATEST(jg.last_tag + 1, ${virtualTime(q, q`jg.queue`)}) + d.n - 1, updated_at = now()
+        FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[], ${groups.map((g) => g.n)}::int[]) AS d(queue, fair_key, n)
+        WHERE jg.queue = d.queue AND jg.fair_key = d.fair_key
+        RETURNING jg.queue, jg.fair_key, (jg.last_tag - d.n + 1)::text AS first`;
+      const next = new Map(allocated.map((a) => [`${a.queue}\u001e${a.fairKey}`, Number(a.first)]));
+      const tags = jobKeys.map((id) => {
+        const t = next.get(id)!;
+        next.set(id, t + 1);
+        return t;
+      });
+      const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
+      return q<JobRow[]>`
+        INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+                          max_attempts, webhook_url, batch_id)
+        SELECT t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
+               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
+        FROM unnest(
+          ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
+          ${col((j) => JSON.stringify(j.payload))}::jsonb[], ${col((j) => j.priority)}::int[],
+          ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
+          ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[]
+        ) AS t(tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
+        RETURNING *`;
+    },
+
+    async findById(id: string, tenant: string | null, q: Queryable = sql): Promise<JobRow | null> {
+      const rows = await q<JobRow[]>`
+        SELECT * FROM jobs WHERE id = ${id} ${tenant === null ? q`` : q`AND tenant = ${tenant}`}`;
+      return rows[0] ?? null;
+    },
+
+    async findByIdempotencyKey(tenant: string, key: string, q: Queryable = sql): Promise<JobRow | null> {
+      const rows = await q<JobRow[]>`SELECT * FROM jobs WHERE tenant = ${tenant} AND idempotency_key = ${key}`;
+      return rows[0] ?? null;
+    },
+
+    async list(
+      f: {
+        tenant: string | null;
+        queue?: string | undefined;
+        status?: JobStatus | undefined;
+        kind?: string | undefined;
+        batchId?: string | undefined;
+        limit: number;
+        after?: { createdAt: Date; id: string } | undefined;
+      },
+      q: Queryable = sql,
+    ): Promise<JobRow[]> {
+      const conds = [
+        f.tenant === null ? null : q`tenant = ${f.tenant}`,
+        f.queue === undefined ? null : q`queue = ${f.queue}`,
+        f.status === undefined ? null : q`status = ${f.status}`,
+        f.kind === undefined ? null : q`kind = ${f.kind}`,
+        f.batchId === undefined ? null : q`batch_id = ${f.batchId}`,
+        f.after === undefined ? null : q`(created_at, id) < (${f.after.createdAt}, ${f.after.id})`,
+      ].filter((c) => c !== null);
+      const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
+      return q<JobRow[]>`SELECT * FROM jobs ${where} ORDER BY created_at DESC, id DESC LIMIT ${f.limit}`;
+    },
+
+    /**
+     * queued → running for up to `max` jobs, one statement. SKIP LOCKED makes
+     * concurrent claimers pass over each other's candidates instead of waiting
+     * or double-claiming; the CTE keeps the planner from re-running the SELECT.
+     * Jobs of a `preparing` batch are excluded here, in the claim itself.
+     */
+    async claimNext(f: ClaimFilter, q: Queryable = sql): Promise<JobRow[]> {
+      const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
+      const rows = await q<JobRow[]>`
+        WITH c AS (
+          SELECT j.id FROM jobs j
+          WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND j.run_at <= now()
+            ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
+            ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
+            AND (j.batch_id IS NULL OR NOT EXISTS (
+              SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.status = 'preparing'))
+          ORDER BY j.priority DESC, j.fair_tag, j.id
+          LIMIT ${f.max}
+          FOR UPDATE OF j SKIP LOCKED
+        ), u AS (
+          UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
+                 lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}), worker_id = ${f.workerId},
+                 started_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM c WHERE jobs.id = c.id
+          RETURNING jobs.*
+        ), started AS (
+          UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
+          WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
+          RETURNING 1
+        )
+        SELECT * FROM u`;
+      return [...rows].sort(byClaimOrder);
+    },
+
+    /** Claim of one named job, optionally only at a given version (If-Match). */
+    async claimIfQueued(
+      id: string,
+      f: { tenant: string | null; workerId: string; leaseSeconds: number; version?: number | undefined },
+      q: Queryable = sql,
+    ): Promise<JobRow | null> {
+      const rows = await q<JobRow[]>`
+        WITH u AS (
+          UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = gen_random_uuid(),
+                 lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}), worker_id = ${f.workerId},
+                 started_at = now(), updated_at = now(), version = version + 1
+          WHERE id = ${id} AND ${jobGuard(q, "claim")} AND run_at <= now()
+            ${f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`}
+            ${f.version === undefined ? q`` : q`AND version = ${f.version}`}
+            AND (batch_id IS NULL OR NOT EXISTS (
+              SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
+          RETURNING *
+        ), started AS (
+          UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
+          WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
+          RETURNING 1
+        )
+        SELECT * FROM u`;
+      return rows[0] ?? null;
+    },
+
+    /** queued → cancelled. */
+    async cancelIfQueued(id: string, tenant: string | null, version: number | undefined, q: Queryable = sql) {
+      const rows = await q<JobRow[]>`
+        WITH j AS (
+          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = version + 1
+          WHERE id = ${id} AND ${jobGuard(q, "cancel")}
+            ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
+            ${version === undefined ? q`` : q`AND version = ${version}`}
+          RETURNING *
+        ), fin AS (SELECT * FROM j),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+      return rows[0] ?? null;
+    },
+
+    /** running → running with cancelRequested; the lease holder learns of it on heartbeat. */
+    async requestCancelIfRunning(id: string, tenant: string | null, version: number | undefined, q: Queryable = sql) {
+      const rows = await q<JobRow[]>`
+        UPDATE jobs SET cancel_requested = true, updated_at = now(),
+               version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
+        WHERE id = ${id} AND ${jobGuard(q, "requestCancel")}
+          ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
+          ${version === undefined ? q`` : q`AND version = ${version}`}
+        RETURNING *`;
+      return rows[0] ?? null;
+    },
+
+    async heartbeatIfLeased(id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable = sql) {
+      const rows = await q<JobRow[]>`
+        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+               updated_at = now(), version = version + 1
+        WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
+          ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
+        RETURNING *`;
+      return rows[0] ?? null;
+    },
+
+    /** running → succeeded, fenced by the lease token; batch count and outbox in the same statement. */
+    async completeIfLeased(id: string, leaseToken: string, result: unknown, tenant: string | null, q: Queryable = sql) {
+      const rows = await q<JobRow[]>`
+        WITH j AS (
+          UPDATE jobs SET status = 'succeeded', result = ${q.json((result ?? null) as postgres.JSONValue)},
+                 finished_at = now(), updated_at = now(), version = version + 1
+          WHERE id = ${id} AND ${jobGuard(q, "complete")} AND lease_token = ${leaseToken}
+            ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
+          RETURNING *
+        ), fin AS (SELECT * FROM j),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+      return rows[0] ?? null;
+    },
+
+    /**
+     * Many completes in one statement (the batch acknowledgement). Each item is
+     * fenced by its own token; the ones that lost are simply absent from the result.
+     */
+    async completeManyIfLeased(
+      items: Array<{ id: string; leaseToken: string; result: unknown }>,
+      tenant: string | null,
+      q: Queryable = sql,
+    ): Promise<JobRow[]> {
+      if (items.length === 0) return [];
+      return q<JobRow[]>`
+        WITH input AS (
+          SELECT * FROM unnest(${items.map((i) => i.id)}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
+                               ${items.map((i) => JSON.stringify(i.result ?? null))}::jsonb[]) AS t(id, lease_token, result)
+        ), j AS (
+          UPDATE jobs SET status = 'succeeded', result = input.result,
+                 finished_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM input
+          WHERE jobs.id = input.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = input.lease_token
+            ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+    },
+
+    /**
+     * running → queued (retry after backoff) | failed | cancelled, decided in
+     * the statement from the row's own attempts and cancelRequested, so no
+     * read-then-write window exists. `jitter` in [0,1) drives full-jitter backoff.
+     */
+    async failIfLeased(
+      id: string,
+      a: {
+        leaseToken: string;
+        error: unknown;
+        retryable: boolean;
+        retryAfterSeconds?: number | undefined;
+        backoffBaseMs: number;
+        backoffMaxMs: number;
+        jitter: number;
+        tenant: string | null;
+      },
+      q: Queryable = sql,
+    ) {
+      const retryDelayMs =
+        a.retryAfterSeconds !== undefined
+          ? q`${a.retryAfterSeconds * 1000}::float8`
+          : q`${a.jitter}::float8 * LEAST(${a.backoffMaxMs}::float8, ${a.backoffBaseMs}::float8 * power(2, GREATEST(attempts - 1, 0)))`;
+      // Decided from the locked row's latest version (not a prior read), so a
+      // cancel request that commits while we wait for the lock is honoured.
+      const next = q`(CASE WHEN jobs.cancel_requested THEN 'cancelled'::job_status
+                           WHEN ${a.retryable}::boolean AND jobs.attempts < jobs.max_attempts THEN 'queued'::job_status
+                           ELSE 'failed'::job_status END)`;
+      const rows = await q<JobRow[]>`
+        WITH j AS (
+          UPDATE jobs SET status = ${next},
+                 last_error = ${q.json(a.error as postgres.JSONValue)},
+                 run_at = CASE WHEN ${next} = 'queued' THEN now() + make_interval(secs => (${retryDelayMs}) / 1000.0) ELSE jobs.run_at END,
+                 lease_token = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_token END,
+                 lease_expires_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_expires_at END,
+                 finished_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE now() END,
+                 updated_at = now(), version = jobs.version + 1
+          WHERE jobs.id = ${id} AND ${jobGuard(q, "fail", "jobs.status")} AND jobs.lease_token = ${a.leaseToken}
+            ${a.tenant === null ? q`` : q`AND jobs.tenant = ${a.tenant}`}
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j WHERE status IN ('failed', 'cancelled')),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+      return rows[0] ?? null;
+    },
+
+    /**
+     * The lease reaper: every running job whose lease expired goes back to
+     * queued, or to failed/cancelled, in ONE statement. SKIP LOCKED lets every
+     * replica run it at once; a job being completed right now is skipped, and
+     * the guard re-checks the lease so a heartbeat that just landed wins.
+     */
+    async reapExpired(limit: number, q: Queryable = sql): Promise<JobRow[]> {
+      return q<JobRow[]>`
+        WITH c AS (
+          SELECT id FROM jobs
+          WHERE ${jobGuard(q, "reap")} AND lease_expires_at < now()
+          ORDER BY lease_expires_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ), j AS (
+          UPDATE jobs SET
+            status = CASE WHEN jobs.cancel_requested THEN 'cancelled'::job_status
+                          WHEN jobs.attempts < jobs.max_attempts THEN 'queued'::job_status
+                          ELSE 'failed'::job_status END,
+            last_error = CASE WHEN jobs.cancel_requested THEN jobs.last_error
+                              ELSE jsonb_build_object('message', 'lease expired', 'code', 'lease_expired') END,
+            lease_token = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_token END,
+            lease_expires_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_expires_at END,
+            finished_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN now() END,
+            updated_at = now(), version = jobs.version + 1
+          FROM c
+          WHERE jobs.id = c.id AND ${jobGuard(q, "reap", "jobs.status")} AND jobs.lease_expires_at < now()
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j WHERE status IN ('failed', 'cancelled')),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+    },
+  };
+}
+
+export type JobsRepository = ReturnType<typeof jobsRepository>;
