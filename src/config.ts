@@ -1,0 +1,44 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0"])
+  .transform((v) => v === "true" || v === "1");
+
+const ConfigSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  JOBLINE_DATA_DIR: z.string().default("./.jobline"),
+  HOST: z.string().default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  JOBLINE_BOOTSTRAP_KEY: z.string().min(16).optional(),
+  JOBLINE_REAPER_INTERVAL_MS: z.coerce.number().int().min(50).default(5000),
+  JOBLINE_WEBHOOK_ALLOW_HOSTS: z.string().default(""),
+  JOBLINE_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  JOBLINE_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).default(1000),
+  JOBLINE_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  JOBLINE_RETENTION_DAYS: z.coerce.number().min(0).default(7),
+  JOBLINE_RETENTION_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
+  JOBLINE_BACKOFF_BASE_MS: z.coerce.number().int().min(0).default(1000),
+  JOBLINE_BACKOFF_MAX_MS: z.coerce.number().int().min(0).default(3_600_000),
+  JOBLINE_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
+  JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Validated once at start; a bad setting stops the process with a readable message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  const level = (process.env.TEST_LOG_LEVEL ?? "silent") as Config["LOG_LEVEL"];
+  return { ...loadConfig({}), LOG_LEVEL: level, ...overrides };
+}

@@ -1,0 +1,47 @@
+import pino from "pino";
+import type { Config } from "./config.js";
+import { connect, type Database } from "./db/client.js";
+import { createMetrics } from "./metrics.js";
+import { apiKeysRepository } from "./repositories/apiKeys.js";
+import { jobsRepository } from "./repositories/jobs.js";
+import { tenantsRepository } from "./repositories/tenants.js";
+import { createAuthService } from "./services/auth.js";
+import { createJobService } from "./services/jobs.js";
+import { createNotifier } from "./services/notifier.js";
+
+/**
+ * Repositories and services for both the API and the worker process. No
+ * fastify here: HTTP is one adapter over these services, the worker another.
+ */
+export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
+  const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
+  const { sql, db } = database;
+  const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
+  const metrics = createMetrics(sql);
+  const notifier = createNotifier(sql);
+  const repos = {
+    jobs: jobsRepository(sql),
+    apiKeys: apiKeysRepository(db),
+    tenants: tenantsRepository(sql),
+  };
+  const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
+  const jobService = createJobService({ jobs: repos.jobs, notifier, metrics, config });
+
+  return {
+    config,
+    databaseUrl,
+    database,
+    sql,
+    logger,
+    metrics,
+    notifier,
+    repos,
+    services: { auth, jobs: jobService },
+    async close() {
+      notifier.wakeAll();
+      await database.close();
+    },
+  };
+}
+
+export type Container = ReturnType<typeof createContainer>;

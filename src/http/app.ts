@@ -1,0 +1,119 @@
+import { randomUUID } from "node:crypto";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyBaseLogger, type FastifyError } from "fastify";
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Container } from "../container.js";
+import { problem, sendProblem } from "./problem.js";
+import type { Api } from "./types.js";
+import { apiKeyRoutes } from "./routes/apiKeys.js";
+import { healthRoutes } from "./routes/health.js";
+import { jobRoutes } from "./routes/jobs.js";
+import { processNextRoutes } from "./routes/processNext.js";
+import { queueRoutes } from "./routes/queues.js";
+import { tenantRoutes } from "./routes/tenants.js";
+
+export const BODY_LIMIT = 1024 * 1024;
+
+/** The fastify plugin tree. Only the entry point listens, reads the environment and handles signals. */
+export async function buildApp(c: Container, opts: { logRequests?: boolean } = {}): Promise<Api> {
+  const app = Fastify({
+    loggerInstance: c.logger.child({ component: "http" }) as FastifyBaseLogger,
+    disableRequestLogging: !opts.logRequests,
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // An empty body on a JSON POST (e.g. cancel, seal) is "no body", not a parse error.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: BODY_LIMIT }, (_req, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      const e = new Error("request body is not valid JSON") as FastifyError;
+      e.statusCode = 400;
+      e.code = "FST_ERR_CTP_INVALID_JSON_BODY";
+      done(e, undefined);
+    }
+  });
+
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    c.metrics.httpDuration.observe(
+      { method: req.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((v) => ({
+        path: `${error.validationContext ?? ""}${v.instancePath || ""}`,
+        message: v.message ?? "invalid",
+      }));
+      return sendProblem(
+        reply,
+        problem("invalid_request", issues.map((i) => `${i.path}: ${i.message}`).join("; "), 400, { errors: issues }),
+      );
+    }
+    const status = error.statusCode ?? 500;
+    if (status === 413) return sendProblem(reply, problem("payload_too_large", "request body exceeds 1 MiB", 413));
+    if (status === 415) return sendProblem(reply, problem("unsupported_media_type", error.message, 415));
+    if (status >= 400 && status < 500) return sendProblem(reply, problem("invalid_request", error.message, status));
+    const dbDown = /ECONNREFUSED|ECONNRESET|CONNECTION_|terminating connection|shutting down|starting up/i.test(
+      `${(error as { code?: string }).code ?? ""} ${error.message}`,
+    );
+    if (dbDown) return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
+    req.log.error({ err: error }, "unhandled error");
+    return sendProblem(reply, problem("internal", "internal error", 500));
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, problem("route_not_found", `no route ${req.method} ${req.url.split("?")[0]}`, 404)),
+  );
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "jobline",
+        version: "1.0.0",
+        description:
+          "HTTP job orchestration on PostgreSQL. Every state change is one atomic statement; errors are application/problem+json.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+
+  await app.register(async (api) => {
+    await healthRoutes(api, c);
+    await jobRoutes(api, c);
+    await processNextRoutes(api, c);
+    await queueRoutes(api, c);
+    await apiKeyRoutes(api, c);
+    await tenantRoutes(api, c);
+  });
+  return app;
+}

@@ -1,0 +1,26 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { hasRole, type Principal, type Role, scopeOf } from "../services/auth.js";
+import type { Container } from "../container.js";
+import { problem, sendProblem } from "./problem.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+/** preHandler factory: Bearer key → principal with one of `roles` (admin passes every check). */
+export function requireRole(c: Container, ...roles: Role[]) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const header = req.headers.authorization;
+    const m = typeof header === "string" ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
+    if (!m) return sendProblem(reply, problem("unauthorized", "missing or malformed Authorization: Bearer <api key>"));
+    const principal = await c.services.auth.authenticate(m[1]!);
+    if (!principal) return sendProblem(reply, problem("unauthorized", "unknown API key"));
+    if (!roles.some((r) => hasRole(principal, r)))
+      return sendProblem(reply, problem("forbidden", `this key lacks the role: ${roles.join(" or ")}`));
+    req.principal = principal;
+  };
+}
+
+export const scope = (req: FastifyRequest) => scopeOf(req.principal);

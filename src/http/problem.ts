@@ -1,0 +1,83 @@
+import type { FastifyReply } from "fastify";
+import { z } from "zod";
+import type { ErrorCode } from "../domain/outcomes.js";
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: "Problem", description: "RFC 9457 problem details with a stable `code`" });
+export type Problem = z.infer<typeof ProblemSchema>;
+
+const STATUS: Record<ErrorCode | string, number> = {
+  invalid: 400,
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  not_acceptable: 406,
+  not_queued: 409,
+  not_claimable: 409,
+  terminal: 409,
+  lease_lost: 409,
+  not_running: 409,
+  batch_sealed: 409,
+  batch_cancelled: 409,
+  batch_not_retryable: 409,
+  batch_not_cancellable: 409,
+  version_mismatch: 412,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  idempotency_mismatch: 422,
+  unavailable: 503,
+  internal: 500,
+};
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+export const statusOf = (code: string) => STATUS[code] ?? 400;
+
+export function problem(code: string, detail?: string, status = statusOf(code), extra: Partial<Problem> = {}): Problem {
+  return {
+    type: `urn:jobline:problem:${code}`,
+    title: TITLES[status] ?? "Error",
+    status,
+    detail: detail ?? code.replaceAll("_", " "),
+    code,
+    ...extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem) {
+  return reply.code(p.status).type("application/problem+json").send(p);
+}
+
+/** Maps a service's typed failure to its HTTP problem. */
+export function fail(reply: FastifyReply, e: { error: string; detail?: string | undefined }) {
+  return sendProblem(reply, problem(e.error, e.detail));
+}
+
+/** Error responses for a route's schema, so every one appears in the OpenAPI document. */
+export function errors(...codes: number[]) {
+  return Object.fromEntries([400, 401, 403, ...codes].map((c) => [c, ProblemSchema]));
+}

@@ -1,0 +1,78 @@
+import { z } from "zod";
+import type { Container } from "../../container.js";
+import { ROLES } from "../../services/auth.js";
+import { requireRole } from "../auth.js";
+import { errors, fail } from "../problem.js";
+import { IdParams } from "../schemas.js";
+import type { Api } from "../types.js";
+
+const KeyTenant = z.union([z.literal("*"), z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:\-]+$/)]);
+const ApiKeySchema = z
+  .object({ id: z.uuid(), tenant: z.string(), roles: z.array(z.enum(ROLES)), name: z.string().nullable(), prefix: z.string(), createdAt: z.string() })
+  .meta({ id: "ApiKey" });
+
+export async function apiKeyRoutes(app: Api, c: Container) {
+  const admin = requireRole(c, "admin");
+  const auth = c.services.auth;
+  const tags = ["api-keys"];
+
+  app.post(
+    "/v1/api-keys",
+    {
+      preHandler: admin,
+      schema: {
+        tags,
+        summary: "Create an API key (the key is shown once)",
+        body: z.strictObject({
+          tenant: KeyTenant,
+          roles: z.array(z.enum(ROLES)).min(1).max(3),
+          name: z.string().min(1).max(200).refine((s) => !s.includes("\u0000") && s.isWellFormed()).optional(),
+        }),
+        response: {
+          201: z.object({ id: z.uuid(), key: z.string(), tenant: z.string(), roles: z.array(z.enum(ROLES)) }).meta({ id: "ApiKeyCreated" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req, reply) => {
+      const out = await auth.createKeyAs(req.principal, req.body);
+      if (!out.ok) return fail(reply, out);
+      const k = out.value;
+      return reply.code(201).send({ id: k.id, key: k.key, tenant: k.tenant, roles: k.roles as (typeof ROLES)[number][] });
+    },
+  );
+
+  app.get(
+    "/v1/api-keys",
+    {
+      preHandler: admin,
+      schema: { tags, summary: "List API keys (never their secrets)", response: { 200: z.object({ items: z.array(ApiKeySchema) }), ...errors() } },
+    },
+    async (req) => {
+      const rows = await auth.listKeys(req.principal);
+      return {
+        items: rows.map((r) => ({
+          id: r.id,
+          tenant: r.tenant,
+          roles: r.roles as (typeof ROLES)[number][],
+          name: r.name,
+          prefix: r.prefix,
+          createdAt: r.createdAt.toISOString(),
+        })),
+      };
+    },
+  );
+
+  app.delete(
+    "/v1/api-keys/:id",
+    {
+      preHandler: admin,
+      schema: { tags, summary: "Delete an API key", params: IdParams, response: { 204: z.null().describe("deleted"), ...errors(404) } },
+    },
+    async (req, reply) => {
+      const out = await auth.deleteKeyAs(req.principal, req.params.id);
+      if (!out.ok) return fail(reply, out);
+      return reply.code(204).send(null);
+    },
+  );
+}

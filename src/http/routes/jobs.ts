@@ -1,0 +1,259 @@
+import { z } from "zod";
+import type { Container } from "../../container.js";
+import { JOB_STATUSES } from "../../domain/jobs.js";
+import { PLATFORM_TENANT } from "../../services/auth.js";
+import { claimedJobDto, jobDto } from "../../services/representation.js";
+import { requireRole, scope } from "../auth.js";
+import { errors, fail, problem, ProblemSchema, sendProblem } from "../problem.js";
+import {
+  ClaimedJobSchema,
+  IdParams,
+  IfMatchHeaders,
+  JobSchema,
+  JobSubmitBody,
+  JsonValue,
+  LeaseSeconds,
+  Name,
+  parseIfMatch,
+  Uuid,
+  WorkerId,
+} from "../schemas.js";
+import type { Api } from "../types.js";
+
+const cursorOf = (createdAt: string, id: string) => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
+function parseCursor(s: string): { createdAt: Date; id: string } | null {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [string, string];
+    const d = new Date(createdAt);
+    if (Number.isNaN(d.getTime()) || !Uuid.safeParse(id).success) return null;
+    return { createdAt: d, id };
+  } catch {
+    return null;
+  }
+}
+
+export async function jobRoutes(app: Api, c: Container) {
+  const svc = c.services.jobs;
+  const client = requireRole(c, "client");
+  const worker = requireRole(c, "worker");
+  const tags = ["jobs"];
+
+  app.post(
+    "/v1/jobs",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "Submit a job",
+        body: JobSubmitBody,
+        headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional() }),
+        response: { 201: JobSchema, 200: JobSchema, ...errors(413, 422) },
+      },
+    },
+    async (req, reply) => {
+      const { tenant: named, ...input } = req.body;
+      const own = req.principal.tenant;
+      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
+        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
+      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
+      if (!out.ok) return fail(reply, out);
+      reply.header("etag", `"${out.value.version}"`);
+      if (out.replay) return reply.code(200).send(jobDto(out.value));
+      return reply.code(201).header("location", `/v1/jobs/${out.value.id}`).send(jobDto(out.value));
+    },
+  );
+
+  app.get(
+    "/v1/jobs/:id",
+    {
+      preHandler: client,
+      schema: { tags, summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
+    },
+    async (req, reply) => {
+      const out = await svc.get(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+    },
+  );
+
+  app.get(
+    "/v1/jobs",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "List jobs, newest first (keyset pagination)",
+        querystring: z.strictObject({
+          queue: Name.optional(),
+          status: z.enum(JOB_STATUSES).optional(),
+          kind: Name.optional(),
+          batchId: Uuid.optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          cursor: z.string().max(512).optional(),
+        }),
+        response: {
+          200: z.object({ items: z.array(JobSchema), nextCursor: z.string().nullable() }).meta({ id: "JobList" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { cursor, limit, ...filters } = req.query;
+      const after = cursor === undefined ? undefined : parseCursor(cursor);
+      if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
+      const rows = await svc.list({ ...filters, tenant: scope(req), limit: limit + 1, after });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        items: page.map(jobDto),
+        nextCursor: rows.length > limit && last ? cursorOf(last.createdAt.toISOString(), last.id) : null,
+      };
+    },
+  );
+
+  app.post(
+    "/v1/jobs/:id/cancel",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
+        params: IdParams,
+        headers: IfMatchHeaders,
+        body: z.strictObject({}).optional(),
+        response: { 200: JobSchema, ...errors(404, 409, 412) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.cancel(req.params.id, scope(req), parseIfMatch(req.headers["if-match"]));
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+    },
+  );
+
+  app.post(
+    "/v1/jobs/:id/claim",
+    {
+      preHandler: worker,
+      schema: {
+        tags,
+        summary: "Claim one specific queued job (optimistic with If-Match)",
+        params: IdParams,
+        headers: IfMatchHeaders,
+        body: z.strictObject({ workerId: WorkerId, leaseSeconds: LeaseSeconds.optional() }),
+        response: { 200: ClaimedJobSchema, ...errors(404, 409, 412) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.claim(req.params.id, scope(req), {
+        workerId: req.body.workerId,
+        leaseSeconds: req.body.leaseSeconds ?? 60,
+        version: parseIfMatch(req.headers["if-match"]),
+      });
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(claimedJobDto(out.value));
+    },
+  );
+
+  app.post(
+    "/v1/jobs/:id/heartbeat",
+    {
+      preHandler: worker,
+      schema: {
+        tags,
+        summary: "Extend the lease; learn whether a cancel was requested",
+        params: IdParams,
+        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
+        response: {
+          200: z.object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean() }).meta({ id: "Heartbeat" }),
+          ...errors(404, 409),
+        },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60);
+      if (!out.ok) return fail(reply, out);
+      return { leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(), cancelRequested: out.value.cancelRequested };
+    },
+  );
+
+  app.post(
+    "/v1/jobs/:id/complete",
+    {
+      preHandler: worker,
+      schema: {
+        tags,
+        summary: "Complete a running job (idempotent for the same lease token)",
+        params: IdParams,
+        body: z.strictObject({ leaseToken: Uuid, result: JsonValue.optional() }),
+        response: { 200: JobSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.complete(req.params.id, scope(req), req.body.leaseToken, req.body.result ?? null);
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+    },
+  );
+
+  const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });
+  app.post(
+    "/v1/jobs/complete",
+    {
+      preHandler: worker,
+      schema: {
+        tags,
+        summary: "Complete many running jobs in one statement; each item is answered on its own",
+        body: z.strictObject({ items: z.array(CompleteItem).min(1).max(1000) }),
+        response: {
+          200: z
+            .object({
+              items: z.array(
+                z.object({ id: z.uuid(), status: z.number().int(), job: JobSchema.optional(), problem: ProblemSchema.optional() }),
+              ),
+            })
+            .meta({ id: "CompleteManyResult" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req) => {
+      const out = await svc.completeMany(scope(req), req.body.items);
+      return {
+        items: out.map(({ id, outcome }) =>
+          outcome.ok
+            ? { id, status: 200, job: jobDto(outcome.value) }
+            : { id, status: problem(outcome.error, outcome.detail).status, problem: problem(outcome.error, outcome.detail) },
+        ),
+      };
+    },
+  );
+
+  app.post(
+    "/v1/jobs/:id/fail",
+    {
+      preHandler: worker,
+      schema: {
+        tags,
+        summary: "Report a failure: retried with backoff while attempts remain",
+        params: IdParams,
+        body: z.strictObject({
+          leaseToken: Uuid,
+          error: z.strictObject({ message: z.string().max(10_000), code: z.string().max(200).optional() }).refine(
+            (e) => JsonValue.safeParse(e).success,
+            "contains characters PostgreSQL cannot store",
+          ),
+          retryable: z.boolean().default(true),
+          retryAfterSeconds: z.number().min(0).max(31_536_000).optional(),
+        }),
+        response: { 200: JobSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.fail(req.params.id, scope(req), req.body);
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+    },
+  );
+}

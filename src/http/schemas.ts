@@ -1,0 +1,118 @@
+import { z } from "zod";
+import { JOB_STATUSES } from "../domain/jobs.js";
+
+const MAX_DEPTH = 64;
+
+/**
+ * PostgreSQL's jsonb refuses \u0000 and lone surrogates, and very deep nesting
+ * can exhaust its stack: refuse those here as 400 rather than meet them as 500.
+ */
+export function jsonProblem(v: unknown, depth = 0): string | null {
+  if (depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+  if (typeof v === "string") return pgUnsafeString(v);
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const p = jsonProblem(x, depth + 1);
+      if (p) return p;
+    }
+    return null;
+  }
+  if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) {
+      const p = pgUnsafeString(k) ?? jsonProblem(x, depth + 1);
+      if (p) return p;
+    }
+  }
+  return null;
+}
+
+function pgUnsafeString(s: string): string | null {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what PostgreSQL refuses.
+  if (/\u0000/.test(s)) return "contains a NUL character";
+  if (!s.isWellFormed()) return "contains a lone UTF-16 surrogate";
+  return null;
+}
+
+export const JsonValue = z.unknown().superRefine((v, ctx) => {
+  const p = jsonProblem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+});
+
+const safeText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => pgUnsafeString(s) === null, "contains characters PostgreSQL cannot store");
+
+export const Name = safeText(128).regex(/^[A-Za-z0-9_.:\-]+$/, "letters, digits and _ . : - only");
+export const TenantName = safeText(128).regex(/^[A-Za-z0-9_.:\-]+$/, "letters, digits and _ . : - only");
+export const Uuid = z.uuid();
+export const WorkerId = safeText(200);
+export const LeaseSeconds = z.number().int().min(1).max(3600);
+export const WebhookUrl = z
+  .url({ protocol: /^https?$/ })
+  .max(2048)
+  .refine((s) => pgUnsafeString(s) === null, "invalid characters");
+
+export const IdParams = z.strictObject({ id: Uuid });
+
+export const JobSubmitFields = {
+  queue: Name,
+  kind: Name,
+  payload: JsonValue.optional(),
+  priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  groupKey: safeText(256).optional(),
+  runAt: z.iso.datetime({ offset: true }).optional(),
+  maxAttempts: z.number().int().min(1).max(100).optional(),
+  webhookUrl: WebhookUrl.optional(),
+};
+
+export const JobSubmitBody = z
+  .strictObject({
+    ...JobSubmitFields,
+    tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
+  })
+  .meta({ id: "JobSubmit" });
+
+const ErrorInfo = z.object({ message: z.string(), code: z.string().optional() }).passthrough();
+
+export const JobSchema = z
+  .object({
+    id: z.uuid(),
+    tenant: z.string(),
+    queue: z.string(),
+    kind: z.string(),
+    payload: z.unknown(),
+    priority: z.number().int(),
+    groupKey: z.string().nullable(),
+    runAt: z.string(),
+    status: z.enum(JOB_STATUSES),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    leaseExpiresAt: z.string().nullable(),
+    workerId: z.string().nullable(),
+    cancelRequested: z.boolean(),
+    result: z.unknown(),
+    lastError: ErrorInfo.nullable(),
+    batchId: z.uuid().nullable(),
+    idempotencyKey: z.string().nullable(),
+    webhookUrl: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    version: z.number().int(),
+  })
+  .meta({ id: "Job" });
+
+export const ClaimedJobSchema = JobSchema.extend({ leaseToken: z.uuid() }).meta({ id: "ClaimedJob" });
+
+export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optional() });
+
+/** `"3"`, `W/"3"` or `3` → 3; `*` → undefined (any version); anything else can match no version. */
+export function parseIfMatch(h: string | undefined): number | undefined {
+  if (h === undefined || h.trim() === "*") return undefined;
+  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(h);
+  return m ? Number(m[1]) : -1;
+}

@@ -1,0 +1,239 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Config } from "../config.js";
+import type { Queryable } from "../db/client.js";
+import { isTerminal, type JobStatus } from "../domain/jobs.js";
+import { err, ok } from "../domain/outcomes.js";
+import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
+import type { Metrics } from "../metrics.js";
+import type { Notifier } from "./notifier.js";
+
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/** `null` tenant scope means a platform key (tenant `*`) that sees every tenant. */
+export type TenantScope = string | null;
+
+export interface SubmitInput {
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority?: number | undefined;
+  groupKey?: string | undefined;
+  runAt?: string | undefined;
+  maxAttempts?: number | undefined;
+  webhookUrl?: string | undefined;
+}
+
+/** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
+
+export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
+  return {
+    tenant,
+    queue: i.queue,
+    kind: i.kind,
+    payload: i.payload ?? null,
+    priority: i.priority ?? 0,
+    groupKey: i.groupKey ?? null,
+    runAt: i.runAt ? new Date(i.runAt) : null,
+    maxAttempts: i.maxAttempts ?? 5,
+    webhookUrl: i.webhookUrl ?? null,
+    idempotencyKey: null,
+    requestHash: null,
+    batchId: null,
+    ...extra,
+  };
+}
+
+export function createJobService(deps: {
+  jobs: JobsRepository;
+  notifier: Notifier;
+  metrics: Metrics;
+  config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
+  random?: () => number;
+}) {
+  const { jobs, notifier, metrics } = deps;
+  const random = deps.random ?? Math.random;
+
+  const countWin = (from: JobStatus, rows: JobRow[]) => {
+    for (const r of rows) metrics.transitions.inc({ from, to: r.status });
+  };
+  const lost = (operation: string) => metrics.racesLost.inc({ operation });
+
+  async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
+    if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
+    const requestHash = idempotencyKey
+      ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
+      : null;
+    const row = await jobs.insert(
+      toNewJob(tenant, input, { idempotencyKey: idempotencyKey ?? null, requestHash }),
+    );
+    if (row) {
+      notifier.notify(row.queue);
+      return ok(row);
+    }
+    // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
+    const winner = await jobs.findByIdempotencyKey(tenant, idempotencyKey!);
+    if (!winner) return err("not_found", "the job for this idempotency key was removed; retry");
+    if (winner.requestHash !== requestHash)
+      return err("idempotency_mismatch", "this Idempotency-Key was used with a different request body");
+    return ok(winner, true);
+  }
+
+  async function get(id: string, scope: TenantScope) {
+    const row = await jobs.findById(id, scope);
+    return row ? ok(row) : err("not_found");
+  }
+
+  /** After a guarded write changed nothing, one read decides which loss it was. */
+  async function explainLoss(id: string, scope: TenantScope, version?: number) {
+    const row = await jobs.findById(id, scope);
+    if (!row) return { row: null, error: err("not_found") };
+    if (version !== undefined && row.version !== version)
+      return { row, error: err("version_mismatch", `current version is ${row.version}`) };
+    return { row, error: null };
+  }
+
+  async function cancel(id: string, scope: TenantScope, version?: number) {
+    // A concurrent claim or retry can move the job between the two guarded
+    // writes; each pass is atomic, so a few passes always settle.
+    for (let pass = 0; pass < 5; pass++) {
+      const cancelled = await jobs.cancelIfQueued(id, scope, version);
+      if (cancelled) {
+        countWin("queued", [cancelled]);
+        return ok(cancelled);
+      }
+      const requested = await jobs.requestCancelIfRunning(id, scope, version);
+      if (requested) return ok(requested);
+      const { row, error } = await explainLoss(id, scope, version);
+      if (error) return error;
+      if (isTerminal(row!.status)) {
+        lost("cancel");
+        return err("terminal", `job is ${row!.status}`);
+      }
+    }
+    return err("terminal", "job kept changing state; retry");
+  }
+
+  async function claimNext(f: {
+    queues: string[];
+    kinds?: string[] | undefined;
+    scope: TenantScope;
+    workerId: string;
+    leaseSeconds: number;
+    max: number;
+    waitMs: number;
+    signal?: AbortSignal | undefined;
+  }) {
+    const deadline = Date.now() + f.waitMs;
+    for (;;) {
+      const rows = await jobs.claimNext({ ...f, tenant: f.scope });
+      if (rows.length > 0) {
+        metrics.claims.inc({ outcome: "claimed" }, rows.length);
+        countWin("queued", rows);
+        return rows;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || f.signal?.aborted) {
+        metrics.claims.inc({ outcome: "empty" });
+        return rows;
+      }
+      // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
+      await notifier.wait(f.queues, Math.min(left, 1000), f.signal);
+    }
+  }
+
+  async function claim(id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
+    const row = await jobs.claimIfQueued(id, { ...a, tenant: scope });
+    if (row) {
+      metrics.claims.inc({ outcome: "claimed" });
+      countWin("queued", [row]);
+      return ok(row);
+    }
+    const { row: cur, error } = await explainLoss(id, scope, a.version);
+    if (error) return error;
+    metrics.claims.inc({ outcome: "lost_race" });
+    if (cur!.status !== "queued") return err("not_queued", `job is ${cur!.status}`);
+    return err("not_claimable", "job is scheduled for later or its batch is still preparing");
+  }
+
+  async function heartbeat(id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
+    const row = await jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope);
+    if (row) return ok(row);
+    const { error } = await explainLoss(id, scope);
+    lost("heartbeat");
+    return error ?? err("lease_lost", "the lease expired or belongs to another worker");
+  }
+
+  async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
+    const row = await jobs.completeIfLeased(id, leaseToken, result, scope, q);
+    if (row) {
+      countWin("running", [row]);
+      return ok(row);
+    }
+    const { row: cur, error } = await explainLoss(id, scope);
+    if (error) return error;
+    // The same call repeated by the lease holder: same job, no second transition.
+    if (cur!.status === "succeeded" && cur!.leaseToken === leaseToken) return ok(cur!, true);
+    lost("complete");
+    return cur!.status === "running"
+      ? err("lease_lost", "the lease expired or belongs to another worker")
+      : err("not_running", `job is ${cur!.status}`);
+  }
+
+  async function completeMany(scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) {
+    const won = await jobs.completeManyIfLeased(
+      items.map((i) => ({ ...i, result: i.result ?? null })),
+      scope,
+    );
+    countWin("running", won);
+    const byId = new Map(won.map((r) => [r.id, r]));
+    const out = [];
+    for (const i of items) {
+      const r = byId.get(i.id);
+      out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await complete(i.id, scope, i.leaseToken, i.result) });
+    }
+    return out;
+  }
+
+  async function fail(
+    id: string,
+    scope: TenantScope,
+    a: { leaseToken: string; error: { message: string; code?: string | undefined }; retryable: boolean; retryAfterSeconds?: number | undefined },
+  ) {
+    const row = await jobs.failIfLeased(id, {
+      ...a,
+      backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
+      backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
+      jitter: random(),
+      tenant: scope,
+    });
+    if (row) {
+      countWin("running", [row]);
+      if (row.status === "queued" && row.runAt.getTime() <= Date.now()) notifier.notify(row.queue);
+      return ok(row);
+    }
+    const { row: cur, error } = await explainLoss(id, scope);
+    if (error) return error;
+    if ((cur!.status === "failed" || cur!.status === "cancelled") && cur!.leaseToken === a.leaseToken)
+      return ok(cur!, true);
+    lost("fail");
+    return cur!.status === "running"
+      ? err("lease_lost", "the lease expired or belongs to another worker")
+      : err("not_running", `job is ${cur!.status}`);
+  }
+
+  return { submit, get, list: jobs.list, cancel, claimNext, claim, heartbeat, complete, completeMany, fail, newLeaseId: randomUUID };
+}
+
+export type JobService = ReturnType<typeof createJobService>;
