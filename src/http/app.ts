@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyBaseLogger, type FastifyError } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyError, LogController } from "fastify";
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -26,7 +26,7 @@ export const BODY_LIMIT = 1024 * 1024;
 export async function buildApp(c: Container, opts: { logRequests?: boolean } = {}): Promise<Api> {
   const app = Fastify({
     loggerInstance: c.logger.child({ component: "http" }) as FastifyBaseLogger,
-    disableRequestLogging: !opts.logRequests,
+    logController: new LogController({ disableRequestLogging: !opts.logRequests }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -106,6 +106,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(async (api) => {
     await healthRoutes(api, c);

@@ -1,0 +1,91 @@
+import { parseArgs } from "node:util";
+import { loadConfig } from "./config.js";
+import { createContainer } from "./container.js";
+import { migrate } from "./db/migrate.js";
+import { resolveDatabase, run } from "./server.js";
+import { ROLES, type Role } from "./services/auth.js";
+
+const HELP = `jobline <command> [options]
+
+Commands:
+  start                 API and worker in one process (embedded PostgreSQL without DATABASE_URL)
+  serve                 API only
+  worker                worker only: lease reaper, webhook delivery, retention
+  migrate               apply database migrations and exit
+  keys create --tenant T --role R [--role R2] [--name N]
+                        create an API key and print it once
+
+Configuration is read from the environment; see README.md.
+`;
+
+const say = (m: string) => process.stdout.write(`${m}\n`);
+
+async function main(argv: string[]) {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") return say(HELP);
+  if (rest.includes("--help") || rest.includes("-h")) return say(HELP);
+  const config = loadConfig();
+
+  switch (command) {
+    case "start":
+    case "serve":
+    case "worker": {
+      const rt = await run(config, { api: command !== "worker", worker: command !== "serve" }, say);
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        say(`${signal}: shutting down`);
+        const force = setTimeout(() => process.exit(1), config.JOBLINE_SHUTDOWN_TIMEOUT_MS + 5000);
+        force.unref();
+        rt.stop().then(
+          () => process.exit(0),
+          (e) => {
+            console.error(e);
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGTERM", () => shutdown("SIGTERM"));
+      process.on("SIGINT", () => shutdown("SIGINT"));
+      return;
+    }
+    case "migrate": {
+      const db = await resolveDatabase(config, say);
+      await migrate(db.url);
+      await db.stop();
+      return say("migrations applied");
+    }
+    case "keys": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { tenant: { type: "string" }, role: { type: "string", multiple: true }, name: { type: "string" } },
+      });
+      if (positionals[0] !== "create" || !values.tenant || !values.role?.length) return fail(`usage: jobline keys create --tenant T --role R`);
+      const roles = values.role.flatMap((r) => r.split(","));
+      const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+      if (bad.length) return fail(`unknown role(s): ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
+      const db = await resolveDatabase(config, (m) => process.stderr.write(`${m}\n`));
+      await migrate(db.url);
+      const c = createContainer({ ...config, LOG_LEVEL: "silent" }, db.url);
+      const k = await c.services.auth.createKey({ tenant: values.tenant, roles: roles as Role[], name: values.name });
+      await c.close();
+      await db.stop();
+      say(JSON.stringify({ id: k!.id, key: k!.key, tenant: k!.tenant, roles: k!.roles }));
+      return;
+    }
+    default:
+      return fail(`unknown command: ${command}\n\n${HELP}`);
+  }
+}
+
+function fail(msg: string) {
+  process.stderr.write(`${msg}\n`);
+  process.exit(2);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+import { resolve } from "node:path";
+import type { Config } from "./config.js";
+import { type Container, createContainer } from "./container.js";
+import { startEmbeddedPostgres } from "./db/embedded.js";
+import { migrate } from "./db/migrate.js";
+import { buildApp } from "./http/app.js";
+import { startMaintenance } from "./worker/maintenance.js";
+
+export interface Runtime {
+  c: Container;
+  url?: string;
+  stop: () => Promise<void>;
+}
+
+/** DATABASE_URL, or an embedded PostgreSQL under JOBLINE_DATA_DIR. */
+export async function resolveDatabase(config: Config, log: (m: string) => void) {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => {} };
+  const dataDir = resolve(config.JOBLINE_DATA_DIR);
+  log(`no DATABASE_URL: starting embedded PostgreSQL in ${dataDir}`);
+  const server = await startEmbeddedPostgres({ dataDir, persistent: true });
+  const admin = server.url("postgres");
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(admin, { max: 1, onnotice: () => {} });
+  const exists = await sql`SELECT 1 FROM pg_database WHERE datname = 'jobline'`;
+  if (exists.length === 0) await sql`CREATE DATABASE jobline`;
+  await sql.end();
+  return { url: server.url("jobline"), stop: () => server.stop() };
+}
+
+/** First start: make sure some admin key exists and print it once. */
+export async function ensureAdminKey(c: Container, log: (m: string) => void) {
+  if (c.config.JOBLINE_BOOTSTRAP_KEY) {
+    await c.services.auth.ensureBootstrapKey(c.config.JOBLINE_BOOTSTRAP_KEY);
+    return;
+  }
+  const admins = await c.sql`SELECT 1 FROM api_keys WHERE tenant = '*' AND 'admin' = ANY(roles) LIMIT 1`;
+  if (admins.length > 0) return;
+  const k = await c.services.auth.createKey({ tenant: "*", roles: ["admin"], name: "initial admin" });
+  log(`created the first admin API key (shown once, store it now): ${k!.key}`);
+}
+
+export async function run(config: Config, mode: { api: boolean; worker: boolean }, log: (m: string) => void): Promise<Runtime> {
+  const db = await resolveDatabase(config, log);
+  await migrate(db.url);
+  const c = createContainer(config, db.url, { application: mode.api ? "jobline-api" : "jobline-worker" });
+  await c.notifier.start();
+  await ensureAdminKey(c, log);
+  const stops: Array<() => Promise<void>> = [];
+  let url: string | undefined;
+  if (mode.api) {
+    const app = await buildApp(c, { logRequests: config.LOG_LEVEL === "debug" || config.LOG_LEVEL === "trace" });
+    url = await app.listen({ host: config.HOST, port: config.PORT });
+    log(`jobline API listening on ${url} (docs: ${url}/docs, dashboard: ${url}/dashboard)`);
+    stops.push(async () => {
+      c.notifier.wakeAll();
+      await app.close();
+    });
+  }
+  if (mode.worker) {
+    const m = startMaintenance(c);
+    log("jobline worker running (reaper, webhooks, retention)");
+    stops.unshift(() => m.stop());
+  }
+  return {
+    c,
+    url,
+    stop: async () => {
+      for (const s of stops) await s();
+      await c.close();
+      await db.stop();
+    },
+  };
+}

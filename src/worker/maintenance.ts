@@ -1,0 +1,48 @@
+import type { Container } from "../container.js";
+
+/** A loop that runs `tick` every `intervalMs` until stopped; a failed tick is logged and retried next time. */
+export function every(name: string, intervalMs: number, tick: () => Promise<unknown>, c: Container) {
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<unknown> | null = null;
+  let stopped = false;
+  const loop = async () => {
+    if (stopped) return;
+    running = tick().catch((e: unknown) => c.logger.warn({ err: e, loop: name }, "maintenance tick failed"));
+    await running;
+    running = null;
+    if (!stopped) timer = setTimeout(loop, intervalMs);
+  };
+  timer = setTimeout(loop, 0);
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+/** Lease reaper: one statement per sweep; safe in every replica at once. */
+export async function reapOnce(c: Container, limit = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = await c.repos.jobs.reapExpired(limit);
+    for (const r of rows) {
+      c.metrics.reaperRecoveries.inc({ to: r.status });
+      c.metrics.transitions.inc({ from: "running", to: r.status });
+      if (r.status === "queued") c.notifier.notify(r.queue);
+    }
+    total += rows.length;
+    if (rows.length < limit) return total;
+  }
+}
+
+/** The worker process's background duties. */
+export function startMaintenance(c: Container) {
+  const loops = [every("reaper", c.config.JOBLINE_REAPER_INTERVAL_MS, () => reapOnce(c), c)];
+  return {
+    async stop() {
+      await Promise.all(loops.map((l) => l.stop()));
+    },
+  };
+}
