@@ -69,7 +69,7 @@ export const fairKey = (tenant: string, groupKey: string | null) => `${tenant}\u
  */
 const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
   coalesce((SELECT fair_tag FROM jobs WHERE queue = ${queue} AND status = 'queued'
-            ORDER BY priority DESC, fair_tag, id LIMIT 1), 0)`;
+            ORDER BY priority DESC NULLS LAST, fair_tag, id LIMIT 1), 0)`;
 
 const byClaimOrder = (a: JobRow, b: JobRow) =>
   b.priority - a.priority || Number(a.fairTag) - Number(b.fairTag) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -177,7 +177,7 @@ export function jobsRepository(sql: Queryable) {
         f.after === undefined ? null : q`(created_at, id) < (${f.after.createdAt}, ${f.after.id})`,
       ].filter((c) => c !== null);
       const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
-      return q<JobRow[]>`SELECT * FROM jobs ${where} ORDER BY created_at DESC, id DESC LIMIT ${f.limit}`;
+      return q<JobRow[]>`SELECT * FROM jobs ${where} ORDER BY created_at DESC NULLS LAST, id DESC NULLS LAST LIMIT ${f.limit}`;
     },
 
     /**
@@ -196,7 +196,7 @@ export function jobsRepository(sql: Queryable) {
             ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
             AND (j.batch_id IS NULL OR NOT EXISTS (
               SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.status = 'preparing'))
-          ORDER BY j.priority DESC, j.fair_tag, j.id
+          ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
           LIMIT ${f.max}
           FOR UPDATE OF j SKIP LOCKED
         ), u AS (
