@@ -1,0 +1,310 @@
+import { type ClaimedJob, createJoblineClient, JoblineApiError, type JoblineClient } from "./client.js";
+
+/** What a handler gets besides the job. */
+export interface JobContext {
+  /**
+   * Aborted when the job must stop: a heartbeat reported `cancelRequested`
+   * (reason: `JobCancelRequestedError`) or the lease was lost (`LeaseLostError`).
+   * Pass it on to fetch() and friends. After a cancel request the outcome is still reported
+   * (a throw becomes `cancelled`, a return `succeeded`: the work was done); after a lost lease
+   * nothing is reported (the job is no longer ours).
+   */
+  signal: AbortSignal;
+  /** The worker's stop signal: aborted when the worker is asked to stop (the handler may finish or bail out). */
+  stopping: AbortSignal;
+  workerId: string;
+  /** Extends the lease now (heartbeats already run every third of the lease). */
+  heartbeat: () => Promise<void>;
+}
+
+export type JobHandler = (job: ClaimedJob, ctx: JobContext) => unknown;
+
+export interface RunHttpWorkerOptions {
+  /** Either `baseUrl` + `apiKey` (a key with the `worker` role), or an existing `client`. */
+  baseUrl?: string;
+  apiKey?: string;
+  client?: JoblineClient;
+  queues: string[];
+  /** One handler per job kind; only these kinds are leased. */
+  handlers: Record<string, JobHandler>;
+  /** Handlers running at once (default 1). */
+  concurrency?: number;
+  /** Lease per claim and per heartbeat, 1..3600 (default 60). Heartbeats run every third of it. */
+  leaseSeconds?: number;
+  /** Long-poll wait of each process-next call, 0..30000 (default 10000). */
+  waitMs?: number;
+  /** Stops the worker: the long poll is aborted, in-flight handlers finish, then the promise resolves. */
+  signal: AbortSignal;
+  workerId?: string;
+  /** Told about transport errors and lost leases (default: nothing). */
+  onError?: (error: unknown, job?: ClaimedJob) => void;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  succeeded: number;
+  /** Reported with POST /fail (whether the job was requeued, failed or cancelled). */
+  failed: number;
+  /** Neither completed nor failed by us: the lease was lost (the reaper or another worker owns the outcome). */
+  abandoned: number;
+}
+
+/** Throw this (or any error with `retryable = false`) from a handler to fail the job without retry. */
+export class NonRetryableError extends Error {
+  readonly retryable = false;
+  readonly code: string | undefined;
+  constructor(message: string, options?: { code?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "NonRetryableError";
+    this.code = options?.code;
+  }
+}
+
+export class JobCancelRequestedError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: cancel requested`);
+    this.name = "JobCancelRequestedError";
+  }
+}
+
+export class LeaseLostError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly status: number,
+  ) {
+    super(`job ${jobId}: lease lost (HTTP ${status})`);
+    this.name = "LeaseLostError";
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+
+const MAX_MESSAGE = 10_000;
+const MAX_CODE = 200;
+
+/** A string the API accepts: no NUL, no lone surrogate, bounded. */
+const clean = (s: string, max: number) => s.replaceAll("\u0000", "\uFFFD").toWellFormed().slice(0, max).toWellFormed();
+
+function errorInfo(err: unknown): { message: string; code?: string; retryable: boolean; retryAfterSeconds?: number } {
+  const e = (typeof err === "object" && err !== null ? err : {}) as {
+    message?: unknown;
+    code?: unknown;
+    retryable?: unknown;
+    retryAfterSeconds?: unknown;
+  };
+  const message = typeof e.message === "string" && e.message ? e.message : String(err);
+  const out: { message: string; code?: string; retryable: boolean; retryAfterSeconds?: number } = {
+    message: clean(message, MAX_MESSAGE) || "error",
+    retryable: e.retryable !== false,
+  };
+  if (typeof e.code === "string" && e.code) out.code = clean(e.code, MAX_CODE);
+  if (typeof e.retryAfterSeconds === "number" && Number.isFinite(e.retryAfterSeconds) && e.retryAfterSeconds >= 0)
+    out.retryAfterSeconds = Math.min(e.retryAfterSeconds, 31_536_000);
+  return out;
+}
+
+/** Lost-lease answers: the job is not ours any more (404 can only mean it was deleted). */
+const isLeaseLost = (status: number) => status === 404 || status === 409;
+/** Answers that will not change by retrying the same request. */
+const isFatal = (status: number) => status === 400 || status === 401 || status === 403;
+
+/**
+ * Runs job handlers against a jobline server over HTTP: long-polls `POST /v1/process-next`
+ * for as many jobs as there are free slots, runs each with its kind's handler, heartbeats
+ * every third of the lease, and reports `complete` (the handler's return value is the
+ * result) or `fail` (the thrown error's `message`/`code`; `retryable = false` fails it for
+ * good). Resolves when `signal` aborts and every in-flight handler has finished; rejects
+ * (after draining) when the server refuses the worker's requests (400/401/403).
+ */
+export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<WorkerStats> {
+  const { queues, handlers, signal } = options;
+  const concurrency = options.concurrency ?? 1;
+  const leaseSeconds = options.leaseSeconds ?? 60;
+  const waitMs = options.waitMs ?? 10_000;
+  const workerId = options.workerId ?? `http-worker-${globalThis.crypto.randomUUID().slice(0, 8)}`;
+  const onError = options.onError ?? (() => {});
+  const kinds = Object.keys(handlers);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("concurrency must be a positive integer");
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 3600) throw new RangeError("leaseSeconds must be 1..3600");
+  if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 30_000) throw new RangeError("waitMs must be 0..30000");
+  if (queues.length === 0) throw new RangeError("queues must not be empty");
+  if (kinds.length === 0) throw new RangeError("handlers must not be empty");
+  let client = options.client;
+  if (!client) {
+    if (!options.baseUrl || !options.apiKey) throw new TypeError("runHttpWorker: pass client, or baseUrl and apiKey");
+    client = createJoblineClient({ baseUrl: options.baseUrl, apiKey: options.apiKey });
+  }
+  const api = client;
+
+  const stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, abandoned: 0 };
+  const inFlight = new Set<Promise<void>>();
+  let slotFreed: () => void = () => {};
+  let fatal: unknown = null;
+
+  /** Retries a report (complete/fail are idempotent for one lease token) across transport errors and 5xx. */
+  async function report<R extends { response: Response; error?: unknown }>(job: ClaimedJob, call: () => Promise<R>): Promise<R | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await call();
+        if (r.response.status < 500 || attempt >= 5) return r;
+        onError(new JoblineApiError(r.response.status, r.error), job);
+      } catch (e) {
+        onError(e, job);
+        if (attempt >= 5) return null;
+      }
+      await sleep(Math.min(200 * 2 ** attempt, 5_000));
+    }
+  }
+
+  async function runJob(job: ClaimedJob): Promise<void> {
+    const ctl = new AbortController();
+    const heartbeat = async () => {
+      if (ctl.signal.aborted) return;
+      const r = await api.POST("/v1/jobs/{id}/heartbeat", {
+        params: { path: { id: job.id } },
+        body: { leaseToken: job.leaseToken, leaseSeconds },
+      });
+      if (r.data) {
+        if (r.data.cancelRequested) ctl.abort(new JobCancelRequestedError(job.id));
+      } else if (isLeaseLost(r.response.status)) {
+        ctl.abort(new LeaseLostError(job.id, r.response.status));
+      } else {
+        throw new JoblineApiError(r.response.status, r.error);
+      }
+    };
+    // Heartbeats chain (never overlap); a transport error is reported and retried at the next tick.
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let beating: Promise<void> = Promise.resolve();
+    let stopped = false;
+    const schedule = () => {
+      if (stopped) return;
+      timer = setTimeout(() => {
+        beating = heartbeat()
+          .catch((e: unknown) => onError(e, job))
+          .finally(schedule);
+      }, (leaseSeconds * 1000) / 3);
+    };
+    schedule();
+
+    let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
+    try {
+      const handler = handlers[job.kind];
+      if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
+      const ctx: JobContext = { signal: ctl.signal, stopping: signal, workerId, heartbeat };
+      outcome = { ok: true, result: await handler(job, ctx) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    } finally {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await beating;
+    }
+
+    if (ctl.signal.reason instanceof LeaseLostError) {
+      stats.abandoned++;
+      onError(ctl.signal.reason, job);
+      return;
+    }
+    if (outcome.ok) {
+      const body = outcome.result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result: outcome.result };
+      const r = await report(job, () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: job.id } }, body }));
+      if (r?.data) {
+        stats.succeeded++;
+        return;
+      }
+      if (r?.response.status !== 400) {
+        stats.abandoned++;
+        if (r) onError(new JoblineApiError(r.response.status, r.error), job);
+        return;
+      }
+      // The server refused the result itself (e.g. not storable as JSON): fail the job for good, saying why.
+      const refused = new JoblineApiError(400, r.error);
+      outcome = { ok: false, error: new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }) };
+    }
+    const info = errorInfo(outcome.error);
+    const r = await report(job, () =>
+      api.POST("/v1/jobs/{id}/fail", {
+        params: { path: { id: job.id } },
+        body: {
+          leaseToken: job.leaseToken,
+          error: info.code === undefined ? { message: info.message } : { message: info.message, code: info.code },
+          retryable: info.retryable,
+          ...(info.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: info.retryAfterSeconds }),
+        },
+      }),
+    );
+    if (r?.data) stats.failed++;
+    else {
+      stats.abandoned++;
+      if (r) onError(new JoblineApiError(r.response.status, r.error), job);
+    }
+  }
+
+  const start = (job: ClaimedJob) => {
+    stats.claimed++;
+    const p: Promise<void> = runJob(job)
+      .catch((e: unknown) => onError(e, job))
+      .finally(() => {
+        inFlight.delete(p);
+        slotFreed();
+      });
+    inFlight.add(p);
+  };
+
+  const untilSlotOrStop = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        slotFreed = () => {};
+        resolve();
+      };
+      slotFreed = done;
+      if (signal.aborted) return done();
+      signal.addEventListener("abort", done, { once: true });
+    });
+
+  let backoff = 0;
+  while (!signal.aborted && fatal === null) {
+    const free = concurrency - inFlight.size;
+    if (free <= 0) {
+      await untilSlotOrStop();
+      continue;
+    }
+    try {
+      const r = await api.POST("/v1/process-next", {
+        body: { queues, kinds, workerId, max: free, leaseSeconds, waitMs },
+        signal,
+      });
+      if (r.data) {
+        backoff = 0;
+        for (const job of r.data.jobs) start(job);
+        continue;
+      }
+      const err = new JoblineApiError(r.response.status, r.error);
+      if (isFatal(r.response.status)) {
+        fatal = err;
+        break;
+      }
+      onError(err);
+    } catch (e) {
+      if (signal.aborted) break;
+      onError(e);
+    }
+    backoff = Math.min(Math.max(backoff * 2, 250), 30_000);
+    await sleep(backoff, signal);
+  }
+
+  while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  if (fatal !== null) throw fatal;
+  return stats;
+}
