@@ -18,6 +18,7 @@ import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -115,6 +116,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     await queueRoutes(api, c);
     await apiKeyRoutes(api, c);
     await tenantRoutes(api, c);
+    await dashboardRoutes(api, c);
   });
   return app;
 }

@@ -1,0 +1,318 @@
+// jobline's side of `npm run bench`: each function gets a fresh, migrated database.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { testConfig } from "../src/config.js";
+import { createContainer } from "../src/container.js";
+import { freePort } from "../src/db/embedded.js";
+import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
+import { createWorker } from "../src/worker/handlers.js";
+
+const ROOT = join(import.meta.dirname, "..");
+
+export const noopJob = (queue = "bench"): NewJob => ({
+  tenant: "bench",
+  queue,
+  kind: "noop",
+  payload: {},
+  priority: 0,
+  groupKey: null,
+  runAt: null,
+  maxAttempts: 5,
+  webhookUrl: null,
+  idempotencyKey: null,
+  requestHash: null,
+  batchId: null,
+});
+
+/** Untimed set-up: N queued no-op jobs through the same multi-row insert batches use. */
+export async function seedJobs(url: string, n: number, queue = "bench") {
+  const sql = postgres(url, { max: 1, transform: postgres.camel, onnotice: () => {} });
+  const repo = jobsRepository(sql);
+  for (let i = 0; i < n; i += 5000) {
+    const chunk = Array.from({ length: Math.min(5000, n - i) }, () => noopJob(queue));
+    await sql.begin((tx) => repo.insertMany(chunk, tx));
+  }
+  await sql`VACUUM ANALYZE jobs`;
+  await sql.end();
+}
+
+/** Every job succeeded with exactly one attempt, and the runner saw each id once. */
+export async function verifyExactlyOnce(url: string, n: number, seen: Map<string, number>, label: string) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const [r] = await sql<{ ok: number; bad: number }[]>`
+    SELECT count(*) FILTER (WHERE status = 'succeeded' AND attempts = 1)::int AS ok,
+           count(*) FILTER (WHERE NOT (status = 'succeeded' AND attempts = 1))::int AS bad FROM jobs`;
+  await sql.end();
+  const dupes = [...seen.values()].filter((v) => v !== 1).length;
+  if (r!.ok !== n || r!.bad !== 0 || seen.size !== n || dupes !== 0)
+    throw new Error(`${label}: exactly-once violated: db ok=${r!.ok} bad=${r!.bad} seen=${seen.size} dupes=${dupes} of ${n}`);
+}
+
+const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
+
+/** In-process handlers (createWorker): claims and completes in batches through the service layer. */
+export async function joblineInProcess(url: string, o: { jobs: number; concurrency: number }) {
+  await seedJobs(url, o.jobs);
+  const c = createContainer(testConfig({ JOBLINE_DB_POOL_MAX: 10 }), url);
+  await c.notifier.start();
+  const seen = new Map<string, number>();
+  let first = 0;
+  const w = createWorker({
+    container: c,
+    queues: ["bench"],
+    concurrency: o.concurrency,
+    handlers: {
+      noop: async (job) => {
+        if (!first) first = performance.now();
+        seen.set(job.id, (seen.get(job.id) ?? 0) + 1);
+        return null;
+      },
+    },
+  });
+  // Completions are counted by the service's own transition metric: no extra queries while timing.
+  const succeeded = async () =>
+    (await c.metrics.transitions.get()).values.find((v) => v.labels.to === "succeeded")?.value ?? 0;
+  const deadline = Date.now() + 300_000;
+  while ((await succeeded()) < o.jobs) {
+    if (Date.now() > deadline) throw new Error("jobline in-process: timed out");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const last = performance.now();
+  await w.stop();
+  await c.close();
+  await verifyExactlyOnce(url, o.jobs, seen, "jobline in-process");
+  return timed(first, last, o.jobs);
+}
+
+export interface ApiProcess {
+  url: string;
+  key: string;
+  child: ChildProcess;
+  rssMb: () => number;
+  stop: () => Promise<void>;
+}
+
+/** `jobline serve` as a child process, so API and clients do not share an event loop. */
+export async function startApi(databaseUrl: string): Promise<ApiProcess> {
+  const port = await freePort();
+  const key = `bench_${randomBytes(16).toString("hex")}`;
+  const child = spawn(process.execPath, [join(ROOT, "bin", "jobline.js"), "serve"], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: key, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill("SIGKILL");
+      throw new Error("jobline serve did not become ready");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    key,
+    child,
+    rssMb: () => {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+      return m ? Number(m[1]) / 1024 : Number.NaN;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+        child.once("exit", () => {
+          clearTimeout(t);
+          resolve();
+        });
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+async function post<T>(api: { url: string; key: string }, path: string, body: unknown): Promise<{ status: number; body: T }> {
+  const r = await fetch(api.url + path, {
+    method: "POST",
+    headers: { authorization: `Bearer ${api.key}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as T };
+}
+
+interface Claimed {
+  id: string;
+  leaseToken: string;
+}
+
+/** 16 polling clients over HTTP: process-next with `max`, then complete (batch ack when max > 1). */
+export async function joblineHttp(url: string, o: { jobs: number; clients: number; max: number }, onApi?: (a: ApiProcess) => void) {
+  await seedJobs(url, o.jobs);
+  const api = await startApi(url);
+  onApi?.(api);
+  const seen = new Map<string, number>();
+  let first = 0;
+  let last = 0;
+  try {
+    await withTimeout(
+      Promise.all(
+        Array.from({ length: o.clients }, async (_, i) => {
+          for (;;) {
+            const r = await post<{ jobs: Claimed[] }>(api, "/v1/process-next", { queues: ["bench"], workerId: `c${i}`, max: o.max });
+            if (r.status !== 200) throw new Error(`process-next ${r.status}`);
+            if (r.body.jobs.length === 0) return;
+            if (!first) first = performance.now();
+            for (const j of r.body.jobs) seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
+            if (o.max === 1) {
+              const j = r.body.jobs[0]!;
+              const c = await post(api, `/v1/jobs/${j.id}/complete`, { leaseToken: j.leaseToken });
+              if (c.status !== 200) throw new Error(`complete ${c.status}`);
+            } else {
+              const c = await post<{ items: { status: number }[] }>(api, "/v1/jobs/complete", {
+                items: r.body.jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })),
+              });
+              if (c.status !== 200 || c.body.items.some((x) => x.status !== 200)) throw new Error(`batch complete ${c.status}`);
+            }
+            last = performance.now();
+          }
+        }),
+      ),
+      300_000,
+      "jobline http",
+    );
+  } finally {
+    await api.stop();
+  }
+  await verifyExactlyOnce(url, o.jobs, seen, `jobline http max ${o.max}`);
+  return timed(first, last, o.jobs);
+}
+
+/** The ceiling: jobline's own claim + complete statements in a bare postgres.js loop, same pool size. */
+export async function ceiling(url: string, o: { jobs: number; batch: number; pool: number }) {
+  await seedJobs(url, o.jobs);
+  const sql = postgres(url, { max: o.pool, transform: postgres.camel, onnotice: () => {} });
+  const repo = jobsRepository(sql);
+  const seen = new Map<string, number>();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: o.pool }, async (_, w) => {
+      for (;;) {
+        const rows = await repo.claimNext({ queues: ["bench"], tenant: null, workerId: `w${w}`, leaseSeconds: 60, max: o.batch });
+        if (rows.length === 0) return;
+        for (const r of rows) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
+        if (o.batch === 1) await repo.completeIfLeased(rows[0]!.id, rows[0]!.leaseToken!, null, null);
+        else await repo.completeManyIfLeased(rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken!, result: null })), null);
+      }
+    }),
+  );
+  const t1 = performance.now();
+  await sql.end();
+  await verifyExactlyOnce(url, o.jobs, seen, `ceiling batch ${o.batch}`);
+  return timed(t0, t1, o.jobs);
+}
+
+/** Single submits over HTTP from `clients` concurrent clients. */
+export async function httpSubmit(url: string, o: { jobs: number; clients: number }) {
+  const api = await startApi(url);
+  let next = 0;
+  const t0 = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: o.clients }, async () => {
+        while (next++ < o.jobs) {
+          const r = await post(api, "/v1/jobs", { queue: "bench", kind: "noop", payload: { n: next } });
+          if (r.status !== 201) throw new Error(`submit ${r.status}`);
+        }
+      }),
+    );
+  } finally {
+    await api.stop();
+  }
+  return timed(t0, performance.now(), o.jobs);
+}
+
+/** One POST /v1/batches of `size` jobs; returns milliseconds. */
+export async function batchSubmit(url: string, o: { size: number }) {
+  const api = await startApi(url);
+  try {
+    const jobs = Array.from({ length: o.size }, (_, i) => ({ queue: "bench", kind: "noop", payload: { i } }));
+    const t0 = performance.now();
+    const r = await post<{ total?: number }>(api, "/v1/batches", { jobs });
+    const ms = performance.now() - t0;
+    if (r.status !== 201) throw new Error(`batch submit ${r.status}`);
+    return ms;
+  } finally {
+    await api.stop();
+  }
+}
+
+/** Submit → start for a waiting HTTP long poll, one job at a time. */
+export async function joblineLatency(url: string, o: { samples: number }) {
+  const api = await startApi(url);
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < o.samples; i++) {
+      const poll = post<{ jobs: Claimed[] }>(api, "/v1/process-next", { queues: ["lat"], workerId: "lat", waitMs: 10_000 });
+      // Let the poll reach its wait before submitting.
+      await new Promise((r) => setTimeout(r, 5));
+      const t0 = performance.now();
+      await post(api, "/v1/jobs", { queue: "lat", kind: "noop" });
+      const r = await poll;
+      out.push(performance.now() - t0);
+      const j = r.body.jobs[0];
+      if (!j) throw new Error("long poll returned empty");
+      await post(api, `/v1/jobs/${j.id}/complete`, { leaseToken: j.leaseToken });
+    }
+  } finally {
+    await api.stop();
+  }
+  return out;
+}
+
+/**
+ * Median of 1,000 single claims (each completed at once, so the queue depth stays put)
+ * with `queued` jobs waiting and `finished` succeeded rows present.
+ */
+export async function claimLatency(url: string, o: { queued: number; finished: number; samples?: number }) {
+  const sql = postgres(url, { max: 1, transform: postgres.camel, onnotice: () => {} });
+  const fill = async (n: number, status: "queued" | "succeeded") => {
+    for (let i = 0; i < n; i += 200_000) {
+      const k = Math.min(200_000, n - i);
+      await sql.unsafe(
+        status === "queued"
+          ? `INSERT INTO jobs (tenant, queue, kind, payload, fair_tag) SELECT 'bench', 'bench', 'noop', '{}', g FROM generate_series(${i + 1}, ${i + k}) g`
+          : `INSERT INTO jobs (tenant, queue, kind, payload, status, attempts, finished_at, lease_token, started_at)
+             SELECT 'bench', 'bench', 'noop', '{}', 'succeeded', 1, now(), gen_random_uuid(), now() FROM generate_series(1, ${k})`,
+      );
+    }
+  };
+  await fill(o.queued, "queued");
+  await fill(o.finished, "succeeded");
+  await sql`VACUUM ANALYZE jobs`;
+  const repo = jobsRepository(sql);
+  const samples: number[] = [];
+  for (let i = 0; i < (o.samples ?? 1000); i++) {
+    const t0 = performance.now();
+    const rows = await repo.claimNext({ queues: ["bench"], tenant: null, workerId: "lat", leaseSeconds: 60, max: 1 });
+    samples.push(performance.now() - t0);
+    const r = rows[0]!;
+    await repo.completeIfLeased(r.id, r.leaseToken!, null, null);
+  }
+  await sql.end();
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, label: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, rej) => {
+      t = setTimeout(() => rej(new Error(`${label}: timed out after ${ms} ms`)), ms);
+    }),
+  ]);
+}
