@@ -13,14 +13,22 @@ export interface Database {
 }
 
 export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
-  const sql = postgres(url, {
-    max: opts.max ?? 20,
-    transform: postgres.camel,
+  const options = {
     onnotice: () => {},
     idle_timeout: 30,
     connect_timeout: 5,
     connection: { application_name: opts.application ?? "jobline" },
-  });
-  const db = drizzle(sql, { schema });
-  return { sql, db, close: () => sql.end({ timeout: 5 }) };
+  };
+  const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: postgres.camel });
+  // drizzle rewrites its client's type parsers (timestamps stay strings), so it
+  // gets a small pool of its own and the repositories keep real Dates.
+  const drizzleClient = postgres(url, { ...options, max: 4 });
+  const db = drizzle(drizzleClient, { schema });
+  return {
+    sql,
+    db,
+    close: async () => {
+      await Promise.all([sql.end({ timeout: 5 }), drizzleClient.end({ timeout: 5 })]);
+    },
+  };
 }

@@ -88,7 +88,7 @@ export function jobsRepository(sql: Queryable) {
         )
         INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
-        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::jsonb, ${j.priority},
+        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
         FROM g
@@ -138,7 +138,7 @@ export function jobsRepository(sql: Queryable) {
                coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
         FROM unnest(
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
-          ${col((j) => JSON.stringify(j.payload))}::jsonb[], ${col((j) => j.priority)}::int[],
+          ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
           ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
           ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[]
         ) AS t(tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
@@ -281,7 +281,7 @@ export function jobsRepository(sql: Queryable) {
     async completeIfLeased(id: string, leaseToken: string, result: unknown, tenant: string | null, q: Queryable = sql) {
       const rows = await q<JobRow[]>`
         WITH j AS (
-          UPDATE jobs SET status = 'succeeded', result = ${JSON.stringify(result ?? null)}::jsonb,
+          UPDATE jobs SET status = 'succeeded', result = ${JSON.stringify(result ?? null)}::text::jsonb,
                  finished_at = now(), updated_at = now(), version = version + 1
           WHERE id = ${id} AND ${jobGuard(q, "complete")} AND lease_token = ${leaseToken}
             ${tenant === null ? q`` : q`AND tenant = ${tenant}`}
@@ -305,7 +305,7 @@ export function jobsRepository(sql: Queryable) {
       return q<JobRow[]>`
         WITH input AS (
           SELECT * FROM unnest(${items.map((i) => i.id)}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
-                               ${items.map((i) => JSON.stringify(i.result ?? null))}::jsonb[]) AS t(id, lease_token, result)
+                               ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[]) AS t(id, lease_token, result)
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = input.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
@@ -349,7 +349,7 @@ export function jobsRepository(sql: Queryable) {
       const rows = await q<JobRow[]>`
         WITH j AS (
           UPDATE jobs SET status = ${next},
-                 last_error = ${JSON.stringify(a.error)}::jsonb,
+                 last_error = ${JSON.stringify(a.error)}::text::jsonb,
                  run_at = CASE WHEN ${next} = 'queued' THEN now() + make_interval(secs => (${retryDelayMs}) / 1000.0) ELSE jobs.run_at END,
                  lease_token = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_token END,
                  lease_expires_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_expires_at END,

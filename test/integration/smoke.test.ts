@@ -31,6 +31,9 @@ describe("submit → process-next → complete", () => {
     expect(get.body.status).toBe("succeeded");
     expect(get.body.payload).toEqual({ a: 1 });
     expect(get.body.result).toEqual({ ok: true });
+    // Stored as JSON objects, not as JSON-encoded strings.
+    const [types] = await env.c.sql`SELECT jsonb_typeof(payload) AS p, jsonb_typeof(result) AS r FROM jobs WHERE id = ${job.id}`;
+    expect(types).toEqual({ p: "object", r: "object" });
     const bad = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "q", kind: "k", extra: 1 });
     expect(bad.status).toBe(400);
     expect(bad.headers["content-type"]).toMatch(/application\/problem\+json/);
