@@ -1,0 +1,273 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createJoblineClient,
+  type Job,
+  JoblineApiError,
+  type JoblineClient,
+  NonRetryableError,
+  runHttpWorker,
+  unwrap,
+  type WorkerStats,
+} from "../../clients/typescript/src/index.js";
+import { freePort } from "../../src/db/embedded.js";
+import { createTestDatabase } from "../helpers/db.js";
+
+/**
+ * The SDK against the real server process (`jobline start`: API + worker in one process):
+ * keys, webhook secret, submit, runHttpWorker, signed webhooks, all through the SDK.
+ */
+
+const ROOT = new URL("../../", import.meta.url);
+
+interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** Polls `probe` until it returns a value (not undefined), or fails after `ms`. */
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let server: ChildProcess | null = null;
+let serverExit: Promise<void> = Promise.resolve();
+let output = "";
+let receiver: Server;
+let hookUrl = "";
+const deliveries: Delivery[] = [];
+let baseUrl = "";
+const bootstrapKey = randomBytes(16).toString("hex"); // 32 characters
+const stopWorker = new AbortController();
+let workerRun: Promise<WorkerStats> | null = null;
+const handled: string[] = [];
+
+let admin: JoblineClient;
+let client: JoblineClient;
+let workerKey = "";
+let secret = "";
+
+async function stopServer() {
+  const p = server;
+  if (!p || p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
+  const pid = p.pid;
+  process.kill(pid, "SIGTERM");
+  const killed = await Promise.race([serverExit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+  if (!killed && p.exitCode === null && p.signalCode === null) {
+    process.kill(pid, "SIGKILL");
+    await serverExit;
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase("sdk_e2e");
+
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  const addr = receiver.address();
+  hookUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}/hook`;
+
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  server = spawn(process.execPath, ["bin/jobline.js", "start"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      JOBLINE_BOOTSTRAP_KEY: bootstrapKey,
+      JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
+      JOBLINE_REAPER_INTERVAL_MS: "500",
+      JOBLINE_WEBHOOK_RETRY_BASE_MS: "100",
+      JOBLINE_SHUTDOWN_TIMEOUT_MS: "5000",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const child = server;
+  serverExit = new Promise<void>((r) => child.once("exit", () => r()));
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+
+  await until(
+    "the server's /readyz",
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`server exited (${child.exitCode ?? child.signalCode}):\n${output}`);
+      try {
+        const r = await fetch(`${baseUrl}/readyz`);
+        return r.ok ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    90_000,
+  );
+
+  admin = createJoblineClient({ baseUrl, apiKey: bootstrapKey });
+  const clientKey = await unwrap(admin.POST("/v1/api-keys", { body: { tenant: "acme", roles: ["client"], name: "sdk e2e client" } }));
+  const wk = await unwrap(admin.POST("/v1/api-keys", { body: { tenant: "acme", roles: ["worker"], name: "sdk e2e worker" } }));
+  expect(clientKey.tenant).toBe("acme");
+  expect(wk.roles).toEqual(["worker"]);
+  workerKey = wk.key;
+  client = createJoblineClient({ baseUrl, apiKey: clientKey.key });
+  secret = (await unwrap(admin.GET("/v1/tenants/{tenant}/webhook-secret", { params: { path: { tenant: "acme" } } }))).secret;
+  expect(secret).toMatch(/^whsec_/);
+
+  workerRun = runHttpWorker({
+    baseUrl,
+    apiKey: workerKey,
+    queues: ["sdk-e2e"],
+    concurrency: 2,
+    waitMs: 5_000,
+    workerId: "sdk-e2e-worker",
+    signal: stopWorker.signal,
+    handlers: {
+      double: async (job) => {
+        handled.push(job.id);
+        const { n } = job.payload as { n: number };
+        return { doubled: n * 2, attempt: job.attempts };
+      },
+      reject: async (job) => {
+        handled.push(job.id);
+        throw new NonRetryableError(`cannot process ${(job.payload as { what: string }).what}`, { code: "unprocessable" });
+      },
+    },
+  });
+  // Surface a worker crash at once rather than as a timeout.
+  workerRun.catch(() => {});
+});
+
+afterAll(async () => {
+  stopWorker.abort();
+  try {
+    await workerRun?.catch(() => {});
+  } finally {
+    try {
+      await stopServer();
+    } finally {
+      await new Promise<void>((r) => receiver?.close(() => r()) ?? r());
+      await db?.drop();
+    }
+  }
+});
+
+const getJob = (id: string) => unwrap(client.GET("/v1/jobs/{id}", { params: { path: { id } } }));
+
+/** The receiver's deliveries of `type` for `jobId`, each verified against the tenant secret. */
+function eventsFor(jobId: string, type: string): Array<{ type: string; timestamp: string; data: Job }> {
+  const wh = new Webhook(secret);
+  const out: Array<{ type: string; timestamp: string; data: Job }> = [];
+  for (const d of deliveries) {
+    const headers = {
+      "webhook-id": String(d.headers["webhook-id"]),
+      "webhook-timestamp": String(d.headers["webhook-timestamp"]),
+      "webhook-signature": String(d.headers["webhook-signature"]),
+    };
+    const event = wh.verify(d.body, headers) as { type: string; timestamp: string; data: Job };
+    if (event.type === type && event.data.id === jobId) out.push(event);
+  }
+  return out;
+}
+
+describe("TypeScript SDK against `jobline start`", () => {
+  it("refuses a key without the role, as a typed problem", async () => {
+    const r = await client.POST("/v1/process-next", { body: { queues: ["sdk-e2e"], workerId: "not-a-worker" } });
+    expect(r.data).toBeUndefined();
+    expect(r.response.status).toBe(403);
+    expect(r.error?.code).toBe("forbidden");
+    await expect(unwrap(client.POST("/v1/process-next", { body: { queues: ["x"], workerId: "w" } }))).rejects.toBeInstanceOf(
+      JoblineApiError,
+    );
+  });
+
+  it("submit (idempotent) → runHttpWorker completes it → signed job.succeeded webhook", async () => {
+    const body = { queue: "sdk-e2e", kind: "double", payload: { n: 21 }, webhookUrl: hookUrl };
+    const first = await client.POST("/v1/jobs", { body, params: { header: { "idempotency-key": "sdk-e2e-1" } } });
+    expect(first.response.status).toBe(201);
+    const job = first.data!;
+    expect(job.status).toBe("queued");
+    const replay = await client.POST("/v1/jobs", { body, params: { header: { "idempotency-key": "sdk-e2e-1" } } });
+    expect(replay.response.status).toBe(200);
+    expect(replay.data?.id).toBe(job.id);
+
+    const done = await until("the job to succeed", async () => {
+      const j = await getJob(job.id);
+      return j.status === "succeeded" ? j : undefined;
+    });
+    expect(done.result).toEqual({ doubled: 42, attempt: 1 });
+    expect(done.workerId).toBe("sdk-e2e-worker");
+    expect(done.attempts).toBe(1);
+    expect(handled.filter((id) => id === job.id)).toHaveLength(1);
+
+    // Needs the webhook dispatcher of `jobline start` (src/worker/).
+    const [event] = await until("the signed job.succeeded webhook", () => {
+      const events = eventsFor(job.id, "job.succeeded");
+      return events.length > 0 ? events : undefined;
+    });
+    expect(event!.data.status).toBe("succeeded");
+    expect(event!.data.result).toEqual({ doubled: 42, attempt: 1 });
+  });
+
+  it("a handler throwing NonRetryableError fails the job at once (no retry), with a signed job.failed webhook", async () => {
+    const job = await unwrap(
+      client.POST("/v1/jobs", { body: { queue: "sdk-e2e", kind: "reject", payload: { what: "that" }, maxAttempts: 5, webhookUrl: hookUrl } }),
+    );
+    const failed = await until("the job to fail", async () => {
+      const j = await getJob(job.id);
+      return j.status === "failed" ? j : undefined;
+    });
+    expect(failed.attempts).toBe(1);
+    expect(failed.lastError).toMatchObject({ message: "cannot process that", code: "unprocessable" });
+    expect(handled.filter((id) => id === job.id)).toHaveLength(1);
+
+    const [event] = await until("the signed job.failed webhook", () => {
+      const events = eventsFor(job.id, "job.failed");
+      return events.length > 0 ? events : undefined;
+    });
+    expect(event!.data.status).toBe("failed");
+  });
+
+  it("a tampered delivery does not verify", async () => {
+    const d = await until("some delivery", () => deliveries[0]);
+    const headers = {
+      "webhook-id": String(d.headers["webhook-id"]),
+      "webhook-timestamp": String(d.headers["webhook-timestamp"]),
+      "webhook-signature": String(d.headers["webhook-signature"]),
+    };
+    expect(() => new Webhook(secret).verify(`${d.body} `, headers)).toThrow();
+  });
+
+  it("stops on abort: the long poll is cut and the promise resolves with the counts", async () => {
+    stopWorker.abort();
+    const stats = await workerRun!;
+    expect(stats).toMatchObject({ claimed: 2, succeeded: 1, failed: 1, abandoned: 0 });
+    // Nothing is leased to the stopped worker afterwards.
+    const later = await unwrap(client.POST("/v1/jobs", { body: { queue: "sdk-e2e", kind: "double", payload: { n: 1 } } }));
+    const running = await unwrap(client.GET("/v1/jobs", { params: { query: { queue: "sdk-e2e", status: "running" } } }));
+    expect(running.items).toHaveLength(0);
+    expect((await getJob(later.id)).status).toBe("queued");
+  });
+});
