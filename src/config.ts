@@ -16,6 +16,8 @@ const ConfigSchema = z.object({
   JOBLINE_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
   JOBLINE_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).default(1000),
   JOBLINE_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  JOBLINE_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+  JOBLINE_WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(500),
   JOBLINE_RETENTION_DAYS: z.coerce.number().min(0).default(7),
   JOBLINE_RETENTION_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   JOBLINE_BACKOFF_BASE_MS: z.coerce.number().int().min(0).default(1000),
@@ -24,6 +26,8 @@ const ConfigSchema = z.object({
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
+  // A module (path or specifier) whose default export is createWorker's options minus `container`.
+  JOBLINE_HANDLERS_MODULE: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -4,6 +4,7 @@ import { connect, type Database } from "./db/client.js";
 import { createMetrics } from "./metrics.js";
 import { apiKeysRepository } from "./repositories/apiKeys.js";
 import { jobsRepository } from "./repositories/jobs.js";
+import { outboxRepository } from "./repositories/outbox.js";
 import { tenantsRepository } from "./repositories/tenants.js";
 import { createAuthService } from "./services/auth.js";
 import { createJobService } from "./services/jobs.js";
@@ -23,6 +24,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     jobs: jobsRepository(sql),
     apiKeys: apiKeysRepository(db),
     tenants: tenantsRepository(sql),
+    outbox: outboxRepository(sql),
   };
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ jobs: repos.jobs, notifier, metrics, config });

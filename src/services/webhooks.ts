@@ -1,0 +1,288 @@
+import { createHmac } from "node:crypto";
+import dns from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { Metrics } from "../metrics.js";
+import type { OutboxDelivery, OutboxRepository } from "../repositories/outbox.js";
+import type { JobRow } from "../repositories/jobs.js";
+import type { TenantsRepository } from "../repositories/tenants.js";
+import { camelize, jobDto } from "./representation.js";
+
+/** Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`, key = base64-decoded secret after `whsec_`. */
+export function signWebhook(secret: string, msgId: string, timestamp: number, body: string): string {
+  const key = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
+  return `v1,${createHmac("sha256", key).update(`${msgId}.${timestamp}.${body}`).digest("base64")}`;
+}
+
+/** Columns of a batch row that are bookkeeping, not representation. */
+const BATCH_INTERNAL = new Set(["generation", "remaining"]);
+
+/** The event's `data`: the public representation of the row the finalising statement returned. */
+export function eventData(eventType: string, snapshot: Record<string, unknown>): unknown {
+  if (eventType.startsWith("job.")) return jobDto(camelize<JobRow>(snapshot));
+  // No batch representation exists in services/ yet: the snapshot, camelCased, without bookkeeping columns.
+  const batch = camelize<Record<string, unknown>>(snapshot);
+  for (const k of BATCH_INTERNAL) delete batch[k];
+  return batch;
+}
+
+export function eventBody(d: Pick<OutboxDelivery, "eventType" | "dataText" | "createdAt">): string {
+  const data = eventData(d.eventType, JSON.parse(d.dataText) as Record<string, unknown>);
+  return JSON.stringify({ type: d.eventType, timestamp: d.createdAt.toISOString(), data });
+}
+
+/**
+ * Destinations a tenant-supplied URL must not reach: loopback, private,
+ * link-local (cloud metadata), CGNAT, unspecified, multicast and reserved
+ * ranges. IPv4-mapped IPv6 addresses match the IPv4 rules.
+ */
+const BLOCKED = (() => {
+  const b = new net.BlockList();
+  const v4: Array<[string, number]> = [
+    ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16],
+    ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 4], ["240.0.0.0", 4],
+  ];
+  const v6: Array<[string, number]> = [
+    ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
+  ];
+  for (const [a, p] of v4) b.addSubnet(a, p, "ipv4");
+  for (const [a, p] of v6) b.addSubnet(a, p, "ipv6");
+  return b;
+})();
+
+export function isBlockedAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  return BLOCKED.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+/** Delivery refused by policy: final, never retried. */
+export class RefusedDestination extends Error {}
+
+const hostOf = (u: URL) => u.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+
+/**
+ * The address check runs inside the connection's own DNS lookup, so the
+ * address that is checked is the address that is connected to (no window
+ * for DNS rebinding between a check and the request).
+ */
+const guardedLookup: net.LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, { ...options, all: true }, (e, addresses) => {
+    if (e) return callback(e, "", 0);
+    const bad = addresses.find((a) => isBlockedAddress(a.address));
+    if (bad) return callback(new RefusedDestination(`${hostname} resolves to non-public address ${bad.address}`), "", 0);
+    if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(new Error(`${hostname} has no address`), "", 0);
+    callback(null, first.address, first.family);
+  });
+};
+
+const agents = { "http:": new http.Agent({ keepAlive: true, maxSockets: 64 }), "https:": new https.Agent({ keepAlive: true, maxSockets: 64 }) };
+
+export type PostResult = { kind: "response"; status: number } | { kind: "error"; message: string } | { kind: "refused"; message: string };
+
+/** One signed POST. Never throws: every way it can end is a PostResult. */
+export function postWebhook(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  o: { timeoutMs: number; allowHosts: ReadonlySet<string> },
+): Promise<PostResult> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return Promise.resolve({ kind: "refused", message: "webhook URL is not a valid URL" });
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    return Promise.resolve({ kind: "refused", message: `webhook URL scheme ${u.protocol} is not http(s)` });
+  if (u.username || u.password) return Promise.resolve({ kind: "refused", message: "webhook URL must not carry credentials" });
+  const host = hostOf(u);
+  const allowed = o.allowHosts.has(host);
+  // Literal addresses never reach the lookup hook, so they are checked here.
+  if (!allowed && isBlockedAddress(host))
+    return Promise.resolve({ kind: "refused", message: `webhook host ${host} is a non-public address` });
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (r: PostResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const mod = u.protocol === "https:" ? https : http;
+    const req = mod.request(
+      u,
+      {
+        method: "POST",
+        agent: agents[u.protocol as "http:" | "https:"],
+        headers: { ...headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
+        ...(allowed ? {} : { lookup: guardedLookup }),
+      },
+      (res) => {
+        res.resume();
+        done({ kind: "response", status: res.statusCode ?? 0 });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`no response within ${o.timeoutMs} ms`)), o.timeoutMs);
+    req.on("error", (e) =>
+      done(e instanceof RefusedDestination ? { kind: "refused", message: e.message } : { kind: "error", message: e.message }),
+    );
+    req.end(body);
+  });
+}
+
+export type DeliveryOutcome = "delivered" | "retry" | "dead" | "refused" | "lease_lost";
+
+export interface DispatcherDeps {
+  outbox: OutboxRepository;
+  tenants: TenantsRepository;
+  metrics: Metrics;
+  logger: Logger;
+  config: Pick<
+    Config,
+    | "JOBLINE_WEBHOOK_ALLOW_HOSTS"
+    | "JOBLINE_WEBHOOK_MAX_ATTEMPTS"
+    | "JOBLINE_WEBHOOK_RETRY_BASE_MS"
+    | "JOBLINE_WEBHOOK_TIMEOUT_MS"
+    | "JOBLINE_WEBHOOK_CONCURRENCY"
+    | "JOBLINE_WEBHOOK_POLL_MS"
+  >;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Delivers outbox rows. Any number of dispatchers (one per worker process)
+ * may run against one database: rows are leased with SKIP LOCKED, and the
+ * lease outlives the request timeout, so a row is in one dispatcher's hands
+ * at a time and only that dispatcher can settle it.
+ */
+export function createWebhookDispatcher(d: DispatcherDeps) {
+  const cfg = d.config;
+  const allowHosts = new Set(
+    cfg.JOBLINE_WEBHOOK_ALLOW_HOSTS.split(",")
+      .map((h) => h.trim().replace(/^\[|\]$/g, "").toLowerCase())
+      .filter(Boolean),
+  );
+  // Long enough for the request to time out and the settle to be retried through a short database blip.
+  const leaseMs = cfg.JOBLINE_WEBHOOK_TIMEOUT_MS + 30_000;
+  const log = d.logger.child({ component: "webhooks" });
+
+  /** Settles a claimed row, retrying through transient database errors while the lease still holds. */
+  async function settle<T>(what: string, leaseDeadline: number, f: () => Promise<T>): Promise<T | undefined> {
+    for (;;) {
+      try {
+        return await f();
+      } catch (e) {
+        if (Date.now() + 1000 > leaseDeadline) {
+          log.error({ err: e }, `could not ${what}; the row is retried after its lease expires`);
+          return undefined;
+        }
+        await sleep(500);
+      }
+    }
+  }
+
+  async function deliver(r: OutboxDelivery): Promise<DeliveryOutcome> {
+    const leaseDeadline = Date.now() + leaseMs;
+    const msgId = `msg_${r.id}`;
+    const body = eventBody(r);
+    const secret = r.secret ?? (await d.tenants.ensure(r.tenant));
+    const ts = Math.floor(Date.now() / 1000);
+    const res = await postWebhook(
+      r.url,
+      { "webhook-id": msgId, "webhook-timestamp": String(ts), "webhook-signature": signWebhook(secret, msgId, ts, body), "user-agent": "jobline-webhooks/1" },
+      body,
+      { timeoutMs: cfg.JOBLINE_WEBHOOK_TIMEOUT_MS, allowHosts },
+    );
+    let outcome: DeliveryOutcome;
+    if (res.kind === "response" && res.status >= 200 && res.status < 300) {
+      const won = await settle("mark delivered", leaseDeadline, () => d.outbox.markDelivered(r.id, r.leaseToken));
+      outcome = won ? "delivered" : "lease_lost";
+    } else {
+      const error = res.kind === "response" ? `receiver answered HTTP ${res.status}` : res.message;
+      const status = await settle("record a failed attempt", leaseDeadline, () =>
+        d.outbox.markFailed(r.id, r.leaseToken, {
+          error,
+          retryBaseMs: cfg.JOBLINE_WEBHOOK_RETRY_BASE_MS,
+          maxAttempts: cfg.JOBLINE_WEBHOOK_MAX_ATTEMPTS,
+          final: res.kind === "refused",
+        }),
+      );
+      outcome = !status ? "lease_lost" : res.kind === "refused" ? "refused" : status === "dead" ? "dead" : "retry";
+      if (outcome === "refused" || outcome === "dead") log.warn({ outbox: r.id, url: r.url, error }, `webhook ${outcome}`);
+    }
+    d.metrics.webhookDeliveries.inc({ outcome });
+    return outcome;
+  }
+
+  let inflight = 0;
+  let stopped = true;
+  let nudge: (() => void) | null = null;
+  let loopDone: Promise<void> = Promise.resolve();
+  const idle = new Set<() => void>();
+  const wake = () => {
+    nudge?.();
+    nudge = null;
+  };
+
+  async function loop() {
+    const concurrency = cfg.JOBLINE_WEBHOOK_CONCURRENCY;
+    while (!stopped) {
+      const free = concurrency - inflight;
+      let saturated = false;
+      if (free > 0) {
+        try {
+          const rows = await d.outbox.claimDue(free, leaseMs);
+          saturated = rows.length === free;
+          for (const r of rows) {
+            inflight++;
+            deliver(r)
+              .catch((e: unknown) => log.error({ err: e, outbox: r.id }, "webhook delivery crashed; retried after its lease expires"))
+              .finally(() => {
+                inflight--;
+                if (inflight === 0) for (const f of idle) f();
+                // A freed slot only matters when more rows may be waiting.
+                if (saturated) wake();
+              });
+          }
+        } catch (e) {
+          log.warn({ err: e }, "claiming webhook deliveries failed");
+        }
+      }
+      if (saturated && inflight < concurrency) continue;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, cfg.JOBLINE_WEBHOOK_POLL_MS);
+        nudge = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  return {
+    deliver,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      loopDone = loop();
+    },
+    /** Check for due rows now instead of at the next poll. */
+    wake,
+    /** Stops claiming and waits for the requests in flight (each bounded by the timeout). */
+    async stop() {
+      stopped = true;
+      wake();
+      await loopDone;
+      if (inflight > 0) await new Promise<void>((resolve) => idle.add(resolve));
+    },
+  };
+}
+
+export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
