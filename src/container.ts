@@ -3,10 +3,12 @@ import type { Config } from "./config.js";
 import { connect, type Database } from "./db/client.js";
 import { createMetrics } from "./metrics.js";
 import { apiKeysRepository } from "./repositories/apiKeys.js";
+import { batchesRepository } from "./repositories/batches.js";
 import { jobsRepository } from "./repositories/jobs.js";
 import { outboxRepository } from "./repositories/outbox.js";
 import { tenantsRepository } from "./repositories/tenants.js";
 import { createAuthService } from "./services/auth.js";
+import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
 import { createNotifier } from "./services/notifier.js";
 
@@ -22,12 +24,14 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const notifier = createNotifier(sql);
   const repos = {
     jobs: jobsRepository(sql),
+    batches: batchesRepository(sql),
     apiKeys: apiKeysRepository(db),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ jobs: repos.jobs, notifier, metrics, config });
+  const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
 
   return {
     config,
@@ -38,7 +42,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     metrics,
     notifier,
     repos,
-    services: { auth, jobs: jobService },
+    services: { auth, jobs: jobService, batches: batchService },
     async close() {
       notifier.wakeAll();
       await database.close();

@@ -14,10 +14,12 @@ import type { Container } from "../container.js";
 import { problem, sendProblem } from "./problem.js";
 import type { Api } from "./types.js";
 import { apiKeyRoutes } from "./routes/apiKeys.js";
+import { batchRoutes } from "./routes/batches.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
+import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
 
@@ -114,6 +116,8 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     await jobRoutes(api, c);
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
+    await batchRoutes(api, c);
+    await statsRoutes(api, c);
     await apiKeyRoutes(api, c);
     await tenantRoutes(api, c);
     await dashboardRoutes(api, c);

@@ -1,3 +1,4 @@
+import type { BatchCounts, BatchRow } from "../repositories/batches.js";
 import type { JobRow } from "../repositories/jobs.js";
 
 const iso = (d: Date | string | null | undefined) =>
@@ -45,3 +46,36 @@ export function camelize<T>(snake: Record<string, unknown>): T {
   for (const [k, v] of Object.entries(snake)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
   return out as T;
 }
+
+/**
+ * The public batch representation: what HTTP returns and what the
+ * batch.completed webhook carries. Without live `counts` (a webhook snapshot)
+ * the batch's own counters stand in; they are exact once it is terminal, and
+ * before that its unfinished jobs are reported as queued.
+ */
+export function batchDto(r: BatchRow, counts?: BatchCounts) {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    status: r.status,
+    total: r.total,
+    counts: counts ?? {
+      queued: r.remaining,
+      running: 0,
+      succeeded: r.succeededCount,
+      failed: r.failedCount,
+      cancelled: r.cancelledCount,
+    },
+    webhookUrl: r.webhookUrl,
+    generation: r.generation,
+    cancelRequested: r.cancelRequested,
+    createdAt: iso(r.createdAt)!,
+    updatedAt: iso(r.updatedAt)!,
+    sealedAt: iso(r.sealedAt),
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    version: r.version,
+  };
+}
+
+export type BatchDto = ReturnType<typeof batchDto>;

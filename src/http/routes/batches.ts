@@ -1,0 +1,238 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { Container } from "../../container.js";
+import { BATCH_STATUSES } from "../../domain/batches.js";
+import { JOB_STATUSES } from "../../domain/jobs.js";
+import type { BatchCursor } from "../../repositories/batches.js";
+import { PLATFORM_TENANT } from "../../services/auth.js";
+import { MAX_BATCH_JOBS } from "../../services/batches.js";
+import { batchDto } from "../../services/representation.js";
+import { requireRole, scope } from "../auth.js";
+import { errors, fail, problem, sendProblem } from "../problem.js";
+import { IdParams, JobSubmitFields, TenantName, WebhookUrl } from "../schemas.js";
+import type { Api } from "../types.js";
+
+/**
+ * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
+ * so the two routes that take job arrays accept up to 32 MiB; each payload is
+ * still held to 256 KiB and the count to 10,000.
+ */
+export const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
+
+const BatchJob = z.strictObject(JobSubmitFields).meta({ id: "BatchJobSubmit" });
+const JobArray = z.array(BatchJob).max(MAX_BATCH_JOBS);
+
+const Counts = z
+  .object(Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>)
+  .meta({ id: "BatchCounts", description: "Jobs of the batch per status" });
+
+export const BatchSchema = z
+  .object({
+    id: z.uuid(),
+    tenant: z.string(),
+    status: z.enum(BATCH_STATUSES),
+    total: z.number().int(),
+    counts: Counts,
+    webhookUrl: z.string().nullable(),
+    generation: z.number().int(),
+    cancelRequested: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    sealedAt: z.string().nullable(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    version: z.number().int(),
+  })
+  .meta({ id: "Batch" });
+
+/** More than 10,000 jobs is "too large" (413), not "invalid" (400): answered before the array is validated item by item. */
+async function tooManyJobs(req: FastifyRequest, reply: FastifyReply) {
+  const jobs = (req.body as { jobs?: unknown } | undefined)?.jobs;
+  if (Array.isArray(jobs) && jobs.length > MAX_BATCH_JOBS)
+    return sendProblem(reply, problem("payload_too_large", `at most ${MAX_BATCH_JOBS} jobs per request`, 413));
+}
+
+const cursorOf = (c: BatchCursor) => Buffer.from(JSON.stringify([c.createdAt, c.id])).toString("base64url");
+function parseCursor(s: string): BatchCursor | null {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [unknown, unknown];
+    if (typeof createdAt !== "string" || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(createdAt)) return null;
+    if (Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(id).success) return null;
+    return { createdAt, id: id as string };
+  } catch {
+    return null;
+  }
+}
+
+export async function batchRoutes(app: Api, c: Container) {
+  const svc = c.services.batches;
+  const client = requireRole(c, "client");
+  const tags = ["batches"];
+  const send = (reply: FastifyReply, v: Parameters<typeof batchDto>, code = 200) =>
+    reply.code(code).header("etag", `"${v[0].version}"`).send(batchDto(...v));
+
+  app.post(
+    "/v1/batches",
+    {
+      preHandler: client,
+      preValidation: tooManyJobs,
+      bodyLimit: BATCH_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: "Create a batch of jobs; sealed at once unless `seal: false`",
+        description:
+          "Up to 10,000 jobs per request (413 beyond; body up to 32 MiB, each payload up to 256 KiB). With `seal: false` " +
+          "the batch stays `preparing`: add jobs with POST /v1/batches/{id}/jobs, none is claimable until it is sealed.",
+        body: z.strictObject({
+          jobs: JobArray,
+          seal: z.boolean().default(true),
+          webhookUrl: WebhookUrl.optional(),
+          tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
+        }),
+        response: { 201: BatchSchema, ...errors(413) },
+      },
+    },
+    async (req, reply) => {
+      const { tenant: named, ...input } = req.body;
+      const own = req.principal.tenant;
+      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
+        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
+      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      const out = await svc.create(tenant, {
+        ...input,
+        jobs: input.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
+      });
+      if (!out.ok) return fail(reply, out);
+      reply.header("location", `/v1/batches/${out.value.batch.id}`);
+      return send(reply, [out.value.batch, out.value.counts], 201);
+    },
+  );
+
+  app.post(
+    "/v1/batches/:id/jobs",
+    {
+      preHandler: client,
+      preValidation: tooManyJobs,
+      bodyLimit: BATCH_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: "Add jobs to a batch that is still preparing",
+        description: "Up to 10,000 jobs per request (413 beyond). 409 once the batch is sealed.",
+        params: IdParams,
+        body: z.strictObject({ jobs: JobArray.min(1) }),
+        response: { 201: z.object({ added: z.number().int() }).meta({ id: "BatchJobsAdded" }), ...errors(404, 409, 413) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.addJobs(
+        req.params.id,
+        scope(req),
+        req.body.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
+      );
+      if (!out.ok) return fail(reply, out);
+      return reply.code(201).send(out.value);
+    },
+  );
+
+  app.post(
+    "/v1/batches/:id/seal",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "Seal a batch: its jobs become claimable (idempotent)",
+        params: IdParams,
+        body: z.strictObject({}).nullish(),
+        response: { 200: BatchSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.seal(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return send(reply, [out.value.batch, out.value.counts]);
+    },
+  );
+
+  app.get(
+    "/v1/batches/:id",
+    {
+      preHandler: client,
+      schema: { tags, summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
+    },
+    async (req, reply) => {
+      const out = await svc.get(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return send(reply, [out.value.batch, out.value.counts]);
+    },
+  );
+
+  app.get(
+    "/v1/batches",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "List batches, newest first (keyset pagination)",
+        querystring: z.strictObject({
+          status: z.enum(BATCH_STATUSES).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          cursor: z.string().max(512).optional(),
+        }),
+        response: {
+          200: z.object({ items: z.array(BatchSchema), nextCursor: z.string().nullable() }).meta({ id: "BatchList" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { cursor, limit, status } = req.query;
+      const after = cursor === undefined ? undefined : parseCursor(cursor);
+      if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
+      const rows = await svc.list({ tenant: scope(req), status, limit: limit + 1, after });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        items: page.map(({ counts, cursor: _, ...b }) => batchDto(b, counts)),
+        nextCursor: rows.length > limit && last ? cursorOf(last.cursor) : null,
+      };
+    },
+  );
+
+  app.post(
+    "/v1/batches/:id/cancel",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "Cancel a batch: queued jobs are cancelled, running ones asked to stop",
+        params: IdParams,
+        body: z.strictObject({}).nullish(),
+        response: { 200: BatchSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.cancel(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return send(reply, [out.value.batch, out.value.counts]);
+    },
+  );
+
+  app.post(
+    "/v1/batches/:id/retry",
+    {
+      preHandler: client,
+      schema: {
+        tags,
+        summary: "Requeue a finished batch's failed and cancelled jobs (attempts reset)",
+        params: IdParams,
+        body: z.strictObject({}).nullish(),
+        response: { 200: BatchSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.retry(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return send(reply, [out.value.batch, out.value.counts]);
+    },
+  );
+}

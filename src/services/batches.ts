@@ -1,0 +1,200 @@
+import type { Sql } from "../db/client.js";
+import type postgres from "postgres";
+import { type BatchStatus, isBatchTerminal } from "../domain/batches.js";
+import { err, ok } from "../domain/outcomes.js";
+import type { BatchCounts, BatchCursor, BatchesRepository, BatchRow } from "../repositories/batches.js";
+import { zeroCounts } from "../repositories/batches.js";
+import type { JobsRepository } from "../repositories/jobs.js";
+import type { Metrics } from "../metrics.js";
+import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
+import type { Notifier } from "./notifier.js";
+
+/** Jobs per create or add request; one multi-row INSERT carries them all. */
+export const MAX_BATCH_JOBS = 10_000;
+
+export interface BatchView {
+  batch: BatchRow;
+  counts: BatchCounts;
+}
+
+type Tx = postgres.TransactionSql;
+
+const DEADLOCK = "40P01";
+
+/**
+ * Lock order everywhere is jobs before their batch, which the batch
+ * operations below follow too; a job-set lock taken in id order can still
+ * meet a caller that locks several jobs in another order (a multi-complete),
+ * and PostgreSQL then aborts one side. The whole transaction is re-run then:
+ * each pass is atomic, so a re-run repeats nothing.
+ */
+async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await sql.begin(fn)) as T;
+    } catch (e) {
+      if (attempt >= 3 || (e as { code?: string }).code !== DEADLOCK) throw e;
+    }
+  }
+}
+
+function checkJobs(jobs: SubmitInput[]) {
+  if (jobs.length > MAX_BATCH_JOBS) return err("payload_too_large", `at most ${MAX_BATCH_JOBS} jobs per request`);
+  const i = jobs.findIndex((j) => payloadBytes(j.payload) > MAX_PAYLOAD_BYTES);
+  if (i >= 0) return err("payload_too_large", `jobs[${i}].payload exceeds 256 KiB`);
+  return null;
+}
+
+export function createBatchService(deps: {
+  sql: Sql;
+  batches: BatchesRepository;
+  jobs: JobsRepository;
+  notifier: Notifier;
+  metrics: Metrics;
+}) {
+  const { sql, batches, jobs, notifier, metrics } = deps;
+  const wake = (queues: Iterable<string>) => {
+    for (const q of queues) notifier.notify(q);
+  };
+
+  /** preparing → pending, and at once → terminal when no job is left to run (empty, or all cancelled while open). */
+  async function sealIn(tx: Tx, id: string, scope: TenantScope): Promise<BatchRow | null> {
+    const sealed = await batches.seal(id, scope, tx);
+    if (!sealed) return null;
+    if (sealed.remaining > 0) return sealed;
+    return (await batches.finaliseIfDone(id, tx)) ?? sealed;
+  }
+
+  async function create(tenant: string, input: { jobs: SubmitInput[]; seal: boolean; webhookUrl?: string | undefined }) {
+    const invalid = checkJobs(input.jobs);
+    if (invalid) return invalid;
+    const batch = await inTx(sql, async (tx) => {
+      const b = await batches.create({ tenant, webhookUrl: input.webhookUrl ?? null, jobs: input.jobs.length }, tx);
+      await jobs.insertMany(
+        input.jobs.map((j) => toNewJob(tenant, j, { batchId: b.id })),
+        tx,
+      );
+      return input.seal ? ((await sealIn(tx, b.id, tenant)) ?? b) : b;
+    });
+    if (batch.status === "pending") wake(new Set(input.jobs.map((j) => j.queue)));
+    // Every job was just inserted queued; nothing could claim one before the commit.
+    return ok<BatchView>({ batch, counts: { ...zeroCounts(), queued: input.jobs.length } });
+  }
+
+  async function addJobs(id: string, scope: TenantScope, input: SubmitInput[]) {
+    const invalid = checkJobs(input);
+    if (invalid) return invalid;
+    const added = await inTx(sql, async (tx) => {
+      const b = await batches.reserveJobs(id, scope, input.length, tx);
+      if (!b) return null;
+      await jobs.insertMany(
+        input.map((j) => toNewJob(b.tenant, j, { batchId: b.id })),
+        tx,
+      );
+      return input.length;
+    });
+    if (added !== null) return ok({ added });
+    const cur = await batches.findById(id, scope);
+    if (!cur) return err("not_found");
+    return err("batch_sealed", `batch is ${cur.status}; jobs can only be added while it is preparing`);
+  }
+
+  const isCancelled = (b: BatchRow) => b.status === "cancelled" || b.cancelRequested;
+
+  async function seal(id: string, scope: TenantScope) {
+    const out = await inTx(sql, async (tx) => {
+      const batch = await sealIn(tx, id, scope);
+      if (!batch) return null;
+      const queues = batch.status === "pending" ? await batches.queuedQueues(id, tx) : [];
+      return { view: { batch, counts: await batches.counts(id, tx) }, queues };
+    });
+    if (out) {
+      wake(out.queues);
+      return ok<BatchView>(out.view);
+    }
+    const cur = await batches.findCounted(id, scope);
+    if (!cur) return err("not_found");
+    if (isCancelled(cur)) return err("batch_cancelled", `batch is ${cur.cancelRequested ? "being cancelled" : "cancelled"}`);
+    // Already sealed: sealing is idempotent.
+    const { counts, ...batch } = cur;
+    return ok<BatchView>({ batch, counts }, true);
+  }
+
+  async function get(id: string, scope: TenantScope) {
+    const cur = await batches.findCounted(id, scope);
+    if (!cur) return err("not_found");
+    const { counts, ...batch } = cur;
+    return ok<BatchView>({ batch, counts });
+  }
+
+  async function list(f: { tenant: TenantScope; status?: BatchStatus | undefined; limit: number; after?: BatchCursor | undefined }) {
+    return batches.list(f);
+  }
+
+  /**
+   * Open batch: sealed and marked in one UPDATE (which waits for in-flight
+   * adds and shuts out later ones), then its queued jobs are cancelled.
+   * Sealed batch: every unfinished job is locked first, so none can move
+   * between queued and running while the batch is marked, its queued jobs
+   * cancelled and its running ones asked to stop; a running job that then
+   * fails or loses its lease ends cancelled instead of queued, so no job of
+   * the batch is claimable after the commit.
+   */
+  async function cancel(id: string, scope: TenantScope) {
+    for (let pass = 0; pass < 5; pass++) {
+      const cur = await batches.findById(id, scope);
+      if (!cur) return err("not_found");
+      if (isBatchTerminal(cur.status)) return err("batch_not_cancellable", `batch is ${cur.status}`);
+      const out = await inTx(sql, async (tx) => {
+        let marked: BatchRow | null;
+        let cancelled: number;
+        if (cur.status === "preparing") {
+          marked = await batches.cancelPreparing(id, scope, tx);
+          if (!marked) return null;
+          cancelled = await batches.cancelQueuedJobs(id, { skipLocked: true }, tx);
+        } else {
+          await batches.lockUnfinishedJobs(id, tx);
+          // Guarded by the generation read above: a batch that finished and was retried meanwhile has other jobs.
+          marked = await batches.requestCancel(id, cur.generation, tx);
+          if (!marked) return null;
+          cancelled = await batches.cancelQueuedJobs(id, { skipLocked: false }, tx);
+          await batches.requestCancelRunningJobs(id, tx);
+        }
+        await batches.finaliseIfDone(id, tx);
+        // Locked by this transaction since the mark: the row as it will commit.
+        const batch = (await batches.findById(id, null, tx))!;
+        return { cancelled, view: { batch, counts: await batches.counts(id, tx) } };
+      });
+      if (out) {
+        if (out.cancelled > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, out.cancelled);
+        return ok<BatchView>(out.view);
+      }
+      // Sealed, finished or retried between the read and the write: decide again from the new state.
+    }
+    return err("batch_not_cancellable", "batch kept changing state; retry");
+  }
+
+  async function retry(id: string, scope: TenantScope) {
+    const out = await inTx(sql, async (tx) => {
+      const r = await batches.retry(id, scope, tx);
+      if (!r) return null;
+      const batch = r.batch.remaining > 0 ? r.batch : ((await batches.finaliseIfDone(id, tx)) ?? r.batch);
+      return { ...r, view: { batch, counts: await batches.counts(id, tx) } };
+    });
+    if (out) {
+      if (out.requeued.failed > 0) metrics.transitions.inc({ from: "failed", to: "queued" }, out.requeued.failed);
+      if (out.requeued.cancelled > 0) metrics.transitions.inc({ from: "cancelled", to: "queued" }, out.requeued.cancelled);
+      wake(out.queues);
+      return ok<BatchView>(out.view);
+    }
+    const cur = await batches.findById(id, scope);
+    if (!cur) return err("not_found");
+    return err("batch_not_retryable", `batch is ${cur.status}; only a failed, partially_succeeded or cancelled batch can be retried`);
+  }
+
+  const throughput = (scope: TenantScope, minutes: number) => batches.throughput(scope, minutes);
+
+  return { create, addJobs, seal, get, list, cancel, retry, throughput };
+}
+
+export type BatchService = ReturnType<typeof createBatchService>;
