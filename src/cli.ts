@@ -10,7 +10,8 @@ const HELP = `jobline <command> [options]
 Commands:
   start                 API and worker in one process (embedded PostgreSQL without DATABASE_URL)
   serve                 API only
-  worker                worker only: lease reaper, webhook delivery, retention
+  worker                worker only: lease reaper, webhook delivery, retention, and
+                        in-process handlers from JOBLINE_HANDLERS_MODULE when set
   migrate               apply database migrations and exit
   keys create --tenant T --role R [--role R2] [--name N]
                         create an API key and print it once
@@ -33,7 +34,8 @@ async function main(argv: string[]) {
       const rt = await run(config, { api: command !== "worker", worker: command !== "serve" }, say);
       let stopping = false;
       const shutdown = (signal: string) => {
-        if (stopping) return;
+        // A second signal means "now": exit without waiting for in-flight work.
+        if (stopping) process.exit(1);
         stopping = true;
         say(`${signal}: shutting down`);
         const force = setTimeout(() => process.exit(1), config.JOBLINE_SHUTDOWN_TIMEOUT_MS + 5000);

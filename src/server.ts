@@ -1,9 +1,11 @@
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/migrate.js";
 import { buildApp } from "./http/app.js";
+import { createWorker, type WorkerOptions } from "./worker/handlers.js";
 import { startMaintenance } from "./worker/maintenance.js";
 
 export interface Runtime {
@@ -39,7 +41,23 @@ export async function ensureAdminKey(c: Container, log: (m: string) => void) {
   log(`created the first admin API key (shown once, store it now): ${k!.key}`);
 }
 
-export async function run(config: Config, mode: { api: boolean; worker: boolean }, log: (m: string) => void): Promise<Runtime> {
+export type HandlerSpec = Omit<WorkerOptions, "container">;
+
+/** JOBLINE_HANDLERS_MODULE: a file path (relative to the working directory) or a package specifier. */
+async function loadHandlers(spec: string): Promise<HandlerSpec> {
+  const target = spec.startsWith(".") || isAbsolute(spec) ? pathToFileURL(resolve(spec)).href : spec;
+  const mod = (await import(target)) as { default?: HandlerSpec };
+  const h = mod.default;
+  if (!h || !Array.isArray(h.queues) || typeof h.handlers !== "object")
+    throw new Error(`${spec}: the default export must be { queues: string[], handlers: { kind: async (job, ctx) => result }, ... }`);
+  return h;
+}
+
+export async function run(
+  config: Config,
+  mode: { api: boolean; worker: boolean; handlers?: HandlerSpec },
+  log: (m: string) => void,
+): Promise<Runtime> {
   const db = await resolveDatabase(config, log);
   await migrate(db.url);
   const c = createContainer(config, db.url, { application: mode.api ? "jobline-api" : "jobline-worker" });
@@ -47,6 +65,17 @@ export async function run(config: Config, mode: { api: boolean; worker: boolean 
   await ensureAdminKey(c, log);
   const stops: Array<() => Promise<void>> = [];
   let url: string | undefined;
+  if (mode.worker) {
+    const handlers =
+      mode.handlers ??
+      (config.JOBLINE_HANDLERS_MODULE && !config.JOBLINE_WORKER_DISABLE_HANDLERS ? await loadHandlers(config.JOBLINE_HANDLERS_MODULE) : undefined);
+    const m = startMaintenance(c);
+    // Stopping claims first and waiting for running handlers; what outlives the timeout stays leased until the reaper takes it back.
+    const w = handlers ? createWorker({ ...handlers, container: c }) : null;
+    log(`jobline worker running (reaper, webhooks, retention${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
+    if (w) stops.push(() => w.stop(config.JOBLINE_SHUTDOWN_TIMEOUT_MS));
+    stops.push(() => m.stop());
+  }
   if (mode.api) {
     const app = await buildApp(c, { logRequests: config.LOG_LEVEL === "debug" || config.LOG_LEVEL === "trace" });
     url = await app.listen({ host: config.HOST, port: config.PORT });
@@ -56,16 +85,17 @@ export async function run(config: Config, mode: { api: boolean; worker: boolean 
       await app.close();
     });
   }
-  if (mode.worker) {
-    const m = startMaintenance(c);
-    log("jobline worker running (reaper, webhooks, retention)");
-    stops.unshift(() => m.stop());
-  }
   return {
     c,
     url,
     stop: async () => {
-      for (const s of stops) await s();
+      const all = Promise.all(stops.map((s) => s()));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<"late">((r) => {
+        timer = setTimeout(() => r("late"), config.JOBLINE_SHUTDOWN_TIMEOUT_MS);
+      });
+      if ((await Promise.race([all, late])) === "late") log("shutdown timeout: closing with work still in flight");
+      clearTimeout(timer);
       await c.close();
       await db.stop();
     },

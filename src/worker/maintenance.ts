@@ -1,4 +1,6 @@
 import type { Container } from "../container.js";
+import { createWebhookDispatcher } from "../services/webhooks.js";
+import { retainOnce } from "./retention.js";
 
 /** A loop that runs `tick` every `intervalMs` until stopped; a failed tick is logged and retried next time. */
 export function every(name: string, intervalMs: number, tick: () => Promise<unknown>, c: Container) {
@@ -37,12 +39,21 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
   }
 }
 
-/** The worker process's background duties. */
+/**
+ * The worker process's background duties. Every one is safe to run in any
+ * number of processes at once (SKIP LOCKED claims, guarded statements).
+ */
 export function startMaintenance(c: Container) {
-  const loops = [every("reaper", c.config.JOBLINE_REAPER_INTERVAL_MS, () => reapOnce(c), c)];
+  const webhooks = createWebhookDispatcher({ ...c, outbox: c.repos.outbox, tenants: c.repos.tenants });
+  webhooks.start();
+  const loops = [
+    every("reaper", c.config.JOBLINE_REAPER_INTERVAL_MS, () => reapOnce(c), c),
+    every("retention", c.config.JOBLINE_RETENTION_INTERVAL_MS, () => retainOnce(c), c),
+  ];
   return {
+    webhooks,
     async stop() {
-      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all([...loops.map((l) => l.stop()), webhooks.stop()]);
     },
   };
 }

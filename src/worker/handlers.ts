@@ -1,0 +1,268 @@
+import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import { hostname } from "node:os";
+import type { Container } from "../container.js";
+import type { JobRow } from "../repositories/jobs.js";
+import { type JobDto, jobDto } from "../services/representation.js";
+
+export interface JobContext {
+  /** Aborts when a cancel is requested, the lease is lost, or the worker's stop() gives up waiting. */
+  signal: AbortSignal;
+  /** Extends the lease now (it is also extended every third of the lease automatically). */
+  heartbeat: () => Promise<void>;
+}
+
+export type JobHandler = (job: JobDto, ctx: JobContext) => Promise<unknown>;
+
+/** Thrown by a handler: the job fails at once instead of being retried. */
+export class NonRetryableError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = "NonRetryableError";
+  }
+}
+
+export interface WorkerOptions {
+  container: Container;
+  queues: string[];
+  /** kind → handler; only these kinds are claimed. */
+  handlers: Record<string, JobHandler>;
+  /** Handlers running at once; also the most jobs this worker holds leased. Default 10. */
+  concurrency?: number;
+  leaseSeconds?: number;
+  /** Most jobs per claim statement (default: concurrency, at most 100). */
+  batchSize?: number;
+  workerId?: string;
+  /** Long-poll wait of an idle claim (default 5000). */
+  waitMs?: number;
+  /** Claim only this tenant's jobs; default: every tenant (a platform worker). */
+  tenant?: string;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  /** Lease lost (reaped, cancelled, or taken over) before the outcome could be recorded. */
+  lost: number;
+}
+
+const errorOf = (e: unknown) => {
+  const message = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown } | null)?.code;
+  return { message: message || "handler failed", ...(typeof code === "string" ? { code } : {}) };
+};
+
+const pause = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * In-process handlers over the same service layer as HTTP process-next.
+ * The hot path per cycle is one claim statement for up to `concurrency`
+ * jobs and one completeMany statement for every result that is ready.
+ */
+export function createWorker(o: WorkerOptions) {
+  const c = o.container;
+  const jobs = c.services.jobs;
+  const log = c.logger.child({ component: "worker" });
+  const concurrency = o.concurrency ?? 10;
+  const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, 100);
+  const leaseSeconds = o.leaseSeconds ?? 60;
+  const waitMs = o.waitMs ?? 5000;
+  const scope = o.tenant ?? null;
+  const kinds = Object.keys(o.handlers);
+  const workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, lost: 0 };
+
+  const stopping = new AbortController();
+  const giveUp = new AbortController();
+  // One listener per running handler.
+  setMaxListeners(0, giveUp.signal);
+  /** Jobs leased to this worker whose outcome is not recorded yet. */
+  let held = 0;
+  let slotFreed: (() => void) | null = null;
+  let drained: (() => void) | null = null;
+  const release = () => {
+    held--;
+    slotFreed?.();
+    slotFreed = null;
+    if (held === 0) drained?.();
+  };
+
+  // Results wait here for the next completeMany; one statement is in flight at a time and the next takes everything that piled up meanwhile.
+  const toComplete: Array<{ row: JobRow; result: unknown }> = [];
+  let flushing = false;
+
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (toComplete.length > 0) {
+        const batch = toComplete.splice(0, 500);
+        const items = batch.map((b) => ({ id: b.row.id, leaseToken: b.row.leaseToken!, result: b.result }));
+        const deadline = Math.min(...batch.map((b) => b.row.leaseExpiresAt!.getTime()));
+        for (;;) {
+          try {
+            const out = await jobs.completeMany(scope, items);
+            for (const r of out) {
+              if (r.outcome.ok) stats.succeeded++;
+              else {
+                stats.lost++;
+                log.warn({ job: r.id, error: r.outcome.error }, "completion refused: the lease was lost");
+              }
+            }
+            break;
+          } catch (e) {
+            // Past the lease the reaper owns these jobs; retrying could only lose.
+            if (Date.now() > deadline) {
+              stats.lost += batch.length;
+              log.error({ err: e, jobs: batch.length }, "could not record completions before the leases expired");
+              break;
+            }
+            log.warn({ err: e }, "recording completions failed; retrying");
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+        for (let i = 0; i < batch.length; i++) release();
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  async function run(row: JobRow) {
+    const handler = o.handlers[row.kind]!;
+    const ac = new AbortController();
+    let leaseLost = false;
+    const heartbeat = async () => {
+      if (leaseLost) return;
+      const r = await jobs.heartbeat(row.id, scope, row.leaseToken!, leaseSeconds);
+      if (!r.ok) {
+        leaseLost = true;
+        ac.abort(new Error(`lease lost: ${r.error}`));
+      } else if (r.value.cancelRequested && !ac.signal.aborted) ac.abort(new Error("cancel requested"));
+    };
+    const beat = setInterval(() => {
+      heartbeat().catch((e: unknown) => log.warn({ err: e, job: row.id }, "heartbeat failed"));
+    }, (leaseSeconds * 1000) / 3);
+    // Given up by stop(timeout): no more heartbeats, so the lease runs out and the reaper takes the job back.
+    const onGiveUp = () => {
+      clearInterval(beat);
+      ac.abort(new Error("worker stopped"));
+    };
+    giveUp.signal.addEventListener("abort", onGiveUp, { once: true });
+    try {
+      const result = await handler(jobDto(row), { signal: ac.signal, heartbeat });
+      clearInterval(beat);
+      if (giveUp.signal.aborted) return release();
+      if (leaseLost) {
+        stats.lost++;
+        return release();
+      }
+      toComplete.push({ row, result });
+      if (!flushing) setImmediate(flush);
+    } catch (e) {
+      clearInterval(beat);
+      if (giveUp.signal.aborted) return release();
+      if (!leaseLost) await recordFailure(row, e);
+      else stats.lost++;
+      release();
+    } finally {
+      giveUp.signal.removeEventListener("abort", onGiveUp);
+    }
+  }
+
+  async function recordFailure(row: JobRow, e: unknown) {
+    try {
+      const r = await jobs.fail(row.id, scope, {
+        leaseToken: row.leaseToken!,
+        error: errorOf(e),
+        retryable: !(e instanceof NonRetryableError || (e as { retryable?: unknown } | null)?.retryable === false),
+      });
+      if (r.ok) stats.failed++;
+      else stats.lost++;
+    } catch (err) {
+      // The lease runs out and the reaper retries the job.
+      stats.lost++;
+      log.error({ err, job: row.id }, "could not record a failure");
+    }
+  }
+
+  async function claimLoop() {
+    while (!stopping.signal.aborted) {
+      const free = concurrency - held;
+      if (free <= 0) {
+        await new Promise<void>((r) => {
+          slotFreed = r;
+        });
+        continue;
+      }
+      let rows: JobRow[];
+      try {
+        rows = await jobs.claimNext({
+          queues: o.queues,
+          kinds,
+          scope,
+          workerId,
+          leaseSeconds,
+          max: Math.min(free, batchSize),
+          waitMs,
+          signal: stopping.signal,
+        });
+      } catch (e) {
+        log.warn({ err: e }, "claim failed; retrying");
+        await pause(1000, stopping.signal);
+        continue;
+      }
+      // Rows a claim returned are ours even if stop() was called meanwhile: run them.
+      stats.claimed += rows.length;
+      held += rows.length;
+      for (const r of rows) void run(r);
+    }
+  }
+
+  const loop = claimLoop();
+
+  return {
+    workerId,
+    stats,
+    /**
+     * Stops claiming and waits for running handlers and their completions.
+     * After `timeoutMs` their signals abort and stop() returns; whatever is
+     * still leased then is left to expire and be recovered by the reaper.
+     */
+    async stop(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+      stopping.abort();
+      slotFreed?.();
+      await loop;
+      if (held === 0) return;
+      const done = new Promise<void>((r) => {
+        drained = r;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = Number.isFinite(timeoutMs)
+        ? new Promise<void>((r) => {
+            timer = setTimeout(() => {
+              giveUp.abort();
+              r();
+            }, timeoutMs);
+          })
+        : new Promise<void>(() => {});
+      await Promise.race([done, timeout]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+export type Worker = ReturnType<typeof createWorker>;

@@ -1,0 +1,214 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createWorker, NonRetryableError, type Worker } from "../../src/worker/handlers.js";
+import { every, reapOnce } from "../../src/worker/maintenance.js";
+import { until } from "../e2e/helpers/util.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+let env: TestEnv;
+const workers: Worker[] = [];
+let reaper: { stop: () => Promise<void> } | null = null;
+
+beforeAll(async () => {
+  env = await createTestEnv("worker_handlers", { JOBLINE_BACKOFF_BASE_MS: 0, JOBLINE_BACKOFF_MAX_MS: 0 });
+  reaper = every("reaper", 100, () => reapOnce(env.c), env.c);
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.stop(1000)));
+  await reaper?.stop();
+  await env?.close();
+});
+
+const submit = async (queue: string, kind: string, payload: unknown = {}, extra: Record<string, unknown> = {}) => {
+  const r = await env.c.services.jobs.submit("acme", { queue, kind, payload, ...extra });
+  if (!r.ok) throw new Error(r.error);
+  return r.value;
+};
+const job = async (id: string) => (await env.c.repos.jobs.findById(id, null))!;
+const start = (o: Omit<Parameters<typeof createWorker>[0], "container">) => {
+  const w = createWorker({ container: env.c, waitMs: 1000, ...o });
+  workers.push(w);
+  return w;
+};
+
+describe("createWorker", () => {
+  it("runs every job exactly once and records each result (2,000 jobs, concurrency 20)", async () => {
+    const n = 2000;
+    const seen = new Map<string, number>();
+    const ids = new Set<string>();
+    for (let i = 0; i < n; i += 500) {
+      const chunk = await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, k) => submit("bulk", "echo", { i: i + k })));
+      for (const j of chunk) ids.add(j.id);
+    }
+    const t0 = performance.now();
+    const w = start({
+      queues: ["bulk"],
+      concurrency: 20,
+      handlers: {
+        echo: async (j) => {
+          seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
+          return { i: (j.payload as { i: number }).i };
+        },
+      },
+    });
+    await until("all bulk jobs to succeed", () => (w.stats.succeeded === n ? true : undefined), 60_000, 10);
+    const secs = (performance.now() - t0) / 1000;
+    console.log(`createWorker: ${n} no-op jobs in ${secs.toFixed(2)} s = ${Math.round(n / secs)} jobs/s (concurrency 20, same process as PostgreSQL clients)`);
+    await w.stop();
+    expect(seen.size).toBe(n);
+    expect([...seen.values()].every((v) => v === 1)).toBe(true);
+    expect([...seen.keys()].every((id) => ids.has(id))).toBe(true);
+    const rows = await env.c.sql<{ status: string; attempts: number; ok: boolean; n: number }[]>`
+      SELECT status::text, attempts, (result->>'i')::int = (payload->>'i')::int AS ok, count(*)::int AS n
+      FROM jobs WHERE queue = 'bulk' GROUP BY 1, 2, 3`;
+    expect(rows).toEqual([{ status: "succeeded", attempts: 1, ok: true, n }]);
+    expect(w.stats).toEqual({ claimed: n, succeeded: n, failed: 0, lost: 0 });
+  });
+
+  it("never holds more than `concurrency` jobs leased", async () => {
+    let active = 0;
+    let maxActive = 0;
+    for (let i = 0; i < 30; i++) await submit("bounded", "slow");
+    const w = start({
+      queues: ["bounded"],
+      concurrency: 4,
+      handlers: {
+        slow: async () => {
+          active++;
+          maxActive = Math.max(maxActive, active);
+          const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'bounded' AND status = 'running'`;
+          expect(r!.n).toBeLessThanOrEqual(4);
+          await new Promise((r) => setTimeout(r, 20));
+          active--;
+          return null;
+        },
+      },
+    });
+    await until("30 bounded jobs", () => (w.stats.succeeded === 30 ? true : undefined));
+    await w.stop();
+    expect(maxActive).toBeLessThanOrEqual(4);
+    expect(maxActive).toBeGreaterThan(1);
+  });
+
+  it("a thrown error fails the job with its message and retries it; NonRetryableError fails at once", async () => {
+    const flaky = await submit("errors", "flaky", {}, { maxAttempts: 3 });
+    const fatal = await submit("errors", "fatal", {}, { maxAttempts: 3 });
+    const w = start({
+      queues: ["errors"],
+      concurrency: 2,
+      handlers: {
+        flaky: async (j) => {
+          if (j.attempts < 3) throw Object.assign(new Error(`boom ${j.attempts}`), { code: "boom" });
+          return "third time";
+        },
+        fatal: async () => {
+          throw new NonRetryableError("bad input", "invalid_input");
+        },
+      },
+    });
+    await until("flaky to succeed", async () => ((await job(flaky.id)).status === "succeeded" ? true : undefined));
+    await until("fatal to fail", async () => ((await job(fatal.id)).status === "failed" ? true : undefined));
+    await w.stop();
+    const f = await job(flaky.id);
+    expect(f.attempts).toBe(3);
+    expect(f.result).toBe("third time");
+    expect(f.lastError).toEqual({ message: "boom 2", code: "boom" });
+    const d = await job(fatal.id);
+    expect(d.attempts).toBe(1);
+    expect(d.lastError).toEqual({ message: "bad input", code: "invalid_input" });
+  });
+
+  it("heartbeats keep a job that outlives its lease, while the reaper runs", async () => {
+    const j = await submit("long", "long");
+    const w = start({
+      queues: ["long"],
+      concurrency: 1,
+      leaseSeconds: 1,
+      handlers: { long: () => new Promise((r) => setTimeout(() => r("done"), 2500)) },
+    });
+    await until("long to succeed", async () => ((await job(j.id)).status === "succeeded" ? true : undefined), 20_000);
+    await w.stop();
+    expect((await job(j.id)).attempts).toBe(1);
+    expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
+  });
+
+  it("a cancel request aborts ctx.signal; the handler's error then cancels the job", async () => {
+    const j = await submit("cancel", "wait");
+    let started = false;
+    const w = start({
+      queues: ["cancel"],
+      concurrency: 1,
+      leaseSeconds: 1,
+      handlers: {
+        wait: (_job, ctx) =>
+          new Promise((_, reject) => {
+            started = true;
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+          }),
+      },
+    });
+    await until("the handler to start", () => started || undefined);
+    const c = await env.c.services.jobs.cancel(j.id, null);
+    expect(c.ok && c.value.cancelRequested).toBe(true);
+    await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);
+    await w.stop();
+    expect((await job(j.id)).lastError).toEqual({ message: "cancel requested" });
+  });
+
+  it("stop() stops claiming and waits for running handlers to finish and be recorded", async () => {
+    const j = await submit("stop", "slow");
+    let release!: () => void;
+    let started = false;
+    const w = start({
+      queues: ["stop"],
+      concurrency: 2,
+      handlers: {
+        slow: () =>
+          new Promise((r) => {
+            started = true;
+            release = () => r("finished");
+          }),
+      },
+    });
+    await until("the handler to start", () => started || undefined);
+    let stopped = false;
+    const stopping = w.stop().then(() => {
+      stopped = true;
+    });
+    const later = await submit("stop", "slow");
+    await new Promise((r) => setImmediate(r));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect((await job(j.id)).status).toBe("succeeded");
+    // Nothing was claimed after stop().
+    expect((await job(later.id)).status).toBe("queued");
+  });
+
+  it("stop(timeout) gives up on a handler that does not finish: its job stays leased and the reaper recovers it", async () => {
+    const j = await submit("stuck", "stuck");
+    let signalled = false;
+    const w = start({
+      queues: ["stuck"],
+      concurrency: 1,
+      leaseSeconds: 1,
+      handlers: {
+        stuck: (_job, ctx) =>
+          new Promise(() => {
+            ctx.signal.addEventListener("abort", () => {
+              signalled = true;
+            });
+          }),
+      },
+    });
+    await until("the job to run", async () => ((await job(j.id)).status === "running" ? true : undefined));
+    await w.stop(200);
+    expect(signalled).toBe(true);
+    expect((await job(j.id)).status).toBe("running");
+    const back = await until("the reaper to requeue it", async () => {
+      const r = await job(j.id);
+      return r.status === "queued" ? r : undefined;
+    }, 10_000);
+    expect(back.lastError).toEqual({ message: "lease expired", code: "lease_expired" });
+    expect(back.attempts).toBe(1);
+  });
+});
