@@ -121,6 +121,8 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
 
     console.log(`PostgreSQL down ~${downMs} ms; responses: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
     expect(unexpected).toEqual([]);
+    // Neither process was restarted.
+    expect([apiProc.child.exitCode, workerProc.child.exitCode]).toEqual([null, null]);
     expect(statuses.get("submit 503") ?? 0).toBeGreaterThan(0);
 
     const sql = postgres(url, { max: 1, onnotice: () => {} });
