@@ -10,6 +10,8 @@ const MAX_DEPTH = 64;
 export function jsonProblem(v: unknown, depth = 0): string | null {
   if (depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
   if (typeof v === "string") return pgUnsafeString(v);
+  // JSON.parse turns 1e400 into Infinity, which JSON.stringify would store as null.
+  if (typeof v === "number" && !Number.isFinite(v)) return "contains a number outside the double range";
   if (Array.isArray(v)) {
     for (const x of v) {
       const p = jsonProblem(x, depth + 1);
@@ -113,6 +115,6 @@ export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optiona
 /** `"3"`, `W/"3"` or `3` → 3; `*` → undefined (any version); anything else can match no version. */
 export function parseIfMatch(h: string | undefined): number | undefined {
   if (h === undefined || h.trim() === "*") return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(h);
-  return m ? Number(m[1]) : -1;
+  const m = /^\s*(?:W\/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$/.exec(h);
+  return m ? Number(m[1] ?? m[2]) : -1;
 }
