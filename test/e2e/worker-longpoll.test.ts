@@ -72,6 +72,25 @@ describe("process-next long poll across processes", () => {
     expect(median).toBeLessThan(300);
   });
 
+  it("a client that disconnects mid-poll leases nothing: a job submitted afterwards stays queued", async () => {
+    const ac = new AbortController();
+    const gone = fetch(`${a.url}/v1/process-next`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${worker}`, "content-type": "application/json" },
+      body: JSON.stringify({ queues: ["lp-gone"], workerId: "gone", waitMs: 10_000 }),
+      signal: ac.signal,
+    }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 100));
+    const s = await submit("lp-gone");
+    // Give a poll that missed the disconnect time to claim it.
+    await new Promise((r) => setTimeout(r, 500));
+    const j = await api(b.url, client, "GET", `/v1/jobs/${s.body.id}`);
+    expect(j.body).toMatchObject({ status: "queued", attempts: 0 });
+  });
+
   it("wakes when another process's reaper requeues an expired lease", async () => {
     const s = await submit("lp-reap");
     const first = await poll("lp-reap", 0, { leaseSeconds: 1 });
