@@ -162,15 +162,21 @@ export function batchesRepository(sql: Queryable) {
     },
 
     /**
-     * Locks every unfinished job of a sealed batch, in id order. Jobs are
-     * always locked before their batch (claim, complete, fail and the reaper
-     * do the same), so taking these first cannot deadlock with them; while
-     * held, no job of the batch can move between queued and running.
+     * Locks every unfinished job of a sealed batch, in id order; while held,
+     * no job of the batch can move between queued and running. Jobs are locked
+     * before their batch, as claim, complete, fail and the reaper do. A caller
+     * that locks several jobs in another order (the multi-complete) could
+     * still close a cycle with us, so the wait is bounded: past `lockTimeoutMs`
+     * this fails with 55P03 and the caller's transaction (holding nothing but
+     * these job locks) is rolled back and re-run, instead of one side being
+     * picked as a deadlock victim a second later.
      */
-    async lockUnfinishedJobs(id: string, q: Queryable): Promise<number> {
+    async lockUnfinishedJobs(id: string, lockTimeoutMs: number, q: Queryable): Promise<number> {
+      await q`SELECT set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
       const rows = await q`
         SELECT id FROM jobs WHERE batch_id = ${id} AND ${statusIn(q, "status", ["queued", "running"])}
         ORDER BY id FOR UPDATE`;
+      await q`SELECT set_config('lock_timeout', '0', true)`;
       return rows.length;
     },
 

@@ -19,21 +19,23 @@ export interface BatchView {
 
 type Tx = postgres.TransactionSql;
 
-const DEADLOCK = "40P01";
+/** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
+const RERUN_CODES = new Set(["40P01", "55P03"]);
+/** How long the cancel waits for one job's row lock before starting over. */
+const JOB_LOCK_WAIT_MS = 250;
 
 /**
- * Lock order everywhere is jobs before their batch, which the batch
- * operations below follow too; a job-set lock taken in id order can still
- * meet a caller that locks several jobs in another order (a multi-complete),
- * and PostgreSQL then aborts one side. The whole transaction is re-run then:
- * each pass is atomic, so a re-run repeats nothing.
+ * A transaction that a lock conflict rolled back is run again from the
+ * start: each run is atomic, so a re-run repeats nothing, and having
+ * released its locks it has let the other side finish.
  */
 async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return (await sql.begin(fn)) as T;
     } catch (e) {
-      if (attempt >= 3 || (e as { code?: string }).code !== DEADLOCK) throw e;
+      if (attempt >= 8 || !RERUN_CODES.has((e as { code?: string }).code ?? "")) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
     }
   }
 }
@@ -153,7 +155,7 @@ export function createBatchService(deps: {
           if (!marked) return null;
           cancelled = await batches.cancelQueuedJobs(id, { skipLocked: true }, tx);
         } else {
-          await batches.lockUnfinishedJobs(id, tx);
+          await batches.lockUnfinishedJobs(id, JOB_LOCK_WAIT_MS, tx);
           // Guarded by the generation read above: a batch that finished and was retried meanwhile has other jobs.
           marked = await batches.requestCancel(id, cur.generation, tx);
           if (!marked) return null;

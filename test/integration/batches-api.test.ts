@@ -202,7 +202,7 @@ describe("batch HTTP contract", () => {
     // Another tenant sees none of them.
     const other = await get("/v1/stats/throughput?minutes=5", await env.key("nobody", "client"));
     expect(other.body.items).toHaveLength(5);
-    expect(other.body.items.every((i: Record<string, number>) => i.succeeded + i.failed + i.cancelled === 0)).toBe(true);
+    expect(other.body.items.every((i: { succeeded: number; failed: number; cancelled: number }) => i.succeeded + i.failed + i.cancelled === 0)).toBe(true);
     expect((await get("/v1/stats/throughput?minutes=0", key)).status).toBe(400);
   });
 
