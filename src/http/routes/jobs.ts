@@ -121,7 +121,7 @@ export async function jobRoutes(app: Api, c: Container) {
         summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
         params: IdParams,
         headers: IfMatchHeaders,
-        body: z.strictObject({}).optional(),
+        body: z.strictObject({}).nullish(),
         response: { 200: JobSchema, ...errors(404, 409, 412) },
       },
     },
