@@ -7,9 +7,10 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Metrics } from "../metrics.js";
 import type { OutboxDelivery, OutboxRepository } from "../repositories/outbox.js";
+import type { BatchRow } from "../repositories/batches.js";
 import type { JobRow } from "../repositories/jobs.js";
 import type { TenantsRepository } from "../repositories/tenants.js";
-import { camelize, jobDto } from "./representation.js";
+import { batchDto, camelize, jobDto } from "./representation.js";
 
 /** Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`, key = base64-decoded secret after `whsec_`. */
 export function signWebhook(secret: string, msgId: string, timestamp: number, body: string): string {
@@ -17,16 +18,9 @@ export function signWebhook(secret: string, msgId: string, timestamp: number, bo
   return `v1,${createHmac("sha256", key).update(`${msgId}.${timestamp}.${body}`).digest("base64")}`;
 }
 
-/** Columns of a batch row that are bookkeeping, not representation. */
-const BATCH_INTERNAL = new Set(["generation", "remaining"]);
-
 /** The event's `data`: the public representation of the row the finalising statement returned. */
 export function eventData(eventType: string, snapshot: Record<string, unknown>): unknown {
-  if (eventType.startsWith("job.")) return jobDto(camelize<JobRow>(snapshot));
-  // No batch representation exists in services/ yet: the snapshot, camelCased, without bookkeeping columns.
-  const batch = camelize<Record<string, unknown>>(snapshot);
-  for (const k of BATCH_INTERNAL) delete batch[k];
-  return batch;
+  return eventType.startsWith("job.") ? jobDto(camelize<JobRow>(snapshot)) : batchDto(camelize<BatchRow>(snapshot));
 }
 
 export function eventBody(d: Pick<OutboxDelivery, "eventType" | "dataText" | "createdAt">): string {
@@ -124,6 +118,9 @@ export function postWebhook(
         ...(allowed ? {} : { lookup: guardedLookup }),
       },
       (res) => {
+        // The body is not needed; drain it so the socket can be reused, but not forever.
+        const drain = setTimeout(() => res.destroy(), o.timeoutMs);
+        res.once("close", () => clearTimeout(drain));
         res.resume();
         done({ kind: "response", status: res.statusCode ?? 0 });
       },

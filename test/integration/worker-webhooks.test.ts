@@ -220,24 +220,26 @@ describe("webhook dispatcher", () => {
     expect((await outboxRow(job.id)).status).toBe("delivered");
   });
 
-  it("delivers batch.completed with the batch representation", async () => {
+  it("delivers batch.completed whose data is the batch's public representation", async () => {
     const r = await receiver();
-    await env.key("hooks-h", "client");
-    const [batch] = await env.c.sql<{ id: string }[]>`
-      INSERT INTO batches (tenant, status, webhook_url, total, remaining, sealed_at)
-      VALUES ('hooks-h', 'pending', ${r.url}, 1, 1, now()) RETURNING id`;
-    const [jobRow] = await env.c.sql<{ id: string }[]>`
-      INSERT INTO jobs (tenant, queue, kind, payload, batch_id) VALUES ('hooks-h', 'hooks-h', 'k', '{}', ${batch!.id}) RETURNING id`;
-    const [claimed] = await env.c.services.jobs.claimNext({ queues: ["hooks-h"], scope: "hooks-h", workerId: "w", leaseSeconds: 30, max: 1, waitMs: 0 });
-    expect(claimed?.id).toBe(jobRow!.id);
-    const done = await env.c.services.jobs.complete(claimed!.id, "hooks-h", claimed!.leaseToken!, null);
-    expect(done.ok).toBe(true);
+    const client = await env.key("hooks-h", "client");
+    const created = await env
+      .http()
+      .post("/v1/batches")
+      .set("authorization", client)
+      .send({ jobs: [{ queue: "hooks-h", kind: "k" }, { queue: "hooks-h", kind: "k" }], webhookUrl: r.url });
+    expect(created.status).toBe(201);
+    const claimed = await env.c.services.jobs.claimNext({ queues: ["hooks-h"], scope: "hooks-h", workerId: "w", leaseSeconds: 30, max: 2, waitMs: 0 });
+    expect(claimed).toHaveLength(2);
+    expect((await env.c.services.jobs.complete(claimed[0]!.id, "hooks-h", claimed[0]!.leaseToken!, null)).ok).toBe(true);
+    const f = await env.c.services.jobs.fail(claimed[1]!.id, "hooks-h", { leaseToken: claimed[1]!.leaseToken!, error: { message: "no" }, retryable: false });
+    expect(f.ok).toBe(true);
     dispatcher();
     const d = await until("batch.completed", () => r.deliveries.find((x) => JSON.parse(x.body).type === "batch.completed"));
     const secret = (await env.c.repos.tenants.getSecret("hooks-h"))!;
     const event = new Webhook(secret).verify(d.body, webhookHeaders(d)) as { data: Record<string, unknown> };
-    expect(event.data).toMatchObject({ id: batch!.id, tenant: "hooks-h", status: "succeeded", total: 1, succeededCount: 1 });
-    expect(event.data).not.toHaveProperty("remaining");
-    expect(event.data).not.toHaveProperty("generation");
+    const viaHttp = await env.http().get(`/v1/batches/${created.body.id}`).set("authorization", client);
+    expect(viaHttp.body.status).toBe("partially_succeeded");
+    expect(event.data).toEqual(viaHttp.body);
   });
 });
