@@ -1,0 +1,83 @@
+// Shared helpers for the benchmark scripts.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { startEmbeddedPostgres } from "../src/db/embedded.js";
+
+export function progress(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/** A throw-away embedded PostgreSQL; `stop()` also removes its data directory. */
+export async function startBenchPostgres(): Promise<{ url: (db?: string) => string; stop: () => Promise<void> }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "jobline-bench-"));
+  try {
+    const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+    return {
+      url: server.url,
+      stop: async () => {
+        try {
+          await server.stop();
+        } finally {
+          rmSync(dataDir, { recursive: true, force: true });
+        }
+      },
+    };
+  } catch (e) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** CREATE DATABASE `name` (a plain identifier) on the server behind `adminUrl`. */
+export async function createDatabase(adminUrl: string, name: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name: ${name}`);
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await sql.end();
+  }
+}
+
+const sorted = (values: number[]) => {
+  if (values.length === 0) throw new Error("no values");
+  return [...values].sort((a, b) => a - b);
+};
+
+/** Nearest-rank percentile, p in [0, 100]. */
+export function percentile(values: number[], p: number): number {
+  const s = sorted(values);
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function stats(values: number[]): { min: number; median: number; max: number } {
+  const s = sorted(values);
+  const mid = Math.floor(s.length / 2);
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { min: s[0]!, median, max: s[s.length - 1]! };
+}
+
+/** Runs a measurement three times, sequentially, and returns all three values. */
+export async function repeat3(fn: (run: number) => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < 3; i++) out.push(await fn(i));
+  return out;
+}
+
+/** Rejects with a clear error if `p` does not settle within `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, label: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${label}: timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
