@@ -252,6 +252,55 @@ describe("batch races (real PostgreSQL)", () => {
     expect(ev2[1]).toMatchObject({ generation: 2, data: { status: "succeeded", generation: 2 } });
   });
 
+  it("cancel of an open batch racing adds and a seal: nothing stays claimable, one completion, adds whole or refused", async () => {
+    const queue = "open_cancel_q";
+    for (let t = 0; t < 15; t++) {
+      const open = await post("/v1/batches", { jobs: jobsOf(2, queue), seal: false, webhookUrl: "https://example.com/h" });
+      const id = open.body.id as string;
+      const ops: Array<Promise<{ status: number; kind: string }>> = [];
+      const cancelAt = Math.floor(Math.random() * 5);
+      for (let k = 0; k < 5; k++) {
+        if (k === cancelAt) ops.push(post(`/v1/batches/${id}/cancel`).then((r) => ({ status: r.status, kind: "cancel" })));
+        if (k === 2) ops.push(post(`/v1/batches/${id}/seal`).then((r) => ({ status: r.status, kind: "seal" })));
+        ops.push(post(`/v1/batches/${id}/jobs`, { jobs: jobsOf(3, queue, { add: k }) }).then((r) => ({ status: r.status, kind: "add" })));
+      }
+      const results = await Promise.all(ops);
+      expect(results.find((r) => r.kind === "cancel")!.status).toBe(200);
+      expect([200, 409]).toContain(results.find((r) => r.kind === "seal")!.status);
+      const adds = results.filter((r) => r.kind === "add");
+      for (const a of adds) expect([201, 409]).toContain(a.status);
+      const accepted = adds.filter((a) => a.status === 201).length;
+      const b = await batchRow(id);
+      expect(b).toMatchObject({ status: "cancelled", remaining: 0, total: 2 + 3 * accepted, cancelledCount: 2 + 3 * accepted });
+      expect(await jobStatusCounts(id)).toEqual({ cancelled: 2 + 3 * accepted });
+      expect(await terminalTransitions(id)).toEqual([{ toStatus: "cancelled", generation: 1 }]);
+      expect(await completedEvents(id)).toHaveLength(1);
+    }
+    expect(await claim(queue, 100)).toEqual([]);
+  });
+
+  it("wakes long-polling claimers of the batch's queues on seal and on retry", async () => {
+    const woken: string[] = [];
+    const notify = env.c.notifier.notify;
+    env.c.notifier.notify = (q: string) => {
+      woken.push(q);
+      notify(q);
+    };
+    try {
+      const open = await post("/v1/batches", { jobs: [...jobsOf(1, "wake_a"), ...jobsOf(1, "wake_b")], seal: false });
+      expect(woken).toEqual([]);
+      await post(`/v1/batches/${open.body.id}/seal`);
+      expect(woken.sort()).toEqual(["wake_a", "wake_b"]);
+      woken.length = 0;
+      for (const r of [...(await claim("wake_a")), ...(await claim("wake_b"))])
+        await svc().fail(r.id, null, { leaseToken: r.leaseToken!, error: { message: "x" }, retryable: false });
+      expect((await post(`/v1/batches/${open.body.id}/retry`)).status).toBe(200);
+      expect(woken.sort()).toEqual(["wake_a", "wake_b"]);
+    } finally {
+      env.c.notifier.notify = notify;
+    }
+  });
+
   it("cancel of a running batch: no queued job of it is claimed afterwards; it ends cancelled once", async () => {
     const queue = "cancel_q";
     const res = await post("/v1/batches", { jobs: jobsOf(400, queue), webhookUrl: "https://example.com/batch-hook" });
