@@ -206,6 +206,22 @@ describe("batch HTTP contract", () => {
     expect((await get("/v1/stats/throughput?minutes=0", key)).status).toBe(400);
   });
 
+  // KNOWN BUG (src/http/routes/jobs.ts, not batch code): the jobs cursor carries created_at as a JS Date,
+  // truncated to milliseconds, and a batch's jobs share one created_at (their transaction's now()), so
+  // page 2 comes back empty. Remove `.fails` once the cursor keeps microseconds (as /v1/batches does).
+  it.fails("GET /v1/jobs?batchId= pages through every job of a batch", async () => {
+    const b = await post("/v1/batches", { jobs: jobsOf(5, "page_q"), seal: false });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const res = await get(`/v1/jobs?batchId=${b.body.id}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...res.body.items.map((j: { id: string }) => j.id));
+      cursor = res.body.nextCursor;
+      if (!cursor) break;
+    }
+    expect(new Set(seen).size).toBe(5);
+  });
+
   it("creates a batch of 10,000 jobs in one HTTP request", async () => {
     const jobs = Array.from({ length: 10_000 }, (_, i) => ({ queue: "bulk_q", kind: "bulk", payload: { i, note: "a small payload" } }));
     const body = JSON.stringify({ jobs });
