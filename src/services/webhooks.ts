@@ -264,14 +264,11 @@ export function createWebhookDispatcher(d: DispatcherDeps) {
   }
 
   return {
-    deliver,
     start() {
       if (!stopped) return;
       stopped = false;
       loopDone = loop();
     },
-    /** Check for due rows now instead of at the next poll. */
-    wake,
     /** Stops claiming and waits for the requests in flight (each bounded by the timeout). */
     async stop() {
       stopped = true;

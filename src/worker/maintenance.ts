@@ -24,7 +24,13 @@ export function every(name: string, intervalMs: number, tick: () => Promise<unkn
   };
 }
 
-/** Lease reaper: one statement per sweep; safe in every replica at once. */
+/**
+ * Lease reaper. Each statement requeues, fails or cancels up to `limit`
+ * expired leases at once (reapExpired); a sweep repeats it only while full
+ * batches come back. Safe in every replica at once (SKIP LOCKED). A dead
+ * worker's job is back in the queue at most lease + reaper interval after
+ * its last heartbeat, and the NOTIFY here wakes long polls everywhere.
+ */
 export async function reapOnce(c: Container, limit = 1000): Promise<number> {
   let total = 0;
   for (;;) {
@@ -51,7 +57,6 @@ export function startMaintenance(c: Container) {
     every("retention", c.config.JOBLINE_RETENTION_INTERVAL_MS, () => retainOnce(c), c),
   ];
   return {
-    webhooks,
     async stop() {
       await Promise.all([...loops.map((l) => l.stop()), webhooks.stop()]);
     },
