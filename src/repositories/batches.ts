@@ -172,11 +172,12 @@ export function batchesRepository(sql: Queryable) {
      * picked as a deadlock victim a second later.
      */
     async lockUnfinishedJobs(id: string, lockTimeoutMs: number, q: Queryable): Promise<number> {
+      const [prev] = await q<{ v: string }[]>`SELECT current_setting('lock_timeout') AS v`;
       await q`SELECT set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
       const rows = await q`
         SELECT id FROM jobs WHERE batch_id = ${id} AND ${statusIn(q, "status", ["queued", "running"])}
         ORDER BY id FOR UPDATE`;
-      await q`SELECT set_config('lock_timeout', '0', true)`;
+      await q`SELECT set_config('lock_timeout', ${prev!.v}, true)`;
       return rows.length;
     },
 
