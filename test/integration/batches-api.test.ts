@@ -124,6 +124,20 @@ describe("batch HTTP contract", () => {
     expect((await post(`/v1/batches/${open.body.id}/jobs`, { jobs: [] })).status).toBe(400);
   });
 
+  it("accepts a batch body over the global 1 MiB limit, up to 32 MiB", async () => {
+    const jobs = Array.from({ length: 100 }, (_, i) => ({ queue: "wide_q", kind: "k", payload: { i, s: "z".repeat(20_000) } }));
+    const res = await post("/v1/batches", { jobs });
+    expect(res.status).toBe(201);
+    expect(res.body.total).toBe(100);
+    const open = await post("/v1/batches", { jobs: [], seal: false });
+    expect((await post(`/v1/batches/${open.body.id}/jobs`, { jobs })).status).toBe(201);
+    const huge = await env.http().post("/v1/batches").set("authorization", client).set("content-type", "application/json")
+      .send(`{"jobs":[{"queue":"q","kind":"k","payload":"${"h".repeat(33 * 1024 * 1024)}"}]}`);
+    expect(huge.status).toBe(413);
+    // Other routes keep the 1 MiB limit.
+    expect((await post("/v1/jobs", { queue: "q", kind: "k", payload: { s: "z".repeat(1_100_000) } })).status).toBe(413);
+  });
+
   it("lets only a platform key name the tenant", async () => {
     expect((await post("/v1/batches", { tenant: "other", jobs: jobsOf(1) })).status).toBe(400);
     const res = await post("/v1/batches", { tenant: "other", jobs: jobsOf(1, "plat_q") }, env.admin);
