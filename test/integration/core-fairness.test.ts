@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NewJob } from "../../src/repositories/jobs.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+let env: TestEnv;
+let platformWorker: string;
+beforeAll(async () => {
+  env = await createTestEnv("core_fairness");
+  platformWorker = await env.key("*", "worker");
+});
+afterAll(async () => env?.close());
+
+const newJob = (tenant: string, queue: string, groupKey: string | null, i: number): NewJob => ({
+  tenant,
+  queue,
+  kind: "k",
+  payload: { i },
+  priority: 0,
+  groupKey,
+  runAt: null,
+  maxAttempts: 5,
+  webhookUrl: null,
+  idempotencyKey: null,
+  requestHash: null,
+  batchId: null,
+});
+
+/** A flood inserted in one transaction, as a batch would. */
+const flood = (tenant: string, queue: string, groupKey: string | null, n: number) =>
+  env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(Array.from({ length: n }, (_, i) => newJob(tenant, queue, groupKey, i)), tx));
+
+/** Jobs submitted one by one over HTTP, after the flood. */
+async function trickle(tenant: string, queue: string, groupKey: string | undefined, n: number, extra: object = {}) {
+  const key = await env.key(tenant, "client");
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await env.http().post("/v1/jobs").set("authorization", key).send({ queue, kind: "k", groupKey, payload: { i }, ...extra });
+    expect(r.status).toBe(201);
+    ids.push(r.body.id);
+  }
+  return ids;
+}
+
+/** `n` single claims over HTTP; returns the claimed ids in claim order. */
+async function claimSingles(queue: string, n: number, key = platformWorker) {
+  const order: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", max: 1 });
+    expect(r.status).toBe(200);
+    expect(r.body.jobs.length).toBeLessThanOrEqual(1);
+    if (r.body.jobs[0]) order.push(r.body.jobs[0].id);
+  }
+  return order;
+}
+
+describe("fairness", () => {
+  it("group key A with 2,000 queued jobs, then key B with 10: all of B claimed within the first 40 single claims", async () => {
+    await flood("acme", "fair1", "A", 2000);
+    const b = await trickle("acme", "fair1", "B", 10);
+    const order = await claimSingles("fair1", 40);
+    expect(order).toHaveLength(40);
+    const positions = b.map((id) => order.indexOf(id));
+    console.log(`fairness (group keys): B's claim positions ${JSON.stringify(positions)}`);
+    for (const p of positions) expect(p).toBeGreaterThanOrEqual(0);
+    // B's jobs keep their own submission order.
+    expect([...positions].sort((x, y) => x - y)).toEqual(positions);
+  });
+
+  it("the same across tenants: tenant X with 2,000 jobs, then tenant Y with 10", async () => {
+    await flood("xcorp", "fair2", null, 2000);
+    const y = await trickle("ycorp", "fair2", undefined, 10);
+    const order = await claimSingles("fair2", 40);
+    const positions = y.map((id) => order.indexOf(id));
+    console.log(`fairness (tenants): Y's claim positions ${JSON.stringify(positions)}`);
+    for (const p of positions) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("a tenant's own worker key is still fair across its group keys", async () => {
+    await flood("acme", "fair3", "A", 2000);
+    const b = await trickle("acme", "fair3", "B", 10);
+    const order = await claimSingles("fair3", 40, await env.key("acme", "worker"));
+    for (const id of b) expect(order).toContain(id);
+  });
+
+  it("a higher priority job beats fairness: claimed first, even from the flooding key", async () => {
+    await flood("acme", "fair4", "A", 2000);
+    const b = await trickle("acme", "fair4", "B", 3);
+    const [urgent] = await trickle("acme", "fair4", "A", 1, { priority: 5 });
+    const order = await claimSingles("fair4", 10);
+    expect(order[0]).toBe(urgent);
+    for (const id of b) expect(order).toContain(id);
+  });
+
+  it("past volume earns no credit: a key that drained its backlog does not starve a newcomer later", async () => {
+    await flood("acme", "fair5", "A", 300);
+    let drained = 0;
+    for (;;) {
+      const rows = await env.c.services.jobs.claimNext({ queues: ["fair5"], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+      if (rows.length === 0) break;
+      drained += rows.length;
+    }
+    expect(drained).toBe(300);
+    // A floods again, then C arrives: C is not queued behind A's new 2,000.
+    await flood("acme", "fair5", "A", 2000);
+    const cIds = await trickle("acme", "fair5", "C", 5);
+    const order = await claimSingles("fair5", 20);
+    for (const id of cIds) expect(order).toContain(id);
+  });
+});
