@@ -1,0 +1,381 @@
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type ClaimedJob,
+  createJoblineClient,
+  JobCancelRequestedError,
+  JoblineApiError,
+  type JoblineClient,
+  type JobHandler,
+  LeaseLostError,
+  runHttpWorker,
+  type RunHttpWorkerOptions,
+  unwrap,
+} from "../../clients/typescript/src/index.js";
+import { reapOnce } from "../../src/worker/maintenance.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+/**
+ * runHttpWorker over real HTTP against the real app (listening on 127.0.0.1) and a real
+ * PostgreSQL: bounded concurrency, heartbeats, cancel, lost leases, failure reporting, stop.
+ */
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Fails if `probe` turns true within `ms` (a bounded check for something that must not happen). */
+async function never(what: string, probe: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await probe()) throw new Error(`unexpectedly: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const deferred = <T = void>() => {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+};
+
+interface Call {
+  path: string;
+  body: Record<string, unknown> | null;
+  /** "pending", the HTTP status, or the error name it rejected with. */
+  outcome: "pending" | number | string;
+}
+
+/** A fetch that records every call the SDK makes (and can cut the network for some). */
+function recordingFetch() {
+  const calls: Call[] = [];
+  const state = { dropHeartbeats: false };
+  const fetchFn = async (request: Request): Promise<Response> => {
+    const path = new URL(request.url).pathname;
+    const text = request.body ? await request.clone().text() : "";
+    const call: Call = { path, body: text ? (JSON.parse(text) as Record<string, unknown>) : null, outcome: "pending" };
+    calls.push(call);
+    if (state.dropHeartbeats && path.endsWith("/heartbeat")) {
+      call.outcome = "TypeError";
+      throw new TypeError("fetch failed (test: network cut)");
+    }
+    try {
+      const r = await fetch(request);
+      call.outcome = r.status;
+      return r;
+    } catch (e) {
+      call.outcome = e instanceof Error ? e.name : String(e);
+      throw e;
+    }
+  };
+  return { calls, state, fetch: fetchFn };
+}
+
+let env: TestEnv;
+let baseUrl = "";
+let client: JoblineClient;
+let workerKey = "";
+const stops: AbortController[] = [];
+const runs: Promise<unknown>[] = [];
+
+beforeAll(async () => {
+  env = await createTestEnv("sdk_worker");
+  await env.app.listen({ host: "127.0.0.1", port: 0 });
+  baseUrl = `http://127.0.0.1:${(env.app.server.address() as AddressInfo).port}`;
+  client = createJoblineClient({ baseUrl, apiKey: await env.key("acme", "client") });
+  workerKey = await env.key("acme", "worker");
+});
+
+afterAll(async () => {
+  for (const s of stops) s.abort();
+  await Promise.allSettled(runs);
+  // Every worker has stopped, so no request is in flight. Undici can leave a socket that
+  // connected (after an aborted request) but never sent one; Node counts it as a request in
+  // progress, and close() would wait for headersTimeout (60 s+) before dropping it.
+  env?.app.server.closeAllConnections();
+  await env?.close();
+});
+
+function startWorker(queue: string, handlers: Record<string, JobHandler>, opts: Partial<RunHttpWorkerOptions> = {}) {
+  const rec = recordingFetch();
+  const stop = new AbortController();
+  stops.push(stop);
+  const errors: unknown[] = [];
+  const run = runHttpWorker({
+    client: createJoblineClient({ baseUrl, apiKey: workerKey, fetch: rec.fetch }),
+    queues: [queue],
+    handlers,
+    signal: stop.signal,
+    waitMs: 1_000,
+    onError: (e) => errors.push(e),
+    ...opts,
+  });
+  runs.push(run.catch(() => {}));
+  return { run, stop, rec, errors };
+}
+
+const submit = (queue: string, kind: string, extra: { payload?: unknown; maxAttempts?: number } = {}) =>
+  unwrap(client.POST("/v1/jobs", { body: { queue, kind, ...extra } }));
+const getJob = (id: string) => unwrap(client.GET("/v1/jobs/{id}", { params: { path: { id } } }));
+const listJobs = (queue: string, status: "queued" | "running" | "succeeded" | "failed" | "cancelled") =>
+  unwrap(client.GET("/v1/jobs", { params: { query: { queue, status, limit: 500 } } })).then((l) => l.items);
+
+describe("runHttpWorker", () => {
+  it("runs at most `concurrency` handlers and leases no more jobs than it has free slots", async () => {
+    const gate = deferred();
+    let running = 0;
+    let maxRunning = 0;
+    const ids = [];
+    for (let i = 0; i < 7; i++) ids.push((await submit("conc", "gated", { payload: { i } })).id);
+    const w = startWorker(
+      "conc",
+      {
+        gated: async (job) => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await gate.promise;
+          running--;
+          return { i: (job.payload as { i: number }).i };
+        },
+      },
+      { concurrency: 3 },
+    );
+    await until("3 handlers running", () => (running === 3 ? true : undefined));
+    expect((await listJobs("conc", "running")).length).toBe(3);
+    expect((await listJobs("conc", "queued")).length).toBe(4);
+    gate.resolve();
+    await until("all 7 succeeded", async () => ((await listJobs("conc", "succeeded")).length === 7 ? true : undefined));
+    expect(maxRunning).toBe(3);
+    for (const c of w.rec.calls.filter((c) => c.path === "/v1/process-next")) {
+      expect(c.body).toMatchObject({ queues: ["conc"], kinds: ["gated"] });
+      expect(c.body!.max as number).toBeGreaterThanOrEqual(1);
+      expect(c.body!.max as number).toBeLessThanOrEqual(3);
+    }
+    for (const id of ids) {
+      const j = await getJob(id);
+      expect(j.attempts).toBe(1);
+      expect(j.result).toEqual({ i: (j.payload as { i: number }).i });
+    }
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 7, succeeded: 7, failed: 0, abandoned: 0 });
+    expect(w.errors).toEqual([]);
+  });
+
+  it("heartbeats keep a job longer than its lease (the reaper leaves it alone)", async () => {
+    const job = await submit("long", "slow");
+    let reaped = 0;
+    const w = startWorker(
+      "long",
+      {
+        slow: async (_job, ctx) => {
+          // Outlive the 2 s lease several times over, running the reaper meanwhile.
+          const beats = () => w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 200).length;
+          await until("4 successful heartbeats", async () => {
+            reaped += await reapOnce(env.c);
+            return beats() >= 4 ? true : undefined;
+          });
+          expect(ctx.signal.aborted).toBe(false);
+          return "done";
+        },
+      },
+      { leaseSeconds: 2 },
+    );
+    const done = await until("the job to succeed", async () => {
+      const j = await getJob(job.id);
+      return j.status === "succeeded" ? j : undefined;
+    });
+    expect(reaped).toBe(0);
+    expect(done.attempts).toBe(1);
+    expect(done.result).toBe("done");
+    const hb = w.rec.calls.find((c) => c.path.endsWith("/heartbeat"));
+    expect(hb?.body).toMatchObject({ leaseSeconds: 2 });
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ succeeded: 1, abandoned: 0 });
+  });
+
+  it("a cancel request aborts ctx.signal at the next heartbeat; the throw is reported and the job ends cancelled", async () => {
+    const started = deferred<ClaimedJob>();
+    let reason: unknown;
+    const job = await submit("cancel", "wait");
+    const w = startWorker(
+      "cancel",
+      {
+        wait: (j, ctx) => {
+          started.resolve(j);
+          return new Promise((_, reject) =>
+            ctx.signal.addEventListener("abort", () => {
+              reason = ctx.signal.reason;
+              reject(ctx.signal.reason);
+            }),
+          );
+        },
+      },
+      { leaseSeconds: 3 },
+    );
+    await started.promise;
+    const c = await unwrap(client.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } }, body: {} }));
+    expect(c).toMatchObject({ status: "running", cancelRequested: true });
+    const done = await until("the job to be cancelled", async () => {
+      const j = await getJob(job.id);
+      return j.status === "cancelled" ? j : undefined;
+    });
+    expect(reason).toBeInstanceOf(JobCancelRequestedError);
+    expect(done.lastError?.message).toMatch(/cancel requested/);
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
+  });
+
+  it("a lost lease (409 on heartbeat) aborts ctx.signal and nothing is reported for the job", async () => {
+    const started = deferred<ClaimedJob>();
+    let reason: unknown;
+    const job = await submit("lost", "wait");
+    const w = startWorker(
+      "lost",
+      {
+        wait: (j, ctx) => {
+          started.resolve(j);
+          return new Promise((_, reject) =>
+            ctx.signal.addEventListener("abort", () => {
+              reason = ctx.signal.reason;
+              reject(ctx.signal.reason);
+            }),
+          );
+        },
+      },
+      { leaseSeconds: 1 },
+    );
+    const mine = await started.promise;
+    w.rec.state.dropHeartbeats = true;
+    // The lease runs out; the reaper requeues the job; another worker claims it.
+    await until("the reaper to requeue the job", async () => ((await reapOnce(env.c)) > 0 ? true : undefined));
+    const other = createJoblineClient({ baseUrl, apiKey: workerKey });
+    const claimed = await unwrap(other.POST("/v1/process-next", { body: { queues: ["lost"], workerId: "other", leaseSeconds: 600 } }));
+    expect(claimed.jobs.map((j) => j.id)).toEqual([job.id]);
+    expect(claimed.jobs[0]!.leaseToken).not.toBe(mine.leaseToken);
+    w.rec.state.dropHeartbeats = false;
+
+    await until("the handler to be aborted", () => reason);
+    expect(reason).toBeInstanceOf(LeaseLostError);
+    expect((reason as LeaseLostError).status).toBe(409);
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 1, succeeded: 0, failed: 0, abandoned: 1 });
+    expect(w.rec.calls.filter((c) => c.path.endsWith("/complete") || c.path.endsWith("/fail"))).toEqual([]);
+    expect(w.errors.some((e) => e instanceof LeaseLostError)).toBe(true);
+    // Still the other worker's job, untouched.
+    expect(await getJob(job.id)).toMatchObject({ status: "running", workerId: "other", attempts: 2 });
+  });
+
+  it("reports failures: message/code, retryable, retryAfterSeconds, non-Error throws, results the server refuses", async () => {
+    const retry = await submit("fails", "flaky", { maxAttempts: 3 });
+    const plain = await submit("fails", "strings", { maxAttempts: 1 });
+    const bad = await submit("fails", "badResult", { maxAttempts: 3 });
+    const w = startWorker(
+      "fails",
+      {
+        flaky: () => {
+          throw Object.assign(new Error("upstream 503"), { code: "upstream", retryAfterSeconds: 3600 });
+        },
+        strings: () => {
+          throw "just a string";
+        },
+        badResult: () => "NUL \u0000 inside",
+      },
+      { concurrency: 3 },
+    );
+    const requeued = await until("flaky to be requeued", async () => {
+      const j = await getJob(retry.id);
+      return j.status === "queued" && j.attempts === 1 ? j : undefined;
+    });
+    expect(requeued.lastError).toMatchObject({ message: "upstream 503", code: "upstream" });
+    // Retried no sooner than it asked (compared with the server's own clock).
+    expect(Date.parse(requeued.runAt) - Date.parse(requeued.updatedAt)).toBeGreaterThan(3_500_000);
+
+    const failed = await until("strings to fail", async () => {
+      const j = await getJob(plain.id);
+      return j.status === "failed" ? j : undefined;
+    });
+    expect(failed.lastError?.message).toBe("just a string");
+
+    const refused = await until("badResult to fail", async () => {
+      const j = await getJob(bad.id);
+      return j.status === "failed" ? j : undefined;
+    });
+    expect(refused.attempts).toBe(1);
+    expect(refused.lastError?.code).toBe("invalid_result");
+    expect(refused.lastError?.message).toMatch(/result refused/);
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 3, succeeded: 0, failed: 3, abandoned: 0 });
+  });
+
+  it("stops on abort: cuts the long poll, waits for the running handler, then resolves", async () => {
+    const gate = deferred();
+    const started = deferred();
+    const job = await submit("stop", "gated");
+    const w = startWorker(
+      "stop",
+      {
+        gated: async () => {
+          started.resolve();
+          await gate.promise;
+          return "finished after stop";
+        },
+      },
+      { concurrency: 2, waitMs: 30_000 },
+    );
+    await started.promise;
+    // With one slot busy, the worker long-polls for one more job.
+    const poll = await until("a pending long poll for 1 job", () =>
+      w.rec.calls.find((c) => c.path === "/v1/process-next" && c.outcome === "pending" && c.body?.max === 1),
+    );
+    let settled = false;
+    void w.run.finally(() => {
+      settled = true;
+    });
+    w.stop.abort();
+    await until("the long poll to be aborted", () => (poll.outcome === "pending" ? undefined : poll.outcome));
+    expect(poll.outcome).toBe("AbortError");
+    // The poll is gone but the handler still runs: the promise must not have resolved.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    expect((await getJob(job.id)).status).toBe("running");
+    gate.resolve();
+    expect(await w.run).toEqual({ claimed: 1, succeeded: 1, failed: 0, abandoned: 0 });
+    // Resolved only after the outcome was reported.
+    expect(await getJob(job.id)).toMatchObject({ status: "succeeded", result: "finished after stop" });
+    const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next");
+    expect(polls.every((c) => c.outcome !== "pending")).toBe(true);
+    // The cut long poll (waitMs 30 s) must not lease a job to the stopped worker on the server side.
+    const after = await submit("stop", "gated");
+    await never("a job was leased to the stopped worker's aborted long poll", async () => (await getJob(after.id)).status !== "queued", 1_500);
+  });
+
+  it("rejects (instead of spinning) when the key may not lease jobs", async () => {
+    const stop = new AbortController();
+    stops.push(stop);
+    const clientKey = await env.key("acme", "client");
+    const run = runHttpWorker({ baseUrl, apiKey: clientKey, queues: ["q"], handlers: { k: () => null }, signal: stop.signal });
+    const e = await run.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(JoblineApiError);
+    expect((e as JoblineApiError).status).toBe(403);
+    expect((e as JoblineApiError).code).toBe("forbidden");
+  });
+
+  it("the client sends the key; a wrong key is a typed 401 problem", async () => {
+    const bad = createJoblineClient({ baseUrl, apiKey: "jl_not_a_key" });
+    const r = await bad.GET("/v1/jobs", { params: { query: {} } });
+    expect(r.response.status).toBe(401);
+    expect(r.error).toMatchObject({ status: 401, code: "unauthorized" });
+    await expect(unwrap(bad.GET("/v1/jobs"))).rejects.toMatchObject({ status: 401, code: "unauthorized" });
+  });
+});
