@@ -115,6 +115,8 @@ describe("SIGTERM", () => {
     const s = await api(apiProc.url, client, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 1500 } });
     await w.waitFor(`HANDLING ${s.body.id} attempt 1`);
     process.kill(w.pid, "SIGTERM");
+    // Printed in the same tick as the worker stops claiming.
+    await w.waitFor("SIGTERM: shutting down");
     const waiting = await api(apiProc.url, client, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 1 } });
     const exit = await w.exited;
     expect(exit.code, w.output()).toBe(0);
