@@ -6,9 +6,11 @@ export type { components, paths } from "./schema.gen.js";
 type Schemas = components["schemas"];
 export type Job = Schemas["Job"];
 export type ClaimedJob = Schemas["ClaimedJob"];
-export type JobSubmit = Schemas["JobSubmit"];
-export type JobStatus = Job["status"];
+export type Batch = Schemas["Batch"];
 export type Problem = Schemas["Problem"];
+export type JobStatus = Job["status"];
+/** The body of `POST /v1/jobs`. */
+export type JobSubmit = paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"];
 
 /** The typed openapi-fetch client: `client.POST("/v1/jobs", { body })`, `client.GET("/v1/jobs/{id}", …)`, … */
 export type JoblineClient = Client<paths>;

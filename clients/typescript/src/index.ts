@@ -1,4 +1,5 @@
 export {
+  type Batch,
   type ClaimedJob,
   type components,
   createJoblineClient,
