@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
+import { camelColumns } from "../src/db/client.js";
 import { testConfig } from "../src/config.js";
 import { createContainer } from "../src/container.js";
 import { freePort } from "../src/db/embedded.js";
@@ -29,7 +30,7 @@ export const noopJob = (queue = "bench"): NewJob => ({
 
 /** Untimed set-up: N queued no-op jobs through the same multi-row insert batches use. */
 export async function seedJobs(url: string, n: number, queue = "bench") {
-  const sql = postgres(url, { max: 1, transform: postgres.camel, onnotice: () => {} });
+  const sql = postgres(url, { max: 1, transform: camelColumns, onnotice: () => {} });
   const repo = jobsRepository(sql);
   for (let i = 0; i < n; i += 5000) {
     const chunk = Array.from({ length: Math.min(5000, n - i) }, () => noopJob(queue));
@@ -194,7 +195,7 @@ export async function joblineHttp(url: string, o: { jobs: number; clients: numbe
 /** The ceiling: jobline's own claim + complete statements in a bare postgres.js loop, same pool size. */
 export async function ceiling(url: string, o: { jobs: number; batch: number; pool: number }) {
   await seedJobs(url, o.jobs);
-  const sql = postgres(url, { max: o.pool, transform: postgres.camel, onnotice: () => {} });
+  const sql = postgres(url, { max: o.pool, transform: camelColumns, onnotice: () => {} });
   const repo = jobsRepository(sql);
   const seen = new Map<string, number>();
   const t0 = performance.now();
@@ -278,7 +279,7 @@ export async function joblineLatency(url: string, o: { samples: number }) {
  * with `queued` jobs waiting and `finished` succeeded rows present.
  */
 export async function claimLatency(url: string, o: { queued: number; finished: number; samples?: number }) {
-  const sql = postgres(url, { max: 1, transform: postgres.camel, onnotice: () => {} });
+  const sql = postgres(url, { max: 1, transform: camelColumns, onnotice: () => {} });
   const fill = async (n: number, status: "queued" | "succeeded") => {
     for (let i = 0; i < n; i += 200_000) {
       const k = Math.min(200_000, n - i);

@@ -12,6 +12,12 @@ export interface Database {
   close: () => Promise<void>;
 }
 
+/**
+ * snake_case columns ↔ camelCase fields, and nothing else: `postgres.camel`
+ * would also rewrite the keys inside jsonb values (a tenant's payload).
+ */
+export const camelColumns = { column: { from: postgres.toCamel, to: postgres.fromCamel } };
+
 export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
   const options = {
     onnotice: () => {},
@@ -19,7 +25,7 @@ export function connect(url: string, opts: { max?: number; application?: string 
     connect_timeout: 5,
     connection: { application_name: opts.application ?? "jobline" },
   };
-  const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: postgres.camel });
+  const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns });
   // drizzle rewrites its client's type parsers (timestamps stay strings), so it
   // gets a small pool of its own and the repositories keep real Dates.
   const drizzleClient = postgres(url, { ...options, max: 4 });

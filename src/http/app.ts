@@ -78,9 +78,13 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       );
     }
     const status = error.statusCode ?? 500;
-    if (status === 413) return sendProblem(reply, problem("payload_too_large", "request body exceeds 1 MiB", 413));
+    if (status === 413)
+      return sendProblem(reply, problem("payload_too_large", `request body exceeds ${req.routeOptions.bodyLimit ?? BODY_LIMIT} bytes`, 413));
     if (status === 415) return sendProblem(reply, problem("unsupported_media_type", error.message, 415));
     if (status >= 400 && status < 500) return sendProblem(reply, problem("invalid_request", error.message, status));
+    // A deadlock or serialization victim changed nothing; the client may simply retry.
+    if (["40P01", "40001"].includes(String((error as { code?: string }).code)))
+      return sendProblem(reply, problem("unavailable", "transaction conflict; retry", 503));
     const dbDown = /ECONNREFUSED|ECONNRESET|CONNECTION_|terminating connection|shutting down|starting up/i.test(
       `${(error as { code?: string }).code ?? ""} ${error.message}`,
     );

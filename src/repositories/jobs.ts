@@ -63,13 +63,47 @@ export interface ClaimFilter {
 export const fairKey = (tenant: string, groupKey: string | null) => `${tenant}\u001f${groupKey ?? ""}`;
 
 /**
- * The virtual time of a queue: the tag of the job that would be claimed next.
+ * The queue's clock lives in job_groups under a key no group can have
+ * (fairKey always contains \u001f): roughly the highest tag handed out.
+ */
+const CLOCK_KEY = "\u001e";
+/** The clock lags the highest tag by at most this much, so it is written once per few tags, not per insert. */
+const CLOCK_SLACK = 4;
+
+/**
+ * The virtual time of a queue: the tag of the job the claim would take next.
  * A group that was idle starts there, so past volume earns it neither credit
- * nor debt (start-time fair queuing).
+ * nor debt (start-time fair queuing). Only claimable jobs count: a job
+ * scheduled for tomorrow or in a preparing batch would otherwise pin the clock
+ * to its old tag, and every group active since would carry debt. With nothing
+ * claimable the queue's clock stands in, not 0: after the queue drains, a key
+ * with a long history would otherwise queue behind a newcomer's whole flood.
  */
 const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
-  coalesce((SELECT fair_tag FROM jobs WHERE queue = ${queue} AND status = 'queued'
-            ORDER BY priority DESC NULLS LAST, fair_tag, id LIMIT 1), 0)`;
+  coalesce(
+    (SELECT v.fair_tag FROM jobs v
+     WHERE v.queue = ${queue} AND v.status = 'queued' AND v.run_at <= now()
+       AND (v.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = v.batch_id AND b.status = 'preparing'))
+     ORDER BY v.priority DESC NULLS LAST, v.fair_tag, v.id LIMIT 1),
+    (SELECT k.last_tag FROM job_groups k WHERE k.queue = ${queue} AND k.fair_key = ${CLOCK_KEY}),
+    0)`;
+
+/**
+ * CTEs moving each queue's clock up to the highest tag just allocated. The
+ * UPDATE locks the clock row only when it is behind by more than the slack.
+ */
+const advanceClocks = (q: Queryable, tags: postgres.PendingQuery<postgres.Row[]>) => q`
+  tags AS (SELECT queue, max(tag) AS tag FROM (${tags}) t(queue, tag) GROUP BY queue),
+  clock_new AS (
+    INSERT INTO job_groups (queue, fair_key, last_tag) SELECT queue, ${CLOCK_KEY}, tag FROM tags
+    ON CONFLICT (queue, fair_key) DO NOTHING
+    RETURNING 1
+  ),
+  clock_up AS (
+    UPDATE job_groups k SET last_tag = tags.tag, updated_at = now()
+    FROM tags WHERE k.queue = tags.queue AND k.fair_key = ${CLOCK_KEY} AND k.last_tag < tags.tag - ${CLOCK_SLACK}
+    RETURNING 1
+  )`;
 
 const byClaimOrder = (a: JobRow, b: JobRow) =>
   b.priority - a.priority || Number(a.fairTag) - Number(b.fairTag) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -84,8 +118,9 @@ export function jobsRepository(sql: Queryable) {
           VALUES (${j.queue}, ${fairKey(j.tenant, j.groupKey)}, ${virtualTime(q, j.queue)})
           ON CONFLICT (queue, fair_key) DO UPDATE
             SET last_tag = GREATEST(job_groups.last_tag + 1, EXCLUDED.last_tag), updated_at = now()
-          RETURNING last_tag
-        )
+          RETURNING queue, last_tag
+        ),
+        ${advanceClocks(q, q`SELECT queue, last_tag FROM g`)}
         INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
         SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
@@ -119,11 +154,15 @@ export function jobsRepository(sql: Queryable) {
         SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
         ON CONFLICT (queue, fair_key) DO NOTHING`;
       const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
-        UPDATE job_groups jg
-        SET last_tag = GREATEST(jg.last_tag + 1, ${virtualTime(q, q`jg.queue`)}) + d.n - 1, updated_at = now()
-        FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[], ${groups.map((g) => g.n)}::int[]) AS d(queue, fair_key, n)
-        WHERE jg.queue = d.queue AND jg.fair_key = d.fair_key
-        RETURNING jg.queue, jg.fair_key, (jg.last_tag - d.n + 1)::text AS first`;
+        WITH a AS (
+          UPDATE job_groups jg
+          SET last_tag = GREATEST(jg.last_tag + 1, ${virtualTime(q, q`jg.queue`)}) + d.n - 1, updated_at = now()
+          FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[], ${groups.map((g) => g.n)}::int[]) AS d(queue, fair_key, n)
+          WHERE jg.queue = d.queue AND jg.fair_key = d.fair_key
+          RETURNING jg.queue, jg.fair_key, jg.last_tag, (jg.last_tag - d.n + 1)::text AS first
+        ),
+        ${advanceClocks(q, q`SELECT queue, last_tag FROM a`)}
+        SELECT queue, fair_key, first FROM a`;
       const next = new Map(allocated.map((a) => [`${a.queue}\u001e${a.fairKey}`, Number(a.first)]));
       const tags = jobKeys.map((id) => {
         const t = next.get(id)!;
@@ -164,20 +203,22 @@ export function jobsRepository(sql: Queryable) {
         kind?: string | undefined;
         batchId?: string | undefined;
         limit: number;
-        after?: { createdAt: Date; id: string } | undefined;
+        /** Keyset position: created_at as PostgreSQL text (microseconds kept) and id. */
+        after?: { createdAt: string; id: string } | undefined;
       },
       q: Queryable = sql,
-    ): Promise<JobRow[]> {
+    ): Promise<Array<JobRow & { cursorTs: string }>> {
       const conds = [
         f.tenant === null ? null : q`tenant = ${f.tenant}`,
         f.queue === undefined ? null : q`queue = ${f.queue}`,
         f.status === undefined ? null : q`status = ${f.status}`,
         f.kind === undefined ? null : q`kind = ${f.kind}`,
         f.batchId === undefined ? null : q`batch_id = ${f.batchId}`,
-        f.after === undefined ? null : q`(created_at, id) < (${f.after.createdAt}, ${f.after.id})`,
+        // Sent as text: postgres.js rounds a timestamptz parameter through a JS Date (milliseconds).
+        f.after === undefined ? null : q`(created_at, id) < (${f.after.createdAt}::text::timestamptz, ${f.after.id}::uuid)`,
       ].filter((c) => c !== null);
       const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
-      return q<JobRow[]>`SELECT * FROM jobs ${where} ORDER BY created_at DESC NULLS LAST, id DESC NULLS LAST LIMIT ${f.limit}`;
+      return q<Array<JobRow & { cursorTs: string }>>`SELECT *, created_at::text AS cursor_ts FROM jobs ${where} ORDER BY created_at DESC NULLS LAST, id DESC NULLS LAST LIMIT ${f.limit}`;
     },
 
     /**
@@ -306,10 +347,13 @@ export function jobsRepository(sql: Queryable) {
         WITH input AS (
           SELECT * FROM unnest(${items.map((i) => i.id)}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
                                ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[]) AS t(id, lease_token, result)
+        ), locked AS (
+          -- Rows are locked in id order, as every multi-row writer does, so two of them cannot deadlock.
+          SELECT jobs.id FROM jobs JOIN input ON input.id = jobs.id ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = input.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM input
+          FROM input JOIN locked ON locked.id = input.id
           WHERE jobs.id = input.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = input.lease_token
             ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
           RETURNING jobs.*

@@ -37,6 +37,10 @@ export function finaliseTail(q: Queryable): postgres.PendingQuery<postgres.Row[]
            count(*) FILTER (WHERE status = 'cancelled')::int AS c
     FROM fin WHERE batch_id IS NOT NULL GROUP BY batch_id, generation
   ),
+  fin_batch_lock AS (
+    -- Batches in id order, like jobs, so concurrent multi-batch finalisations cannot deadlock.
+    SELECT b.id FROM batches b JOIN fin_counts fc ON fc.batch_id = b.id ORDER BY b.id FOR NO KEY UPDATE OF b
+  ),
   fin_batches AS (
     UPDATE batches b SET
       remaining = b.remaining - fc.n,
@@ -55,7 +59,7 @@ export function finaliseTail(q: Queryable): postgres.PendingQuery<postgres.Row[]
         ELSE now() END,
       updated_at = now(),
       version = b.version + 1
-    FROM fin_counts fc
+    FROM fin_counts fc JOIN fin_batch_lock l ON l.id = fc.batch_id
     WHERE b.id = fc.batch_id AND b.generation = fc.generation
     RETURNING b.*
   ),

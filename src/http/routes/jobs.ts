@@ -21,12 +21,13 @@ import {
 import type { Api } from "../types.js";
 
 const cursorOf = (createdAt: string, id: string) => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
-function parseCursor(s: string): { createdAt: Date; id: string } | null {
+function parseCursor(s: string): { createdAt: string; id: string } | null {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [string, string];
-    const d = new Date(createdAt);
-    if (Number.isNaN(d.getTime()) || !Uuid.safeParse(id).success) return null;
-    return { createdAt: d, id };
+    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [unknown, unknown];
+    // The timestamp is PostgreSQL's own text form (microseconds kept), checked before it reaches SQL.
+    if (typeof createdAt !== "string" || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/.test(createdAt)) return null;
+    if (typeof id !== "string" || !Uuid.safeParse(id).success) return null;
+    return { createdAt, id };
   } catch {
     return null;
   }
@@ -107,7 +108,7 @@ export async function jobRoutes(app: Api, c: Container) {
       const last = page[page.length - 1];
       return {
         items: page.map(jobDto),
-        nextCursor: rows.length > limit && last ? cursorOf(last.createdAt.toISOString(), last.id) : null,
+        nextCursor: rows.length > limit && last ? cursorOf(last.cursorTs, last.id) : null,
       };
     },
   );

