@@ -10,7 +10,7 @@ import { api, type Child, killAll, startJobline, startReceiver, until, webhookHe
  * test/e2e/helpers/crash-handlers.ts (JOBLINE_HANDLERS_MODULE).
  */
 
-const LEASE_SECONDS = 2;
+const LEASE_SECONDS = 3;
 const REAPER_MS = 200;
 const admin = randomBytes(16).toString("hex");
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -122,8 +122,9 @@ describe("createWorker", () => {
     const w = start({
       queues: ["long"],
       concurrency: 1,
-      leaseSeconds: 1,
-      handlers: { long: () => new Promise((r) => setTimeout(() => r("done"), 2500)) },
+      leaseSeconds: 2,
+      // Outlives the lease more than twice; heartbeats every 2/3 s keep it.
+      handlers: { long: () => new Promise((r) => setTimeout(() => r("done"), 4500)) },
     });
     await until("long to succeed", async () => ((await job(j.id)).status === "succeeded" ? true : undefined), 20_000);
     await w.stop();
@@ -137,7 +138,8 @@ describe("createWorker", () => {
     const w = start({
       queues: ["cancel"],
       concurrency: 1,
-      leaseSeconds: 1,
+      // Heartbeats (every second) bring the news; the lease is long enough that the reaper never does.
+      leaseSeconds: 3,
       handlers: {
         wait: (_job, ctx) =>
           new Promise((_, reject) => {
@@ -190,7 +192,7 @@ describe("createWorker", () => {
     const w = start({
       queues: ["stuck"],
       concurrency: 1,
-      leaseSeconds: 1,
+      leaseSeconds: 2,
       handlers: {
         stuck: (_job, ctx) =>
           new Promise(() => {
