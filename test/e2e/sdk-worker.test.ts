@@ -233,6 +233,41 @@ describe("runHttpWorker", () => {
     expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
   });
 
+  it("a handler that finishes despite a cancel request keeps heartbeating, and its result stands", async () => {
+    const started = deferred();
+    let reaped = 0;
+    const job = await submit("cancel-late", "stubborn");
+    const w = startWorker(
+      "cancel-late",
+      {
+        stubborn: async (_j, ctx) => {
+          started.resolve();
+          await new Promise((r) => ctx.signal.addEventListener("abort", r));
+          expect(ctx.signal.reason).toBeInstanceOf(JobCancelRequestedError);
+          // Outlive the 2 s lease after the cancel request, running the reaper meanwhile.
+          const beats = () => w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 200).length;
+          const seen = beats();
+          await until("4 more heartbeats", async () => {
+            reaped += await reapOnce(env.c);
+            return beats() >= seen + 4 ? true : undefined;
+          });
+          return "done anyway";
+        },
+      },
+      { leaseSeconds: 2 },
+    );
+    await started.promise;
+    await unwrap(client.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } }, body: {} }));
+    const done = await until("the job to finish", async () => {
+      const j = await getJob(job.id);
+      return j.status === "running" ? undefined : j;
+    });
+    expect(done).toMatchObject({ status: "succeeded", result: "done anyway", cancelRequested: true, attempts: 1 });
+    expect(reaped).toBe(0);
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 1, succeeded: 1, abandoned: 0 });
+  });
+
   it("a lost lease (409 on heartbeat) aborts ctx.signal and nothing is reported for the job", async () => {
     const started = deferred<ClaimedJob>();
     let reason: unknown;

@@ -132,7 +132,13 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const leaseSeconds = options.leaseSeconds ?? 60;
   const waitMs = options.waitMs ?? 10_000;
   const workerId = options.workerId ?? `http-worker-${globalThis.crypto.randomUUID().slice(0, 8)}`;
-  const onError = options.onError ?? (() => {});
+  const onError = (error: unknown, job?: ClaimedJob) => {
+    try {
+      options.onError?.(error, job);
+    } catch {
+      // A failing error callback must not break the loop.
+    }
+  };
   const kinds = Object.keys(handlers);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("concurrency must be a positive integer");
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 3600) throw new RangeError("leaseSeconds must be 1..3600");
@@ -168,16 +174,20 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
 
   async function runJob(job: ClaimedJob): Promise<void> {
     const ctl = new AbortController();
+    let lost: LeaseLostError | null = null as LeaseLostError | null;
+    // Heartbeats continue after a cancel request (until the handler returns), so a handler that
+    // takes a while to stop keeps its lease; they stop once the lease is lost.
     const heartbeat = async () => {
-      if (ctl.signal.aborted) return;
+      if (lost) return;
       const r = await api.POST("/v1/jobs/{id}/heartbeat", {
         params: { path: { id: job.id } },
         body: { leaseToken: job.leaseToken, leaseSeconds },
       });
       if (r.data) {
-        if (r.data.cancelRequested) ctl.abort(new JobCancelRequestedError(job.id));
+        if (r.data.cancelRequested && !ctl.signal.aborted) ctl.abort(new JobCancelRequestedError(job.id));
       } else if (isLeaseLost(r.response.status)) {
-        ctl.abort(new LeaseLostError(job.id, r.response.status));
+        lost = new LeaseLostError(job.id, r.response.status);
+        if (!ctl.signal.aborted) ctl.abort(lost);
       } else {
         throw new JoblineApiError(r.response.status, r.error);
       }
@@ -210,9 +220,9 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       await beating;
     }
 
-    if (ctl.signal.reason instanceof LeaseLostError) {
+    if (lost) {
       stats.abandoned++;
-      onError(ctl.signal.reason, job);
+      onError(lost, job);
       return;
     }
     if (outcome.ok) {
@@ -282,7 +292,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
     try {
       const r = await api.POST("/v1/process-next", {
-        body: { queues, kinds, workerId, max: free, leaseSeconds, waitMs },
+        body: { queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs },
         signal,
       });
       if (r.data) {
