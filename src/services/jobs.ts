@@ -137,6 +137,11 @@ export function createJobService(deps: {
   }) {
     const deadline = Date.now() + f.waitMs;
     for (;;) {
+      // A poll whose client went away while it waited must not lease anything.
+      if (f.signal?.aborted) {
+        metrics.claims.inc({ outcome: "empty" });
+        return [];
+      }
       const rows = await jobs.claimNext({ ...f, tenant: f.scope });
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);

@@ -25,16 +25,20 @@ export async function processNextRoutes(app: Api, c: Container) {
         response: { 200: z.object({ jobs: z.array(ClaimedJobSchema) }).meta({ id: "ProcessNextResult" }), ...errors() },
       },
     },
-    async (req) => {
-      // A client that disconnects stops its long poll, so no job is leased to nobody.
+    async (req, reply) => {
+      // A client that disconnects ends its long poll, so no job is leased to nobody. The
+      // response's close (not the request's, which Node emits once the body is read) is the
+      // connection going away before we answered.
       const abort = new AbortController();
-      const onClose = () => abort.abort();
-      req.raw.once("close", onClose);
+      const onClose = () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      };
+      reply.raw.once("close", onClose);
       try {
         const rows = await c.services.jobs.claimNext({ ...req.body, scope: scope(req), signal: abort.signal });
         return { jobs: rows.map(claimedJobDto) };
       } finally {
-        req.raw.off("close", onClose);
+        reply.raw.off("close", onClose);
       }
     },
   );
