@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NewJob } from "../../src/repositories/jobs.js";
+import { toNewJob } from "../../src/services/jobs.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+let env: TestEnv;
+beforeAll(async () => {
+  env = await createTestEnv("jobs_fairness");
+});
+afterAll(async () => env?.close());
+
+const svc = () => env.c.services.jobs;
+
+async function submit(tenant: string, queue: string, extra: { groupKey?: string; priority?: number; payload?: unknown } = {}) {
+  const r = await svc().submit(tenant, { queue, kind: "k", payload: extra.payload ?? {}, ...extra });
+  if (!r.ok) throw new Error(r.error);
+  return r.value;
+}
+/** Many jobs through the batch path (one multi-row INSERT), which allocates tags its own way. */
+async function insertMany(tenant: string, queue: string, n: number, groupKey?: (i: number) => string) {
+  const jobs: NewJob[] = Array.from({ length: n }, (_, i) =>
+    toNewJob(tenant, { queue, kind: "k", payload: { i }, groupKey: groupKey?.(i) }),
+  );
+  await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(jobs, tx));
+}
+/** Claims one at a time and returns the job ids in claim order. */
+async function claimOrder(queue: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const rows = await svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    if (rows.length === 0) break;
+    out.push(rows[0]!.id);
+  }
+  return out;
+}
+const positions = (order: string[], ids: string[]) => ids.map((id) => order.indexOf(id));
+
+describe("fair claiming", () => {
+  it("group key A with 2,000 queued jobs, key B with 10 submitted after: all of B within the first 40 claims", async () => {
+    for (let i = 0; i < 2000; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => submit("acme", "f1", { groupKey: "A", payload: { i: i + k } })));
+    const b = [];
+    for (let i = 0; i < 10; i++) b.push((await submit("acme", "f1", { groupKey: "B" })).id);
+    const order = await claimOrder("f1", 40);
+    const pos = positions(order, b);
+    console.log(`fairness (group keys, single inserts): B's jobs at claims ${pos.join(",")}`);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("the same through the batch insert path", async () => {
+    await insertMany("acme", "f2", 2000, () => "A");
+    const b = [];
+    for (let i = 0; i < 10; i++) b.push((await submit("acme", "f2", { groupKey: "B" })).id);
+    const pos = positions(await claimOrder("f2", 40), b);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("across tenants: tenant X with 2,000 jobs, tenant Y with 10 after: all of Y within the first 40 claims", async () => {
+    await insertMany("x", "f3", 2000);
+    const y = [];
+    for (let i = 0; i < 10; i++) y.push((await submit("y", "f3")).id);
+    const pos = positions(await claimOrder("f3", 40), y);
+    console.log(`fairness (tenants): Y's jobs at claims ${pos.join(",")}`);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("a key's past volume earns it no debt: B ran 300 jobs before, A then floods 2,000, B's 10 still come within 40 claims", async () => {
+    // B alone, served as it goes (the queue is mostly empty, as with fast workers).
+    for (let i = 0; i < 300; i++) {
+      await submit("acme", "f4", { groupKey: "B" });
+      if (i % 10 === 9) await claimOrder("f4", 10);
+    }
+    await claimOrder("f4", 1000);
+    await insertMany("acme", "f4", 2000, () => "A");
+    const b = [];
+    for (let i = 0; i < 10; i++) b.push((await submit("acme", "f4", { groupKey: "B" })).id);
+    const pos = positions(await claimOrder("f4", 40), b);
+    console.log(`fairness (after history): B's jobs at claims ${pos.join(",")}`);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("a job scheduled far ahead does not hold the queue's virtual time back", async () => {
+    // B's history, then one old-tagged job of C scheduled for tomorrow, then A's flood.
+    for (let i = 0; i < 200; i++) await submit("acme", "f5", { groupKey: "B" });
+    const later = await svc().submit("acme", { queue: "f5", kind: "k", payload: {}, groupKey: "C", runAt: new Date(Date.now() + 86_400_000).toISOString() });
+    expect(later.ok).toBe(true);
+    await claimOrder("f5", 1000);
+    await insertMany("acme", "f5", 2000, () => "A");
+    const b = [];
+    for (let i = 0; i < 10; i++) b.push((await submit("acme", "f5", { groupKey: "B" })).id);
+    const pos = positions(await claimOrder("f5", 40), b);
+    console.log(`fairness (scheduled job at the head): B's jobs at claims ${pos.join(",")}`);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
+  it("priority first: a higher-priority job beats fairness, even from the flooding key", async () => {
+    await insertMany("acme", "f6", 500, () => "A");
+    const b = (await submit("acme", "f6", { groupKey: "B" })).id;
+    const urgentA = (await submit("acme", "f6", { groupKey: "A", priority: 5 })).id;
+    const urgentC = (await submit("other", "f6", { priority: 10 })).id;
+    const order = await claimOrder("f6", 5);
+    expect(order[0]).toBe(urgentC);
+    expect(order[1]).toBe(urgentA);
+    expect(order.slice(2)).toContain(b);
+  });
+
+  it("fair order holds in multi-job claims too: max 20 from A's flood and B's job includes B", async () => {
+    await insertMany("acme", "f7", 1000, () => "A");
+    const b = (await submit("acme", "f7", { groupKey: "B" })).id;
+    const rows = await svc().claimNext({ queues: ["f7"], scope: null, workerId: "w", leaseSeconds: 60, max: 20, waitMs: 0 });
+    expect(rows.map((r) => r.id)).toContain(b);
+  });
+});
