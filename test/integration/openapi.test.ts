@@ -1,0 +1,91 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderOpenApi } from "../../src/http/openapi.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+interface Operation {
+  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+  security?: unknown[];
+}
+type Doc = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
+
+const committed = readFileSync(new URL("../../openapi.yaml", import.meta.url), "utf8");
+let rendered: string;
+let env: TestEnv;
+beforeAll(async () => {
+  rendered = await renderOpenApi();
+  env = await createTestEnv("openapi");
+});
+afterAll(async () => env?.close());
+
+const operations = (doc: Doc) =>
+  Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })));
+
+/** The failures DESIGN.md's contract table promises per operation (400/401/403 come with every authenticated one). */
+const CONTRACT: Record<string, number[]> = {
+  "post /v1/jobs": [413, 422],
+  "get /v1/jobs/{id}": [404],
+  "get /v1/jobs": [],
+  "post /v1/jobs/{id}/cancel": [404, 409, 412],
+  "post /v1/process-next": [],
+  "post /v1/jobs/{id}/claim": [404, 409, 412],
+  "post /v1/jobs/{id}/heartbeat": [404, 409],
+  "post /v1/jobs/{id}/complete": [404, 409],
+  "post /v1/jobs/{id}/fail": [404, 409],
+  "post /v1/batches": [413],
+  "post /v1/batches/{id}/jobs": [404, 409],
+  "post /v1/batches/{id}/seal": [404, 409],
+  "get /v1/batches/{id}": [404],
+  "post /v1/batches/{id}/cancel": [404, 409],
+  "post /v1/batches/{id}/retry": [404, 409],
+  "get /v1/queues": [],
+  "post /v1/api-keys": [],
+  "get /v1/api-keys": [],
+  "delete /v1/api-keys/{id}": [404],
+  "get /v1/tenants/{tenant}/webhook-secret": [404],
+  "post /v1/tenants/{tenant}/webhook-secret/rotate": [404],
+};
+/** Unauthenticated operational endpoints: no problem responses to document. */
+const OPS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+describe("openapi.yaml", () => {
+  it("is exactly what the server renders (regenerate with `npx tsx scripts/openapi.ts`)", () => {
+    expect(committed).toBe(rendered);
+  });
+
+  it("is what a running server serves at /openapi.json", async () => {
+    const res = await env.app.inject({ method: "GET", url: "/openapi.json" });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual(parse(committed));
+  });
+
+  it("documents every contract operation with its failure codes", () => {
+    const doc = parse(rendered) as Doc;
+    for (const [key, codes] of Object.entries(CONTRACT)) {
+      const [method, path] = key.split(" ") as [string, string];
+      const op = doc.paths[path]?.[method];
+      expect(op, `${key} is missing from the document`).toBeDefined();
+      for (const code of [400, 401, 403, ...codes]) expect(Object.keys(op!.responses), `${key} lacks ${code}`).toContain(String(code));
+    }
+  });
+
+  it("every error response of every operation is the Problem schema", () => {
+    const doc = parse(rendered) as Doc;
+    expect(doc.components.schemas.Problem).toBeDefined();
+    let checked = 0;
+    for (const { path, method, op } of operations(doc)) {
+      if (OPS.has(path)) continue;
+      const errorCodes = Object.keys(op.responses).filter((c) => Number(c) >= 400);
+      expect(errorCodes.length, `${method} ${path} documents no errors`).toBeGreaterThan(0);
+      for (const code of errorCodes) {
+        const content = op.responses[code]!.content ?? {};
+        const schemas = Object.values(content).map((m) => m.schema?.$ref);
+        expect(schemas.length, `${method} ${path} ${code}`).toBeGreaterThan(0);
+        for (const s of schemas) expect(s, `${method} ${path} ${code}`).toBe("#/components/schemas/Problem");
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(50);
+  });
+});
