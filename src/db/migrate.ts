@@ -35,7 +35,11 @@ export function expectedMigrationCount(): number {
 
 /** For /readyz: true when every migration in drizzle/ is recorded as applied. */
 export async function migrationsApplied(sql: postgres.Sql): Promise<boolean> {
+  // A missing table means "not migrated"; any other error (database down) propagates.
   const rows = await sql<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`.catch(() => [{ n: -1 }]);
+    SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`.catch((e: { code?: string }) => {
+    if (e.code === "42P01" || e.code === "3F000") return [{ n: -1 }];
+    throw e;
+  });
   return (rows[0]?.n ?? -1) >= expectedMigrationCount();
 }

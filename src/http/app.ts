@@ -35,6 +35,9 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { removeAdditional: false } },
+    // A malformed URL (e.g. %ED%A0%80) fails before routing: answer it as problem+json too.
+    frameworkErrors: (error, _req, reply) =>
+      sendProblem(reply, problem("invalid_request", error.message, error.statusCode && error.statusCode < 500 ? error.statusCode : 400)),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -42,7 +45,14 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
 
   // An empty body on a JSON POST (e.g. cancel, seal) is "no body", not a parse error.
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: BODY_LIMIT }, (_req, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: BODY_LIMIT }, (req, body, done) => {
+    // JSON is UTF-8 (RFC 8259); a body labelled otherwise would be decoded as garbage.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers["content-type"] ?? "")?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      const e = new Error(`unsupported charset ${charset}; send UTF-8`) as FastifyError;
+      e.statusCode = 415;
+      return done(e, undefined);
+    }
     const text = typeof body === "string" ? body : body.toString("utf8");
     if (text.trim() === "") return done(null, undefined);
     try {
@@ -85,7 +95,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     // A deadlock or serialization victim changed nothing; the client may simply retry.
     if (["40P01", "40001"].includes(String((error as { code?: string }).code)))
       return sendProblem(reply, problem("unavailable", "transaction conflict; retry", 503));
-    const dbDown = /ECONNREFUSED|ECONNRESET|CONNECTION_|terminating connection|shutting down|starting up/i.test(
+    const dbDown = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|53300|57P0[123]|too many clients|terminating connection|shutting down|starting up/i.test(
       `${(error as { code?: string }).code ?? ""} ${error.message}`,
     );
     if (dbDown) return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));

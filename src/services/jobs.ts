@@ -149,7 +149,7 @@ export function createJobService(deps: {
         return rows;
       }
       const left = deadline - Date.now();
-      if (left <= 0 || f.signal?.aborted) {
+      if (left <= 0 || f.signal?.aborted || notifier.closed) {
         metrics.claims.inc({ outcome: "empty" });
         return rows;
       }

@@ -13,6 +13,7 @@ export function createNotifier(sql: Sql) {
   const pending = new Set<string>();
   let scheduled = false;
   let listening: Promise<unknown> | null = null;
+  let closed = false;
 
   const wakeLocal = (queue: string) => {
     for (const w of waiters) if (w.queues.has(queue)) w.wake();
@@ -44,6 +45,7 @@ export function createNotifier(sql: Sql) {
     },
     /** Resolves when one of `queues` is notified, after `ms`, or on abort. */
     wait(queues: string[], ms: number, signal?: AbortSignal): Promise<void> {
+      if (closed) return Promise.resolve();
       return new Promise((resolve) => {
         const w = {
           queues: new Set(queues),
@@ -59,9 +61,13 @@ export function createNotifier(sql: Sql) {
         signal?.addEventListener("abort", w.wake, { once: true });
       });
     },
-    /** Release every waiter, e.g. at shutdown. */
+    /** Shutdown: release every waiter, and make later waits return at once, so long polls end now. */
     wakeAll(): void {
+      closed = true;
       for (const w of [...waiters]) w.wake();
+    },
+    get closed(): boolean {
+      return closed;
     },
   };
 }
