@@ -83,7 +83,11 @@ export async function run(
     log(`jobline API listening on ${url} (docs: ${url}/docs, dashboard: ${url}/dashboard)`);
     stops.push(async () => {
       c.notifier.wakeAll();
+      // In-flight requests get a few seconds; a client socket left open with no request
+      // (Node's fetch does this after an abort) must not hold shutdown for the header timeout.
+      const force = setTimeout(() => app.server.closeAllConnections(), 5000);
       await app.close();
+      clearTimeout(force);
     });
   }
   return {

@@ -5,13 +5,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, LogController } fro
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
-  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
 } from "fastify-type-provider-zod";
 import type { Container } from "../container.js";
-import { problem, sendProblem } from "./problem.js";
+import { polishOpenApi } from "./openapiDoc.js";
+import { clientErrorProblem, problem, rawProblemResponse, sendProblem } from "./problem.js";
 import type { Api } from "./types.js";
 import { apiKeyRoutes } from "./routes/apiKeys.js";
 import { batchRoutes } from "./routes/batches.js";
@@ -38,6 +38,14 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     // A malformed URL (e.g. %ED%A0%80) fails before routing: answer it as problem+json too.
     frameworkErrors: (error, _req, reply) =>
       sendProblem(reply, problem("invalid_request", error.message, error.statusCode && error.statusCode < 500 ? error.statusCode : 400)),
+    // Node's HTTP parser refuses some requests (bad header bytes, oversized headers) before fastify
+    // sees them; fastify's default answer is plain JSON, ours is problem+json like every other error.
+    clientErrorHandler: (err, socket) => {
+      const code = (err as { code?: string }).code;
+      if (code === "ECONNRESET" || socket.destroyed) return;
+      if (!socket.writable) return void socket.destroy(err);
+      socket.end(rawProblemResponse(clientErrorProblem(code)));
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -120,7 +128,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: polishOpenApi,
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

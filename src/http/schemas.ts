@@ -57,6 +57,9 @@ export const WebhookUrl = z
   .max(2048)
   .refine((s) => pgUnsafeString(s) === null, "invalid characters");
 
+const MIN_RUN_AT = Date.parse("0001-01-01T00:00:00Z");
+const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");
+
 export const IdParams = z.strictObject({ id: Uuid });
 
 export const JobSubmitFields = {
@@ -65,7 +68,14 @@ export const JobSubmitFields = {
   payload: JsonValue.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   groupKey: safeText(256).optional(),
-  runAt: z.iso.datetime({ offset: true }).optional(),
+  runAt: z.iso
+    .datetime({ offset: true })
+    // Within PostgreSQL's and JavaScript's common range: year 0 or 10000 in UTC would otherwise be a 500.
+    .refine((s) => {
+      const t = Date.parse(s);
+      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
+    }, "must be between years 0001 and 9999")
+    .optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
 };
@@ -76,6 +86,9 @@ export const JobSubmitBody = z
     tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
   })
   .meta({ id: "JobSubmit" });
+
+/** ISO 8601 instants in responses, documented as format: date-time. */
+export const Timestamp = z.iso.datetime({ offset: true });
 
 const ErrorInfo = z.object({ message: z.string(), code: z.string().optional() }).passthrough();
 
@@ -88,11 +101,11 @@ export const JobSchema = z
     payload: z.unknown(),
     priority: z.number().int(),
     groupKey: z.string().nullable(),
-    runAt: z.string(),
+    runAt: Timestamp,
     status: z.enum(JOB_STATUSES),
     attempts: z.number().int(),
     maxAttempts: z.number().int(),
-    leaseExpiresAt: z.string().nullable(),
+    leaseExpiresAt: Timestamp.nullable(),
     workerId: z.string().nullable(),
     cancelRequested: z.boolean(),
     result: z.unknown(),
@@ -100,10 +113,10 @@ export const JobSchema = z
     batchId: z.uuid().nullable(),
     idempotencyKey: z.string().nullable(),
     webhookUrl: z.string().nullable(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-    startedAt: z.string().nullable(),
-    finishedAt: z.string().nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    startedAt: Timestamp.nullable(),
+    finishedAt: Timestamp.nullable(),
     version: z.number().int(),
   })
   .meta({ id: "Job" });

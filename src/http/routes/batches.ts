@@ -9,7 +9,7 @@ import { MAX_BATCH_JOBS } from "../../services/batches.js";
 import { batchDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { IdParams, JobSubmitFields, TenantName, WebhookUrl } from "../schemas.js";
+import { IdParams, JobSubmitFields, TenantName, WebhookUrl, Timestamp } from "../schemas.js";
 import type { Api } from "../types.js";
 
 /**
@@ -36,11 +36,11 @@ export const BatchSchema = z
     webhookUrl: z.string().nullable(),
     generation: z.number().int(),
     cancelRequested: z.boolean(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-    sealedAt: z.string().nullable(),
-    startedAt: z.string().nullable(),
-    finishedAt: z.string().nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    sealedAt: Timestamp.nullable(),
+    startedAt: Timestamp.nullable(),
+    finishedAt: Timestamp.nullable(),
     version: z.number().int(),
   })
   .meta({ id: "Batch" });
