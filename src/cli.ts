@@ -4,6 +4,7 @@ import { createContainer } from "./container.js";
 import { migrate } from "./db/migrate.js";
 import { resolveDatabase, run } from "./server.js";
 import { ROLES, type Role } from "./services/auth.js";
+import { REMOTE_HELP, runRemote, UsageError } from "./cliRemote.js";
 
 const HELP = `jobline <command> [options]
 
@@ -15,16 +16,40 @@ Commands:
   migrate               apply database migrations and exit
   keys create --tenant T --role R [--role R2] [--name N]
                         create an API key and print it once
+  submit --queue Q --kind K [--payload JSON]
+                        submit a job to a running server (JOBLINE_URL, JOBLINE_API_KEY)
+  jobs get ID           print a job from a running server
+  queues                print queue depths from a running server
+
+\`jobline <command> --help\` describes one command.
 
 Configuration is read from the environment; see README.md.
 `;
+
+const COMMAND_HELP: Record<string, string> = {
+  ...REMOTE_HELP,
+  start: "jobline start\n  API and worker in one process. Without DATABASE_URL it starts an embedded PostgreSQL in JOBLINE_DATA_DIR.",
+  serve: "jobline serve\n  The HTTP API only (HOST, PORT, DATABASE_URL, …; see README.md).",
+  worker: "jobline worker\n  Lease reaper, webhook delivery, retention, and handlers from JOBLINE_HANDLERS_MODULE when set.",
+  migrate: "jobline migrate\n  Apply database migrations (DATABASE_URL, or the embedded server) and exit.",
+  keys: "jobline keys create --tenant T --role R [--role R2] [--name N]\n  Create an API key directly in the database and print it once. Roles: client, worker, admin; tenant * is a platform key.",
+};
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
 
 async function main(argv: string[]) {
   const [command, ...rest] = argv;
   if (!command || command === "--help" || command === "-h" || command === "help") return say(HELP);
-  if (rest.includes("--help") || rest.includes("-h")) return say(HELP);
+  if (rest.includes("--help") || rest.includes("-h")) return say(COMMAND_HELP[command] ?? HELP);
+  if (command in REMOTE_HELP) {
+    try {
+      process.exitCode = await runRemote(command, rest);
+    } catch (e) {
+      if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return fail((e as Error).message);
+      throw e;
+    }
+    return;
+  }
   const config = loadConfig();
 
   switch (command) {
