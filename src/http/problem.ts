@@ -35,6 +35,8 @@ const STATUS: Record<ErrorCode | string, number> = {
   version_mismatch: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  request_timeout: 408,
+  headers_too_large: 431,
   idempotency_mismatch: 422,
   unavailable: 503,
   internal: 500,
@@ -46,10 +48,12 @@ const TITLES: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
   409: "Conflict",
   412: "Precondition Failed",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  431: "Request Header Fields Too Large",
   422: "Unprocessable Content",
   500: "Internal Server Error",
   503: "Service Unavailable",
@@ -80,4 +84,20 @@ export function fail(reply: FastifyReply, e: { error: string; detail?: string | 
 /** Error responses for a route's schema, so every one appears in the OpenAPI document. */
 export function errors(...codes: number[]) {
   return Object.fromEntries([400, 401, 403, ...codes].map((c) => [c, ProblemSchema]));
+}
+
+/** The problem for a request Node's HTTP parser refused, by its error code. */
+export function clientErrorProblem(code: string | undefined): Problem {
+  if (code === "HPE_HEADER_OVERFLOW") return problem("headers_too_large", "request headers are too large");
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return problem("request_timeout", "the request took too long to arrive");
+  return problem("invalid_request", "malformed HTTP request");
+}
+
+/** A whole HTTP/1.1 response carrying `p`, for a socket that never became a request. */
+export function rawProblemResponse(p: Problem): string {
+  const body = JSON.stringify(p);
+  return (
+    `HTTP/1.1 ${p.status} ${p.title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }

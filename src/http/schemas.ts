@@ -57,7 +57,7 @@ export const WebhookUrl = z
   .max(2048)
   .refine((s) => pgUnsafeString(s) === null, "invalid characters");
 
-const MIN_RUN_AT = Date.parse("0001-01-01T00:00:00Z");
+const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
 const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");
 
 export const IdParams = z.strictObject({ id: Uuid });
@@ -70,11 +70,12 @@ export const JobSubmitFields = {
   groupKey: safeText(256).optional(),
   runAt: z.iso
     .datetime({ offset: true })
-    // Within PostgreSQL's and JavaScript's common range: year 0 or 10000 in UTC would otherwise be a 500.
+    // Year 0 or 10000 in UTC is a 500 from PostgreSQL, and years below 100 come back from the
+    // driver's date parser as 20xx; any past runAt means "now", so the epoch is a safe floor.
     .refine((s) => {
       const t = Date.parse(s);
       return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
-    }, "must be between years 0001 and 9999")
+    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
     .optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { problem, statusOf } from "../../src/http/problem.js";
+import { clientErrorProblem, problem, rawProblemResponse, statusOf } from "../../src/http/problem.js";
 import { jsonProblem, parseIfMatch } from "../../src/http/schemas.js";
 import { canonicalJson } from "../../src/services/jobs.js";
 
@@ -126,5 +126,24 @@ describe("problem", () => {
     expect(problem("idempotency_mismatch").status).toBe(422);
     expect(problem("payload_too_large").status).toBe(413);
     expect(statusOf("something_new")).toBe(400);
+  });
+});
+
+describe("raw problem responses for requests the HTTP parser refused", () => {
+  it("maps parser errors to 400, 408 and 431", () => {
+    expect(clientErrorProblem("HPE_INVALID_HEADER_TOKEN")).toMatchObject({ status: 400, code: "invalid_request" });
+    expect(clientErrorProblem(undefined).status).toBe(400);
+    expect(clientErrorProblem("HPE_HEADER_OVERFLOW")).toMatchObject({ status: 431, code: "headers_too_large" });
+    expect(clientErrorProblem("ERR_HTTP_REQUEST_TIMEOUT")).toMatchObject({ status: 408, code: "request_timeout" });
+  });
+
+  it("is a complete HTTP/1.1 response whose Content-Length counts bytes, not characters", () => {
+    const p = problem("invalid_request", "é ünïcödé");
+    const text = rawProblemResponse(p);
+    const [head, body] = text.split("\r\n\r\n") as [string, string];
+    expect(head.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+    expect(head).toMatch(/Content-Type: application\/problem\+json/);
+    expect(head).toContain(`Content-Length: ${Buffer.byteLength(body)}`);
+    expect(JSON.parse(body)).toEqual(p);
   });
 });
