@@ -87,7 +87,7 @@ try {
   const gwTuned = await measure("graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)", "jobs/s", async () =>
     graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: true }).then((r) => r.jobsPerSec),
   );
-  const boss = await measure("pg-boss (localConcurrency 10, batchSize 10)", "jobs/s", async () =>
+  await measure("pg-boss (localConcurrency 10, batchSize 10)", "jobs/s", async () =>
     pgBossThroughput(await freshDb(false), { jobs: N, concurrency: C }).then((r) => r.jobsPerSec),
   );
   const ceil1 = await measure("ceiling: bare postgres.js, jobline statements, 1 row", "jobs/s", async () =>
@@ -111,10 +111,10 @@ try {
       api.child.once("exit", () => clearInterval(sample));
     }),
   );
-  const submit = await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>
+  await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>
     httpSubmit(await freshDb(true), { jobs: Math.min(N, 10_000), clients: 16 }),
   );
-  const batch = await measure("jobline POST /v1/batches with 10,000 jobs", "ms", async () =>
+  await measure("jobline POST /v1/batches with 10,000 jobs", "ms", async () =>
     batchSubmit(await freshDb(true), { size: 10_000 }),
   );
 

@@ -47,8 +47,8 @@ const safeText = (max: number) =>
     .max(max)
     .refine((s) => pgUnsafeString(s) === null, "contains characters PostgreSQL cannot store");
 
-export const Name = safeText(128).regex(/^[A-Za-z0-9_.:\-]+$/, "letters, digits and _ . : - only");
-export const TenantName = safeText(128).regex(/^[A-Za-z0-9_.:\-]+$/, "letters, digits and _ . : - only");
+export const Name = safeText(128).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only");
+export const TenantName = safeText(128).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only");
 export const Uuid = z.uuid();
 export const WorkerId = safeText(200);
 export const LeaseSeconds = z.number().int().min(1).max(3600);

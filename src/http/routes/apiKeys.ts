@@ -6,7 +6,7 @@ import { errors, fail } from "../problem.js";
 import { IdParams } from "../schemas.js";
 import type { Api } from "../types.js";
 
-const KeyTenant = z.union([z.literal("*"), z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:\-]+$/)]);
+const KeyTenant = z.union([z.literal("*"), z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/)]);
 const ApiKeySchema = z
   .object({ id: z.uuid(), tenant: z.string(), roles: z.array(z.enum(ROLES)), name: z.string().nullable(), prefix: z.string(), createdAt: z.string() })
   .meta({ id: "ApiKey" });
