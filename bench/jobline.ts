@@ -55,7 +55,7 @@ export async function verifyExactlyOnce(url: string, n: number, seen: Map<string
 const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
 
 /** In-process handlers (createWorker): claims and completes in batches through the service layer. */
-export async function joblineInProcess(url: string, o: { jobs: number; concurrency: number }) {
+export async function joblineInProcess(url: string, o: { jobs: number; concurrency: number; batchSize?: number }) {
   await seedJobs(url, o.jobs);
   const c = createContainer(testConfig({ JOBLINE_DB_POOL_MAX: 10 }), url);
   await c.notifier.start();
@@ -65,6 +65,7 @@ export async function joblineInProcess(url: string, o: { jobs: number; concurren
     container: c,
     queues: ["bench"],
     concurrency: o.concurrency,
+    ...(o.batchSize ? { batchSize: o.batchSize } : {}),
     handlers: {
       noop: async (job) => {
         if (!first) first = performance.now();

@@ -78,6 +78,7 @@ export function createWorker(o: WorkerOptions) {
   const log = c.logger.child({ component: "worker" });
   const concurrency = o.concurrency ?? 10;
   const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, 100);
+  const refillAt = Math.max(1, Math.floor(batchSize / 2));
   const leaseSeconds = o.leaseSeconds ?? 60;
   const waitMs = o.waitMs ?? 5000;
   const scope = o.tenant ?? null;
@@ -91,12 +92,14 @@ export function createWorker(o: WorkerOptions) {
   setMaxListeners(0, giveUp.signal);
   /** Jobs leased to this worker whose outcome is not recorded yet. */
   let held = 0;
-  let slotFreed: (() => void) | null = null;
+  /** Claim loops waiting for free slots. */
+  let slotWaiters: Array<() => void> = [];
   let drained: (() => void) | null = null;
   const release = () => {
     held--;
-    slotFreed?.();
-    slotFreed = null;
+    const waiters = slotWaiters;
+    slotWaiters = [];
+    for (const w of waiters) w();
     if (held === 0) drained?.();
   };
 
@@ -202,13 +205,18 @@ export function createWorker(o: WorkerOptions) {
   async function claimLoop() {
     while (!stopping.signal.aborted) {
       const free = concurrency - held;
-      if (free <= 0) {
+      // Refill in batches: claiming as soon as one slot frees would turn a busy worker's
+      // claims into one-row statements, the costliest way to use the database.
+      if (free <= 0 || (held > 0 && free < refillAt)) {
         await new Promise<void>((r) => {
-          slotFreed = r;
+          slotWaiters.push(r);
         });
         continue;
       }
-      let rows: JobRow[];
+      // Slots are reserved before the claim, so parallel claim loops never lease more than `concurrency`.
+      const want = Math.min(free, batchSize);
+      held += want;
+      let rows: JobRow[] = [];
       try {
         rows = await jobs.claimNext({
           queues: o.queues,
@@ -216,23 +224,26 @@ export function createWorker(o: WorkerOptions) {
           scope,
           workerId,
           leaseSeconds,
-          max: Math.min(free, batchSize),
+          max: want,
           waitMs,
           signal: stopping.signal,
         });
       } catch (e) {
         log.warn({ err: e }, "claim failed; retrying");
         await pause(1000, stopping.signal);
-        continue;
+      } finally {
+        // Unused reservations go back; release() wakes the other loops and a pending stop().
+        for (let i = rows.length; i < want; i++) release();
       }
       // Rows a claim returned are ours even if stop() was called meanwhile: run them.
       stats.claimed += rows.length;
-      held += rows.length;
       for (const r of rows) void run(r);
     }
   }
 
-  const loop = claimLoop();
+  // While one loop's batch runs and completes, another claims: claims overlap completions.
+  const loops = Array.from({ length: Math.max(1, Math.ceil(concurrency / batchSize)) }, () => claimLoop());
+  const loop = Promise.all(loops);
 
   return {
     workerId,
@@ -244,7 +255,7 @@ export function createWorker(o: WorkerOptions) {
      */
     async stop(timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
       stopping.abort();
-      slotFreed?.();
+      for (const w of slotWaiters.splice(0)) w();
       await loop;
       if (held === 0) return;
       const done = new Promise<void>((r) => {

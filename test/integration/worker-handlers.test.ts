@@ -64,18 +64,21 @@ describe("createWorker", () => {
     expect(w.stats).toEqual({ claimed: n, succeeded: n, failed: 0, lost: 0 });
   });
 
-  it("never holds more than `concurrency` jobs leased", async () => {
+  // batchSize 2 runs two claim loops at once: their reservations must still respect the bound.
+  it.each([{ batchSize: undefined }, { batchSize: 2 }])("never holds more than `concurrency` jobs leased (batchSize $batchSize)", async ({ batchSize }) => {
     let active = 0;
     let maxActive = 0;
-    for (let i = 0; i < 30; i++) await submit("bounded", "slow");
+    const queue = `bounded${batchSize ?? ""}`;
+    for (let i = 0; i < 30; i++) await submit(queue, "slow");
     const w = start({
-      queues: ["bounded"],
+      queues: [queue],
       concurrency: 4,
+      ...(batchSize ? { batchSize } : {}),
       handlers: {
         slow: async () => {
           active++;
           maxActive = Math.max(maxActive, active);
-          const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'bounded' AND status = 'running'`;
+          const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = ${queue} AND status = 'running'`;
           expect(r!.n).toBeLessThanOrEqual(4);
           await new Promise((r) => setTimeout(r, 20));
           active--;

@@ -1,0 +1,27 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { startEmbeddedPostgres } from "../src/db/embedded.js";
+import { migrate } from "../src/db/migrate.js";
+import { ceiling, joblineHttp, joblineInProcess } from "./jobline.js";
+
+const s = await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlb-")), persistent: false });
+let n = 0;
+const fresh = async () => {
+  const name = `b${n++}`;
+  const admin = postgres(s.url(), { max: 1 });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.end();
+  await migrate(s.url(name));
+  return s.url(name);
+};
+const [which = "inproc", N = "20000", ...rest] = process.argv.slice(2);
+const B = Number(process.env.BATCH ?? 25);
+for (const v of rest.map(Number)) {
+  const jobs = Number(N);
+  if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
+  if (which === "http") console.log("http max", v, Math.round(await joblineHttp(await fresh(), { jobs, clients: 16, max: v })));
+  if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
+}
+await s.stop();
