@@ -70,6 +70,14 @@ describe("openapi.yaml", () => {
     }
   });
 
+  it("every operation under /v1 documents 400 and 401", () => {
+    const doc = parse(rendered) as Doc;
+    const v1 = operations(doc).filter(({ path }) => path.startsWith("/v1/"));
+    expect(v1.length).toBeGreaterThanOrEqual(Object.keys(CONTRACT).length);
+    for (const { path, method, op } of v1)
+      for (const code of ["400", "401"]) expect(Object.keys(op.responses), `${method} ${path} lacks ${code}`).toContain(code);
+  });
+
   it("every error response of every operation is the Problem schema", () => {
     const doc = parse(rendered) as Doc;
     expect(doc.components.schemas.Problem).toBeDefined();
