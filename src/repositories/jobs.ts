@@ -64,28 +64,30 @@ export const fairKey = (tenant: string, groupKey: string | null) => `${tenant}\u
 
 /**
  * The queue's clock lives in job_groups under a key no group can have
- * (fairKey always contains \u001f): roughly the highest tag handed out.
+ * (fairKey always contains \u001f). It is written only when the highest tag
+ * handed out passes it by more than CLOCK_SLACK, so it is a rarely locked row,
+ * and clock + CLOCK_SLACK is never below any tag of the queue.
  */
 const CLOCK_KEY = "\u001e";
-/** The clock lags the highest tag by at most this much, so it is written once per few tags, not per insert. */
-const CLOCK_SLACK = 4;
+const CLOCK_SLACK = 64;
 
 /**
  * The virtual time of a queue: the tag of the job the claim would take next.
  * A group that was idle starts there, so past volume earns it neither credit
- * nor debt (start-time fair queuing). Only claimable jobs count: a job
- * scheduled for tomorrow or in a preparing batch would otherwise pin the clock
- * to its old tag, and every group active since would carry debt. With nothing
- * claimable the queue's clock stands in, not 0: after the queue drains, a key
- * with a long history would otherwise queue behind a newcomer's whole flood.
+ * nor debt (start-time fair queuing). Jobs not yet due do not count: one
+ * scheduled for tomorrow would pin the virtual time to its old tag, and every
+ * group active since would carry debt. Jobs of a preparing batch do count, so
+ * jobs submitted meanwhile interleave with the batch once it is sealed
+ * instead of queueing behind all of it. With none of these the queue's clock
+ * (an upper bound of its tags) stands in, not 0: after the queue drains, a
+ * key with a long history would otherwise queue behind a newcomer's flood.
  */
 const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
   coalesce(
     (SELECT v.fair_tag FROM jobs v
      WHERE v.queue = ${queue} AND v.status = 'queued' AND v.run_at <= now()
-       AND (v.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = v.batch_id AND b.status = 'preparing'))
      ORDER BY v.priority DESC NULLS LAST, v.fair_tag, v.id LIMIT 1),
-    (SELECT k.last_tag FROM job_groups k WHERE k.queue = ${queue} AND k.fair_key = ${CLOCK_KEY}),
+    (SELECT k.last_tag + ${CLOCK_SLACK} FROM job_groups k WHERE k.queue = ${queue} AND k.fair_key = ${CLOCK_KEY}),
     0)`;
 
 /**
@@ -96,11 +98,12 @@ const advanceClocks = (q: Queryable, tags: postgres.PendingQuery<postgres.Row[]>
   tags AS (SELECT queue, max(tag) AS tag FROM (${tags}) t(queue, tag) GROUP BY queue),
   clock_new AS (
     INSERT INTO job_groups (queue, fair_key, last_tag) SELECT queue, ${CLOCK_KEY}, tag FROM tags
+    WHERE NOT EXISTS (SELECT 1 FROM job_groups e WHERE e.queue = tags.queue AND e.fair_key = ${CLOCK_KEY})
     ON CONFLICT (queue, fair_key) DO NOTHING
     RETURNING 1
   ),
   clock_up AS (
-    UPDATE job_groups k SET last_tag = tags.tag, updated_at = now()
+    UPDATE job_groups k SET last_tag = GREATEST(k.last_tag, tags.tag), updated_at = now()
     FROM tags WHERE k.queue = tags.queue AND k.fair_key = ${CLOCK_KEY} AND k.last_tag < tags.tag - ${CLOCK_SLACK}
     RETURNING 1
   )`;

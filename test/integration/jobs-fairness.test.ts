@@ -92,6 +92,19 @@ describe("fair claiming", () => {
     for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
   });
 
+  it("jobs submitted while a big batch is preparing interleave with it once it is sealed", async () => {
+    const batches = env.c.services.batches;
+    const open = await batches.create("acme", { seal: false, jobs: Array.from({ length: 1000 }, (_, i) => ({ queue: "f8", kind: "k", payload: { i }, groupKey: "A" })) });
+    if (!open.ok) throw new Error(open.error);
+    const b = [];
+    for (let i = 0; i < 10; i++) b.push((await submit("acme", "f8", { groupKey: "B" })).id);
+    const sealed = await batches.seal(open.value.batch.id, "acme");
+    expect(sealed.ok).toBe(true);
+    const pos = positions(await claimOrder("f8", 40), b);
+    console.log(`fairness (batch sealed after B's jobs): B's jobs at claims ${pos.join(",")}`);
+    for (const p of pos) expect(p).toBeGreaterThanOrEqual(0);
+  });
+
   it("priority first: a higher-priority job beats fairness, even from the flooding key", async () => {
     await insertMany("acme", "f6", 500, () => "A");
     const b = (await submit("acme", "f6", { groupKey: "B" })).id;
