@@ -18,10 +18,11 @@ const fresh = async () => {
 };
 const [which = "inproc", N = "20000", ...rest] = process.argv.slice(2);
 const B = Number(process.env.BATCH ?? 25);
+const C = Number(process.env.CLIENTS ?? 16);
 for (const v of rest.map(Number)) {
   const jobs = Number(N);
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
-  if (which === "http") console.log("http max", v, Math.round(await joblineHttp(await fresh(), { jobs, clients: 16, max: v })));
+  if (which === "http") console.log("http max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v })));
   if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
 }
 await s.stop();

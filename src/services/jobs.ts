@@ -230,7 +230,10 @@ export function createJobService(deps: {
     }
     const { row: cur, error } = await explainLoss(id, scope);
     if (error) return error;
-    if ((cur!.status === "failed" || cur!.status === "cancelled") && cur!.leaseToken === a.leaseToken)
+    // A replay is the holder's own call again: same token and same error. After the reaper
+    // finished the job (it keeps the token), a late fail is a lost race, not a replay.
+    const sameCall = cur!.leaseToken === a.leaseToken && canonicalJson(cur!.lastError) === canonicalJson(a.error);
+    if ((cur!.status === "failed" || cur!.status === "cancelled") && sameCall)
       return ok(cur!, true);
     lost("fail");
     return cur!.status === "running"

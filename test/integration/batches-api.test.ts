@@ -84,8 +84,12 @@ describe("batch HTTP contract", () => {
   });
 
   it("finalises at seal a batch that is empty or whose jobs all finished while it was open, with one event", async () => {
-    const empty = await post("/v1/batches", { jobs: [], webhookUrl: "https://example.com/hook" });
-    expect(empty.status).toBe(201);
+    // A sealed batch of nothing is refused; an open one sealed empty completes at once.
+    expect((await post("/v1/batches", { jobs: [] })).status).toBe(400);
+    const opened = await post("/v1/batches", { jobs: [], seal: false, webhookUrl: "https://example.com/hook" });
+    expect(opened.status).toBe(201);
+    const empty = await post(`/v1/batches/${opened.body.id}/seal`);
+    expect(empty.status).toBe(200);
     expect(empty.body.status).toBe("succeeded");
     expect(empty.body.finishedAt).not.toBeNull();
     expect(await batchEvents(empty.body.id)).toHaveLength(1);

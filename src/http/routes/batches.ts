@@ -88,7 +88,9 @@ export async function batchRoutes(app: Api, c: Container) {
           seal: z.boolean().default(true),
           webhookUrl: WebhookUrl.optional(),
           tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
-        }),
+        })
+          // A sealed batch of nothing would complete the moment it is created; only an open one may start empty.
+          .refine((b) => b.jobs.length > 0 || b.seal === false, { message: "a sealed batch needs at least one job", path: ["jobs"] }),
         response: { 201: BatchSchema, ...errors(413) },
       },
     },
