@@ -92,6 +92,12 @@ const SPECS: Spec[] = [
   { name: "api-key-delete", method: "DELETE", path: () => "/v1/api-keys/00000000-0000-4000-8000-000000000000" },
   { name: "secret-get", method: "GET", path: () => "/v1/tenants/acme/webhook-secret" },
   { name: "secret-rotate", method: "POST", path: () => "/v1/tenants/acme/webhook-secret/rotate" },
+  // Body-less reads: hostile only through auth (badAuth) and query strings (badQuery).
+  { name: "job-list", method: "GET", path: () => "/v1/jobs" },
+  { name: "batch-list", method: "GET", path: () => "/v1/batches" },
+  { name: "api-key-list", method: "GET", path: () => "/v1/api-keys" },
+  { name: "queues", method: "GET", path: () => "/v1/queues" },
+  { name: "throughput", method: "GET", path: () => "/v1/stats/throughput" },
 ];
 
 // ---- hostile values -------------------------------------------------------
@@ -221,6 +227,9 @@ const reqs: Record<string, fc.Arbitrary<Req>> = {
   badJobQuery: fc
     .constantFrom("batchId=x", "queue=%00", "queue=a%20b", "kind=", `queue=${"q".repeat(200)}`, "batchId=%ED%A0%80")
     .map((q) => ({ method: "GET", url: `/v1/jobs?${q}`, headers: { authorization: auth } })),
+  badThroughputQuery: fc
+    .constantFrom("minutes=0", "minutes=1441", "minutes=abc", "minutes=1e400", "minutes=1.5", "minutes=-1", "minutes=%00", "unknown=1", "minutes=1&minutes=2")
+    .map((q) => ({ method: "GET", url: `/v1/stats/throughput?${q}`, headers: { authorization: auth } })),
   badIfMatch: fc
     .tuple(
       fc.constantFrom(...SPECS.filter((s) => s.ifMatch)),
