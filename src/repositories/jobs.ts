@@ -302,7 +302,9 @@ export function jobsRepository(sql: Queryable) {
     /** running → running with cancelRequested; the lease holder learns of it on heartbeat. */
     async requestCancelIfRunning(id: string, tenant: string | null, version: number | undefined, q: Queryable = sql) {
       const rows = await q<JobRow[]>`
-        UPDATE jobs SET cancel_requested = true, updated_at = now(),
+        UPDATE jobs SET cancel_requested = true,
+               -- A repeated request changes nothing, so neither version nor updated_at moves.
+               updated_at = CASE WHEN cancel_requested THEN updated_at ELSE now() END,
                version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
         WHERE id = ${id} AND ${jobGuard(q, "requestCancel")}
           ${tenant === null ? q`` : q`AND tenant = ${tenant}`}

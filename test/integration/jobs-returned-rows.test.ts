@@ -92,6 +92,17 @@ describe("returned rows are the post-transition state", () => {
     expectIsStored(c2, await stored(r.body.id));
   });
 
+  it("a repeated cancel of a running job changes nothing: same version, same updatedAt", async () => {
+    const r = await submit("rr6");
+    await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["rr6"], workerId: "w" });
+    const first = await env.http().post(`/v1/jobs/${r.body.id}/cancel`).set("authorization", client);
+    expect(first.body).toMatchObject({ status: "running", cancelRequested: true });
+    const again = await env.http().post(`/v1/jobs/${r.body.id}/cancel`).set("authorization", client);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expectIsStored(again, await stored(r.body.id));
+  });
+
   it("cancel racing complete, 100 trials: each 200 body is a state the job really passed through, in version order", async () => {
     let cancelFirst = 0;
     for (let t = 0; t < 100; t++) {
