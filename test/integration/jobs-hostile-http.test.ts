@@ -100,6 +100,36 @@ describe("values outside what PostgreSQL stores are 400, never 500", () => {
     expect(ok.body.status).toBe("cancelled");
   });
 
+  it("a stale If-Match on claim or cancel is 412 and changes nothing", async () => {
+    const worker = await env.key("acme", "worker");
+    const s = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "stale", kind: "k" });
+    const before = (await env.c.sql`SELECT * FROM jobs WHERE id = ${s.body.id}`)[0];
+    const claim = await env.http().post(`/v1/jobs/${s.body.id}/claim`).set("authorization", worker).set("if-match", '"2"').send({ workerId: "w" });
+    expect(claim.status).toBe(412);
+    expect(claim.body.code).toBe("version_mismatch");
+    const cancel = await env.http().post(`/v1/jobs/${s.body.id}/cancel`).set("authorization", client).set("if-match", 'W/"7"');
+    expect(cancel.status).toBe(412);
+    expect((await env.c.sql`SELECT * FROM jobs WHERE id = ${s.body.id}`)[0]).toEqual(before);
+    const ok = await env.http().post(`/v1/jobs/${s.body.id}/claim`).set("authorization", worker).set("if-match", '"1"').send({ workerId: "w" });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.etag).toBe('"2"');
+  });
+
+  it("a payload of exactly 256 KiB is accepted, one byte more is 413", async () => {
+    // JSON.stringify of a string adds two quote bytes.
+    const exact = "a".repeat(256 * 1024 - 2);
+    const ok = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "size", kind: "k", payload: exact });
+    expect(ok.status).toBe(201);
+    const before = await rows();
+    const over = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "size", kind: "k", payload: `${exact}a` });
+    expect(over.status).toBe(413);
+    expect(over.body.code).toBe("payload_too_large");
+    // Multi-byte characters count as bytes, not characters.
+    const wide = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "size", kind: "k", payload: "é".repeat(128 * 1024) });
+    expect(wide.status).toBe(413);
+    expect(await rows()).toEqual(before);
+  });
+
   it("cancel takes no body, an empty JSON body or {}; anything else is 400", async () => {
     for (const send of [
       (r: ReturnType<ReturnType<TestEnv["http"]>["post"]>) => r,
