@@ -3,7 +3,6 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import { BATCH_STATUSES } from "../../domain/batches.js";
 import { JOB_STATUSES } from "../../domain/jobs.js";
-import type { BatchCursor } from "../../repositories/batches.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { MAX_BATCH_JOBS } from "../../services/batches.js";
 import { batchDto } from "../../services/representation.js";
@@ -11,6 +10,7 @@ import { requireRole, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
 import { IdParams, JobSubmitFields, TenantName, WebhookUrl, Timestamp } from "../schemas.js";
 import type { Api } from "../types.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 
 /**
  * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
@@ -50,18 +50,6 @@ async function tooManyJobs(req: FastifyRequest, reply: FastifyReply) {
   const jobs = (req.body as { jobs?: unknown } | undefined)?.jobs;
   if (Array.isArray(jobs) && jobs.length > MAX_BATCH_JOBS)
     return sendProblem(reply, problem("payload_too_large", `at most ${MAX_BATCH_JOBS} jobs per request`, 413));
-}
-
-const cursorOf = (c: BatchCursor) => Buffer.from(JSON.stringify([c.createdAt, c.id])).toString("base64url");
-function parseCursor(s: string): BatchCursor | null {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [unknown, unknown];
-    if (typeof createdAt !== "string" || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(createdAt)) return null;
-    if (Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(id).success) return null;
-    return { createdAt, id: id as string };
-  } catch {
-    return null;
-  }
 }
 
 export async function batchRoutes(app: Api, c: Container) {
@@ -188,14 +176,14 @@ export async function batchRoutes(app: Api, c: Container) {
     },
     async (req, reply) => {
       const { cursor, limit, status } = req.query;
-      const after = cursor === undefined ? undefined : parseCursor(cursor);
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
       const rows = await svc.list({ tenant: scope(req), status, limit: limit + 1, after });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         items: page.map(({ counts, cursor: _, ...b }) => batchDto(b, counts)),
-        nextCursor: rows.length > limit && last ? cursorOf(last.cursor) : null,
+        nextCursor: rows.length > limit && last ? encodeCursor(last.cursor) : null,
       };
     },
   );

@@ -19,19 +19,7 @@ import {
   WorkerId,
 } from "../schemas.js";
 import type { Api } from "../types.js";
-
-const cursorOf = (createdAt: string, id: string) => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
-function parseCursor(s: string): { createdAt: string; id: string } | null {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [unknown, unknown];
-    // The timestamp is PostgreSQL's own text form (microseconds kept), checked before it reaches SQL.
-    if (typeof createdAt !== "string" || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/.test(createdAt)) return null;
-    if (typeof id !== "string" || !Uuid.safeParse(id).success) return null;
-    return { createdAt, id };
-  } catch {
-    return null;
-  }
-}
+import { decodeCursor, encodeCursor } from "../cursor.js";
 
 export async function jobRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
@@ -101,14 +89,14 @@ export async function jobRoutes(app: Api, c: Container) {
     },
     async (req, reply) => {
       const { cursor, limit, ...filters } = req.query;
-      const after = cursor === undefined ? undefined : parseCursor(cursor);
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
       const rows = await svc.list({ ...filters, tenant: scope(req), limit: limit + 1, after });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         items: page.map(jobDto),
-        nextCursor: rows.length > limit && last ? cursorOf(last.cursorTs, last.id) : null,
+        nextCursor: rows.length > limit && last ? encodeCursor({ createdAt: last.cursorTs, id: last.id }) : null,
       };
     },
   );
