@@ -6,7 +6,16 @@ export interface Cursor {
   id: string;
 }
 
-const TIMESTAMP = /^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d(:\d\d)?)$/;
+// We issue UTC cursors only (PostgreSQL's "+00" text, or ISO "Z").
+const TIMESTAMP = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,6})?(Z|\+00(:00)?)$/;
+
+/** A real instant: the regex alone would let "2026-02-31" through to PostgreSQL, which refuses it. */
+function validTimestamp(s: string): boolean {
+  const m = TIMESTAMP.exec(s);
+  if (!m) return false;
+  const d = new Date(`${m[1]}T${m[2]}Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(`${m[1]}T${m[2]}`);
+}
 
 export const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify([c.createdAt, c.id])).toString("base64url");
 
@@ -14,8 +23,7 @@ export const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify([c.created
 export function decodeCursor(s: string): Cursor | null {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8")) as [unknown, unknown];
-    if (typeof createdAt !== "string" || !TIMESTAMP.test(createdAt) || Number.isNaN(Date.parse(createdAt.replace(" ", "T"))))
-      return null;
+    if (typeof createdAt !== "string" || !validTimestamp(createdAt)) return null;
     if (typeof id !== "string" || !z.uuid().safeParse(id).success) return null;
     return { createdAt, id };
   } catch {
