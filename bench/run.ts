@@ -96,8 +96,8 @@ try {
   const ceil10 = await measure("ceiling: bare postgres.js, jobline statements, 10 rows", "jobs/s", async () =>
     ceiling(await freshDb(true), { jobs: N, batch: 10, pool: C }),
   );
-  const inproc = await measure(`jobline in-process (createWorker, concurrency ${C * 5})`, "jobs/s", async () =>
-    joblineInProcess(await freshDb(true), { jobs: N, concurrency: C * 5 }),
+  const inproc = await measure(`jobline in-process (createWorker, concurrency ${C * 20}, batchSize 50)`, "jobs/s", async () =>
+    joblineInProcess(await freshDb(true), { jobs: N, concurrency: C * 20, batchSize: 50 }),
   );
   let apiRss = 0;
   const http1 = await measure("jobline HTTP process-next max 1 (16 clients)", "jobs/s", async () =>
