@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { renderBarChart } from "./chart.js";
+import { updateReadme } from "./readme.js";
 import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } from "./competitors.js";
 import {
   batchSubmit,
@@ -196,7 +197,8 @@ try {
     ),
   );
   writeFileSync(join(outDir, "latest.md"), `${table}\n`);
-  progress(`wrote bench/results/latest.json, latest.md and throughput.svg; ${targets.filter(([n, v, b]) => !met(n, v, b)).length} target(s) missed`);
+  updateReadme();
+  progress(`wrote bench/results/latest.json, latest.md, throughput.svg and the README's table; ${targets.filter(([n, v, b]) => !met(n, v, b)).length} target(s) missed`);
 } finally {
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
