@@ -103,16 +103,18 @@ export function createWorker(o: WorkerOptions) {
     if (held === 0) drained?.();
   };
 
-  // Results wait here for the next completeMany; one statement is in flight at a time and the next takes everything that piled up meanwhile.
+  // Results wait here for the next completeMany; each flusher takes everything that piled up
+  // meanwhile. Up to one flusher per claim loop runs at once, so completions keep pace with claims.
   const toComplete: Array<{ row: JobRow; result: unknown }> = [];
-  let flushing = false;
+  let flushing = 0;
+  const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
 
   async function flush() {
-    if (flushing) return;
-    flushing = true;
+    if (flushing >= claimLoops) return;
+    flushing++;
     try {
       while (toComplete.length > 0) {
-        const batch = toComplete.splice(0, 500);
+        const batch = toComplete.splice(0, Math.max(batchSize, 50));
         const items = batch.map((b) => ({ id: b.row.id, leaseToken: b.row.leaseToken!, result: b.result }));
         const deadline = Math.min(...batch.map((b) => b.row.leaseExpiresAt!.getTime()));
         for (;;) {
@@ -140,7 +142,7 @@ export function createWorker(o: WorkerOptions) {
         for (let i = 0; i < batch.length; i++) release();
       }
     } finally {
-      flushing = false;
+      flushing--;
     }
   }
 
@@ -174,7 +176,7 @@ export function createWorker(o: WorkerOptions) {
         return release();
       }
       toComplete.push({ row, result });
-      if (!flushing) setImmediate(flush);
+      if (flushing < claimLoops) setImmediate(flush);
     } catch (e) {
       clearInterval(beat);
       if (giveUp.signal.aborted) return release();
@@ -242,7 +244,7 @@ export function createWorker(o: WorkerOptions) {
   }
 
   // While one loop's batch runs and completes, another claims: claims overlap completions.
-  const loops = Array.from({ length: Math.max(1, Math.ceil(concurrency / batchSize)) }, () => claimLoop());
+  const loops = Array.from({ length: claimLoops }, () => claimLoop());
   const loop = Promise.all(loops);
 
   return {
