@@ -9,24 +9,12 @@ import { testConfig } from "../src/config.js";
 import { createContainer } from "../src/container.js";
 import { freePort } from "../src/db/embedded.js";
 import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
+import { toNewJob } from "../src/services/jobs.js";
 import { createWorker } from "../src/worker/handlers.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
-export const noopJob = (queue = "bench"): NewJob => ({
-  tenant: "bench",
-  queue,
-  kind: "noop",
-  payload: {},
-  priority: 0,
-  groupKey: null,
-  runAt: null,
-  maxAttempts: 5,
-  webhookUrl: null,
-  idempotencyKey: null,
-  requestHash: null,
-  batchId: null,
-});
+export const noopJob = (queue = "bench"): NewJob => toNewJob("bench", { queue, kind: "noop", payload: {} });
 
 /** Untimed set-up: N queued no-op jobs through the same multi-row insert batches use. */
 export async function seedJobs(url: string, n: number, queue = "bench") {

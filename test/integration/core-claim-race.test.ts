@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobsRepository, type JobRow, type NewJob } from "../../src/repositories/jobs.js";
+import { toNewJob } from "../../src/services/jobs.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 const CLAIMERS = 32;
@@ -19,20 +20,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-const newJob = (i: number): NewJob => ({
-  tenant: `t${i % 3}`,
-  queue: "race",
-  kind: "k",
-  payload: { i },
-  priority: i % 4,
-  groupKey: `g${i % 7}`,
-  runAt: null,
-  maxAttempts: 5,
-  webhookUrl: null,
-  idempotencyKey: null,
-  requestHash: null,
-  batchId: null,
-});
+const newJob = (i: number): NewJob =>
+  toNewJob(`t${i % 3}`, { queue: "race", kind: "k", payload: { i }, priority: i % 4, groupKey: `g${i % 7}` });
 
 describe("claim race", () => {
   it(`${CLAIMERS} claimers on their own connections take ${JOBS} jobs: each exactly once, none lost, attempts = 1`, async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NewJob } from "../../src/repositories/jobs.js";
+import { toNewJob } from "../../src/services/jobs.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 let env: TestEnv;
@@ -10,20 +11,8 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-const newJob = (tenant: string, queue: string, groupKey: string | null, i: number): NewJob => ({
-  tenant,
-  queue,
-  kind: "k",
-  payload: { i },
-  priority: 0,
-  groupKey,
-  runAt: null,
-  maxAttempts: 5,
-  webhookUrl: null,
-  idempotencyKey: null,
-  requestHash: null,
-  batchId: null,
-});
+const newJob = (tenant: string, queue: string, groupKey: string | null, i: number): NewJob =>
+  toNewJob(tenant, { queue, kind: "k", payload: { i }, groupKey: groupKey ?? undefined });
 
 /** A flood inserted in one transaction, as a batch would. */
 const flood = (tenant: string, queue: string, groupKey: string | null, n: number) =>
