@@ -68,7 +68,7 @@ export const fairKey = (tenant: string, groupKey: string | null) => `${tenant}\u
  * handed out passes it by more than CLOCK_SLACK, so it is a rarely locked row,
  * and clock + CLOCK_SLACK is never below any tag of the queue.
  */
-const CLOCK_KEY = "\u001e";
+export const CLOCK_KEY = "\u001e";
 const CLOCK_SLACK = 64;
 
 /**

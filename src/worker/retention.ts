@@ -1,5 +1,6 @@
 import type { Container } from "../container.js";
 import { TERMINAL_BATCH_STATUSES } from "../domain/batches.js";
+import { CLOCK_KEY } from "../repositories/jobs.js";
 
 const TERMINAL_BATCHES = TERMINAL_BATCH_STATUSES.map((s) => `'${s}'`).join(",");
 
@@ -20,11 +21,16 @@ async function drain(step: () => Promise<{ deleted: number; full: boolean }>): P
  * - terminal batches, each with all its jobs (ON DELETE CASCADE). A batch's
  *   jobs are never deleted one by one: a batch that is not terminal keeps
  *   all of them, and a batch retry never finds some of its jobs gone;
- * - delivered and dead outbox rows.
+ * - delivered and dead outbox rows;
+ * - fairness counters of groups idle that long (not the queue clocks): a group
+ *   that submits again simply starts at the queue's virtual time, as a new one does.
  * Every DELETE re-checks its condition on the row it deletes, so a row a
  * concurrent statement changed (a batch retried meanwhile) is left alone.
  */
-export async function retainOnce(c: Container, chunk = 1000): Promise<{ jobs: number; batches: number; events: number }> {
+export async function retainOnce(
+  c: Container,
+  chunk = 1000,
+): Promise<{ jobs: number; batches: number; events: number; groups: number }> {
   const cutoff = new Date(Date.now() - c.config.JOBLINE_RETENTION_DAYS * 86_400_000);
   const terminal = c.sql.unsafe(TERMINAL_BATCHES);
 
@@ -57,5 +63,14 @@ export async function retainOnce(c: Container, chunk = 1000): Promise<{ jobs: nu
     const n = await c.repos.outbox.deleteSettledBefore(cutoff, chunk);
     return { deleted: n, full: n === chunk };
   });
-  return { jobs, batches, events };
+  const groups = await drain(async () => {
+    const rows = await c.sql`
+      DELETE FROM job_groups WHERE (queue, fair_key) IN (
+        SELECT queue, fair_key FROM job_groups WHERE updated_at < ${cutoff} AND fair_key <> ${CLOCK_KEY}
+        LIMIT ${chunk} FOR UPDATE SKIP LOCKED)
+      AND updated_at < ${cutoff}
+      RETURNING 1`;
+    return { deleted: rows.length, full: rows.length === chunk };
+  });
+  return { jobs, batches, events, groups };
 }

@@ -66,7 +66,7 @@ describe("retention", () => {
     const recentDelivered = await events("delivered", RECENT);
 
     const r = await retainOnce(env.c, 1000);
-    expect(r).toEqual({ jobs: 2503, batches: 1, events: 6 });
+    expect(r).toMatchObject({ jobs: 2503, batches: 1, events: 6 });
 
     expect(await exists("jobs", [...oldDone, ...oldFailed, ...doneBatchJobs])).toBe(0);
     expect(await exists("batches", [doneBatch])).toBe(0);
@@ -78,6 +78,18 @@ describe("retention", () => {
     expect(await exists("webhook_outbox", [...oldPending, ...recentDelivered])).toBe(6);
 
     // Nothing left to do: a second pass deletes nothing.
-    expect(await retainOnce(env.c, 1000)).toEqual({ jobs: 0, batches: 0, events: 0 });
+    expect(await retainOnce(env.c, 1000)).toMatchObject({ jobs: 0, batches: 0, events: 0 });
+  });
+
+  it("prunes fairness counters of long-idle groups, keeps recent ones and queue clocks", async () => {
+    await env.c.sql`
+      INSERT INTO job_groups (queue, fair_key, last_tag, updated_at) VALUES
+        ('gq', 'old-group', 10, now() - interval '8 days'),
+        ('gq', 'recent-group', 10, now()),
+        ('gq', ${"\u001e"}, 10, now() - interval '8 days')`;
+    const r = await retainOnce(env.c, 1000);
+    expect(r.groups).toBeGreaterThanOrEqual(1);
+    const left = await env.c.sql<{ fairKey: string }[]>`SELECT fair_key FROM job_groups WHERE queue = 'gq' ORDER BY fair_key`;
+    expect(left.map((g) => g.fairKey).sort()).toEqual(["\u001e", "recent-group"].sort());
   });
 });
