@@ -11,6 +11,7 @@ import { freePort } from "../src/db/embedded.js";
 import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
 import { toNewJob } from "../src/services/jobs.js";
 import { createWorker } from "../src/worker/handlers.js";
+import { withTimeout } from "./lib.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -295,14 +296,4 @@ export async function claimLatency(url: string, o: { queued: number; finished: n
   await sql.end();
   samples.sort((a, b) => a - b);
   return samples[Math.floor(samples.length / 2)]!;
-}
-
-export function withTimeout<T>(p: Promise<T>, ms: number, label: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error(`${label}: timed out after ${ms} ms`)), ms);
-    }),
-  ]);
 }

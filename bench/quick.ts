@@ -1,3 +1,4 @@
+// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil N v1 [v2…]` (BATCH, CLIENTS env).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
