@@ -30,3 +30,27 @@ export function decodeCursor(s: string): Cursor | null {
     return null;
   }
 }
+
+/** The querystring fields every keyset-paginated list takes. */
+export const PageQuery = {
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(512).optional(),
+};
+
+/**
+ * One page of a newest-first list: fetches one row more than `limit` to learn
+ * whether a next page exists. null when `cursor` is not one we issued (a 400).
+ */
+export async function keysetPage<R, T>(
+  q: { cursor?: string | undefined; limit: number },
+  fetch: (after: Cursor | undefined, limit: number) => Promise<R[]>,
+  positionOf: (row: R) => Cursor,
+  toDto: (row: R) => T,
+): Promise<{ items: T[]; nextCursor: string | null } | null> {
+  const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  if (after === null) return null;
+  const rows = await fetch(after, q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return { items: page.map(toDto), nextCursor: rows.length > q.limit && last ? encodeCursor(positionOf(last)) : null };
+}

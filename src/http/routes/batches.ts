@@ -10,7 +10,7 @@ import { requireRole, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
 import { IdParams, JobSubmitFields, TenantName, WebhookUrl, Timestamp } from "../schemas.js";
 import type { Api } from "../types.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { keysetPage, PageQuery } from "../cursor.js";
 
 /**
  * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
@@ -165,8 +165,7 @@ export async function batchRoutes(app: Api, c: Container) {
         summary: "List batches, newest first (keyset pagination)",
         querystring: z.strictObject({
           status: z.enum(BATCH_STATUSES).optional(),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
-          cursor: z.string().max(512).optional(),
+          ...PageQuery,
         }),
         response: {
           200: z.object({ items: z.array(BatchSchema), nextCursor: z.string().nullable() }).meta({ id: "BatchList" }),
@@ -176,15 +175,13 @@ export async function batchRoutes(app: Api, c: Container) {
     },
     async (req, reply) => {
       const { cursor, limit, status } = req.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
-      const rows = await svc.list({ tenant: scope(req), status, limit: limit + 1, after });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        items: page.map(({ counts, cursor: _, ...b }) => batchDto(b, counts)),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.cursor) : null,
-      };
+      const page = await keysetPage(
+        { cursor, limit },
+        (after, n) => svc.list({ tenant: scope(req), status, limit: n, after }),
+        (r) => r.cursor,
+        ({ counts, cursor: _, ...b }) => batchDto(b, counts),
+      );
+      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
     },
   );
 

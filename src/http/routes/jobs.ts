@@ -19,7 +19,7 @@ import {
   WorkerId,
 } from "../schemas.js";
 import type { Api } from "../types.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { keysetPage, PageQuery } from "../cursor.js";
 
 export async function jobRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
@@ -78,8 +78,7 @@ export async function jobRoutes(app: Api, c: Container) {
           status: z.enum(JOB_STATUSES).optional(),
           kind: Name.optional(),
           batchId: Uuid.optional(),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
-          cursor: z.string().max(512).optional(),
+          ...PageQuery,
         }),
         response: {
           200: z.object({ items: z.array(JobSchema), nextCursor: z.string().nullable() }).meta({ id: "JobList" }),
@@ -89,15 +88,13 @@ export async function jobRoutes(app: Api, c: Container) {
     },
     async (req, reply) => {
       const { cursor, limit, ...filters } = req.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      if (after === null) return sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
-      const rows = await svc.list({ ...filters, tenant: scope(req), limit: limit + 1, after });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        items: page.map(jobDto),
-        nextCursor: rows.length > limit && last ? encodeCursor({ createdAt: last.cursorTs, id: last.id }) : null,
-      };
+      const page = await keysetPage(
+        { cursor, limit },
+        (after, n) => svc.list({ ...filters, tenant: scope(req), limit: n, after }),
+        (r) => ({ createdAt: r.cursorTs, id: r.id }),
+        jobDto,
+      );
+      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
     },
   );
 
