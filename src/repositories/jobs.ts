@@ -108,10 +108,58 @@ const advanceClocks = (q: Queryable, tags: postgres.PendingQuery<postgres.Row[]>
     RETURNING 1
   )`;
 
-const byClaimOrder = (a: JobRow, b: JobRow) =>
-  b.priority - a.priority || Number(a.fairTag) - Number(b.fairTag) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-
 export function jobsRepository(sql: Queryable) {
+  /**
+   * The same claim for several takers at once (coalesced polls): one statement
+   * leases up to the sum of their `max`, in claim order, and taker i gets the
+   * next `max_i` rows with its own worker id written on them.
+   */
+  async function claimNextFor(
+    f: Omit<ClaimFilter, "workerId" | "max">,
+    takers: Array<{ workerId: string; max: number }>,
+    q: Queryable = sql,
+  ): Promise<JobRow[][]> {
+    const total = takers.reduce((n, t) => n + t.max, 0);
+    const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
+    const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
+    const rows = await q<Array<JobRow & { rn: number }>>`
+      WITH c AS (
+        SELECT j.id, j.priority, j.fair_tag FROM jobs j
+        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND j.run_at <= now()
+          ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
+          ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
+          AND (j.batch_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.status = 'preparing'))
+        ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
+        LIMIT ${total}
+        FOR UPDATE OF j SKIP LOCKED
+      ), n AS (
+        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM c
+      ), u AS (
+        UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
+               lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}),
+               worker_id = (${workerIds}::text[])[n.rn],
+               started_at = now(), updated_at = now(), version = jobs.version + 1
+        FROM n WHERE jobs.id = n.id
+        RETURNING jobs.*, n.rn
+      ), started AS (
+        UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
+        WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
+        RETURNING 1
+      )
+      SELECT * FROM u`;
+    const sorted = [...rows].sort((a, b) => a.rn - b.rn);
+    const out: JobRow[][] = [];
+    let k = 0;
+    for (const t of takers) {
+      out.push(
+        sorted.slice(k, k + t.max).map(({ rn: _rn, ...row }) => row),
+      );
+      k += t.max;
+    }
+    return out;
+  }
+
   return {
     /** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
     async insert(j: NewJob, q: Queryable = sql): Promise<JobRow | null> {
@@ -231,32 +279,11 @@ export function jobsRepository(sql: Queryable) {
      * Jobs of a `preparing` batch are excluded here, in the claim itself.
      */
     async claimNext(f: ClaimFilter, q: Queryable = sql): Promise<JobRow[]> {
-      const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
-      const rows = await q<JobRow[]>`
-        WITH c AS (
-          SELECT j.id FROM jobs j
-          WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND j.run_at <= now()
-            ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
-            ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
-            AND (j.batch_id IS NULL OR NOT EXISTS (
-              SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.status = 'preparing'))
-          ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
-          LIMIT ${f.max}
-          FOR UPDATE OF j SKIP LOCKED
-        ), u AS (
-          UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
-                 lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}), worker_id = ${f.workerId},
-                 started_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM c WHERE jobs.id = c.id
-          RETURNING jobs.*
-        ), started AS (
-          UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
-          WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
-          RETURNING 1
-        )
-        SELECT * FROM u`;
-      return [...rows].sort(byClaimOrder);
+      const { workerId, max, ...filter } = f;
+      return (await claimNextFor(filter, [{ workerId, max }], q))[0]!;
     },
+
+    claimNextFor,
 
     /** Claim of one named job, optionally only at a given version (If-Match). */
     async claimIfQueued(

@@ -5,7 +5,17 @@ import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
+import { keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
+
+/**
+ * Statements of one kind a process runs at once before further calls queue up
+ * and share the next one. Two overlap a statement's round trip with the next
+ * batch forming; more would only split batches.
+ */
+const COALESCE_IN_FLIGHT = 2;
+/** Most rows one coalesced statement carries. */
+const COALESCE_MAX_ROWS = 500;
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
@@ -69,6 +79,48 @@ export function createJobService(deps: {
     for (const r of rows) metrics.transitions.inc({ from, to: r.status });
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
+
+  type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
+  type ClaimRequest = { workerId: string; max: number; signal?: AbortSignal | undefined };
+  // Concurrent polls with the same filter share one claim statement; a poll whose client
+  // left while it queued takes nothing, so no job is leased to nobody.
+  const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
+    async (key, requests) => {
+      const live = requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
+      if (live.every((r) => r.max === 0)) return live.map(() => []);
+      return jobs.claimNextFor(key, live);
+    },
+    {
+      inFlight: COALESCE_IN_FLIGHT,
+      maxUnits: COALESCE_MAX_ROWS,
+      units: (r) => r.max,
+      keyOf: (k) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]),
+    },
+  );
+
+  type CompleteItem = { id: string; leaseToken: string; result: unknown };
+  // Completes of one tenant scope share a statement. A job is updated at most once however
+  // often it appears, so only the first item holding the winning token is answered with the
+  // row; repeats are answered by the replay path, like a repeated request.
+  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null>>(
+    async (scope, requests) => {
+      const seen = new Set<string>();
+      const items = requests.flat().filter((i) => {
+        const k = `${i.id} ${i.leaseToken}`;
+        return !seen.has(k) && seen.add(k);
+      });
+      const won = new Map((await jobs.completeManyIfLeased(items, scope)).map((r) => [r.id, r]));
+      return requests.map((req) =>
+        req.map((i) => {
+          const row = won.get(i.id);
+          if (!row || row.leaseToken !== i.leaseToken) return null;
+          won.delete(i.id);
+          return row;
+        }),
+      );
+    },
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
+  );
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
@@ -142,7 +194,10 @@ export function createJobService(deps: {
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
-      const rows = await jobs.claimNext({ ...f, tenant: f.scope });
+      const rows = await claimTogether(
+        { queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds },
+        { workerId: f.workerId, max: f.max, signal: f.signal },
+      );
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
         countWin("queued", rows);
@@ -181,11 +236,18 @@ export function createJobService(deps: {
   }
 
   async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
-    const row = await jobs.completeIfLeased(id, leaseToken, result, scope, q);
+    const row =
+      q === undefined
+        ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
+        : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
     if (row) {
       countWin("running", [row]);
       return ok(row);
     }
+    return explainComplete(id, scope, leaseToken);
+  }
+
+  async function explainComplete(id: string, scope: TenantScope, leaseToken: string) {
     const { row: cur, error } = await explainLoss(id, scope);
     if (error) return error;
     // The same call repeated by the lease holder: same job, no second transition.
@@ -197,16 +259,16 @@ export function createJobService(deps: {
   }
 
   async function completeMany(scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) {
-    const won = await jobs.completeManyIfLeased(
-      items.map((i) => ({ ...i, result: i.result ?? null })),
+    const rows = await completeTogether(
       scope,
+      items.map((i) => ({ ...i, result: i.result ?? null })),
     );
-    countWin("running", won);
-    const byId = new Map(won.map((r) => [r.id, r]));
     const out = [];
-    for (const i of items) {
-      const r = byId.get(i.id);
-      out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await complete(i.id, scope, i.leaseToken, i.result) });
+    for (const [k, i] of items.entries()) {
+      const r = rows[k];
+      if (r) countWin("running", [r]);
+      // The ones that lost are explained one by one (a replay, a lost lease, an unknown id).
+      out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });
     }
     return out;
   }

@@ -1,0 +1,80 @@
+/**
+ * Group commit without a timer. Calls that arrive while `inFlight` runs are
+ * busy wait, and the next run takes all of them (up to `maxUnits`), so an idle
+ * service runs each call at once and a busy one turns many one-row statements
+ * into one many-row statement. Every call still gets its own answer: `run`
+ * returns one output per request, in order. A failed run fails exactly the
+ * requests it carried.
+ */
+export function coalescer<I, O>(
+  run: (requests: I[]) => Promise<O[]>,
+  o: { inFlight: number; maxUnits: number; units: (request: I) => number },
+) {
+  interface Pending {
+    request: I;
+    resolve: (out: O) => void;
+    reject: (e: unknown) => void;
+  }
+  let waiting: Pending[] = [];
+  let busy = 0;
+
+  function pump() {
+    while (busy < o.inFlight && waiting.length > 0) {
+      let units = 0;
+      let n = 0;
+      while (n < waiting.length && (n === 0 || units + o.units(waiting[n]!.request) <= o.maxUnits)) {
+        units += o.units(waiting[n]!.request);
+        n++;
+      }
+      const take = waiting.slice(0, n);
+      waiting = waiting.slice(n);
+      busy++;
+      run(take.map((p) => p.request))
+        .then(
+          (out) => {
+            for (const [i, p] of take.entries()) p.resolve(out[i]!);
+          },
+          (e: unknown) => {
+            for (const p of take) p.reject(e);
+          },
+        )
+        .finally(() => {
+          busy--;
+          pump();
+        });
+    }
+  }
+
+  return {
+    call(request: I): Promise<O> {
+      return new Promise<O>((resolve, reject) => {
+        waiting.push({ request, resolve, reject });
+        pump();
+      });
+    },
+    get idle() {
+      return busy === 0 && waiting.length === 0;
+    },
+  };
+}
+
+/** One coalescer per key (requests can only share a statement when their filters match); idle keys are dropped. */
+export function keyedCoalescer<K, I, O>(
+  run: (key: K, requests: I[]) => Promise<O[]>,
+  o: { inFlight: number; maxUnits: number; units: (request: I) => number; keyOf: (key: K) => string },
+) {
+  const byKey = new Map<string, ReturnType<typeof coalescer<I, O>>>();
+  return async (key: K, request: I): Promise<O> => {
+    const k = o.keyOf(key);
+    let c = byKey.get(k);
+    if (!c) {
+      c = coalescer<I, O>((requests) => run(key, requests), o);
+      byKey.set(k, c);
+    }
+    try {
+      return await c.call(request);
+    } finally {
+      if (c.idle && byKey.get(k) === c) byKey.delete(k);
+    }
+  };
+}
