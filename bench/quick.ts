@@ -7,10 +7,14 @@ import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { ceiling, joblineHttp, joblineInProcess } from "./jobline.js";
 
-const s = await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlb-")), persistent: false });
+// BENCH_PG_URL: an already running server (to watch pg_stat_* meanwhile); else a throw-away embedded one.
+const given = process.env.BENCH_PG_URL;
+const s = given
+  ? { url: (db = "postgres") => given.replace(/\/[^/]*$/, `/${db}`), stop: async () => {} }
+  : await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlb-")), persistent: false });
 let n = 0;
 const fresh = async () => {
-  const name = `b${n++}`;
+  const name = `b${n++}_${process.pid}`;
   const admin = postgres(s.url(), { max: 1 });
   await admin.unsafe(`CREATE DATABASE ${name}`);
   await admin.end();

@@ -9,11 +9,12 @@ import { keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 
 /**
- * Statements of one kind a process runs at once before further calls queue up
- * and share the next one. Two overlap a statement's round trip with the next
- * batch forming; more would only split batches.
+ * Statements of one kind (and filter) a process runs at once; calls arriving
+ * meanwhile share the next one. One measured best: a second overlapping
+ * statement split the batches and cost more commits than it saved in waiting
+ * (`npx tsx bench/quick.ts http`, README).
  */
-const COALESCE_IN_FLIGHT = 2;
+const COALESCE_IN_FLIGHT = 1;
 /** Most rows one coalesced statement carries. */
 const COALESCE_MAX_ROWS = 500;
 
