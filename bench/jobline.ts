@@ -131,7 +131,7 @@ export async function startApi(databaseUrl: string): Promise<ApiProcess> {
 // keep-alive: fetch (undici) costs the client process more CPU than the API spends per request.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function post<T>(api: { url: string; key: string }, path: string, body: unknown): Promise<{ status: number; body: T }> {
+export function post<T>(api: { url: string; key: string }, path: string, body: unknown): Promise<{ status: number; body: T }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { freePort, startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
-import { seedJobs } from "./jobline.js";
+import { post, seedJobs } from "./jobline.js";
 
 const N = Number(process.argv[2] ?? 5000);
 const MAX = Number(process.argv[3] ?? 1);
@@ -25,15 +25,15 @@ const child = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${profDir}`
 });
 const url = `http://127.0.0.1:${port}`;
 while (!(await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false))) await new Promise((r) => setTimeout(r, 100));
-const h = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+const api = { url, key };
 const t0 = performance.now();
 let done = 0;
 await Promise.all(Array.from({ length: 16 }, async (_, i) => {
   for (;;) {
-    const r = (await (await fetch(`${url}/v1/process-next`, { method: "POST", headers: h, body: JSON.stringify({ queues: ["bench"], workerId: `c${i}`, max: MAX }) })).json()) as { jobs: { id: string; leaseToken: string }[] };
+    const { body: r } = await post<{ jobs: { id: string; leaseToken: string }[] }>(api, "/v1/process-next", { queues: ["bench"], workerId: `c${i}`, max: MAX });
     if (r.jobs.length === 0) return;
-    if (MAX === 1) await (await fetch(`${url}/v1/jobs/${r.jobs[0]!.id}/complete`, { method: "POST", headers: h, body: JSON.stringify({ leaseToken: r.jobs[0]!.leaseToken }) })).text();
-    else await (await fetch(`${url}/v1/jobs/complete`, { method: "POST", headers: h, body: JSON.stringify({ items: r.jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })) }) })).text();
+    if (MAX === 1) await post(api, `/v1/jobs/${r.jobs[0]!.id}/complete`, { leaseToken: r.jobs[0]!.leaseToken });
+    else await post(api, "/v1/jobs/complete", { items: r.jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })) });
     done += r.jobs.length;
   }
 }));

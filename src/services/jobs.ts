@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable } from "../db/client.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
+import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
@@ -237,6 +238,8 @@ export function createJobService(deps: {
   }
 
   async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
+    const bad = storableProblem(result);
+    if (bad) return err("invalid", `result ${bad}`);
     const row =
       q === undefined
         ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
@@ -260,13 +263,21 @@ export function createJobService(deps: {
   }
 
   async function completeMany(scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) {
+    // An unstorable result is refused on its own; it must not fail the shared statement.
+    const problems = items.map((i) => storableProblem(i.result));
+    const good = items.filter((_, k) => problems[k] === null);
     const rows = await completeTogether(
       scope,
-      items.map((i) => ({ ...i, result: i.result ?? null })),
+      good.map((i) => ({ ...i, result: i.result ?? null })),
     );
     const out = [];
+    let g = 0;
     for (const [k, i] of items.entries()) {
-      const r = rows[k];
+      if (problems[k] !== null) {
+        out.push({ id: i.id, outcome: err("invalid", `result ${problems[k]}`) });
+        continue;
+      }
+      const r = rows[g++];
       if (r) countWin("running", [r]);
       // The ones that lost are explained one by one (a replay, a lost lease, an unknown id).
       out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import type { Container } from "../container.js";
+import { storableProblem } from "../domain/json.js";
 import type { JobRow } from "../repositories/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
 
@@ -173,6 +174,11 @@ export function createWorker(o: WorkerOptions) {
       if (giveUp.signal.aborted) return release();
       if (leaseLost) {
         stats.lost++;
+        return release();
+      }
+      const bad = storableProblem(result);
+      if (bad) {
+        await recordFailure(row, new NonRetryableError(`the handler's result cannot be stored: ${bad}`, "result_not_storable"));
         return release();
       }
       toComplete.push({ row, result });
