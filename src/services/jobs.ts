@@ -77,7 +77,7 @@ export function createJobService(deps: {
   const { jobs, notifier, metrics } = deps;
   const random = deps.random ?? Math.random;
 
-  const countWin = (from: JobStatus, rows: JobRow[]) => {
+  const countWin = (from: JobStatus, rows: Array<{ status: JobStatus }>) => {
     for (const r of rows) metrics.transitions.inc({ from, to: r.status });
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
@@ -101,9 +101,24 @@ export function createJobService(deps: {
   );
 
   type CompleteItem = { id: string; leaseToken: string; result: unknown };
-  // Completes of one tenant scope share a statement. A job is updated at most once however
-  // often it appears, so only the first item holding the winning token is answered with the
-  // row; repeats are answered by the replay path, like a repeated request.
+  /**
+   * Which item each finalised row answers. A job is updated at most once however often it
+   * appears, so only the first item holding the winning token gets the row; repeats go the
+   * replay path, like a repeated request.
+   */
+  const matchWinners = <R extends { id: string; leaseToken: string | null }>(requests: CompleteItem[][], rows: R[]) => {
+    const won = new Map(rows.map((r) => [r.id, r]));
+    return requests.map((req) =>
+      req.map((i) => {
+        const row = won.get(i.id);
+        if (!row || row.leaseToken !== i.leaseToken) return null;
+        won.delete(i.id);
+        return row;
+      }),
+    );
+  };
+  // Completes of one tenant scope share a statement; an item repeated within it is answered
+  // by matchWinners, the others by the replay path.
   const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null>>(
     async (scope, requests) => {
       const seen = new Set<string>();
@@ -111,15 +126,7 @@ export function createJobService(deps: {
         const k = `${i.id} ${i.leaseToken}`;
         return !seen.has(k) && seen.add(k);
       });
-      const won = new Map((await jobs.completeManyIfLeased(items, scope)).map((r) => [r.id, r]));
-      return requests.map((req) =>
-        req.map((i) => {
-          const row = won.get(i.id);
-          if (!row || row.leaseToken !== i.leaseToken) return null;
-          won.delete(i.id);
-          return row;
-        }),
-      );
+      return matchWinners(requests, await jobs.completeManyIfLeased(items, scope));
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
   );
@@ -188,6 +195,8 @@ export function createJobService(deps: {
     max: number;
     waitMs: number;
     signal?: AbortSignal | undefined;
+    /** false: a caller that batches by itself (createWorker) runs its own statement. */
+    shared?: boolean | undefined;
   }) {
     const deadline = Date.now() + f.waitMs;
     for (;;) {
@@ -196,10 +205,13 @@ export function createJobService(deps: {
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
-      const rows = await claimTogether(
-        { queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds },
-        { workerId: f.workerId, max: f.max, signal: f.signal },
-      );
+      const rows =
+        f.shared === false
+          ? await jobs.claimNext({ ...f, tenant: f.scope })
+          : await claimTogether(
+              { queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds },
+              { workerId: f.workerId, max: f.max, signal: f.signal },
+            );
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
         countWin("queued", rows);
@@ -262,28 +274,40 @@ export function createJobService(deps: {
       : err("not_running", `job is ${cur!.status}`);
   }
 
-  async function completeMany(scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) {
-    // An unstorable result is refused on its own; it must not fail the shared statement.
+  /**
+   * Items answered one by one. An unstorable result is refused on its own: it
+   * must not fail a statement shared with others. The ones that lost are
+   * explained one by one (a replay, a lost lease, an unknown id).
+   */
+  async function settle<R extends { status: JobStatus }>(
+    scope: TenantScope,
+    items: Array<{ id: string; leaseToken: string; result?: unknown }>,
+    complete: (items: CompleteItem[]) => Promise<Array<R | null>>,
+  ) {
     const problems = items.map((i) => storableProblem(i.result));
-    const good = items.filter((_, k) => problems[k] === null);
-    const rows = await completeTogether(
-      scope,
-      good.map((i) => ({ ...i, result: i.result ?? null })),
-    );
+    const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
     const out = [];
     let g = 0;
     for (const [k, i] of items.entries()) {
-      if (problems[k] !== null) {
-        out.push({ id: i.id, outcome: err("invalid", `result ${problems[k]}`) });
+      const problem = problems[k];
+      if (problem !== null) {
+        out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
         continue;
       }
       const r = rows[g++];
       if (r) countWin("running", [r]);
-      // The ones that lost are explained one by one (a replay, a lost lease, an unknown id).
       out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });
     }
     return out;
   }
+
+  /** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
+  const completeMany = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
+    settle(scope, items, (good) => completeTogether(scope, good));
+
+  /** createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows back. */
+  const completeOwn = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
+    settle(scope, items, async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!);
 
   async function fail(
     id: string,
@@ -315,7 +339,7 @@ export function createJobService(deps: {
       : err("not_running", `job is ${cur!.status}`);
   }
 
-  return { submit, get, list: jobs.list, cancel, claimNext, claim, heartbeat, complete, completeMany, fail, newLeaseId: randomUUID };
+  return { submit, get, list: jobs.list, cancel, claimNext, claim, heartbeat, complete, completeMany, completeOwn, fail, newLeaseId: randomUUID };
 }
 
 export type JobService = ReturnType<typeof createJobService>;

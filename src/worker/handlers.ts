@@ -120,7 +120,8 @@ export function createWorker(o: WorkerOptions) {
         const deadline = Math.min(...batch.map((b) => b.row.leaseExpiresAt!.getTime()));
         for (;;) {
           try {
-            const out = await jobs.completeMany(scope, items);
+            // This worker batches by itself: its own statements, not the service's shared ones.
+            const out = await jobs.completeOwn(scope, items);
             for (const r of out) {
               if (r.outcome.ok) stats.succeeded++;
               else {
@@ -235,6 +236,7 @@ export function createWorker(o: WorkerOptions) {
           max: want,
           waitMs,
           signal: stopping.signal,
+          shared: false,
         });
       } catch (e) {
         log.warn({ err: e }, "claim failed; retrying");
