@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import type { Container } from "../container.js";
 import { storableProblem } from "../domain/json.js";
@@ -34,7 +33,7 @@ export interface WorkerOptions {
   /** Handlers running at once; also the most jobs this worker holds leased. Default 10. */
   concurrency?: number;
   leaseSeconds?: number;
-  /** Most jobs per claim statement (default: concurrency, at most 100). */
+  /** Most jobs per claim statement (default: concurrency, at most 500). */
   batchSize?: number;
   workerId?: string;
   /** Long-poll wait of an idle claim (default 5000). */
@@ -78,7 +77,7 @@ export function createWorker(o: WorkerOptions) {
   const jobs = c.services.jobs;
   const log = c.logger.child({ component: "worker" });
   const concurrency = o.concurrency ?? 10;
-  const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, 100);
+  const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, 500);
   const refillAt = Math.max(1, Math.floor(batchSize / 2));
   const leaseSeconds = o.leaseSeconds ?? 60;
   const waitMs = o.waitMs ?? 5000;
@@ -89,8 +88,9 @@ export function createWorker(o: WorkerOptions) {
 
   const stopping = new AbortController();
   const giveUp = new AbortController();
-  // One listener per running handler.
-  setMaxListeners(0, giveUp.signal);
+  // What stop(timeout) calls for each running handler. A Set, not abort listeners: removing one of
+  // a thousand listeners from an EventTarget scans them all, once per job.
+  const onGiveUps = new Set<() => void>();
   /** Jobs leased to this worker whose outcome is not recorded yet. */
   let held = 0;
   /** Claim loops waiting for free slots. */
@@ -108,6 +108,7 @@ export function createWorker(o: WorkerOptions) {
   // meanwhile. Up to one flusher per claim loop runs at once, so completions keep pace with claims.
   const toComplete: Array<{ row: JobRow; result: unknown }> = [];
   let flushing = 0;
+  let flushQueued = false;
   const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
 
   async function flush() {
@@ -168,7 +169,7 @@ export function createWorker(o: WorkerOptions) {
       clearInterval(beat);
       ac.abort(new Error("worker stopped"));
     };
-    giveUp.signal.addEventListener("abort", onGiveUp, { once: true });
+    onGiveUps.add(onGiveUp);
     try {
       const result = await handler(jobDto(row), { signal: ac.signal, heartbeat });
       clearInterval(beat);
@@ -183,7 +184,14 @@ export function createWorker(o: WorkerOptions) {
         return release();
       }
       toComplete.push({ row, result });
-      if (flushing < claimLoops) setImmediate(flush);
+      // One flush per turn of the event loop takes whatever finished in it.
+      if (!flushQueued && flushing < claimLoops) {
+        flushQueued = true;
+        setImmediate(() => {
+          flushQueued = false;
+          void flush();
+        });
+      }
     } catch (e) {
       clearInterval(beat);
       if (giveUp.signal.aborted) return release();
@@ -191,7 +199,7 @@ export function createWorker(o: WorkerOptions) {
       else stats.lost++;
       release();
     } finally {
-      giveUp.signal.removeEventListener("abort", onGiveUp);
+      onGiveUps.delete(onGiveUp);
     }
   }
 
@@ -276,6 +284,7 @@ export function createWorker(o: WorkerOptions) {
         ? new Promise<void>((r) => {
             timer = setTimeout(() => {
               giveUp.abort();
+              for (const f of onGiveUps) f();
               r();
             }, timeoutMs);
           })
