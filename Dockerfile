@@ -15,6 +15,8 @@ FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
+# postinstall patches the postgres.js driver (scripts/patch-postgres.mjs explains why).
+COPY scripts/patch-postgres.mjs ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # ---- runtime ---------------------------------------------------------------

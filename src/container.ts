@@ -30,7 +30,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     outbox: outboxRepository(sql),
   };
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
-  const jobService = createJobService({ jobs: repos.jobs, notifier, metrics, config });
+  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
 
   return {

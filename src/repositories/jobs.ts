@@ -35,6 +35,8 @@ export interface JobRow {
 }
 
 export interface NewJob {
+  /** Chosen by the caller when it must tell rows of one multi-row insert apart; else generated. */
+  id?: string;
   tenant: string;
   queue: string;
   kind: string;
@@ -210,11 +212,21 @@ export function jobsRepository(sql: Queryable) {
         keys.set(id, e);
         return id;
       });
-      const groups = [...keys.values()];
+      // Group rows are created and locked in one global order (queue, key), so two multi-row
+      // inserts sharing groups queue up behind each other instead of deadlocking.
+      const groups = [...keys.values()].sort((a, b) =>
+        a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+      );
       await q`
         INSERT INTO job_groups (queue, fair_key, last_tag)
         SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
         ON CONFLICT (queue, fair_key) DO NOTHING`;
+      await q`
+        SELECT 1 FROM job_groups jg
+        JOIN unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS d(queue, fair_key)
+          ON jg.queue = d.queue AND jg.fair_key = d.fair_key
+        ORDER BY jg.queue, jg.fair_key
+        FOR UPDATE OF jg`;
       const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
         WITH a AS (
           UPDATE job_groups jg
@@ -233,16 +245,17 @@ export function jobsRepository(sql: Queryable) {
       });
       const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
       return q<JobRow[]>`
-        INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+        INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, batch_id)
-        SELECT t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
+        SELECT coalesce(t.id, gen_random_uuid()), t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
                coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
         FROM unnest(
+          ${col((j) => j.id ?? null)}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
           ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
           ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
           ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[]
-        ) AS t(tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
+        ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
         RETURNING *`;
     },
 

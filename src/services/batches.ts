@@ -8,6 +8,7 @@ import type { JobsRepository } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
 import type { Notifier } from "./notifier.js";
+import { inTx, JOB_LOCK_WAIT_MS } from "./tx.js";
 
 /** Jobs per create or add request; one multi-row INSERT carries them all. */
 export const MAX_BATCH_JOBS = 10_000;
@@ -18,27 +19,6 @@ export interface BatchView {
 }
 
 type Tx = postgres.TransactionSql;
-
-/** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
-const RERUN_CODES = new Set(["40P01", "55P03"]);
-/** How long the cancel waits for one job's row lock before starting over. */
-const JOB_LOCK_WAIT_MS = 250;
-
-/**
- * A transaction that a lock conflict rolled back is run again from the
- * start: each run is atomic, so a re-run repeats nothing, and having
- * released its locks it has let the other side finish.
- */
-async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await sql.begin(fn)) as T;
-    } catch (e) {
-      if (attempt >= 8 || !RERUN_CODES.has((e as { code?: string }).code ?? "")) throw e;
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
-    }
-  }
-}
 
 function checkJobs(jobs: SubmitInput[]) {
   if (jobs.length > MAX_BATCH_JOBS) return err("payload_too_large", `at most ${MAX_BATCH_JOBS} jobs per request`);

@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
-import type { Queryable } from "../db/client.js";
+import type { Queryable, Sql } from "../db/client.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import { keyedCoalescer } from "./coalesce.js";
+import { coalescer, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
+import { inTx } from "./tx.js";
 
 /**
  * Statements of one kind (and filter) a process runs at once; calls arriving
@@ -68,6 +69,7 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
 }
 
 export function createJobService(deps: {
+  sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
   metrics: Metrics;
@@ -131,14 +133,31 @@ export function createJobService(deps: {
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
   );
 
+  // Submits without an idempotency key share one multi-row insert per round. Alone, each
+  // would lock its (queue, tenant, group) fairness row until its own commit, so concurrent
+  // submits of one tenant queued up behind one row, one commit at a time.
+  const submitTogether = coalescer<NewJob & { id: string }, JobRow>(
+    async (batch) => {
+      const rows = await inTx(deps.sql, (tx) => jobs.insertMany(batch, tx));
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return batch.map((j) => byId.get(j.id)!);
+    },
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1 },
+  );
+
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
     const requestHash = idempotencyKey
       ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
       : null;
-    const row = await jobs.insert(
-      toNewJob(tenant, input, { idempotencyKey: idempotencyKey ?? null, requestHash }),
-    );
+    const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
+    if (bad) return err("invalid", bad);
+    if (!idempotencyKey) {
+      const row = await submitTogether.call({ ...toNewJob(tenant, input), id: randomUUID() });
+      notifier.notify(row.queue);
+      return ok(row);
+    }
+    const row = await jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash }));
     if (row) {
       notifier.notify(row.queue);
       return ok(row);

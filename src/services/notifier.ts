@@ -8,12 +8,51 @@ const CHANNEL = "jobline_jobs";
  * request. Local submits wake local waiters at once; the NOTIFY reaches
  * the other processes. Notifies are coalesced per tick.
  */
-export function createNotifier(sql: Sql) {
+/** How often a process checks that its LISTEN still hears its own NOTIFY. */
+const PROBE_MS = 1000;
+
+export function createNotifier(sql: Sql, o: { probeMs?: number } = {}) {
   const waiters = new Set<{ queues: Set<string>; wake: () => void }>();
   const pending = new Set<string>();
   let scheduled = false;
   let listening: Promise<unknown> | null = null;
   let closed = false;
+  let subscription: { unlisten: () => Promise<void> } | null = null;
+  let probeTimer: NodeJS.Timeout | null = null;
+  // A queue name can never contain \u0001, so a probe never wakes a waiter.
+  const probeToken = `\u0001probe:${process.pid}:${Math.random().toString(36).slice(2)}`;
+  let heardProbe = true;
+
+  const onMessage = (queue: string) => {
+    if (queue === probeToken) heardProbe = true;
+    else wakeLocal(queue);
+  };
+
+  const subscribe = async () => {
+    const old = subscription;
+    subscription = null;
+    await old?.unlisten().catch(() => {});
+    subscription = await sql.listen(CHANNEL, onMessage).catch(() => null);
+  };
+
+  /**
+   * postgres.js re-subscribes after its LISTEN connection drops, but only once:
+   * if PostgreSQL is still down then, the subscription is gone for good and
+   * long polls fall back to their 1 s re-check. So every PROBE_MS the process
+   * sends itself a NOTIFY; when the previous one went unheard (and the database
+   * answers again), it subscribes anew.
+   */
+  const probe = async () => {
+    if (closed) return;
+    try {
+      if (!heardProbe) await subscribe();
+      heardProbe = false;
+      await sql`SELECT pg_notify(${CHANNEL}, ${probeToken})`;
+    } catch {
+      // The database is down: the next probe tries again.
+      heardProbe = true;
+    }
+  };
 
   const wakeLocal = (queue: string) => {
     for (const w of waiters) if (w.queues.has(queue)) w.wake();
@@ -31,7 +70,11 @@ export function createNotifier(sql: Sql) {
 
   return {
     async start(): Promise<void> {
-      listening ??= sql.listen(CHANNEL, (queue) => wakeLocal(queue)).catch(() => null);
+      listening ??= subscribe().then(() => {
+        const every = o.probeMs ?? PROBE_MS;
+        probeTimer = setInterval(() => void probe(), every);
+        probeTimer.unref();
+      });
       await listening;
     },
     /** Announce that `queue` has a newly claimable job. */
@@ -64,6 +107,7 @@ export function createNotifier(sql: Sql) {
     /** Shutdown: release every waiter, and make later waits return at once, so long polls end now. */
     wakeAll(): void {
       closed = true;
+      if (probeTimer) clearInterval(probeTimer);
       for (const w of [...waiters]) w.wake();
     },
     get closed(): boolean {

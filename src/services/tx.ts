@@ -1,0 +1,26 @@
+import type postgres from "postgres";
+
+type Sql = postgres.Sql;
+type Tx = postgres.TransactionSql;
+
+/** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
+const RERUN_CODES = new Set(["40P01", "55P03"]);
+/** How long the cancel waits for one job's row lock before starting over. */
+export const JOB_LOCK_WAIT_MS = 250;
+
+/**
+ * A transaction that a lock conflict rolled back is run again from the
+ * start: each run is atomic, so a re-run repeats nothing, and having
+ * released its locks it has let the other side finish.
+ */
+export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await sql.begin(fn)) as T;
+    } catch (e) {
+      if (attempt >= 8 || !RERUN_CODES.has((e as { code?: string }).code ?? "")) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+    }
+  }
+}
+
