@@ -1,11 +1,12 @@
-// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil N v1 [v2…]` (BATCH, CLIENTS env).
+// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil|submit N v1 [v2…]` (BATCH, CLIENTS env;
+// for submit, each v is a job count).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
-import { ceiling, joblineHttp, joblineInProcess } from "./jobline.js";
+import { ceiling, httpSubmit, joblineHttp, joblineInProcess } from "./jobline.js";
 
 // BENCH_PG_URL: an already running server (to watch pg_stat_* meanwhile); else a throw-away embedded one.
 const given = process.env.BENCH_PG_URL;
@@ -28,6 +29,7 @@ for (const v of rest.map(Number)) {
   const jobs = Number(N);
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
   if (which === "http") console.log("http max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v })));
+  if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
   if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
 }
 await s.stop();

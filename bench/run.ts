@@ -1,6 +1,7 @@
 // `npm run bench`: jobline side by side with graphile-worker and pg-boss on ONE embedded
 // PostgreSQL, same N, each throughput measured 3 times (min/median/max).
-// Flags: --jobs N (20000) --concurrency C (10) --repeat R (3) --quick (small N, no 1M rows)
+// Flags: --jobs N (20000) --concurrency C (10) --worker-concurrency (1000) --worker-batch (500)
+//        --repeat R (3) --quick (small N, no 1M rows)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -27,12 +28,17 @@ const { values: flags } = parseArgs({
   options: {
     jobs: { type: "string", default: "20000" },
     concurrency: { type: "string", default: "10" },
+    // createWorker claims up to `worker-batch` jobs per statement and runs up to `worker-concurrency` at once.
+    "worker-concurrency": { type: "string", default: "1000" },
+    "worker-batch": { type: "string", default: "500" },
     repeat: { type: "string", default: "3" },
     quick: { type: "boolean", default: false },
   },
 });
 const N = flags.quick ? 2000 : Number(flags.jobs);
 const C = Number(flags.concurrency);
+const WC = Number(flags["worker-concurrency"]);
+const WB = Number(flags["worker-batch"]);
 const R = flags.quick ? 1 : Number(flags.repeat);
 const BIG = flags.quick ? 20_000 : 1_000_000;
 const ROOT = join(import.meta.dirname, "..");
@@ -97,8 +103,8 @@ try {
   const ceil10 = await measure("ceiling: bare postgres.js, jobline statements, 10 rows", "jobs/s", async () =>
     ceiling(await freshDb(true), { jobs: N, batch: 10, pool: C }),
   );
-  const inproc = await measure(`jobline in-process (createWorker, concurrency ${C * 20}, batchSize 50)`, "jobs/s", async () =>
-    joblineInProcess(await freshDb(true), { jobs: N, concurrency: C * 20, batchSize: 50 }),
+  const inproc = await measure(`jobline in-process (createWorker, concurrency ${WC}, batchSize ${WB})`, "jobs/s", async () =>
+    joblineInProcess(await freshDb(true), { jobs: N, concurrency: WC, batchSize: WB }),
   );
   let apiRss = 0;
   const http1 = await measure("jobline HTTP process-next max 1 (16 clients)", "jobs/s", async () =>
