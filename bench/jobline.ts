@@ -293,10 +293,10 @@ export async function joblineLatency(url: string, o: { samples: number }) {
 }
 
 /**
- * Median of 1,000 single claims (each completed at once, so the queue depth stays put)
- * with `queued` jobs waiting and `finished` succeeded rows present.
+ * A database with `queued` jobs waiting and `finished` succeeded rows present, and a
+ * sampler: each sample is one single claim (completed at once, so the depth stays put).
  */
-export async function claimLatency(url: string, o: { queued: number; finished: number; samples?: number }) {
+export async function prepareClaimLatency(url: string, o: { queued: number; finished: number }) {
   const sql = postgres(url, { max: 1, transform: camelColumns, onnotice: () => {} });
   const fill = async (n: number, status: "queued" | "succeeded") => {
     for (let i = 0; i < n; i += 200_000) {
@@ -313,15 +313,31 @@ export async function claimLatency(url: string, o: { queued: number; finished: n
   await fill(o.finished, "succeeded");
   await sql`VACUUM ANALYZE jobs`;
   const repo = jobsRepository(sql);
-  const samples: number[] = [];
-  for (let i = 0; i < (o.samples ?? 1000); i++) {
-    const t0 = performance.now();
-    const rows = await repo.claimNext({ queues: ["bench"], tenant: null, workerId: "lat", leaseSeconds: 60, max: 1 });
-    samples.push(performance.now() - t0);
-    const r = rows[0]!;
-    await repo.completeIfLeased(r.id, r.leaseToken!, null, null);
-  }
-  await sql.end();
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)]!;
+  return {
+    async sample(n: number): Promise<number[]> {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const rows = await repo.claimNext({ queues: ["bench"], tenant: null, workerId: "lat", leaseSeconds: 60, max: 1 });
+        out.push(performance.now() - t0);
+        const r = rows[0]!;
+        await repo.completeIfLeased(r.id, r.leaseToken!, null, null);
+      }
+      return out;
+    },
+    close: () => sql.end(),
+  };
+}
+
+/**
+ * Median single-claim latency of each setup, sampled in interleaved blocks: the
+ * machine's speed drifts over minutes, and sampling one setup after another
+ * showed that drift as a difference between setups.
+ */
+export async function claimLatencies<K extends string>(setups: Record<K, Awaited<ReturnType<typeof prepareClaimLatency>>>, o = { samples: 1000, block: 50 }) {
+  const samples = Object.fromEntries(Object.keys(setups).map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let done = 0; done < o.samples; done += o.block)
+    for (const k of Object.keys(setups) as K[]) samples[k].push(...(await setups[k].sample(Math.min(o.block, o.samples - done))));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, median(xs as number[])])) as Record<K, number>;
 }

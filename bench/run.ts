@@ -15,10 +15,11 @@ import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } fro
 import {
   batchSubmit,
   ceiling,
-  claimLatency,
+  claimLatencies,
   httpSubmit,
   joblineHttp,
   joblineInProcess,
+  prepareClaimLatency,
   joblineLatency,
   startApi,
   seedJobs,
@@ -133,16 +134,19 @@ try {
     graphileWorker: gw,
   };
 
-  const claim: Record<string, number> = {};
+  const setups: Record<string, Awaited<ReturnType<typeof prepareClaimLatency>>> = {};
   for (const [label, queued, finished] of [
     ["10k queued", 10_000, 0],
     ["100k queued", 100_000, 0],
     [`${BIG / 1000}k queued`, BIG, 0],
     [`10k queued + ${BIG / 1000}k finished`, 10_000, BIG],
   ] as const) {
-    progress(`claim latency, ${label}`);
-    claim[label] = await claimLatency(await freshDb(true), { queued, finished });
+    progress(`claim latency: filling ${label}`);
+    setups[label] = await prepareClaimLatency(await freshDb(true), { queued, finished });
   }
+  progress("claim latency: 1,000 single claims per setup, interleaved in blocks of 50");
+  const claim = await claimLatencies(setups);
+  for (const s of Object.values(setups)) await s.close();
 
   // RSS of an API process at the end of a workload (the HTTP max-10 run above, peak sampled).
   if (!apiRss) {
