@@ -30,7 +30,7 @@ const claim = (queue: string, workerId: string, max: number) =>
 describe("coalesced claims", () => {
   it("64 concurrent polls share statements, yet each gets at most its max, its own worker id, and no job twice", async () => {
     await seed("co1", 300);
-    const statements = await countStatements(async () => {
+    const statements = await countCalls("claimNextFor", async () => {
       const got = await Promise.all(Array.from({ length: 64 }, (_, i) => claim("co1", `w${i}`, 1 + (i % 5))));
       const all = got.flat();
       expect(new Set(all.map((r) => r.id)).size).toBe(all.length);
@@ -66,30 +66,22 @@ describe("coalesced claims", () => {
 
 describe("coalesced submits", () => {
   it("200 concurrent submits of two tenants share inserts, and each caller gets back exactly its own job", async () => {
-    const repo = env.c.repos.jobs;
-    const real = repo.insertMany;
-    let inserts = 0;
-    repo.insertMany = (...args) => {
-      inserts++;
-      return real(...args);
-    };
-    try {
+    let rows: Array<JobRow | null> = [];
+    const inserts = await countCalls("insertMany", async () => {
       const out = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
           env.c.services.jobs.submit(i % 2 ? "acme" : "globex", { queue: "co6", kind: "k", payload: { i }, groupKey: `g${i % 3}` }),
         ),
       );
-      const rows = out.map((o) => (o.ok ? o.value : null));
-      for (const [i, r] of rows.entries()) {
-        expect(r?.payload).toEqual({ i });
-        expect(r?.tenant).toBe(i % 2 ? "acme" : "globex");
-        expect(r?.groupKey).toBe(`g${i % 3}`);
-      }
-      expect(new Set(rows.map((r) => r!.id)).size).toBe(200);
-      expect(inserts).toBeLessThan(200);
-    } finally {
-      repo.insertMany = real;
+      rows = out.map((o) => (o.ok ? o.value : null));
+    });
+    for (const [i, r] of rows.entries()) {
+      expect(r?.payload).toEqual({ i });
+      expect(r?.tenant).toBe(i % 2 ? "acme" : "globex");
+      expect(r?.groupKey).toBe(`g${i % 3}`);
     }
+    expect(new Set(rows.map((r) => r!.id)).size).toBe(200);
+    expect(inserts).toBeLessThan(200);
     const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(DISTINCT fair_tag)::int AS n FROM jobs WHERE queue = 'co6'`;
     // Each (tenant, group) got a run of tags of its own; jobs of one group never share a tag.
     const perGroup = await env.c.sql<{ k: string; n: number; d: number }[]>`
@@ -158,19 +150,20 @@ describe("coalesced completes", () => {
   });
 });
 
-/** Claim statements the service sent meanwhile (counted at the repository, which still runs them for real). */
-async function countStatements(f: () => Promise<void>): Promise<number> {
-  const repo = env.c.repos.jobs;
-  const real = repo.claimNextFor;
+/** Calls of one repository function made while `f` runs (it still runs them for real, on the real database). */
+async function countCalls(name: "claimNextFor" | "insertMany", f: () => Promise<void>): Promise<number> {
+  const repo = env.c.repos.jobs as Record<string, unknown>;
+  const real = repo[name] as (...args: unknown[]) => unknown;
   let n = 0;
-  repo.claimNextFor = (...args) => {
+  repo[name] = (...args: unknown[]) => {
     n++;
     return real(...args);
   };
   try {
     await f();
   } finally {
-    repo.claimNextFor = real;
+    repo[name] = real;
   }
   return n;
 }
+
