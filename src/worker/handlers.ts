@@ -151,27 +151,46 @@ export function createWorker(o: WorkerOptions) {
 
   async function run(row: JobRow) {
     const handler = o.handlers[row.kind]!;
-    const ac = new AbortController();
+    // The AbortController is made when the handler first reads ctx.signal: most handlers never
+    // do, and one per job was a measurable share of a busy worker's allocations.
+    let ac: AbortController | null = null;
+    let abortedBy: Error | null = null;
+    const abort = (reason: Error) => {
+      if (abortedBy) return;
+      abortedBy = reason;
+      ac?.abort(reason);
+    };
+    const ctx: JobContext = {
+      get signal() {
+        if (!ac) {
+          ac = new AbortController();
+          if (abortedBy) ac.abort(abortedBy);
+        }
+        return ac.signal;
+      },
+      heartbeat: async () => {},
+    };
     let leaseLost = false;
     const heartbeat = async () => {
       if (leaseLost) return;
       const r = await jobs.heartbeat(row.id, scope, row.leaseToken!, leaseSeconds);
       if (!r.ok) {
         leaseLost = true;
-        ac.abort(new Error(`lease lost: ${r.error}`));
-      } else if (r.value.cancelRequested && !ac.signal.aborted) ac.abort(new Error("cancel requested"));
+        abort(new Error(`lease lost: ${r.error}`));
+      } else if (r.value.cancelRequested) abort(new Error("cancel requested"));
     };
+    ctx.heartbeat = heartbeat;
     const beat = setInterval(() => {
       heartbeat().catch((e: unknown) => log.warn({ err: e, job: row.id }, "heartbeat failed"));
     }, (leaseSeconds * 1000) / 3);
     // Given up by stop(timeout): no more heartbeats, so the lease runs out and the reaper takes the job back.
     const onGiveUp = () => {
       clearInterval(beat);
-      ac.abort(new Error("worker stopped"));
+      abort(new Error("worker stopped"));
     };
     onGiveUps.add(onGiveUp);
     try {
-      const result = await handler(jobDto(row), { signal: ac.signal, heartbeat });
+      const result = await handler(jobDto(row), ctx);
       clearInterval(beat);
       if (giveUp.signal.aborted) return release();
       if (leaseLost) {
