@@ -24,6 +24,15 @@ const edits = [
   ["    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)", "    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null\n    socket.removeListener('data', data)"],
 ];
 
+// Only the release this was written against: another version may have the fix, or other
+// text; then warn (test/unit/postgres-driver.test.ts will say the guard is missing) rather
+// than fail the install.
+const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
+if (version !== "3.4.9") {
+  console.warn(`patch-postgres: postgres ${version} is not 3.4.9; not patched (check whether it still needs the guard)`);
+  process.exit(0);
+}
+
 let patched = 0;
 for (const file of files) {
   let text = readFileSync(file, "utf8");

@@ -1,6 +1,6 @@
 import pino from "pino";
 import type { Config } from "./config.js";
-import { connect, type Database } from "./db/client.js";
+import { connect, type Database, listenClient } from "./db/client.js";
 import { createMetrics } from "./metrics.js";
 import { apiKeysRepository } from "./repositories/apiKeys.js";
 import { batchesRepository } from "./repositories/batches.js";
@@ -21,7 +21,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const { sql, db } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
   const metrics = createMetrics(sql);
-  const notifier = createNotifier(sql);
+  const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),

@@ -38,3 +38,8 @@ export function connect(url: string, opts: { max?: number; application?: string 
     },
   };
 }
+
+/** A client that only holds the LISTEN of a process (the notifier replaces it when it goes deaf). */
+export function listenClient(url: string, application = "jobline"): Sql {
+  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5, connection: { application_name: `${application}:listen` } });
+}

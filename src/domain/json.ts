@@ -41,10 +41,13 @@ export function pgUnsafeString(s: string): string | null {
  * one bad value would fail every call in it.
  */
 export function storableProblem(v: unknown): string | null {
+  let text: string;
   try {
-    JSON.stringify(v ?? null);
+    text = JSON.stringify(v ?? null) ?? "null";
   } catch (e) {
     return e instanceof Error ? e.message : "cannot be serialised as JSON";
   }
-  return jsonProblem(v);
+  // Check the text that will be stored, not the object: toJSON and private fields can
+  // make the two differ.
+  return jsonProblem(JSON.parse(text));
 }

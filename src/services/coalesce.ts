@@ -8,7 +8,13 @@
  */
 export function coalescer<I, O>(
   run: (requests: I[]) => Promise<O[]>,
-  o: { inFlight: number; maxUnits: number; units: (request: I) => number },
+  o: {
+    inFlight: number;
+    maxUnits: number;
+    units: (request: I) => number;
+    /** Called when the last run ends with nothing waiting. */
+    onIdle?: () => void;
+  },
 ) {
   interface Pending {
     request: I;
@@ -41,6 +47,7 @@ export function coalescer<I, O>(
         .finally(() => {
           busy--;
           pump();
+          if (busy === 0 && waiting.length === 0) o.onIdle?.();
         });
     }
   }
@@ -52,9 +59,6 @@ export function coalescer<I, O>(
         pump();
       });
     },
-    get idle() {
-      return busy === 0 && waiting.length === 0;
-    },
   };
 }
 
@@ -64,17 +68,23 @@ export function keyedCoalescer<K, I, O>(
   o: { inFlight: number; maxUnits: number; units: (request: I) => number; keyOf: (key: K) => string },
 ) {
   const byKey = new Map<string, ReturnType<typeof coalescer<I, O>>>();
-  return async (key: K, request: I): Promise<O> => {
+  const call = (key: K, request: I): Promise<O> => {
     const k = o.keyOf(key);
     let c = byKey.get(k);
     if (!c) {
-      c = coalescer<I, O>((requests) => run(key, requests), o);
+      const created = coalescer<I, O>((requests) => run(key, requests), {
+        ...o,
+        // Dropped from inside the coalescer, after its own bookkeeping: a caller's await
+        // resumes before that, when the coalescer does not look idle yet.
+        onIdle: () => {
+          if (byKey.get(k) === created) byKey.delete(k);
+        },
+      });
+      c = created;
       byKey.set(k, c);
     }
-    try {
-      return await c.call(request);
-    } finally {
-      if (c.idle && byKey.get(k) === c) byKey.delete(k);
-    }
+    return c.call(request);
   };
+  /** Keys with work in flight or waiting (the others are dropped). */
+  return Object.assign(call, { activeKeys: () => byKey.size });
 }

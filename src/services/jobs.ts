@@ -6,7 +6,7 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import { coalescer, keyedCoalescer } from "./coalesce.js";
+import { keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 import { inTx } from "./tx.js";
 
@@ -68,6 +68,9 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
   };
 }
 
+/** UUIDs as clients may send them (any case) against PostgreSQL's lower-case text. */
+const sameUuid = (a: string | null, b: string) => a !== null && a.toLowerCase() === b.toLowerCase();
+
 export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
@@ -115,9 +118,9 @@ export function createJobService(deps: {
     const won = new Map(rows.map((r) => [r.id, r]));
     return requests.map((req) =>
       req.map((i) => {
-        const row = won.get(i.id);
-        if (!row || row.leaseToken !== i.leaseToken) return null;
-        won.delete(i.id);
+        const row = won.get(i.id.toLowerCase());
+        if (!row || !sameUuid(row.leaseToken, i.leaseToken)) return null;
+        won.delete(row.id);
         return row;
       }),
     );
@@ -139,8 +142,8 @@ export function createJobService(deps: {
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
   // would lock its (queue, tenant, group) fairness row until its own commit, so concurrent
   // submits of one tenant queued up behind one row, one commit at a time.
-  const submitTogether = coalescer<NewJob & { id: string }, JobRow>(
-    async (batch) => {
+  const submitTogether = keyedCoalescer<string, NewJob & { id: string }, JobRow>(
+    async (_queue, batch) => {
       // Alone, one statement: a multi-row insert takes five round trips, which an idle
       // service would add to every submit's latency.
       if (batch.length === 1) return [(await jobs.insert(batch[0]!))!];
@@ -148,7 +151,8 @@ export function createJobService(deps: {
       const byId = new Map(rows.map((r) => [r.id, r]));
       return batch.map((j) => byId.get(j.id)!);
     },
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1 },
+    // Per queue, so a submit waiting on one queue's rows never holds up another queue's.
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, keyOf: (q) => q },
   );
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
@@ -159,7 +163,7 @@ export function createJobService(deps: {
     const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
     if (bad) return err("invalid", bad);
     if (!idempotencyKey) {
-      const row = await submitTogether.call({ ...toNewJob(tenant, input), id: randomUUID() });
+      const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: randomUUID() });
       notifier.notify(row.queue);
       return ok(row);
     }
@@ -292,7 +296,7 @@ export function createJobService(deps: {
     const { row: cur, error } = await explainLoss(id, scope);
     if (error) return error;
     // The same call repeated by the lease holder: same job, no second transition.
-    if (cur!.status === "succeeded" && cur!.leaseToken === leaseToken) return ok(cur!, true);
+    if (cur!.status === "succeeded" && sameUuid(cur!.leaseToken, leaseToken)) return ok(cur!, true);
     lost("complete");
     return cur!.status === "running"
       ? err("lease_lost", "the lease expired or belongs to another worker")
@@ -358,7 +362,7 @@ export function createJobService(deps: {
     if (error) return error;
     // A replay is the holder's own call again: same token and same error. After the reaper
     // finished the job (it keeps the token), a late fail is a lost race, not a replay.
-    const sameCall = cur!.leaseToken === a.leaseToken && canonicalJson(cur!.lastError) === canonicalJson(a.error);
+    const sameCall = sameUuid(cur!.leaseToken, a.leaseToken) && canonicalJson(cur!.lastError) === canonicalJson(a.error);
     if ((cur!.status === "failed" || cur!.status === "cancelled") && sameCall)
       return ok(cur!, true);
     lost("fail");

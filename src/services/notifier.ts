@@ -2,23 +2,32 @@ import type { Sql } from "../db/client.js";
 
 const CHANNEL = "jobline_jobs";
 
-/**
- * Wakes long-polling claimers when a job becomes claimable. One LISTEN
- * connection per process (postgres.js keeps a dedicated one), not one per
- * request. Local submits wake local waiters at once; the NOTIFY reaches
- * the other processes. Notifies are coalesced per tick.
- */
 /** How often a process checks that its LISTEN still hears its own NOTIFY. */
 const PROBE_MS = 1000;
 
-export function createNotifier(sql: Sql, o: { probeMs?: number } = {}) {
+/**
+ * Wakes long-polling claimers when a job becomes claimable. One LISTEN
+ * connection per process, not one per request. Local submits wake local
+ * waiters at once; the NOTIFY reaches the other processes. Notifies are
+ * coalesced per tick.
+ *
+ * `listenClient` makes the client that holds the LISTEN. postgres.js
+ * re-subscribes after its LISTEN connection drops, but only once: if
+ * PostgreSQL is still down then, the subscription is gone for good, and a
+ * failed LISTEN stays registered so a retry on the same client only piles up
+ * listeners. So every PROBE_MS the process sends itself a NOTIFY, and when the
+ * previous one went unheard (and the database answers again) it replaces the
+ * whole listen client.
+ */
+export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
   const waiters = new Set<{ queues: Set<string>; wake: () => void }>();
   const pending = new Set<string>();
   let scheduled = false;
   let listening: Promise<unknown> | null = null;
   let closed = false;
-  let subscription: { unlisten: () => Promise<void> } | null = null;
+  let listenSql: Sql | null = null;
   let probeTimer: NodeJS.Timeout | null = null;
+  let probing = false;
   // A queue name can never contain \u0001, so a probe never wakes a waiter.
   const probeToken = `\u0001probe:${process.pid}:${Math.random().toString(36).slice(2)}`;
   let heardProbe = true;
@@ -28,29 +37,33 @@ export function createNotifier(sql: Sql, o: { probeMs?: number } = {}) {
     else wakeLocal(queue);
   };
 
-  const subscribe = async () => {
-    const old = subscription;
-    subscription = null;
-    await old?.unlisten().catch(() => {});
-    subscription = await sql.listen(CHANNEL, onMessage).catch(() => null);
+  const dropListenClient = () => {
+    const old = listenSql;
+    listenSql = null;
+    if (old) void old.end({ timeout: 0 }).catch(() => {});
   };
 
-  /**
-   * postgres.js re-subscribes after its LISTEN connection drops, but only once:
-   * if PostgreSQL is still down then, the subscription is gone for good and
-   * long polls fall back to their 1 s re-check. So every PROBE_MS the process
-   * sends itself a NOTIFY; when the previous one went unheard (and the database
-   * answers again), it subscribes anew.
-   */
+  const subscribe = async () => {
+    dropListenClient();
+    const client = o.listenClient();
+    listenSql = client;
+    await client.listen(CHANNEL, onMessage).catch(() => null);
+    if (closed) dropListenClient();
+  };
+
   const probe = async () => {
-    if (closed) return;
+    if (closed || probing) return;
+    probing = true;
     try {
       if (!heardProbe) await subscribe();
+      if (closed) return;
       heardProbe = false;
       await sql`SELECT pg_notify(${CHANNEL}, ${probeToken})`;
     } catch {
       // The database is down: the next probe tries again.
       heardProbe = true;
+    } finally {
+      probing = false;
     }
   };
 
@@ -108,6 +121,7 @@ export function createNotifier(sql: Sql, o: { probeMs?: number } = {}) {
     wakeAll(): void {
       closed = true;
       if (probeTimer) clearInterval(probeTimer);
+      dropListenClient();
       for (const w of [...waiters]) w.wake();
     },
     get closed(): boolean {

@@ -106,7 +106,7 @@ export function createWorker(o: WorkerOptions) {
 
   // Results wait here for the next completeMany; each flusher takes everything that piled up
   // meanwhile. Up to one flusher per claim loop runs at once, so completions keep pace with claims.
-  const toComplete: Array<{ row: JobRow; result: unknown }> = [];
+  const toComplete: Array<{ row: JobRow; result: unknown; alone?: boolean }> = [];
   let flushing = 0;
   let flushQueued = false;
   const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
@@ -116,7 +116,8 @@ export function createWorker(o: WorkerOptions) {
     flushing++;
     try {
       while (toComplete.length > 0) {
-        const batch = toComplete.splice(0, Math.max(batchSize, 50));
+        // Jobs split out of a refused batch go one per statement.
+        const batch = toComplete[0]?.alone ? toComplete.splice(0, 1) : toComplete.splice(0, Math.max(batchSize, 50));
         const items = batch.map((b) => ({ id: b.row.id, leaseToken: b.row.leaseToken!, result: b.result }));
         const deadline = Math.min(...batch.map((b) => b.row.leaseExpiresAt!.getTime()));
         for (;;) {
@@ -132,6 +133,19 @@ export function createWorker(o: WorkerOptions) {
             }
             break;
           } catch (e) {
+            // A value PostgreSQL refuses (SQLSTATE class 22 data exception, 54 too large) would
+            // fail the whole batch on every retry: record each job on its own instead, so only
+            // the one with the bad result fails and the others are not run again.
+            const code = (e as { code?: unknown } | null)?.code;
+            if (batch.length > 1 && typeof code === "string" && /^(22|54)/.test(code)) {
+              toComplete.unshift(...batch.map((b) => ({ ...b, alone: true })));
+              for (let i = 0; i < batch.length; i++) held++;
+              break;
+            }
+            if (batch.length === 1 && typeof code === "string" && /^(22|54)/.test(code)) {
+              await recordFailure(batch[0]!.row, new NonRetryableError(`the handler's result cannot be stored: ${String((e as Error).message)}`, "result_not_storable"));
+              break;
+            }
             // Past the lease the reaper owns these jobs; retrying could only lose.
             if (Date.now() > deadline) {
               stats.lost += batch.length;

@@ -113,6 +113,15 @@ describe("coalesced completes", () => {
     expect(row.version).toBe(job!.version + 1);
   });
 
+  it("a complete sent with upper-case id and token succeeds (PostgreSQL returns them lower-case)", async () => {
+    await seed("co7", 1);
+    const [job] = await claim("co7", "w", 1);
+    const out = await env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
+    expect(out.ok && !out.replay).toBe(true);
+    const again = await env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
+    expect(again.ok && again.replay).toBe(true);
+  });
+
   it("an unstorable result is refused on its own and does not fail the others sharing the statement", async () => {
     await seed("co4", 3);
     const rows = await claim("co4", "w", 3);
