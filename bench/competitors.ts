@@ -196,6 +196,9 @@ export async function pgBossThroughput(url: string, o: { jobs: number; concurren
  * Submit → task-start latency for an idle, LISTENing graphile-worker (default options):
  * one job at a time via `addJob`, `samples` times (default 200). Milliseconds.
  */
+/** Samples taken and dropped before a latency measurement, for every system alike. */
+export const LATENCY_WARMUP = 5;
+
 export async function graphileWorkerLatency(url: string, o: { samples?: number } = {}): Promise<{ p50: number; p99: number; samples: number[] }> {
   const label = "graphile-worker latency";
   return bounded(label, async (defer) => {
@@ -223,13 +226,15 @@ export async function graphileWorkerLatency(url: string, o: { samples?: number }
     await sleep(500); // let the pool connect and LISTEN
 
     const out: number[] = [];
-    for (let i = 0; i < (o.samples ?? 200); i++) {
+    // The first LATENCY_WARMUP samples (cold statements and connections) are not counted.
+    for (let i = 0; i < LATENCY_WARMUP + (o.samples ?? 200); i++) {
       const started = new Promise<number>((r) => {
         onStart = r;
       });
       const t0 = performance.now();
       await utils.addJob("noop", {});
-      out.push((await started) - t0);
+      const ms = (await started) - t0;
+      if (i >= LATENCY_WARMUP) out.push(ms);
       await sleep(5); // let the worker complete it and go back to waiting
     }
     return { p50: percentile(out, 50), p99: percentile(out, 99), samples: out };

@@ -12,6 +12,7 @@ import { freePort } from "../src/db/embedded.js";
 import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
 import { toNewJob } from "../src/services/jobs.js";
 import { createWorker } from "../src/worker/handlers.js";
+import { LATENCY_WARMUP } from "./competitors.js";
 import { withTimeout } from "./lib.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -274,14 +275,14 @@ export async function joblineLatency(url: string, o: { samples: number }) {
   const api = await startApi(url);
   const out: number[] = [];
   try {
-    for (let i = 0; i < o.samples; i++) {
+    for (let i = 0; i < LATENCY_WARMUP + o.samples; i++) {
       const poll = post<{ jobs: Claimed[] }>(api, "/v1/process-next", { queues: ["lat"], workerId: "lat", waitMs: 10_000 });
       // Let the poll reach its wait before submitting.
       await new Promise((r) => setTimeout(r, 5));
       const t0 = performance.now();
       await post(api, "/v1/jobs", { queue: "lat", kind: "noop" });
       const r = await poll;
-      out.push(performance.now() - t0);
+      if (i >= LATENCY_WARMUP) out.push(performance.now() - t0);
       const j = r.body.jobs[0];
       if (!j) throw new Error("long poll returned empty");
       await post(api, `/v1/jobs/${j.id}/complete`, { leaseToken: j.leaseToken });
