@@ -104,6 +104,28 @@ afterAll(async () => {
   await env?.close();
 });
 
+/** A worker whose `wait` handler blocks until ctx.signal aborts, then rejects with its reason. */
+function startAbortWaiter(queue: string, leaseSeconds: number) {
+  const started = deferred<ClaimedJob>();
+  const seen: { reason?: unknown } = {};
+  const w = startWorker(
+    queue,
+    {
+      wait: (j, ctx) => {
+        started.resolve(j);
+        return new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => {
+            seen.reason = ctx.signal.reason;
+            reject(ctx.signal.reason);
+          }),
+        );
+      },
+    },
+    { leaseSeconds },
+  );
+  return { w, started, seen };
+}
+
 function startWorker(queue: string, handlers: Record<string, JobHandler>, opts: Partial<RunHttpWorkerOptions> = {}) {
   const rec = recordingFetch();
   const stop = new AbortController();
@@ -202,24 +224,8 @@ describe("runHttpWorker", () => {
   });
 
   it("a cancel request aborts ctx.signal at the next heartbeat; the throw is reported and the job ends cancelled", async () => {
-    const started = deferred<ClaimedJob>();
-    let reason: unknown;
     const job = await submit("cancel", "wait");
-    const w = startWorker(
-      "cancel",
-      {
-        wait: (j, ctx) => {
-          started.resolve(j);
-          return new Promise((_, reject) =>
-            ctx.signal.addEventListener("abort", () => {
-              reason = ctx.signal.reason;
-              reject(ctx.signal.reason);
-            }),
-          );
-        },
-      },
-      { leaseSeconds: 3 },
-    );
+    const { w, started, seen } = startAbortWaiter("cancel", 3);
     await started.promise;
     const c = await unwrap(client.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } }, body: {} }));
     expect(c).toMatchObject({ status: "running", cancelRequested: true });
@@ -227,7 +233,7 @@ describe("runHttpWorker", () => {
       const j = await getJob(job.id);
       return j.status === "cancelled" ? j : undefined;
     });
-    expect(reason).toBeInstanceOf(JobCancelRequestedError);
+    expect(seen.reason).toBeInstanceOf(JobCancelRequestedError);
     expect(done.lastError?.message).toMatch(/cancel requested/);
     w.stop.abort();
     expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
@@ -269,24 +275,8 @@ describe("runHttpWorker", () => {
   });
 
   it("a lost lease (409 on heartbeat) aborts ctx.signal and nothing is reported for the job", async () => {
-    const started = deferred<ClaimedJob>();
-    let reason: unknown;
     const job = await submit("lost", "wait");
-    const w = startWorker(
-      "lost",
-      {
-        wait: (j, ctx) => {
-          started.resolve(j);
-          return new Promise((_, reject) =>
-            ctx.signal.addEventListener("abort", () => {
-              reason = ctx.signal.reason;
-              reject(ctx.signal.reason);
-            }),
-          );
-        },
-      },
-      { leaseSeconds: 1 },
-    );
+    const { w, started, seen } = startAbortWaiter("lost", 1);
     const mine = await started.promise;
     w.rec.state.dropHeartbeats = true;
     // The lease runs out; the reaper requeues the job; another worker claims it.
@@ -297,9 +287,9 @@ describe("runHttpWorker", () => {
     expect(claimed.jobs[0]!.leaseToken).not.toBe(mine.leaseToken);
     w.rec.state.dropHeartbeats = false;
 
-    await until("the handler to be aborted", () => reason);
-    expect(reason).toBeInstanceOf(LeaseLostError);
-    expect((reason as LeaseLostError).status).toBe(409);
+    await until("the handler to be aborted", () => seen.reason);
+    expect(seen.reason).toBeInstanceOf(LeaseLostError);
+    expect((seen.reason as LeaseLostError).status).toBe(409);
     w.stop.abort();
     expect(await w.run).toMatchObject({ claimed: 1, succeeded: 0, failed: 0, abandoned: 1 });
     expect(w.rec.calls.filter((c) => c.path.endsWith("/complete") || c.path.endsWith("/fail"))).toEqual([]);
