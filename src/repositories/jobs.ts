@@ -402,20 +402,33 @@ export function jobsRepository(sql: Queryable) {
     ): Promise<Lean extends true ? Array<Pick<JobRow, "id" | "leaseToken" | "status">> : JobRow[]> {
       if (items.length === 0) return [];
       const ids = items.map((i) => i.id);
+      // (test/integration/plan-stability.test.ts finds this statement by the name completed_items.)
       return q<JobRow[]>`
-        WITH input AS (
-          SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
-                               ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[]) AS t(id, lease_token, result)
-        ), locked AS (
-          -- Rows are locked in id order, as every multi-row writer does, so two of them cannot deadlock.
-          SELECT jobs.id FROM jobs WHERE jobs.id = ANY(${ids}::uuid[]) ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
+        WITH completed_items AS (
+          -- The guard is checked here, on each row as it is locked (a row changed meanwhile is
+          -- re-read and re-checked), and the lock holds it until commit, so the UPDATE below
+          -- changes exactly the rows that passed. Rows are locked in id order, as every
+          -- multi-row writer does, so two of them cannot deadlock.
+          --
+          -- Written so its plan cannot depend on statistics: items are sorted and each one
+          -- looks up its row by primary key (a LATERAL with LIMIT is always a per-item probe).
+          -- With the guard in a plain join instead, statistics taken while every job was
+          -- queued rate "status = running" at one row, and the planner pairs a scan of jobs
+          -- with the items in a nested loop: 250,000 comparisons for 500 items, 5 x slower.
+          SELECT l.id, i.result
+          FROM (SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
+                                     ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[])
+                  AS t(id, lease_token, result) ORDER BY id) i
+          CROSS JOIN LATERAL (
+            SELECT jobs.id FROM jobs
+            WHERE jobs.id = i.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = i.lease_token
+              ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+            LIMIT 1 FOR NO KEY UPDATE OF jobs
+          ) l
         ), j AS (
-          UPDATE jobs SET status = 'succeeded', result = input.result,
+          UPDATE jobs SET status = 'succeeded', result = completed_items.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM input JOIN locked ON locked.id = input.id
-          -- = ANY keeps the generic plan on the primary key, so the statement is planned once.
-          WHERE jobs.id = ANY(${ids}::uuid[]) AND jobs.id = input.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = input.lease_token
-            ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+          FROM completed_items WHERE jobs.id = completed_items.id
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}

@@ -1,0 +1,2 @@
+DROP INDEX "jobs_lease_idx";--> statement-breakpoint
+CREATE INDEX "jobs_lease_idx" ON "jobs" USING btree ("lease_expires_at") WHERE "jobs"."status" = 'running' AND "jobs"."lease_expires_at" IS NOT NULL;
