@@ -14,6 +14,7 @@ import { createTestEnv, type TestEnv } from "../helpers/app.js";
 let env: TestEnv;
 let traced: postgres.Sql;
 let last: { query: string; params: unknown[] } | null = null;
+let lastClaim: { query: string; params: unknown[] } | null = null;
 beforeAll(async () => {
   env = await createTestEnv("plan_stability");
   traced = postgres(env.url, {
@@ -21,7 +22,9 @@ beforeAll(async () => {
     transform: camelColumns,
     onnotice: () => {},
     debug: (_conn, query, params) => {
+      if (query.startsWith("PREPARE")) return;
       if (query.includes("completed_items")) last = { query, params: params as unknown[] };
+      if (query.includes("row_number() OVER")) lastClaim = { query, params: params as unknown[] };
     },
   });
 });
@@ -116,6 +119,23 @@ describe("batch complete plan", () => {
     // And the statement still does its job: every item completed once.
     const done = await repo.completeManyIfLeased(items, "acme", traced, true);
     expect(done.map((r) => r.status)).toEqual(Array(500).fill("succeeded"));
+  });
+
+  it("a claim of 500 walks the claim index and probes each row once, in either plan", async () => {
+    const repo = jobsRepository(traced);
+    await env.c.sql.begin((tx) =>
+      env.c.repos.jobs.insertMany(
+        Array.from({ length: 2000 }, (_, i) => toNewJob("acme", { queue: "plan2", kind: "k", payload: { i } })),
+        tx,
+      ),
+    );
+    await env.c.sql`ANALYZE jobs`;
+    await repo.claimNext({ queues: ["plan2"], tenant: null, workerId: "w", leaseSeconds: 60, max: 500 });
+    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+      const w = await explain(lastClaim!, mode);
+      expect({ mode, ...w }).toEqual({ mode, jobsRows: expect.any(Number), joinFiltered: 0 });
+      expect(w.jobsRows, mode).toBeLessThanOrEqual(3 * 500);
+    }
   });
 
   it("the reaper still walks the lease index", async () => {
