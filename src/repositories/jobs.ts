@@ -283,17 +283,21 @@ export function jobsRepository(sql: Queryable) {
       },
       q: Queryable = sql,
     ): Promise<Array<JobRow & { cursorTs: string }>> {
+      // The order comes from job_list (written once per job, see the schema), each entry
+      // then finds its job by primary key.
       const conds = [
-        f.tenant === null ? null : q`tenant = ${f.tenant}`,
-        f.queue === undefined ? null : q`queue = ${f.queue}`,
-        f.status === undefined ? null : q`status = ${f.status}`,
-        f.kind === undefined ? null : q`kind = ${f.kind}`,
-        f.batchId === undefined ? null : q`batch_id = ${f.batchId}`,
+        f.tenant === null ? null : q`l.tenant = ${f.tenant}`,
+        f.queue === undefined ? null : q`j.queue = ${f.queue}`,
+        f.status === undefined ? null : q`j.status = ${f.status}`,
+        f.kind === undefined ? null : q`j.kind = ${f.kind}`,
+        f.batchId === undefined ? null : q`j.batch_id = ${f.batchId}`,
         // Sent as text: postgres.js rounds a timestamptz parameter through a JS Date (milliseconds).
-        f.after === undefined ? null : q`(created_at, id) < (${f.after.createdAt}::text::timestamptz, ${f.after.id}::uuid)`,
+        f.after === undefined ? null : q`(l.created_at, l.id) < (${f.after.createdAt}::text::timestamptz, ${f.after.id}::uuid)`,
       ].filter((c) => c !== null);
       const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
-      return q<Array<JobRow & { cursorTs: string }>>`SELECT *, created_at::text AS cursor_ts FROM jobs ${where} ORDER BY created_at DESC NULLS LAST, id DESC NULLS LAST LIMIT ${f.limit}`;
+      return q<Array<JobRow & { cursorTs: string }>>`
+        SELECT j.*, j.created_at::text AS cursor_ts FROM job_list l JOIN jobs j ON j.id = l.id ${where}
+        ORDER BY l.created_at DESC NULLS LAST, l.id DESC NULLS LAST LIMIT ${f.limit}`;
     },
 
     /**

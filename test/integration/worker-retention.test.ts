@@ -77,6 +77,12 @@ describe("retention", () => {
     expect(await exists("webhook_outbox", [...oldDelivered, ...oldDead])).toBe(0);
     expect(await exists("webhook_outbox", [...oldPending, ...recentDelivered])).toBe(6);
 
+    // The tenant's list order (job_list, kept by triggers) lost exactly the deleted jobs,
+    // those of the deleted batch included (a cascade delete).
+    const [drift] = await env.c.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM jobs j FULL JOIN job_list l ON l.id = j.id WHERE j.id IS NULL OR l.id IS NULL`;
+    expect(drift!.n).toBe(0);
+
     // Nothing left to do: a second pass deletes nothing.
     expect(await retainOnce(env.c, 1000)).toMatchObject({ jobs: 0, batches: 0, events: 0 });
   });
