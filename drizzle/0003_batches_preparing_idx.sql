@@ -1,0 +1,1 @@
+CREATE INDEX "batches_preparing_idx" ON "batches" USING btree ("id") WHERE "batches"."status" = 'preparing';
