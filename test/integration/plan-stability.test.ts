@@ -54,41 +54,53 @@ function work(node: PlanNode, acc = { jobsRows: 0, batchesRows: 0, joinFiltered:
   return acc;
 }
 
-/** The statement as postgres.js sent it, prepared server-side and run with the given plan mode, rolled back. */
-async function explain(stmt: { query: string; params: unknown[] }, mode: "force_generic_plan" | "force_custom_plan") {
-  let plan: PlanNode | undefined;
+/** Runs fn in a transaction that is always rolled back; fn's own errors still fail the test. */
+async function rolledBack<T>(fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  let out: T | undefined;
+  const done = new Error("rollback");
   await traced
     .begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL plan_cache_mode = ${mode}`);
-      await tx.unsafe(`PREPARE ack AS ${stmt.query}`).simple();
-      const [{ types }] = await tx.unsafe<[{ types: string[] }]>("SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'ack'");
-      // EXPLAIN cannot take parameters, so the values go in as literals, quoted by PostgreSQL.
-      const ts = types;
-      const [{ cmd }] = await tx.unsafe<[{ cmd: string }]>(
-        `SELECT format('EXECUTE ack(${ts.map((t) => `%L::${t}`).join(", ")})', ${ts.map((t, i) => `$${i + 1}::${t}`).join(", ")}) AS cmd`,
-        stmt.params as never[],
-      );
-      const [row] = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${cmd}`).simple();
-      plan = (Object.values(row as object)[0] as [{ Plan: PlanNode }])[0].Plan;
-      await tx.unsafe("DEALLOCATE ack").simple();
-      throw new Error("rollback");
+      out = await fn(tx);
+      throw done;
     })
-    .catch((e: Error) => {
-      if (e.message !== "rollback") throw Object.assign(e, { message: `${e.message} in: ${String((e as { query?: string }).query).slice(0, 300)}` });
+    .catch((e: unknown) => {
+      if (e !== done) throw e;
     });
-  if (!plan) throw new Error("no plan");
+  return out as T;
+}
+
+const seed = (queue: string, n: number) =>
+  env.c.sql.begin((tx) =>
+    env.c.repos.jobs.insertMany(
+      Array.from({ length: n }, (_, i) => toNewJob("acme", { queue, kind: "k", payload: { i } })),
+      tx,
+    ),
+  );
+
+/** The statement as postgres.js sent it, prepared server-side and run with the given plan mode, rolled back. */
+async function explain(stmt: { query: string; params: unknown[] }, mode: "force_generic_plan" | "force_custom_plan") {
+  const plan = await rolledBack(async (tx) => {
+    await tx.unsafe(`SET LOCAL plan_cache_mode = ${mode}`);
+    await tx.unsafe(`PREPARE ack AS ${stmt.query}`).simple();
+    const [{ types }] = await tx.unsafe<[{ types: string[] }]>(
+      "SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'ack'",
+    );
+    // EXPLAIN cannot take parameters, so the values go in as literals, quoted by PostgreSQL.
+    const [{ cmd }] = await tx.unsafe<[{ cmd: string }]>(
+      `SELECT format('EXECUTE ack(${types.map((t) => `%L::${t}`).join(", ")})', ${types.map((t, i) => `$${i + 1}::${t}`).join(", ")}) AS cmd`,
+      stmt.params as never[],
+    );
+    const [row] = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${cmd}`).simple();
+    await tx.unsafe("DEALLOCATE ack").simple();
+    return (Object.values(row as object)[0] as [{ Plan: PlanNode }])[0].Plan;
+  });
   return work(plan);
 }
 
 describe("batch complete plan", () => {
   it("probes one row per item, with or without a generic plan, when statistics say no job is running", async () => {
     const repo = jobsRepository(traced);
-    await env.c.sql.begin((tx) =>
-      env.c.repos.jobs.insertMany(
-        Array.from({ length: 3000 }, (_, i) => toNewJob("acme", { queue: "plan", kind: "k", payload: { i } })),
-        tx,
-      ),
-    );
+    await seed("plan", 3000);
     await env.c.sql`ANALYZE jobs`;
     // 2,500 running jobs the statistics do not know about; the last 500 are acknowledged.
     let claimed: Awaited<ReturnType<typeof repo.claimNext>> = [];
@@ -99,12 +111,7 @@ describe("batch complete plan", () => {
     const items = claimed.map((r) => ({ id: r.id, leaseToken: r.leaseToken!, result: { ok: true } }));
 
     for (const tenant of [null, "acme"]) {
-      await traced.begin(async (tx) => {
-        await repo.completeManyIfLeased(items, tenant, tx, true);
-        throw new Error("rollback");
-      }).catch((e: Error) => {
-        if (e.message !== "rollback") throw Object.assign(e, { message: `${e.message} in: ${String((e as { query?: string }).query).slice(0, 300)}` });
-      });
+      await rolledBack((tx) => repo.completeManyIfLeased(items, tenant, tx, true));
       const stmt = last!;
       for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
         const w = await explain(stmt, mode);
@@ -123,12 +130,7 @@ describe("batch complete plan", () => {
 
   it("a claim of 500 walks the claim index and probes each row once, in either plan", async () => {
     const repo = jobsRepository(traced);
-    await env.c.sql.begin((tx) =>
-      env.c.repos.jobs.insertMany(
-        Array.from({ length: 2000 }, (_, i) => toNewJob("acme", { queue: "plan2", kind: "k", payload: { i } })),
-        tx,
-      ),
-    );
+    await seed("plan2", 2000);
     await env.c.sql`ANALYZE jobs`;
     await repo.claimNext({ queues: ["plan2"], tenant: null, workerId: "w", leaseSeconds: 60, max: 500 });
     for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
