@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import type { Queryable } from "../db/client.js";
+import { HELD_TAG } from "../db/schema.js";
 import type { JobStatus } from "../domain/jobs.js";
 import { finaliseTail, jobGuard } from "./sql.js";
 
@@ -84,10 +85,21 @@ const CLOCK_SLACK = 64;
  * (an upper bound of its tags) stands in, not 0: after the queue drains, a
  * key with a long history would otherwise queue behind a newcomer's flood.
  */
+/**
+ * A job submitted with a runAt further ahead than this is held (HELD_TAG in the schema):
+ * it stays out of the claim index until promoteDue tags it. Closer ones are claimable as
+ * they are; the claim's own "run_at <= now()" makes them wait, at the cost of a short walk.
+ */
+export const HOLD_AHEAD_MS = 5_000;
+const isHeld = (j: NewJob, now: number) => j.runAt !== null && j.runAt.getTime() > now + HOLD_AHEAD_MS;
+
+/** The claim index's predicate, written as a literal so every plan, generic ones too, can use that index. */
+const notHeld = (q: Queryable, alias: string) => q.unsafe(`${alias}.fair_tag < ${HELD_TAG}`);
+
 const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
   coalesce(
     (SELECT v.fair_tag FROM jobs v
-     WHERE v.queue = ${queue} AND v.status = 'queued' AND v.run_at <= now()
+     WHERE v.queue = ${queue} AND v.status = 'queued' AND ${notHeld(q, "v")} AND v.run_at <= now()
      ORDER BY v.priority DESC NULLS LAST, v.fair_tag, v.id LIMIT 1),
     (SELECT k.last_tag + ${CLOCK_SLACK} FROM job_groups k WHERE k.queue = ${queue} AND k.fair_key = ${CLOCK_KEY}),
     0)`;
@@ -137,7 +149,7 @@ export function jobsRepository(sql: Queryable) {
     const rows = await q<Array<JobRow & { rn: number }>>`
       WITH c AS (
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
-        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND j.run_at <= now()
+        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${notHeld(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
           ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
           AND (j.batch_id IS NULL OR NOT EXISTS (
@@ -173,18 +185,70 @@ export function jobsRepository(sql: Queryable) {
     return out;
   }
 
+  /**
+   * Fairness tags for new (or newly due) jobs, in their order: each (queue, group) gets one
+   * range, FIFO within it. Group rows are created and locked in one global order (queue,
+   * key), so two writers sharing groups queue up behind each other instead of deadlocking.
+   * Must run inside the caller's transaction.
+   */
+  async function allocateTags(jobs: Array<Pick<NewJob, "queue" | "tenant" | "groupKey">>, q: Queryable): Promise<number[]> {
+    if (jobs.length === 0) return [];
+    const keys = new Map<string, { queue: string; key: string; n: number }>();
+    const jobKeys = jobs.map((j) => {
+      const key = fairKey(j.tenant, j.groupKey);
+      const id = `${j.queue}\u001e${key}`;
+      const e = keys.get(id) ?? { queue: j.queue, key, n: 0 };
+      e.n++;
+      keys.set(id, e);
+      return id;
+    });
+    const groups = [...keys.values()].sort((a, b) =>
+      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+    );
+    await q`
+      INSERT INTO job_groups (queue, fair_key, last_tag)
+      SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
+      ON CONFLICT (queue, fair_key) DO NOTHING`;
+    await q`
+      SELECT 1 FROM job_groups jg
+      JOIN unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS d(queue, fair_key)
+        ON jg.queue = d.queue AND jg.fair_key = d.fair_key
+      ORDER BY jg.queue, jg.fair_key
+      FOR UPDATE OF jg`;
+    const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
+      WITH a AS (
+        UPDATE job_groups jg
+        SET last_tag = GREATEST(jg.last_tag + 1, ${virtualTime(q, q`jg.queue`)}) + d.n - 1, updated_at = now()
+        FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[], ${groups.map((g) => g.n)}::int[]) AS d(queue, fair_key, n)
+        WHERE jg.queue = d.queue AND jg.fair_key = d.fair_key
+        RETURNING jg.queue, jg.fair_key, jg.last_tag, (jg.last_tag - d.n + 1)::text AS first
+      ),
+      ${advanceClocks(q, q`SELECT queue, last_tag FROM a`)}
+      SELECT queue, fair_key, first FROM a`;
+    const next = new Map(allocated.map((a) => [`${a.queue}\u001e${a.fairKey}`, Number(a.first)]));
+    return jobKeys.map((id) => {
+      const t = next.get(id)!;
+      next.set(id, t + 1);
+      return t;
+    });
+  }
+
   return {
     /** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
     async insert(j: NewJob, q: Queryable = sql): Promise<JobRow | null> {
+      // A held job takes no tag from its group (and moves no clock): promoteDue tags it when due.
+      const tagged = isHeld(j, Date.now())
+        ? q`g AS (SELECT ${HELD_TAG}::bigint AS last_tag)`
+        : q`g AS (
+            INSERT INTO job_groups (queue, fair_key, last_tag)
+            VALUES (${j.queue}, ${fairKey(j.tenant, j.groupKey)}, ${virtualTime(q, j.queue)})
+            ON CONFLICT (queue, fair_key) DO UPDATE
+              SET last_tag = GREATEST(job_groups.last_tag + 1, EXCLUDED.last_tag), updated_at = now()
+            RETURNING queue, last_tag
+          ),
+          ${advanceClocks(q, q`SELECT queue, last_tag FROM g`)}`;
       const rows = await q<JobRow[]>`
-        WITH g AS (
-          INSERT INTO job_groups (queue, fair_key, last_tag)
-          VALUES (${j.queue}, ${fairKey(j.tenant, j.groupKey)}, ${virtualTime(q, j.queue)})
-          ON CONFLICT (queue, fair_key) DO UPDATE
-            SET last_tag = GREATEST(job_groups.last_tag + 1, EXCLUDED.last_tag), updated_at = now()
-          RETURNING queue, last_tag
-        ),
-        ${advanceClocks(q, q`SELECT queue, last_tag FROM g`)}
+        WITH ${tagged}
         INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
         SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
@@ -203,46 +267,14 @@ export function jobsRepository(sql: Queryable) {
      */
     async insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]> {
       if (jobs.length === 0) return [];
-      const keys = new Map<string, { queue: string; key: string; n: number }>();
-      const jobKeys = jobs.map((j) => {
-        const key = fairKey(j.tenant, j.groupKey);
-        const id = `${j.queue}\u001e${key}`;
-        const e = keys.get(id) ?? { queue: j.queue, key, n: 0 };
-        e.n++;
-        keys.set(id, e);
-        return id;
-      });
-      // Group rows are created and locked in one global order (queue, key), so two multi-row
-      // inserts sharing groups queue up behind each other instead of deadlocking.
-      const groups = [...keys.values()].sort((a, b) =>
-        a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+      const now = Date.now();
+      const held = jobs.map((j) => isHeld(j, now));
+      const allocated = await allocateTags(
+        jobs.filter((_, i) => !held[i]),
+        q,
       );
-      await q`
-        INSERT INTO job_groups (queue, fair_key, last_tag)
-        SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
-        ON CONFLICT (queue, fair_key) DO NOTHING`;
-      await q`
-        SELECT 1 FROM job_groups jg
-        JOIN unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS d(queue, fair_key)
-          ON jg.queue = d.queue AND jg.fair_key = d.fair_key
-        ORDER BY jg.queue, jg.fair_key
-        FOR UPDATE OF jg`;
-      const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
-        WITH a AS (
-          UPDATE job_groups jg
-          SET last_tag = GREATEST(jg.last_tag + 1, ${virtualTime(q, q`jg.queue`)}) + d.n - 1, updated_at = now()
-          FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[], ${groups.map((g) => g.n)}::int[]) AS d(queue, fair_key, n)
-          WHERE jg.queue = d.queue AND jg.fair_key = d.fair_key
-          RETURNING jg.queue, jg.fair_key, jg.last_tag, (jg.last_tag - d.n + 1)::text AS first
-        ),
-        ${advanceClocks(q, q`SELECT queue, last_tag FROM a`)}
-        SELECT queue, fair_key, first FROM a`;
-      const next = new Map(allocated.map((a) => [`${a.queue}\u001e${a.fairKey}`, Number(a.first)]));
-      const tags = jobKeys.map((id) => {
-        const t = next.get(id)!;
-        next.set(id, t + 1);
-        return t;
-      });
+      let k = 0;
+      const tags = held.map((h) => (h ? HELD_TAG : allocated[k++]!));
       const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
       return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
@@ -483,6 +515,28 @@ export function jobsRepository(sql: Queryable) {
         ${finaliseTail(q)}
         SELECT * FROM j`;
       return rows[0] ?? null;
+    },
+
+    /**
+     * Held jobs that are due get their fairness tag, as a submit at this moment would give
+     * them, and so enter the claim index. Up to `limit` per call, earliest first; SKIP LOCKED
+     * lets every process run it at once. Must run inside the caller's transaction (the
+     * rows stay locked from the pick to the update). Returns how many, and their queues.
+     */
+    async promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
+      const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
+        SELECT id, tenant, queue, group_key FROM jobs
+        WHERE status = 'queued' AND fair_tag >= ${q.unsafe(String(HELD_TAG))} AND run_at <= now()
+        ORDER BY run_at, id LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`;
+      if (due.length === 0) return { promoted: 0, queues: [] };
+      const tags = await allocateTags(due, q);
+      await q`
+        UPDATE jobs SET fair_tag = t.tag
+        FROM unnest(${due.map((d) => d.id)}::uuid[], ${tags}::bigint[]) AS t(id, tag)
+        -- Not a state change (queued stays queued): the guard is the claim's, "still claimable".
+        WHERE jobs.id = t.id AND ${jobGuard(q, "claim", "jobs.status")}`;
+      return { promoted: due.length, queues: [...new Set(due.map((d) => d.queue))] };
     },
 
     /**

@@ -71,6 +71,10 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
 /** UUIDs as clients may send them (any case) against PostgreSQL's lower-case text. */
 const sameUuid = (a: string | null, b: string) => a !== null && a.toLowerCase() === b.toLowerCase();
 
+/** How often a claiming process looks for held jobs that are due, and how many it tags per statement. */
+export const PROMOTE_EVERY_MS = 250;
+const PROMOTE_MAX_ROWS = 1000;
+
 export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
@@ -215,6 +219,26 @@ export function createJobService(deps: {
     return err("terminal", "job kept changing state; retry");
   }
 
+  // Held jobs (submitted with a runAt well ahead) enter the claim index when due. Whichever
+  // process claims does it, at most every PROMOTE_EVERY_MS, before its own claim; a caller
+  // arriving while another runs it goes on without waiting.
+  let promotedAt = 0;
+  let promoting = false;
+  async function promoteIfDue() {
+    if (promoting || Date.now() - promotedAt < PROMOTE_EVERY_MS) return;
+    promoting = true;
+    try {
+      for (let round = 0; round < 10; round++) {
+        const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
+        for (const q of r.queues) notifier.notify(q);
+        if (r.promoted < PROMOTE_MAX_ROWS) break;
+      }
+      promotedAt = Date.now();
+    } finally {
+      promoting = false;
+    }
+  }
+
   async function claimNext(f: {
     queues: string[];
     kinds?: string[] | undefined;
@@ -234,6 +258,7 @@ export function createJobService(deps: {
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
+      await promoteIfDue();
       const rows =
         f.shared === false
           ? await jobs.claimNext({ ...f, tenant: f.scope })

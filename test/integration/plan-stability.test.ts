@@ -159,6 +159,25 @@ describe("batch complete plan", () => {
     }
   });
 
+  it("a claim does not walk past jobs scheduled for later", async () => {
+    const repo = jobsRepository(traced);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    await env.c.sql.begin((tx) =>
+      env.c.repos.jobs.insertMany(
+        Array.from({ length: 3000 }, (_, i) => toNewJob("acme", { queue: "plan4", kind: "k", payload: { i }, runAt: tomorrow })),
+        tx,
+      ),
+    );
+    await seed("plan4", 20);
+    await env.c.sql`ANALYZE jobs`;
+    await repo.claimNext({ queues: ["plan4"], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
+    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+      const w = await explain(lastClaim!, mode);
+      // The claim index holds only the 20 due jobs: the claim reads one and updates it.
+      expect(w.jobsRows, mode).toBeLessThanOrEqual(5);
+    }
+  });
+
   it("the reaper still walks the lease index", async () => {
     const rows = await env.c.sql.unsafe(
       "EXPLAIN (FORMAT JSON) SELECT id FROM jobs WHERE status IN ('running') AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT 10",
