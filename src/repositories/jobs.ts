@@ -504,6 +504,10 @@ export function jobsRepository(sql: Queryable) {
           UPDATE jobs SET status = ${next},
                  last_error = ${JSON.stringify(a.error)}::text::jsonb,
                  run_at = CASE WHEN ${next} = 'queued' THEN now() + make_interval(secs => (${retryDelayMs}) / 1000.0) ELSE jobs.run_at END,
+                 -- A retry further ahead than HOLD_AHEAD_MS is held like a scheduled submit, so an
+                 -- outage that sends many jobs into long backoff does not slow every claim.
+                 fair_tag = CASE WHEN ${next} = 'queued' AND (${retryDelayMs}) > ${HOLD_AHEAD_MS}
+                                 THEN ${q.unsafe(String(HELD_TAG))} ELSE jobs.fair_tag END,
                  lease_token = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_token END,
                  lease_expires_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_expires_at END,
                  finished_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE now() END,

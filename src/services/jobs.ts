@@ -219,21 +219,25 @@ export function createJobService(deps: {
     return err("terminal", "job kept changing state; retry");
   }
 
-  // Held jobs (submitted with a runAt well ahead) enter the claim index when due. Whichever
-  // process claims does it, at most every PROMOTE_EVERY_MS, before its own claim; a caller
-  // arriving while another runs it goes on without waiting.
+  // Held jobs (submitted, or retried, with a runAt well ahead) enter the claim index when
+  // due. Whichever process claims does it before its claim, at most every PROMOTE_EVERY_MS,
+  // and again whenever a claim comes back empty, so a job that just became due is taken by
+  // the next poll. One promotion at a time per process; a caller arriving meanwhile goes on.
   let promotedAt = 0;
   let promoting = false;
-  async function promoteIfDue() {
-    if (promoting || Date.now() - promotedAt < PROMOTE_EVERY_MS) return;
+  async function promoteIfDue(always = false): Promise<number> {
+    if (promoting || (!always && Date.now() - promotedAt < PROMOTE_EVERY_MS)) return 0;
     promoting = true;
+    let total = 0;
     try {
       for (let round = 0; round < 10; round++) {
         const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
         for (const q of r.queues) notifier.notify(q);
+        total += r.promoted;
         if (r.promoted < PROMOTE_MAX_ROWS) break;
       }
       promotedAt = Date.now();
+      return total;
     } finally {
       promoting = false;
     }
@@ -271,6 +275,7 @@ export function createJobService(deps: {
         countWin("queued", rows);
         return rows;
       }
+      if ((await promoteIfDue(true)) > 0) continue;
       const left = deadline - Date.now();
       if (left <= 0 || f.signal?.aborted || notifier.closed) {
         metrics.claims.inc({ outcome: "empty" });

@@ -80,6 +80,21 @@ describe("scheduled jobs", () => {
     for (const p of pos) expect(p, `B's jobs at claims ${pos.join(",")}`).toBeGreaterThanOrEqual(0);
   });
 
+  it("a retry further ahead than a few seconds is held too; a short one keeps its place", async () => {
+    const submitted = await Promise.all([0, 1].map(() => svc().submit("acme", { queue: "s5", kind: "k", payload: {} })));
+    const [long, short] = await claim("s5", 2);
+    for (const s of submitted) if (!s.ok) throw new Error(s.error);
+    const fail = (j: { id: string; leaseToken: string | null }, retryAfterSeconds: number) =>
+      svc().fail(j.id, null, { leaseToken: j.leaseToken!, error: { message: "x" }, retryable: true, retryAfterSeconds });
+    expect((await fail(long!, 3600)).ok).toBe(true);
+    expect((await fail(short!, 1)).ok).toBe(true);
+    expect(await tagOf(long!.id)).toBe(HELD_TAG);
+    expect(await tagOf(short!.id)).toBe(Number(short!.fairTag));
+    await makeDue("s5");
+    await inTx(env.c.sql, (tx) => env.c.repos.jobs.promoteDue(1000, tx));
+    expect(new Set((await claim("s5", 10)).map((j) => j.id))).toEqual(new Set([long!.id, short!.id]));
+  });
+
   it("concurrent promotions tag each due job exactly once, with distinct tags per group", async () => {
     await heldMany("s4", 1500, "C");
     await makeDue("s4");
