@@ -168,7 +168,14 @@ export const jobGroups = pgTable(
     lastTag: bigint("last_tag", { mode: "number" }).notNull().default(0),
     updatedAt: tz("updated_at").notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("job_groups_pk").on(t.queue, t.fairKey)],
+  (t) => [
+    uniqueIndex("job_groups_pk").on(t.queue, t.fairKey),
+    // A tag at or above HELD_TAG would make every later job of the group look held, and
+    // its promotion would hand out held tags again: such jobs would never be claimable.
+    // Nothing in this release computes one; the check stops a writer that could (a replica
+    // of a release from before held jobs, whose virtual time may read a held job's tag).
+    check("job_groups_tag_below_held", sql`${t.lastTag} < ${sql.raw(String(HELD_TAG))}`),
+  ],
 );
 
 export const apiKeys = pgTable(

@@ -531,6 +531,11 @@ export function jobsRepository(sql: Queryable) {
       const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
         SELECT id, tenant, queue, group_key FROM jobs
         WHERE status = 'queued' AND fair_tag >= ${q.unsafe(String(HELD_TAG))} AND run_at <= now()
+          -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
+          -- (only a single-job cancel can hold one), so a job locked here would stay queued
+          -- and run after its batch was cancelled. Its batch's seal makes it eligible.
+          AND (batch_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
         ORDER BY run_at, id LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`;
       if (due.length === 0) return { promoted: 0, queues: [] };

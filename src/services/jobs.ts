@@ -225,19 +225,22 @@ export function createJobService(deps: {
   // the next poll. One promotion at a time per process; a caller arriving meanwhile goes on.
   let promotedAt = 0;
   let promoting = false;
-  async function promoteIfDue(always = false): Promise<number> {
-    if (promoting || (!always && Date.now() - promotedAt < PROMOTE_EVERY_MS)) return 0;
+  /** Returns the queues that gained claimable jobs (empty when nothing was due, or another call is promoting). */
+  async function promoteIfDue(always = false): Promise<Set<string>> {
+    const queues = new Set<string>();
+    if (promoting || (!always && Date.now() - promotedAt < PROMOTE_EVERY_MS)) return queues;
     promoting = true;
-    let total = 0;
     try {
       for (let round = 0; round < 10; round++) {
         const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
-        for (const q of r.queues) notifier.notify(q);
-        total += r.promoted;
+        for (const q of r.queues) {
+          queues.add(q);
+          notifier.notify(q);
+        }
         if (r.promoted < PROMOTE_MAX_ROWS) break;
       }
       promotedAt = Date.now();
-      return total;
+      return queues;
     } finally {
       promoting = false;
     }
@@ -256,6 +259,11 @@ export function createJobService(deps: {
     shared?: boolean | undefined;
   }) {
     const deadline = Date.now() + f.waitMs;
+    // One immediate retry per call when an empty claim's promotion fed one of this poll's
+    // queues; after that the promotion's NOTIFY wakes the wait below. Jobs of other queues
+    // falling due, or promoted jobs this poll cannot take (another kind or tenant), must
+    // not keep a poll spinning past its deadline.
+    let retriedAfterPromotion = false;
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
       if (f.signal?.aborted) {
@@ -275,7 +283,11 @@ export function createJobService(deps: {
         countWin("queued", rows);
         return rows;
       }
-      if ((await promoteIfDue(true)) > 0) continue;
+      const promoted = await promoteIfDue(true);
+      if (!retriedAfterPromotion && f.queues.some((q) => promoted.has(q))) {
+        retriedAfterPromotion = true;
+        continue;
+      }
       const left = deadline - Date.now();
       if (left <= 0 || f.signal?.aborted || notifier.closed) {
         metrics.claims.inc({ outcome: "empty" });

@@ -112,4 +112,69 @@ describe("scheduled jobs", () => {
       FROM jobs WHERE queue = 's4'`;
     expect(r).toEqual({ held: 0, tags: 1500 });
   });
+  it("a held job of a batch still being built is not promoted, so cancelling the batch cancels it", async () => {
+    const created = await env.c.services.batches.create("acme", {
+      seal: false,
+      jobs: [{ queue: "s6", kind: "k", payload: {}, runAt: tomorrow() }],
+    });
+    if (!created.ok) throw new Error(created.error);
+    const batchId = created.value.batch.id;
+    await makeDue("s6");
+    // A promotion in flight while the batch is cancelled: before the fix it held the job's
+    // row lock, the cancel skipped it, and the job ran after its batch was cancelled.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let promotedInFlight = -1;
+    const promotion = inTx(env.c.sql, async (tx) => {
+      promotedInFlight = (await env.c.repos.jobs.promoteDue(1000, tx)).promoted;
+      await held;
+    });
+    while (promotedInFlight < 0) await new Promise((r) => setImmediate(r));
+    const cancelled = await env.c.services.batches.cancel(batchId, "acme");
+    release();
+    await promotion;
+    if (!cancelled.ok) throw new Error(cancelled.error);
+    expect(cancelled.value.counts.cancelled).toBe(1);
+    const [job] = await env.c.sql<{ status: string }[]>`SELECT status FROM jobs WHERE batch_id = ${batchId}`;
+    expect(job!.status).toBe("cancelled");
+    expect(await claim("s6", 10)).toEqual([]);
+    expect(promotedInFlight).toBe(0);
+  });
+
+  it("a poll does not spin on promotions of other queues' jobs: it returns at its deadline", async () => {
+    // Jobs of another queue fall due all the time: one every half millisecond for a second.
+    await heldMany("s7-other", 2000, "D");
+    await env.c.sql`
+      UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
+      FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = 's7-other') o
+      WHERE jobs.id = o.id`;
+    // Counts the promotion statements the poll runs (the real repository method, wrapped).
+    const repo = env.c.repos.jobs;
+    const real = repo.promoteDue;
+    let promotions = 0;
+    repo.promoteDue = (limit, q) => {
+      promotions++;
+      return real(limit, q);
+    };
+    try {
+      const got = await claim("s7", 1, 0);
+      expect(got).toEqual([]);
+    } finally {
+      repo.promoteDue = real;
+    }
+    // A poll with waitMs 0 promotes before its claim and once after the empty claim. Before
+    // the fix it went on promoting and claiming for as long as other queues' jobs fell due.
+    expect(promotions).toBeLessThanOrEqual(2);
+  });
+  it("no group can take a held tag: the database refuses the write that would hide its jobs for good", async () => {
+    const r = await svc().submit("acme", { queue: "s8", kind: "k", payload: {}, groupKey: "E" });
+    if (!r.ok) throw new Error(r.error);
+    // What a replica of a release from before held jobs could write: its virtual time read
+    // the smallest due queued tag without excluding held ones, which may be HELD_TAG itself.
+    const poison = env.c.sql`UPDATE job_groups SET last_tag = ${HELD_TAG} WHERE queue = 's8'`;
+    await expect(poison).rejects.toMatchObject({ code: "23514", constraint_name: "job_groups_tag_below_held" });
+    expect((await claim("s8")).map((j) => j.id)).toEqual([r.value.id]);
+  });
 });
