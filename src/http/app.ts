@@ -21,6 +21,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
+import { isDataError } from "../services/tx.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -104,6 +105,8 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     // A deadlock or serialization victim changed nothing; the client may simply retry.
     if (["40P01", "40001"].includes(String((error as { code?: string }).code)))
       return sendProblem(reply, problem("unavailable", "transaction conflict; retry", 503));
+    // PostgreSQL refused a value of this request (only this one: shared statements isolate it).
+    if (isDataError(error)) return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
     const dbDown = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|53300|57P0[123]|too many clients|terminating connection|shutting down|starting up/i.test(
       `${(error as { code?: string }).code ?? ""} ${error.message}`,
     );

@@ -4,7 +4,9 @@
  * service runs each call at once and a busy one turns many one-row statements
  * into one many-row statement. Every call still gets its own answer: `run`
  * returns one output per request, in order. A failed run fails exactly the
- * requests it carried.
+ * requests it carried, unless `isolate` says the failure may be one request's
+ * own doing (a value the database refuses): then each request runs again on
+ * its own, so only the one at fault fails.
  */
 export function coalescer<I, O>(
   run: (requests: I[]) => Promise<O[]>,
@@ -12,6 +14,8 @@ export function coalescer<I, O>(
     inFlight: number;
     maxUnits: number;
     units: (request: I) => number;
+    /** True for an error that may belong to one request; the run must have changed nothing (one statement, or rolled back). */
+    isolate?: (e: unknown) => boolean;
     /** Called when the last run ends with nothing waiting. */
     onIdle?: () => void;
   },
@@ -24,6 +28,32 @@ export function coalescer<I, O>(
   let waiting: Pending[] = [];
   let busy = 0;
 
+  type Settled = { ok: true; out: O } | { ok: false; err: unknown };
+  /** One run for all; when it fails in a way `isolate` allows, one run per request. */
+  async function runTogether(requests: I[]): Promise<Settled[]> {
+    try {
+      return (await run(requests)).map((out) => ({ ok: true, out }));
+    } catch (e) {
+      if (requests.length === 1 || !o.isolate?.(e)) return requests.map(() => ({ ok: false, err: e }));
+      return Promise.all(
+        requests.map((r) =>
+          run([r]).then(
+            ([out]): Settled => ({ ok: true, out: out! }),
+            (err: unknown): Settled => ({ ok: false, err }),
+          ),
+        ),
+      );
+    }
+  }
+  const settleAll = (take: Pending[]) =>
+    runTogether(take.map((p) => p.request)).then((results) => {
+      for (const [i, p] of take.entries()) {
+        const r = results[i]!;
+        if (r.ok) p.resolve(r.out);
+        else p.reject(r.err);
+      }
+    });
+
   function pump() {
     while (busy < o.inFlight && waiting.length > 0) {
       let units = 0;
@@ -35,15 +65,7 @@ export function coalescer<I, O>(
       const take = waiting.slice(0, n);
       waiting = waiting.slice(n);
       busy++;
-      run(take.map((p) => p.request))
-        .then(
-          (out) => {
-            for (const [i, p] of take.entries()) p.resolve(out[i]!);
-          },
-          (e: unknown) => {
-            for (const p of take) p.reject(e);
-          },
-        )
+      settleAll(take)
         .finally(() => {
           busy--;
           pump();
@@ -65,7 +87,13 @@ export function coalescer<I, O>(
 /** One coalescer per key (requests can only share a statement when their filters match); idle keys are dropped. */
 export function keyedCoalescer<K, I, O>(
   run: (key: K, requests: I[]) => Promise<O[]>,
-  o: { inFlight: number; maxUnits: number; units: (request: I) => number; keyOf: (key: K) => string },
+  o: {
+    inFlight: number;
+    maxUnits: number;
+    units: (request: I) => number;
+    isolate?: (e: unknown) => boolean;
+    keyOf: (key: K) => string;
+  },
 ) {
   const byKey = new Map<string, ReturnType<typeof coalescer<I, O>>>();
   const call = (key: K, request: I): Promise<O> => {

@@ -8,7 +8,7 @@ import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
-import { inTx } from "./tx.js";
+import { inTx, isDataError } from "./tx.js";
 
 /**
  * Statements of one kind (and filter) a process runs at once; calls arriving
@@ -140,7 +140,8 @@ export function createJobService(deps: {
       });
       return matchWinners(requests, await jobs.completeManyIfLeased(items, scope));
     },
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
+    // A result PostgreSQL refuses fails only the caller that sent it.
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, isolate: isDataError, keyOf: (k) => k ?? "*" },
   );
 
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
@@ -155,8 +156,9 @@ export function createJobService(deps: {
       const byId = new Map(rows.map((r) => [r.id, r]));
       return batch.map((j) => byId.get(j.id)!);
     },
-    // Per queue, so a submit waiting on one queue's rows never holds up another queue's.
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, keyOf: (q) => q },
+    // Per queue, so a submit waiting on one queue's rows never holds up another queue's;
+    // a payload PostgreSQL refuses fails only its own submit.
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
   );
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {

@@ -24,3 +24,13 @@ export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> 
   }
 }
 
+
+/**
+ * PostgreSQL refused a value (SQLSTATE class 22 data exception, 54 program limit exceeded):
+ * the statement changed nothing, and the same values would fail on every retry. In a
+ * statement carrying several callers' values, only one of them may be at fault.
+ */
+export const isDataError = (e: unknown): boolean => {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|54)/.test(code);
+};

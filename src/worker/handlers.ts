@@ -4,6 +4,7 @@ import type { Container } from "../container.js";
 import { storableProblem } from "../domain/json.js";
 import type { JobRow } from "../repositories/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
+import { isDataError } from "../services/tx.js";
 
 export interface JobContext {
   /** Aborts when a cancel is requested, the lease is lost, or the worker's stop() gives up waiting. */
@@ -136,13 +137,12 @@ export function createWorker(o: WorkerOptions) {
             // A value PostgreSQL refuses (SQLSTATE class 22 data exception, 54 too large) would
             // fail the whole batch on every retry: record each job on its own instead, so only
             // the one with the bad result fails and the others are not run again.
-            const code = (e as { code?: unknown } | null)?.code;
-            if (batch.length > 1 && typeof code === "string" && /^(22|54)/.test(code)) {
+            if (batch.length > 1 && isDataError(e)) {
               toComplete.unshift(...batch.map((b) => ({ ...b, alone: true })));
               for (let i = 0; i < batch.length; i++) held++;
               break;
             }
-            if (batch.length === 1 && typeof code === "string" && /^(22|54)/.test(code)) {
+            if (batch.length === 1 && isDataError(e)) {
               await recordFailure(batch[0]!.row, new NonRetryableError(`the handler's result cannot be stored: ${String((e as Error).message)}`, "result_not_storable"));
               break;
             }
