@@ -1,6 +1,8 @@
 -- Blocks writers from here to the commit (migrations run in one transaction), so no insert
 -- can commit between the backfill's snapshot and the triggers' creation and be missed.
-LOCK TABLE "jobs" IN SHARE ROW EXCLUSIVE MODE;--> statement-breakpoint
+-- ACCESS EXCLUSIVE at once, because DROP INDEX below needs it: taking a weaker lock first
+-- and upgrading it later deadlocks with a transaction that read jobs and then writes it.
+LOCK TABLE "jobs" IN ACCESS EXCLUSIVE MODE;--> statement-breakpoint
 CREATE TABLE "job_list" (
 	"tenant" text NOT NULL,
 	"created_at" timestamp with time zone NOT NULL,

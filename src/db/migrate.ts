@@ -17,7 +17,18 @@ export async function migrate(url: string): Promise<void> {
   try {
     await sql`SELECT pg_advisory_lock(${LOCK_KEY})`;
     try {
-      await drizzleMigrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await drizzleMigrate(drizzle(sql), { migrationsFolder: MIGRATIONS_DIR });
+          break;
+        } catch (e) {
+          // On a live database an upgrade can be chosen as a deadlock victim by a running
+          // release's transaction. All pending migrations run in one transaction, so the
+          // victim changed nothing and running them again is safe.
+          if (attempt >= 5 || !isDeadlock(e)) throw e;
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+      }
     } finally {
       await sql`SELECT pg_advisory_unlock(${LOCK_KEY})`;
     }
@@ -25,6 +36,11 @@ export async function migrate(url: string): Promise<void> {
     await sql.end({ timeout: 5 });
   }
 }
+
+const isDeadlock = (e: unknown): boolean => {
+  const err = e as { code?: unknown; cause?: { code?: unknown } } | null;
+  return err?.code === "40P01" || err?.cause?.code === "40P01";
+};
 
 export function expectedMigrationCount(): number {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta", "_journal.json"), "utf8")) as {

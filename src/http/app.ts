@@ -105,8 +105,13 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     // A deadlock or serialization victim changed nothing; the client may simply retry.
     if (["40P01", "40001"].includes(String((error as { code?: string }).code)))
       return sendProblem(reply, problem("unavailable", "transaction conflict; retry", 503));
-    // PostgreSQL refused a value of this request (only this one: shared statements isolate it).
-    if (isDataError(error)) return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
+    // PostgreSQL refused a value of this request (only this one: shared submits and completes
+    // isolate it). Logged as an error all the same: input is validated before it reaches SQL,
+    // so this is either a rule the operator added or a check jobline is missing.
+    if (isDataError(error)) {
+      req.log.error({ err: error }, "the database refused a value of this request");
+      return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
+    }
     const dbDown = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|53300|57P0[123]|too many clients|terminating connection|shutting down|starting up/i.test(
       `${(error as { code?: string }).code ?? ""} ${error.message}`,
     );

@@ -5,8 +5,8 @@
  * into one many-row statement. Every call still gets its own answer: `run`
  * returns one output per request, in order. A failed run fails exactly the
  * requests it carried, unless `isolate` says the failure may be one request's
- * own doing (a value the database refuses): then each request runs again on
- * its own, so only the one at fault fails.
+ * own doing (a value the database refuses): then the requests are run again in
+ * halves until only the one at fault fails.
  */
 export function coalescer<I, O>(
   run: (requests: I[]) => Promise<O[]>,
@@ -29,20 +29,19 @@ export function coalescer<I, O>(
   let busy = 0;
 
   type Settled = { ok: true; out: O } | { ok: false; err: unknown };
-  /** One run for all; when it fails in a way `isolate` allows, one run per request. */
+  /**
+   * One run for all. When it fails in a way `isolate` allows, each half runs again, one
+   * after the other, down to the request at fault: a few statements (about 2 log2 n) and
+   * never more than one at a time, where re-running each request at once would take the
+   * whole pool and, for submits, queue them on one fairness row again.
+   */
   async function runTogether(requests: I[]): Promise<Settled[]> {
     try {
       return (await run(requests)).map((out) => ({ ok: true, out }));
     } catch (e) {
       if (requests.length === 1 || !o.isolate?.(e)) return requests.map(() => ({ ok: false, err: e }));
-      return Promise.all(
-        requests.map((r) =>
-          run([r]).then(
-            ([out]): Settled => ({ ok: true, out: out! }),
-            (err: unknown): Settled => ({ ok: false, err }),
-          ),
-        ),
-      );
+      const mid = Math.ceil(requests.length / 2);
+      return [...(await runTogether(requests.slice(0, mid))), ...(await runTogether(requests.slice(mid)))];
     }
   }
   const settleAll = (take: Pending[]) =>
@@ -115,4 +114,26 @@ export function keyedCoalescer<K, I, O>(
   };
   /** Keys with work in flight or waiting (the others are dropped). */
   return Object.assign(call, { activeKeys: () => byKey.size });
+}
+
+/**
+ * Runs `items` in one call; when it fails in a way `isolate` accepts (a value the database
+ * refuses), runs each half again, one after the other, down to the items at fault. Returns
+ * what the successful calls returned, and the items refused.
+ */
+export async function withoutRefused<T, R>(
+  items: T[],
+  run: (items: T[]) => Promise<R[]>,
+  isolate: (e: unknown) => boolean,
+): Promise<{ out: R[]; refused: T[] }> {
+  try {
+    return { out: await run(items), refused: [] };
+  } catch (e) {
+    if (items.length === 0 || !isolate(e)) throw e;
+    if (items.length === 1) return { out: [], refused: items };
+    const mid = Math.ceil(items.length / 2);
+    const a = await withoutRefused(items.slice(0, mid), run, isolate);
+    const b = await withoutRefused(items.slice(mid), run, isolate);
+    return { out: [...a.out, ...b.out], refused: [...a.refused, ...b.refused] };
+  }
 }

@@ -6,7 +6,7 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import { keyedCoalescer } from "./coalesce.js";
+import { keyedCoalescer, withoutRefused } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 import { inTx, isDataError } from "./tx.js";
 
@@ -17,6 +17,10 @@ import { inTx, isDataError } from "./tx.js";
  * (`npx tsx bench/quick.ts http`, README).
  */
 const COALESCE_IN_FLIGHT = 1;
+/** A complete whose result PostgreSQL refused (answered 400 for that item alone). */
+const REFUSED = "refused" as const;
+const refusedProblem = () => err("invalid", "the database refused this result");
+
 /** Most rows one coalesced statement carries. */
 const COALESCE_MAX_ROWS = 500;
 
@@ -130,18 +134,20 @@ export function createJobService(deps: {
     );
   };
   // Completes of one tenant scope share a statement; an item repeated within it is answered
-  // by matchWinners, the others by the replay path.
-  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null>>(
+  // by matchWinners, the others by the replay path. A result PostgreSQL refuses is answered
+  // "refused" for its own item only: the statement is run again in halves without it.
+  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null | typeof REFUSED>>(
     async (scope, requests) => {
+      const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
       const seen = new Set<string>();
-      const items = requests.flat().filter((i) => {
-        const k = `${i.id} ${i.leaseToken}`;
-        return !seen.has(k) && seen.add(k);
-      });
-      return matchWinners(requests, await jobs.completeManyIfLeased(items, scope));
+      const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
+      const { out, refused } = await withoutRefused(items, (part) => jobs.completeManyIfLeased(part, scope), isDataError);
+      const answers = matchWinners(requests, out);
+      if (refused.length === 0) return answers;
+      const bad = new Set(refused.map(keyOf));
+      return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
     },
-    // A result PostgreSQL refuses fails only the caller that sent it.
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, isolate: isDataError, keyOf: (k) => k ?? "*" },
+    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
   );
 
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
@@ -224,28 +230,44 @@ export function createJobService(deps: {
   // Held jobs (submitted, or retried, with a runAt well ahead) enter the claim index when
   // due. Whichever process claims does it before its claim, at most every PROMOTE_EVERY_MS,
   // and again whenever a claim comes back empty, so a job that just became due is taken by
-  // the next poll. One promotion at a time per process; a caller arriving meanwhile goes on.
+  // the next poll. One promotion at a time per process.
   let promotedAt = 0;
-  let promoting = false;
-  /** Returns the queues that gained claimable jobs (empty when nothing was due, or another call is promoting). */
-  async function promoteIfDue(always = false): Promise<Set<string>> {
+  let current: Promise<Set<string>> | null = null;
+  let next: Promise<Set<string>> | null = null;
+  async function promotion(): Promise<Set<string>> {
     const queues = new Set<string>();
-    if (promoting || (!always && Date.now() - promotedAt < PROMOTE_EVERY_MS)) return queues;
-    promoting = true;
-    try {
-      for (let round = 0; round < 10; round++) {
-        const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
-        for (const q of r.queues) {
-          queues.add(q);
-          notifier.notify(q);
-        }
-        if (r.promoted < PROMOTE_MAX_ROWS) break;
+    for (let round = 0; round < 10; round++) {
+      const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
+      for (const q of r.queues) {
+        queues.add(q);
+        notifier.notify(q);
       }
-      promotedAt = Date.now();
-      return queues;
-    } finally {
-      promoting = false;
+      if (r.promoted < PROMOTE_MAX_ROWS) break;
     }
+    promotedAt = Date.now();
+    return queues;
+  }
+  /**
+   * The queues that gained claimable jobs. `always` (after an empty claim): a promotion
+   * already running may have read the held jobs before this caller's fell due, so the
+   * caller joins the one that starts after it (one, shared by everyone who arrives
+   * meanwhile). Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
+   */
+  function promoteIfDue(always = false): Promise<Set<string>> {
+    if (!always && (current || Date.now() - promotedAt < PROMOTE_EVERY_MS)) return Promise.resolve(new Set());
+    if (!current) {
+      current = promotion().finally(() => {
+        current = null;
+      });
+      return current;
+    }
+    next ??= current
+      .catch(() => {})
+      .then(() => {
+        next = null;
+        return promoteIfDue(true);
+      });
+    return next;
   }
 
   async function claimNext(f: {
@@ -262,9 +284,10 @@ export function createJobService(deps: {
   }) {
     const deadline = Date.now() + f.waitMs;
     // One immediate retry per call when an empty claim's promotion fed one of this poll's
-    // queues; after that the promotion's NOTIFY wakes the wait below. Jobs of other queues
-    // falling due, or promoted jobs this poll cannot take (another kind or tenant), must
-    // not keep a poll spinning past its deadline.
+    // queues; after that the promotion's NOTIFY wakes the wait below, and promotions after
+    // an empty claim keep to the usual rate. Jobs of other queues falling due, or promoted
+    // jobs this poll cannot take (another kind or tenant), must not keep a poll spinning,
+    // nor have its own NOTIFYs wake it to promote again and again.
     let retriedAfterPromotion = false;
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
@@ -285,7 +308,7 @@ export function createJobService(deps: {
         countWin("queued", rows);
         return rows;
       }
-      const promoted = await promoteIfDue(true);
+      const promoted = await promoteIfDue(!retriedAfterPromotion);
       if (!retriedAfterPromotion && f.queues.some((q) => promoted.has(q))) {
         retriedAfterPromotion = true;
         continue;
@@ -329,6 +352,7 @@ export function createJobService(deps: {
       q === undefined
         ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
         : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
+    if (row === REFUSED) return refusedProblem();
     if (row) {
       countWin("running", [row]);
       return ok(row);
@@ -355,13 +379,13 @@ export function createJobService(deps: {
   async function settle<R extends { status: JobStatus }>(
     scope: TenantScope,
     items: Array<{ id: string; leaseToken: string; result?: unknown }>,
-    complete: (items: CompleteItem[]) => Promise<Array<R | null>>,
+    complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
   ) {
     const problems = items.map((i) => storableProblem(i.result));
     const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
     countWin(
       "running",
-      rows.filter((r) => r !== null),
+      rows.filter((r): r is R => r !== null && r !== REFUSED),
     );
     const out = [];
     let g = 0;
@@ -372,7 +396,8 @@ export function createJobService(deps: {
         continue;
       }
       const r = rows[g++];
-      out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });
+      if (r === REFUSED) out.push({ id: i.id, outcome: refusedProblem() });
+      else out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });
     }
     return out;
   }

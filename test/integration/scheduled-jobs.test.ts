@@ -177,4 +177,80 @@ describe("scheduled jobs", () => {
     await expect(poison).rejects.toMatchObject({ code: "23514", constraint_name: "job_groups_tag_below_held" });
     expect((await claim("s8")).map((j) => j.id)).toEqual([r.value.id]);
   });
+  it("a poll arriving while a promotion runs joins the next one, so a job just due is not missed", async () => {
+    const r = await svc().submit("acme", { queue: "s9-y", kind: "k", payload: {}, runAt: tomorrow() });
+    if (!r.ok) throw new Error(r.error);
+    // A promotion that has read the held jobs and is slow to finish (as when its tag
+    // allocation waits on a group row): it holds until released.
+    const repo = env.c.repos.jobs;
+    const real = repo.promoteDue;
+    let entered!: () => void;
+    const inside = new Promise<void>((res) => {
+      entered = res;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((res) => {
+      release = res;
+    });
+    let calls = 0;
+    // When the second poll's claim has come back empty (it promotes next).
+    const realClaim = repo.claimNextFor;
+    let claimedY!: () => void;
+    const yClaimed = new Promise<void>((res) => {
+      claimedY = res;
+    });
+    repo.claimNextFor = async (f, takers, q) => {
+      const out = await realClaim(f, takers, q);
+      if (f.queues.includes("s9-y")) claimedY();
+      return out;
+    };
+    repo.promoteDue = async (limit, q) => {
+      const out = await real(limit, q);
+      if (calls++ === 0) {
+        entered();
+        await gate;
+      }
+      return out;
+    };
+    try {
+      const first = claim("s9-x");
+      await inside;
+      await makeDue("s9-y");
+      const second = claim("s9-y");
+      // The second poll reaches the running promotion (its claim came back empty, and the
+      // promotion call follows in the same turn) before that promotion ends.
+      await yClaimed;
+      await new Promise((res) => setImmediate(res));
+      release();
+      expect(await first).toEqual([]);
+      expect((await second).map((j) => j.id)).toEqual([r.value.id]);
+    } finally {
+      repo.promoteDue = real;
+      repo.claimNextFor = realClaim;
+    }
+  });
+
+  it("a kind-filtered poll is not woken into promotion after promotion by its own queue's other jobs", async () => {
+    await heldMany("s10", 2000, "F");
+    await env.c.sql`
+      UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
+      FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = 's10') o
+      WHERE jobs.id = o.id`;
+    const repo = env.c.repos.jobs;
+    const real = repo.promoteDue;
+    let promotions = 0;
+    repo.promoteDue = (limit, q) => {
+      promotions++;
+      return real(limit, q);
+    };
+    try {
+      const got = await svc().claimNext({ queues: ["s10"], kinds: ["mine"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 1000 });
+      expect(got).toEqual([]);
+    } finally {
+      repo.promoteDue = real;
+    }
+    // One retry after a promotion that fed the queue, then the usual rate (every 250 ms).
+    // Before, each promotion's NOTIFY woke the poll to claim and promote again: ~200 in 1 s.
+    expect(promotions).toBeLessThanOrEqual(10);
+  });
 });
