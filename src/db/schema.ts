@@ -25,6 +25,14 @@ import { JOB_STATUSES } from "../domain/jobs.js";
  * 2^52: normal tags grow by one per job and never come near it.
  */
 export const HELD_TAG = 2 ** 52;
+/**
+ * The fairness tag of a job of a batch still being built (created open, or added to it):
+ * not claimable until the seal, so it stays out of the claim index, and out of the held
+ * index too, so neither claims nor promotions walk past an open batch's jobs (an open batch
+ * of 25,000 made every claim of its queue take 19 ms instead of 1.1). The seal turns it
+ * into HELD_TAG and the next promotion tags it.
+ */
+export const PREPARING_TAG = HELD_TAG + 2 ** 51;
 
 export const jobStatus = pgEnum("job_status", JOB_STATUSES);
 export const batchStatus = pgEnum("batch_status", BATCH_STATUSES);
@@ -122,7 +130,13 @@ export const jobs = pgTable(
     // Held jobs by due time: what the promotion reads.
     index("jobs_held_idx")
       .on(t.runAt)
-      .where(sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(HELD_TAG))}`),
+      .where(
+        sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(HELD_TAG))} AND ${t.fairTag} < ${sql.raw(String(PREPARING_TAG))}`,
+      ),
+    // Jobs of open batches, by batch: what a seal releases.
+    index("jobs_preparing_idx")
+      .on(t.batchId)
+      .where(sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(PREPARING_TAG))}`),
     // For the reaper only. "lease_expires_at IS NOT NULL" is redundant (a running job has a
     // lease) but keeps the index out of every other statement: the planner may use a partial
     // index only when the query implies its predicate, and the reaper's "lease_expires_at <

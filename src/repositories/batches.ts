@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/client.js";
+import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import { BATCH_STATUSES, type BatchStatus } from "../domain/batches.js";
 import { JOB_STATUSES, type JobStatus } from "../domain/jobs.js";
 import { batchGuard, finaliseTail, jobGuard, statusIn } from "./sql.js";
@@ -154,6 +155,38 @@ export function batchesRepository(sql: Queryable) {
       return c;
     },
 
+    /**
+     * A sealed batch's jobs leave the open-batch tag for the held one; the next promotion
+     * (any claiming process, at once after an empty claim) tags them as submits at that
+     * moment. Run in the seal's transaction.
+     */
+    async releaseSealedJobs(id: string, q: Queryable): Promise<number> {
+      const rows = await q`
+        UPDATE jobs SET fair_tag = ${q.unsafe(String(HELD_TAG))}
+        WHERE batch_id = ${id} AND status = 'queued' AND fair_tag >= ${q.unsafe(String(PREPARING_TAG))}
+        RETURNING 1`;
+      return rows.length;
+    },
+
+    /**
+     * The same for batches sealed without it (by a release from before open-batch tags,
+     * during a rolling upgrade): jobs with the open-batch tag whose batch is no longer open.
+     * The reaper runs it; SKIP LOCKED lets every worker process do so at once.
+     */
+    async releaseStragglers(limit: number, q: Queryable = sql): Promise<number> {
+      const rows = await q`
+        WITH c AS (
+          SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
+          WHERE j.status = 'queued' AND j.fair_tag >= ${q.unsafe(String(PREPARING_TAG))} AND b.status <> 'preparing'
+          LIMIT ${limit}
+          FOR UPDATE OF j SKIP LOCKED
+        )
+        UPDATE jobs SET fair_tag = ${q.unsafe(String(HELD_TAG))}
+        FROM c WHERE jobs.id = c.id AND jobs.status = 'queued'
+        RETURNING 1`;
+      return rows.length;
+    },
+
     /** The queues that have claimable jobs of this batch, to wake their long-pollers. */
     async queuedQueues(id: string, q: Queryable = sql): Promise<string[]> {
       const rows = await q<{ queue: string }[]>`
@@ -255,6 +288,9 @@ export function batchesRepository(sql: Queryable) {
           FOR UPDATE OF j
         ), rq AS (
           UPDATE jobs SET status = 'queued', attempts = 0, generation = b0.generation + 1,
+                 -- A job that never got a tag (cancelled while its batch was open, or held)
+                 -- is held now, so the next promotion tags it.
+                 fair_tag = CASE WHEN jobs.fair_tag >= ${q.unsafe(String(HELD_TAG))} THEN ${q.unsafe(String(HELD_TAG))} ELSE jobs.fair_tag END,
                  lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, cancel_requested = false,
                  result = NULL, run_at = now(), started_at = NULL, finished_at = NULL,
                  updated_at = now(), version = jobs.version + 1

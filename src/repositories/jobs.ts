@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import type { Queryable } from "../db/client.js";
-import { HELD_TAG } from "../db/schema.js";
+import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import type { JobStatus } from "../domain/jobs.js";
 import { finaliseTail, jobGuard } from "./sql.js";
 
@@ -50,6 +50,8 @@ export interface NewJob {
   idempotencyKey: string | null;
   requestHash: string | null;
   batchId: string | null;
+  /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
+  untilSealed?: boolean;
 }
 
 export interface ClaimFilter {
@@ -79,9 +81,9 @@ const CLOCK_SLACK = 64;
  * A group that was idle starts there, so past volume earns it neither credit
  * nor debt (start-time fair queuing). Jobs not yet due do not count: one
  * scheduled for tomorrow would pin the virtual time to its old tag, and every
- * group active since would carry debt. Jobs of a preparing batch do count, so
- * jobs submitted meanwhile interleave with the batch once it is sealed
- * instead of queueing behind all of it. With none of these the queue's clock
+ * group active since would carry debt. Jobs of an open batch do not count
+ * either: they take their tags when sealed, from that moment's virtual time,
+ * so they interleave with what was submitted meanwhile. With none of these the queue's clock
  * (an upper bound of its tags) stands in, not 0: after the queue drains, a
  * key with a long history would otherwise queue behind a newcomer's flood.
  */
@@ -237,7 +239,9 @@ export function jobsRepository(sql: Queryable) {
     /** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
     async insert(j: NewJob, q: Queryable = sql): Promise<JobRow | null> {
       // A held job takes no tag from its group (and moves no clock): promoteDue tags it when due.
-      const tagged = isHeld(j, Date.now())
+      const tagged = j.untilSealed
+        ? q`g AS (SELECT ${PREPARING_TAG}::bigint AS last_tag)`
+        : isHeld(j, Date.now())
         ? q`g AS (SELECT ${HELD_TAG}::bigint AS last_tag)`
         : q`g AS (
             INSERT INTO job_groups (queue, fair_key, last_tag)
@@ -268,13 +272,13 @@ export function jobsRepository(sql: Queryable) {
     async insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]> {
       if (jobs.length === 0) return [];
       const now = Date.now();
-      const held = jobs.map((j) => isHeld(j, now));
+      const fixed = jobs.map((j) => (j.untilSealed ? PREPARING_TAG : isHeld(j, now) ? HELD_TAG : null));
       const allocated = await allocateTags(
-        jobs.filter((_, i) => !held[i]),
+        jobs.filter((_, i) => fixed[i] === null),
         q,
       );
       let k = 0;
-      const tags = held.map((h) => (h ? HELD_TAG : allocated[k++]!));
+      const tags = fixed.map((t) => t ?? allocated[k++]!);
       const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
       return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
@@ -530,10 +534,12 @@ export function jobsRepository(sql: Queryable) {
     async promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
       const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
         SELECT id, tenant, queue, group_key FROM jobs
-        WHERE status = 'queued' AND fair_tag >= ${q.unsafe(String(HELD_TAG))} AND run_at <= now()
+        WHERE status = 'queued' AND fair_tag >= ${q.unsafe(String(HELD_TAG))} AND fair_tag < ${q.unsafe(String(PREPARING_TAG))}
+          AND run_at <= now()
           -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
           -- (only a single-job cancel can hold one), so a job locked here would stay queued
-          -- and run after its batch was cancelled. Its batch's seal makes it eligible.
+          -- and run after its batch was cancelled. Such jobs carry PREPARING_TAG and are not
+          -- read here at all; this guards those an older release inserted.
           AND (batch_id IS NULL OR NOT EXISTS (
             SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
         ORDER BY run_at, id LIMIT ${limit}

@@ -43,6 +43,7 @@ export function createBatchService(deps: {
   async function sealIn(tx: Tx, id: string, scope: TenantScope): Promise<BatchRow | null> {
     const sealed = await batches.seal(id, scope, tx);
     if (!sealed) return null;
+    await batches.releaseSealedJobs(id, tx);
     if (sealed.remaining > 0) return sealed;
     return (await batches.finaliseIfDone(id, tx)) ?? sealed;
   }
@@ -52,8 +53,9 @@ export function createBatchService(deps: {
     if (invalid) return invalid;
     const batch = await inTx(sql, async (tx) => {
       const b = await batches.create({ tenant, webhookUrl: input.webhookUrl ?? null, jobs: input.jobs.length }, tx);
+      // Sealed in this same transaction: tagged now. Open: tagged when sealed.
       await jobs.insertMany(
-        input.jobs.map((j) => toNewJob(tenant, j, { batchId: b.id })),
+        input.jobs.map((j) => toNewJob(tenant, j, { batchId: b.id, untilSealed: !input.seal })),
         tx,
       );
       return input.seal ? ((await sealIn(tx, b.id, tenant)) ?? b) : b;
@@ -70,7 +72,7 @@ export function createBatchService(deps: {
       const b = await batches.reserveJobs(id, scope, input.length, tx);
       if (!b) return null;
       await jobs.insertMany(
-        input.map((j) => toNewJob(b.tenant, j, { batchId: b.id })),
+        input.map((j) => toNewJob(b.tenant, j, { batchId: b.id, untilSealed: true })),
         tx,
       );
       return input.length;

@@ -41,8 +41,11 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
       if (r.status === "queued") c.notifier.notify(r.queue);
     }
     total += rows.length;
-    if (rows.length < limit) return total;
+    if (rows.length < limit) break;
   }
+  // Jobs of batches an older release sealed without releasing them (rolling upgrades).
+  while ((await c.repos.batches.releaseStragglers(limit)) === limit);
+  return total;
 }
 
 /**

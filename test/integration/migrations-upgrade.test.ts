@@ -5,7 +5,7 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate as drizzleMigrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HELD_TAG } from "../../src/db/schema.js";
+import { HELD_TAG, PREPARING_TAG } from "../../src/db/schema.js";
 import { camelColumns } from "../../src/db/client.js";
 import { MIGRATIONS_DIR, migrate } from "../../src/db/migrate.js";
 import { CLOCK_KEY, fairKey, jobsRepository } from "../../src/repositories/jobs.js";
@@ -65,6 +65,11 @@ describe("upgrading a live database", () => {
     const [poisoned] = await sql<{ id: string }[]>`
       INSERT INTO jobs (tenant, queue, kind, payload, group_key, fair_tag) VALUES ('acme', 'q', 'k', '{}', 'G', ${HELD_TAG + 3}) RETURNING id`;
 
+    // An open batch with a queued job: after the upgrade it carries the open-batch tag.
+    const [openBatch] = await sql<{ id: string }[]>`
+      INSERT INTO batches (tenant, status, total, remaining) VALUES ('acme', 'preparing', 1, 1) RETURNING id`;
+    await sql`INSERT INTO jobs (tenant, queue, kind, payload, batch_id) VALUES ('acme', 'q', 'k', '{}', ${openBatch!.id})`;
+
     // Two submits whose transactions are open when the upgrade starts: one has written
     // jobs already, the other has only read it (a batch create reads virtual time first).
     const writer = await open();
@@ -101,7 +106,7 @@ describe("upgrading a live database", () => {
     const [r] = await sql<{ jobs: number; listed: number; late: number }[]>`
       SELECT (SELECT count(*) FROM jobs)::int AS jobs, (SELECT count(*) FROM job_list)::int AS listed,
              (SELECT count(*) FROM job_list WHERE id IN (${late!.id}, ${later!.id}))::int AS late`;
-    expect(r).toEqual({ jobs: 103, listed: 103, late: 2 });
+    expect(r).toEqual({ jobs: 104, listed: 104, late: 2 });
 
     // The poisoned rows restart at the highest sound tag of their queue: the clock stays
     // above every tag handed out, so a drained queue lets no newcomer's flood jump ahead.
@@ -112,6 +117,8 @@ describe("upgrading a live database", () => {
       [fairKey("acme", "A")]: 100,
       [fairKey("acme", "G")]: 100,
     });
+    const [ob] = await sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${openBatch!.id}`;
+    expect(ob!.tag).toBe(PREPARING_TAG);
     // The job tagged from the poisoned group is held, and the next promotion tags it soundly.
     const app = postgres(urlFor(name), { max: 1, onnotice: () => {}, transform: camelColumns });
     const promoted = await app.begin((tx) => jobsRepository(app).promoteDue(10, tx)).finally(() => app.end());

@@ -15,6 +15,7 @@ let env: TestEnv;
 let traced: postgres.Sql;
 let last: { query: string; params: unknown[] } | null = null;
 let lastClaim: { query: string; params: unknown[] } | null = null;
+let lastPromotion: { query: string; params: unknown[] } | null = null;
 beforeAll(async () => {
   env = await createTestEnv("plan_stability");
   traced = postgres(env.url, {
@@ -25,6 +26,7 @@ beforeAll(async () => {
       if (query.startsWith("PREPARE")) return;
       if (query.includes("completed_items")) last = { query, params: params as unknown[] };
       if (query.includes("row_number() OVER")) lastClaim = { query, params: params as unknown[] };
+      if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
     },
   });
 });
@@ -175,6 +177,24 @@ describe("batch complete plan", () => {
       const w = await explain(lastClaim!, mode);
       // The claim index holds only the 20 due jobs: the claim reads one and updates it.
       expect(w.jobsRows, mode).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it("neither a claim nor a promotion walks the jobs of a batch still being built", async () => {
+    const repo = jobsRepository(traced);
+    const open = await env.c.services.batches.create("acme", {
+      seal: false,
+      jobs: Array.from({ length: 3000 }, (_, i) => ({ queue: "plan5", kind: "k", payload: { i } })),
+    });
+    if (!open.ok) throw new Error(open.error);
+    await seed("plan5", 20);
+    await env.c.sql`ANALYZE jobs`;
+    await repo.claimNext({ queues: ["plan5"], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
+    await traced.begin((tx) => repo.promoteDue(1000, tx));
+    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+      // Before open-batch tags, all 3,000 sat ahead of the 20 in the claim index.
+      expect((await explain(lastClaim!, mode)).jobsRows, `claim, ${mode}`).toBeLessThanOrEqual(5);
+      expect((await explain(lastPromotion!, mode)).jobsRows, `promotion, ${mode}`).toBeLessThanOrEqual(5);
     }
   });
 

@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HELD_TAG, PREPARING_TAG } from "../../src/db/schema.js";
+import { reapOnce } from "../../src/worker/maintenance.js";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+// Jobs of an open batch carry the open-batch tag: out of the claim index and the held
+// index, so no claim or promotion walks them. The seal hands them to the promotion, which
+// tags them as submits at that moment; nothing else may leave one untagged for good.
+
+let env: TestEnv;
+beforeAll(async () => {
+  env = await createTestEnv("batches_open");
+});
+afterAll(async () => env?.close());
+
+const batches = () => env.c.services.batches;
+const claim = (queue: string, max = 100, waitMs = 0) =>
+  env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
+const jobsOf = (n: number, queue: string) => Array.from({ length: n }, (_, i) => ({ queue, kind: "k", payload: { i } }));
+const tags = (batchId: string) =>
+  env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${batchId}`.then((r) => r.map((x) => x.tag));
+async function openBatch(queue: string, n: number) {
+  const b = await batches().create("acme", { seal: false, jobs: jobsOf(n, queue) });
+  if (!b.ok) throw new Error(b.error);
+  const added = await batches().addJobs(b.value.batch.id, "acme", jobsOf(n, queue));
+  if (!added.ok) throw new Error(added.error);
+  return b.value.batch.id;
+}
+async function claimAll(queue: string, expected: number) {
+  const got: string[] = [];
+  while (got.length < expected) {
+    const more = await claim(queue, 100, 3000);
+    if (more.length === 0) break;
+    got.push(...more.map((j) => j.id));
+  }
+  return got;
+}
+
+describe("open batches", () => {
+  it("an open batch's jobs take no tag until the seal; a waiting poll claims them all once sealed", async () => {
+    const id = await openBatch("ob1", 25);
+    expect(await tags(id)).toEqual(Array(50).fill(PREPARING_TAG));
+    expect(await claim("ob1")).toEqual([]);
+    const poll = claimAll("ob1", 50);
+    const sealed = await batches().seal(id, "acme");
+    if (!sealed.ok) throw new Error(sealed.error);
+    const got = await poll;
+    expect(got).toHaveLength(50);
+    expect(new Set(got).size).toBe(50);
+    for (const t of await tags(id)) expect(t).toBeLessThan(HELD_TAG);
+  });
+
+  it("jobs cancelled while their batch was open run once each after the batch is retried", async () => {
+    const id = await openBatch("ob2", 10);
+    const cancelled = await batches().cancel(id, "acme");
+    if (!cancelled.ok) throw new Error(cancelled.error);
+    expect(cancelled.value.batch.status).toBe("cancelled");
+    const retried = await batches().retry(id, "acme");
+    if (!retried.ok) throw new Error(retried.error);
+    const got = await claimAll("ob2", 20);
+    expect(new Set(got).size).toBe(20);
+    expect(await claim("ob2")).toEqual([]);
+  });
+
+  it("a batch sealed by an older release (tags left as they were) is released by the reaper", async () => {
+    const id = await openBatch("ob3", 15);
+    // What a release from before open-batch tags does on seal: the batch row only.
+    await env.c.sql`UPDATE batches SET status = 'pending', sealed_at = now() WHERE id = ${id}`;
+    expect(await claim("ob3")).toEqual([]);
+    await reapOnce(env.c);
+    const got = await claimAll("ob3", 30);
+    expect(new Set(got).size).toBe(30);
+  });
+});
