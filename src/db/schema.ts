@@ -29,7 +29,7 @@ export const HELD_TAG = 2 ** 52;
  * The fairness tag of a job of a batch still being built (created open, or added to it):
  * not claimable until the seal, so it stays out of the claim index, and out of the held
  * index too, so neither claims nor promotions walk past an open batch's jobs (an open batch
- * of 25,000 made every claim of its queue take 19 ms instead of 1.1). The seal turns it
+ * of 50,000 due jobs made a claim + complete of its queue take 21 ms instead of 3). The seal turns it
  * into HELD_TAG and the next promotion tags it.
  */
 export const PREPARING_TAG = HELD_TAG + 2 ** 51;
@@ -127,12 +127,18 @@ export const jobs = pgTable(
     index("jobs_claim_idx")
       .on(t.queue, t.priority.desc(), t.fairTag, t.id)
       .where(sql`${t.status} = 'queued' AND ${t.fairTag} < ${sql.raw(String(HELD_TAG))}`),
-    // Held jobs by due time: what the promotion reads.
-    index("jobs_held_idx")
+    // Held jobs by due time: what the promotion reads. Open-batch jobs are not in it.
+    index("jobs_held_due_idx")
       .on(t.runAt)
       .where(
         sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(HELD_TAG))} AND ${t.fairTag} < ${sql.raw(String(PREPARING_TAG))}`,
       ),
+    // What the promotion of releases before open-batch tags reads (without the upper bound
+    // it could use no other index and would scan the table, every 250 ms, in every process
+    // of the old release during a rolling upgrade). To be dropped by the next release.
+    index("jobs_held_idx")
+      .on(t.runAt)
+      .where(sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(HELD_TAG))}`),
     // Jobs of open batches, by batch: what a seal releases.
     index("jobs_preparing_idx")
       .on(t.batchId)

@@ -43,9 +43,12 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
     total += rows.length;
     if (rows.length < limit) break;
   }
-  // Jobs of batches an older release sealed without releasing them (rolling upgrades).
-  while ((await c.repos.batches.releaseStragglers(limit)) === limit);
-  return total;
+  // Jobs a seal left with the open-batch tag (see releaseStragglers).
+  for (;;) {
+    const queues = await c.repos.batches.releaseStragglers(limit);
+    for (const q of new Set(queues)) c.notifier.notify(q);
+    if (queues.length < limit) return total;
+  }
 }
 
 /**

@@ -62,7 +62,38 @@ describe("open batches", () => {
     expect(await claim("ob2")).toEqual([]);
   });
 
+  it("a seal does not wait for a job a single-job cancel holds (that cancel locks the batch next)", async () => {
+    const id = await openBatch("ob4", 5);
+    const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
+    // A single-job cancel's first step: the job's row lock. Its next is the batch row.
+    const cancel = await env.c.sql.reserve();
+    try {
+      await cancel`BEGIN`;
+      await cancel`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
+      let timer: NodeJS.Timeout | undefined;
+      const sealed = await Promise.race([
+        batches().seal(id, "acme"),
+        new Promise<"waited">((res) => {
+          timer = setTimeout(() => res("waited"), 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+      // Had it waited, the cancel's next lock (the batch row, held by the seal) closed a cycle.
+      expect(sealed).not.toBe("waited");
+      const done = await env.c.repos.jobs.cancelIfQueued(victim!.id, null, undefined, cancel);
+      expect(done?.status).toBe("cancelled");
+      await cancel`COMMIT`;
+    } finally {
+      await cancel`ROLLBACK`.catch(() => {});
+      cancel.release();
+    }
+    const got = await claimAll("ob4", 9);
+    expect(new Set(got).size).toBe(9);
+    expect(got).not.toContain(victim!.id);
+  });
+
   it("a batch sealed by an older release (tags left as they were) is released by the reaper", async () => {
+    const stillOpen = await openBatch("ob3", 3);
     const id = await openBatch("ob3", 15);
     // What a release from before open-batch tags does on seal: the batch row only.
     await env.c.sql`UPDATE batches SET status = 'pending', sealed_at = now() WHERE id = ${id}`;
@@ -70,5 +101,7 @@ describe("open batches", () => {
     await reapOnce(env.c);
     const got = await claimAll("ob3", 30);
     expect(new Set(got).size).toBe(30);
+    // The reaper leaves a batch that is still open alone.
+    expect(await tags(stillOpen)).toEqual(Array(6).fill(PREPARING_TAG));
   });
 });

@@ -69,6 +69,10 @@ describe("upgrading a live database", () => {
     const [openBatch] = await sql<{ id: string }[]>`
       INSERT INTO batches (tenant, status, total, remaining) VALUES ('acme', 'preparing', 1, 1) RETURNING id`;
     await sql`INSERT INTO jobs (tenant, queue, kind, payload, batch_id) VALUES ('acme', 'q', 'k', '{}', ${openBatch!.id})`;
+    // A sealed batch's queued job keeps its tag.
+    const [sealedBatch] = await sql<{ id: string }[]>`
+      INSERT INTO batches (tenant, status, total, remaining, sealed_at) VALUES ('acme', 'pending', 1, 1, now()) RETURNING id`;
+    await sql`INSERT INTO jobs (tenant, queue, kind, payload, batch_id, fair_tag) VALUES ('acme', 'q', 'k', '{}', ${sealedBatch!.id}, 7)`;
 
     // Two submits whose transactions are open when the upgrade starts: one has written
     // jobs already, the other has only read it (a batch create reads virtual time first).
@@ -106,7 +110,7 @@ describe("upgrading a live database", () => {
     const [r] = await sql<{ jobs: number; listed: number; late: number }[]>`
       SELECT (SELECT count(*) FROM jobs)::int AS jobs, (SELECT count(*) FROM job_list)::int AS listed,
              (SELECT count(*) FROM job_list WHERE id IN (${late!.id}, ${later!.id}))::int AS late`;
-    expect(r).toEqual({ jobs: 104, listed: 104, late: 2 });
+    expect(r).toEqual({ jobs: 105, listed: 105, late: 2 });
 
     // The poisoned rows restart at the highest sound tag of their queue: the clock stays
     // above every tag handed out, so a drained queue lets no newcomer's flood jump ahead.
@@ -119,6 +123,8 @@ describe("upgrading a live database", () => {
     });
     const [ob] = await sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${openBatch!.id}`;
     expect(ob!.tag).toBe(PREPARING_TAG);
+    const [sb] = await sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${sealedBatch!.id}`;
+    expect(sb!.tag).toBe(7);
     // The job tagged from the poisoned group is held, and the next promotion tags it soundly.
     const app = postgres(urlFor(name), { max: 1, onnotice: () => {}, transform: camelColumns });
     const promoted = await app.begin((tx) => jobsRepository(app).promoteDue(10, tx)).finally(() => app.end());
