@@ -51,6 +51,8 @@ await sql.begin((tx) => jobs.insertMany(input, tx));
 await sql`UPDATE jobs SET run_at = now() - interval '1 second' WHERE batch_id = ${b!.id}`;
 await measure(`open batch of ${N} due jobs${before ? " (tagged as before open-batch tags)" : ""}`);
 if (!before) {
+  const sweep = await timed(50, () => batchesRepository(sql).releaseStragglers(1000));
+  console.log(`reaper's straggler release with the batch open: median ${sweep} ms`);
   const t0 = performance.now();
   const released = await sql.begin((tx) => batchesRepository(sql).releaseSealedJobs(b!.id, tx));
   console.log(`seal's release of ${released} jobs: ${(performance.now() - t0).toFixed(0)} ms`);
