@@ -29,6 +29,30 @@ const tagOf = async (id: string) => {
   const [r] = await env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE id = ${id}`;
   return r!.tag;
 };
+/** 2,000 held jobs of `queue` falling due one every half millisecond, for a second from now. */
+async function dueOneByOne(queue: string) {
+  await heldMany(queue, 2000, "D");
+  await env.c.sql`
+    UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = ${queue}) o
+    WHERE jobs.id = o.id`;
+}
+/** How many promotion statements `f` runs (the real repository method, wrapped). */
+async function promotionsDuring(f: () => Promise<unknown>): Promise<number> {
+  const repo = env.c.repos.jobs;
+  const real = repo.promoteDue;
+  let n = 0;
+  repo.promoteDue = (limit, q) => {
+    n++;
+    return real(limit, q);
+  };
+  try {
+    await f();
+  } finally {
+    repo.promoteDue = real;
+  }
+  return n;
+}
 /** Test-only time travel: the jobs' runAt passes. */
 const makeDue = (queue: string) => env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE queue = ${queue}`;
 
@@ -144,26 +168,9 @@ describe("scheduled jobs", () => {
   });
 
   it("a poll does not spin on promotions of other queues' jobs: it returns at its deadline", async () => {
-    // Jobs of another queue fall due all the time: one every half millisecond for a second.
-    await heldMany("s7-other", 2000, "D");
-    await env.c.sql`
-      UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
-      FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = 's7-other') o
-      WHERE jobs.id = o.id`;
-    // Counts the promotion statements the poll runs (the real repository method, wrapped).
-    const repo = env.c.repos.jobs;
-    const real = repo.promoteDue;
-    let promotions = 0;
-    repo.promoteDue = (limit, q) => {
-      promotions++;
-      return real(limit, q);
-    };
-    try {
-      const got = await claim("s7", 1, 0);
-      expect(got).toEqual([]);
-    } finally {
-      repo.promoteDue = real;
-    }
+    // Jobs of another queue fall due all the time.
+    await dueOneByOne("s7-other");
+    const promotions = await promotionsDuring(async () => expect(await claim("s7", 1, 0)).toEqual([]));
     // A poll with waitMs 0 promotes before its claim and once after the empty claim. Before
     // the fix it went on promoting and claiming for as long as other queues' jobs fell due.
     expect(promotions).toBeLessThanOrEqual(2);
@@ -231,24 +238,12 @@ describe("scheduled jobs", () => {
   });
 
   it("a kind-filtered poll is not woken into promotion after promotion by its own queue's other jobs", async () => {
-    await heldMany("s10", 2000, "F");
-    await env.c.sql`
-      UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
-      FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = 's10') o
-      WHERE jobs.id = o.id`;
-    const repo = env.c.repos.jobs;
-    const real = repo.promoteDue;
-    let promotions = 0;
-    repo.promoteDue = (limit, q) => {
-      promotions++;
-      return real(limit, q);
-    };
-    try {
-      const got = await svc().claimNext({ queues: ["s10"], kinds: ["mine"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 1000 });
-      expect(got).toEqual([]);
-    } finally {
-      repo.promoteDue = real;
-    }
+    await dueOneByOne("s10");
+    const promotions = await promotionsDuring(async () =>
+      expect(
+        await svc().claimNext({ queues: ["s10"], kinds: ["mine"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 1000 }),
+      ).toEqual([]),
+    );
     // One retry after a promotion that fed the queue, then the usual rate (every 250 ms).
     // Before, each promotion's NOTIFY woke the poll to claim and promote again: ~200 in 1 s.
     expect(promotions).toBeLessThanOrEqual(10);
