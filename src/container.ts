@@ -20,7 +20,6 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
   const { sql, db } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
-  const metrics = createMetrics(sql);
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),
@@ -29,6 +28,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
+  const metrics = createMetrics(repos.jobs);
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });

@@ -1,8 +1,8 @@
 import client from "prom-client";
-import type { Sql } from "./db/client.js";
+import type { JobsRepository } from "./repositories/jobs.js";
 
 /** One registry per container, so several apps in one test process do not collide. */
-export function createMetrics(sql: Sql) {
+export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldestClaimableByQueue">) {
   const registry = new client.Registry();
   const claims = new client.Counter({
     name: "jobline_claims_total",
@@ -48,8 +48,7 @@ export function createMetrics(sql: Sql) {
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await sql<{ queue: string; status: string; n: number }[]>`
-        SELECT queue, status::text AS status, count(*)::int AS n FROM jobs GROUP BY 1, 2`.catch(() => []);
+      const rows = await jobs.countByQueue(null).catch(() => []);
       for (const r of rows) this.set({ queue: r.queue, status: r.status }, r.n);
     },
   });
@@ -60,9 +59,7 @@ export function createMetrics(sql: Sql) {
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await sql<{ queue: string; age: number }[]>`
-        SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age
-        FROM jobs WHERE status = 'queued' AND run_at <= now() GROUP BY queue`.catch(() => []);
+      const rows = await jobs.oldestClaimableByQueue(null).catch(() => []);
       for (const r of rows) this.set({ queue: r.queue }, Math.max(0, r.age));
     },
   });

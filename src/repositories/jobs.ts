@@ -295,6 +295,32 @@ export function jobsRepository(sql: Queryable) {
         RETURNING *`;
     },
 
+    /** Jobs per queue and status (GET /v1/queues, the queue-depth gauge). Reads every retained job. */
+    async countByQueue(tenant: string | null, q: Queryable = sql) {
+      return q<{ queue: string; status: JobStatus; n: number }[]>`
+        SELECT queue, status, count(*)::int AS n FROM jobs
+        ${tenant === null ? q`` : q`WHERE tenant = ${tenant}`}
+        GROUP BY queue, status ORDER BY queue`;
+    },
+
+    /**
+     * Per queue, the age of the oldest claimable job: due, tagged or held, not in an open
+     * batch. Written as the claim index's and the held index's predicates, so it reads the
+     * queued jobs only, not the retained history (1M finished jobs: 100 ms as one filter).
+     */
+    async oldestClaimableByQueue(tenant: string | null, q: Queryable = sql) {
+      const t = tenant === null ? q`` : q`AND tenant = ${tenant}`;
+      return q<{ queue: string; age: number }[]>`
+        SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
+          SELECT queue, run_at FROM jobs
+          WHERE status = 'queued' AND ${notHeld(q, "jobs")} AND run_at <= now() ${t}
+          UNION ALL
+          SELECT queue, run_at FROM jobs
+          WHERE status = 'queued' AND ${q.unsafe(`jobs.fair_tag >= ${HELD_TAG} AND jobs.fair_tag < ${PREPARING_TAG}`)}
+            AND run_at <= now() ${t}
+        ) due GROUP BY queue`;
+    },
+
     async findById(id: string, tenant: string | null, q: Queryable = sql): Promise<JobRow | null> {
       const rows = await q<JobRow[]>`
         SELECT * FROM jobs WHERE id = ${id} ${tenant === null ? q`` : q`AND tenant = ${tenant}`}`;

@@ -16,6 +16,7 @@ let traced: postgres.Sql;
 let last: { query: string; params: unknown[] } | null = null;
 let lastClaim: { query: string; params: unknown[] } | null = null;
 let lastPromotion: { query: string; params: unknown[] } | null = null;
+let lastOldest: { query: string; params: unknown[] } | null = null;
 beforeAll(async () => {
   env = await createTestEnv("plan_stability");
   traced = postgres(env.url, {
@@ -27,6 +28,7 @@ beforeAll(async () => {
       if (query.includes("completed_items")) last = { query, params: params as unknown[] };
       if (query.includes("row_number() OVER")) lastClaim = { query, params: params as unknown[] };
       if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
+      if (query.includes(") due GROUP BY queue")) lastOldest = { query, params: params as unknown[] };
     },
   });
 });
@@ -88,10 +90,13 @@ async function explain(stmt: { query: string; params: unknown[] }, mode: "force_
       "SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'ack'",
     );
     // EXPLAIN cannot take parameters, so the values go in as literals, quoted by PostgreSQL.
-    const [{ cmd }] = await tx.unsafe<[{ cmd: string }]>(
-      `SELECT format('EXECUTE ack(${types.map((t) => `%L::${t}`).join(", ")})', ${types.map((t, i) => `$${i + 1}::${t}`).join(", ")}) AS cmd`,
-      stmt.params as never[],
-    );
+    const [{ cmd }] =
+      types.length === 0
+        ? [{ cmd: "EXECUTE ack" }]
+        : await tx.unsafe<[{ cmd: string }]>(
+            `SELECT format('EXECUTE ack(${types.map((t) => `%L::${t}`).join(", ")})', ${types.map((t, i) => `$${i + 1}::${t}`).join(", ")}) AS cmd`,
+            stmt.params as never[],
+          );
     const [row] = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${cmd}`).simple();
     await tx.unsafe("DEALLOCATE ack").simple();
     return (Object.values(row as object)[0] as [{ Plan: PlanNode }])[0].Plan;
@@ -195,6 +200,20 @@ describe("batch complete plan", () => {
       // Before open-batch tags, all 3,000 sat ahead of the 20 in the claim index.
       expect((await explain(lastClaim!, mode)).jobsRows, `claim, ${mode}`).toBeLessThanOrEqual(5);
       expect((await explain(lastPromotion!, mode)).jobsRows, `promotion, ${mode}`).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it("the oldest claimable job's age reads the queued jobs, not the retained history", async () => {
+    await env.c.sql`
+      INSERT INTO jobs (tenant, queue, kind, payload, status, finished_at)
+      SELECT 'acme', 'plan6', 'k', '{}', 'succeeded', now() FROM generate_series(1, 20000)`;
+    await seed("plan6", 20);
+    await env.c.sql`ANALYZE jobs`;
+    await jobsRepository(traced).oldestClaimableByQueue(null);
+    const [{ queued }] = await env.c.sql<[{ queued: number }]>`SELECT count(*)::int AS queued FROM jobs WHERE status = 'queued'`;
+    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+      // As one filter over all jobs it read all 20,000 finished rows as well.
+      expect((await explain(lastOldest!, mode)).jobsRows, mode).toBeLessThanOrEqual(queued);
     }
   });
 

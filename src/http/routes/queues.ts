@@ -29,20 +29,16 @@ export async function queueRoutes(app: Api, c: Container) {
     },
     async (req) => {
       const tenant = scope(req);
-      const rows = await c.sql<{ queue: string; status: string; n: number; oldest: number | null }[]>`
-        SELECT queue, status::text AS status, count(*)::int AS n,
-               extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now()))::float8 AS oldest
-        FROM jobs ${tenant === null ? c.sql`` : c.sql`WHERE tenant = ${tenant}`}
-        GROUP BY queue, status ORDER BY queue`;
+      const [rows, oldest] = await Promise.all([c.repos.jobs.countByQueue(tenant), c.repos.jobs.oldestClaimableByQueue(tenant)]);
+      const age = new Map(oldest.map((o) => [o.queue, Math.max(0, o.age)]));
       const byQueue = new Map<string, { queue: string; counts: Record<string, number>; oldestQueuedAgeSeconds: number | null }>();
       for (const r of rows) {
         const q = byQueue.get(r.queue) ?? {
           queue: r.queue,
           counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])),
-          oldestQueuedAgeSeconds: null,
+          oldestQueuedAgeSeconds: age.get(r.queue) ?? null,
         };
         q.counts[r.status] = r.n;
-        if (r.oldest !== null) q.oldestQueuedAgeSeconds = Math.max(0, r.oldest);
         byQueue.set(r.queue, q);
       }
       return { items: [...byQueue.values()] as never };
