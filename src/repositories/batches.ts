@@ -1,8 +1,7 @@
 import type { Queryable } from "../db/client.js";
-import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import { BATCH_STATUSES, type BatchStatus } from "../domain/batches.js";
 import { JOB_STATUSES, type JobStatus } from "../domain/jobs.js";
-import { batchGuard, finaliseTail, jobGuard, statusIn } from "./sql.js";
+import { batchGuard, finaliseTail, heldTagValue, jobGuard, openBatchTag, statusIn, tagged } from "./sql.js";
 
 export interface BatchRow {
   id: string;
@@ -167,10 +166,10 @@ export function batchesRepository(sql: Queryable) {
       const rows = await q`
         WITH c AS (
           SELECT id FROM jobs
-          WHERE batch_id = ${id} AND status = 'queued' AND fair_tag >= ${q.unsafe(String(PREPARING_TAG))}
+          WHERE batch_id = ${id} AND status = 'queued' AND ${openBatchTag(q, "jobs")}
           FOR UPDATE SKIP LOCKED
         )
-        UPDATE jobs SET fair_tag = ${q.unsafe(String(HELD_TAG))}
+        UPDATE jobs SET fair_tag = ${heldTagValue(q)}
         FROM c WHERE jobs.id = c.id
         RETURNING 1`;
       return rows.length;
@@ -185,7 +184,7 @@ export function batchesRepository(sql: Queryable) {
      * Returns the queues of the jobs released.
      */
     async releaseStragglers(limit: number, q: Queryable = sql): Promise<string[]> {
-      const open = (t: string) => q.unsafe(`${t}.status = 'queued' AND ${t}.fair_tag >= ${PREPARING_TAG}`);
+      const open = (t: string) => q`${q.unsafe(`${t}.status = 'queued'`)} AND ${openBatchTag(q, t)}`;
       const rows = await q<{ queue: string }[]>`
         WITH RECURSIVE ids AS (
           (SELECT j.batch_id FROM jobs j WHERE ${open("j")} ORDER BY j.batch_id LIMIT 1)
@@ -200,7 +199,7 @@ export function batchesRepository(sql: Queryable) {
           LIMIT ${limit}
           FOR UPDATE OF j SKIP LOCKED
         )
-        UPDATE jobs SET fair_tag = ${q.unsafe(String(HELD_TAG))}
+        UPDATE jobs SET fair_tag = ${heldTagValue(q)}
         FROM c WHERE jobs.id = c.id AND jobs.status = 'queued'
         RETURNING jobs.queue`;
       return rows.map((r) => r.queue);
@@ -309,7 +308,7 @@ export function batchesRepository(sql: Queryable) {
           UPDATE jobs SET status = 'queued', attempts = 0, generation = b0.generation + 1,
                  -- A job that never got a tag (cancelled while its batch was open, or held)
                  -- is held now, so the next promotion tags it.
-                 fair_tag = CASE WHEN jobs.fair_tag >= ${q.unsafe(String(HELD_TAG))} THEN ${q.unsafe(String(HELD_TAG))} ELSE jobs.fair_tag END,
+                 fair_tag = CASE WHEN NOT ${tagged(q, "jobs")} THEN ${heldTagValue(q)} ELSE jobs.fair_tag END,
                  lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, cancel_requested = false,
                  result = NULL, run_at = now(), started_at = NULL, finished_at = NULL,
                  updated_at = now(), version = jobs.version + 1

@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import type { Queryable } from "../db/client.js";
 import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import type { JobStatus } from "../domain/jobs.js";
-import { finaliseTail, jobGuard } from "./sql.js";
+import { finaliseTail, heldTag, heldTagValue, jobGuard, tagged } from "./sql.js";
 
 export interface JobRow {
   id: string;
@@ -95,13 +95,11 @@ const CLOCK_SLACK = 64;
 export const HOLD_AHEAD_MS = 5_000;
 const isHeld = (j: NewJob, now: number) => j.runAt !== null && j.runAt.getTime() > now + HOLD_AHEAD_MS;
 
-/** The claim index's predicate, written as a literal so every plan, generic ones too, can use that index. */
-const notHeld = (q: Queryable, alias: string) => q.unsafe(`${alias}.fair_tag < ${HELD_TAG}`);
 
 const virtualTime = (q: Queryable, queue: postgres.ParameterOrFragment<never> | string) => q`
   coalesce(
     (SELECT v.fair_tag FROM jobs v
-     WHERE v.queue = ${queue} AND v.status = 'queued' AND ${notHeld(q, "v")} AND v.run_at <= now()
+     WHERE v.queue = ${queue} AND v.status = 'queued' AND ${tagged(q, "v")} AND v.run_at <= now()
      ORDER BY v.priority DESC NULLS LAST, v.fair_tag, v.id LIMIT 1),
     (SELECT k.last_tag + ${CLOCK_SLACK} FROM job_groups k WHERE k.queue = ${queue} AND k.fair_key = ${CLOCK_KEY}),
     0)`;
@@ -151,7 +149,7 @@ export function jobsRepository(sql: Queryable) {
     const rows = await q<Array<JobRow & { rn: number }>>`
       WITH c AS (
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
-        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${notHeld(q, "j")} AND j.run_at <= now()
+        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
           ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
           AND (j.batch_id IS NULL OR NOT EXISTS (
@@ -313,10 +311,10 @@ export function jobsRepository(sql: Queryable) {
       return q<{ queue: string; age: number }[]>`
         SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
           SELECT queue, run_at FROM jobs
-          WHERE status = 'queued' AND ${notHeld(q, "jobs")} AND run_at <= now() ${t}
+          WHERE status = 'queued' AND ${tagged(q, "jobs")} AND run_at <= now() ${t}
           UNION ALL
           SELECT queue, run_at FROM jobs
-          WHERE status = 'queued' AND ${q.unsafe(`jobs.fair_tag >= ${HELD_TAG} AND jobs.fair_tag < ${PREPARING_TAG}`)}
+          WHERE status = 'queued' AND ${heldTag(q, "jobs")}
             AND run_at <= now() ${t}
         ) due GROUP BY queue`;
     },
@@ -537,7 +535,7 @@ export function jobsRepository(sql: Queryable) {
                  -- A retry further ahead than HOLD_AHEAD_MS is held like a scheduled submit, so an
                  -- outage that sends many jobs into long backoff does not slow every claim.
                  fair_tag = CASE WHEN ${next} = 'queued' AND (${retryDelayMs}) > ${HOLD_AHEAD_MS}
-                                 THEN ${q.unsafe(String(HELD_TAG))} ELSE jobs.fair_tag END,
+                                 THEN ${heldTagValue(q)} ELSE jobs.fair_tag END,
                  lease_token = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_token END,
                  lease_expires_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE jobs.lease_expires_at END,
                  finished_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE now() END,
@@ -560,7 +558,7 @@ export function jobsRepository(sql: Queryable) {
     async promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
       const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
         SELECT id, tenant, queue, group_key FROM jobs
-        WHERE status = 'queued' AND fair_tag >= ${q.unsafe(String(HELD_TAG))} AND fair_tag < ${q.unsafe(String(PREPARING_TAG))}
+        WHERE status = 'queued' AND ${heldTag(q, "jobs")}
           AND run_at <= now()
           -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
           -- (only a single-job cancel can hold one), so a job locked here would stay queued

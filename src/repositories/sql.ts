@@ -2,6 +2,7 @@ import type postgres from "postgres";
 import { batchFrom } from "../domain/batches.js";
 import { fromStatuses, type JobTransition, TERMINAL_JOB_STATUSES } from "../domain/jobs.js";
 import type { Queryable } from "../db/client.js";
+import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 
 /**
  * `status IN ('a','b')` built from the transition table. The literals come
@@ -15,6 +16,18 @@ export function statusIn(q: Queryable, column: string, statuses: readonly string
 export const jobGuard = (q: Queryable, t: JobTransition, column = "status") => statusIn(q, column, fromStatuses(t));
 export const batchGuard = (q: Queryable, t: Parameters<typeof batchFrom>[0], column = "status") =>
   statusIn(q, column, batchFrom(t));
+
+/**
+ * Which partial index a queued job's fairness tag puts it in (see HELD_TAG and
+ * PREPARING_TAG in the schema), written as the indexes' own predicates: literals, so
+ * every plan, generic ones too, can use those indexes.
+ */
+export const tagged = (q: Queryable, alias: string) => q.unsafe(`${alias}.fair_tag < ${HELD_TAG}`);
+export const heldTag = (q: Queryable, alias: string) =>
+  q.unsafe(`${alias}.fair_tag >= ${HELD_TAG} AND ${alias}.fair_tag < ${PREPARING_TAG}`);
+export const openBatchTag = (q: Queryable, alias: string) => q.unsafe(`${alias}.fair_tag >= ${PREPARING_TAG}`);
+/** The held tag as a literal, for SET and CASE. */
+export const heldTagValue = (q: Queryable) => q.unsafe(String(HELD_TAG));
 
 export const TERMINAL_SQL_LIST = TERMINAL_JOB_STATUSES.map((s) => `'${s}'`).join(",");
 

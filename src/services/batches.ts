@@ -43,7 +43,6 @@ export function createBatchService(deps: {
   async function sealIn(tx: Tx, id: string, scope: TenantScope): Promise<BatchRow | null> {
     const sealed = await batches.seal(id, scope, tx);
     if (!sealed) return null;
-    await batches.releaseSealedJobs(id, tx);
     if (sealed.remaining > 0) return sealed;
     return (await batches.finaliseIfDone(id, tx)) ?? sealed;
   }
@@ -89,6 +88,9 @@ export function createBatchService(deps: {
     const out = await inTx(sql, async (tx) => {
       const batch = await sealIn(tx, id, scope);
       if (!batch) return null;
+      // Created open, so its jobs carry the open-batch tag until now (a batch created
+      // sealed was tagged at insert).
+      await batches.releaseSealedJobs(id, tx);
       const queues = batch.status === "pending" ? await batches.queuedQueues(id, tx) : [];
       return { view: { batch, counts: await batches.counts(id, tx) }, queues };
     });

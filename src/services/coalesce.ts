@@ -30,19 +30,16 @@ export function coalescer<I, O>(
 
   type Settled = { ok: true; out: O } | { ok: false; err: unknown };
   /**
-   * One run for all. When it fails in a way `isolate` allows, each half runs again, one
-   * after the other, down to the request at fault: a few statements (about 2 log2 n) and
-   * never more than one at a time, where re-running each request at once would take the
-   * whole pool and, for submits, queue them on one fairness row again.
+   * One run for all. When it fails in a way `isolate` allows, it runs again in halves
+   * (inHalves): a few statements, never more than one at a time, where re-running each
+   * request at once would take the whole pool and, for submits, queue them on one
+   * fairness row again.
    */
   async function runTogether(requests: I[]): Promise<Settled[]> {
-    try {
-      return (await run(requests)).map((out) => ({ ok: true, out }));
-    } catch (e) {
-      if (requests.length === 1 || !o.isolate?.(e)) return requests.map(() => ({ ok: false, err: e }));
-      const mid = Math.ceil(requests.length / 2);
-      return [...(await runTogether(requests.slice(0, mid))), ...(await runTogether(requests.slice(mid)))];
-    }
+    const parts = await inHalves(requests, run, o.isolate ?? (() => false));
+    return parts.flatMap((p): Settled[] =>
+      p.ok ? p.out.map((out) => ({ ok: true, out })) : p.items.map(() => ({ ok: false, err: p.error })),
+    );
   }
   const settleAll = (take: Pending[]) =>
     runTogether(take.map((p) => p.request)).then((results) => {
@@ -116,24 +113,24 @@ export function keyedCoalescer<K, I, O>(
   return Object.assign(call, { activeKeys: () => byKey.size });
 }
 
+export type Part<T, R> = { items: T[] } & ({ ok: true; out: R } | { ok: false; error: unknown });
+
 /**
- * Runs `items` in one call; when it fails in a way `isolate` accepts (a value the database
- * refuses), runs each half again, one after the other, down to the items at fault. Returns
- * what the successful calls returned, and the items refused.
+ * Runs `items` in one call; when that fails in a way `isolate` accepts (a value the
+ * database refuses), runs each half again, one after the other, down to the single items
+ * at fault: about 2 log2 n calls. Returns each part that ran last, in order, with its
+ * output or its error.
  */
-export async function withoutRefused<T, R>(
+export async function inHalves<T, R>(
   items: T[],
-  run: (items: T[]) => Promise<R[]>,
+  run: (items: T[]) => Promise<R>,
   isolate: (e: unknown) => boolean,
-): Promise<{ out: R[]; refused: T[] }> {
+): Promise<Part<T, R>[]> {
   try {
-    return { out: await run(items), refused: [] };
-  } catch (e) {
-    if (items.length === 0 || !isolate(e)) throw e;
-    if (items.length === 1) return { out: [], refused: items };
+    return [{ items, ok: true, out: await run(items) }];
+  } catch (error) {
+    if (items.length <= 1 || !isolate(error)) return [{ items, ok: false, error }];
     const mid = Math.ceil(items.length / 2);
-    const a = await withoutRefused(items.slice(0, mid), run, isolate);
-    const b = await withoutRefused(items.slice(mid), run, isolate);
-    return { out: [...a.out, ...b.out], refused: [...a.refused, ...b.refused] };
+    return [...(await inHalves(items.slice(0, mid), run, isolate)), ...(await inHalves(items.slice(mid), run, isolate))];
   }
 }

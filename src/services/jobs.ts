@@ -6,7 +6,7 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import { keyedCoalescer, withoutRefused } from "./coalesce.js";
+import { inHalves, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 import { inTx, isDataError } from "./tx.js";
 
@@ -141,10 +141,15 @@ export function createJobService(deps: {
       const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
       const seen = new Set<string>();
       const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
-      const { out, refused } = await withoutRefused(items, (part) => jobs.completeManyIfLeased(part, scope), isDataError);
+      const out: JobRow[] = [];
+      const bad = new Set<string>();
+      for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope), isDataError)) {
+        if (p.ok) out.push(...p.out);
+        else if (p.items.length === 1 && isDataError(p.error)) bad.add(keyOf(p.items[0]!));
+        else throw p.error;
+      }
       const answers = matchWinners(requests, out);
-      if (refused.length === 0) return answers;
-      const bad = new Set(refused.map(keyOf));
+      if (bad.size === 0) return answers;
       return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },

@@ -81,6 +81,13 @@ const seed = (queue: string, n: number) =>
     ),
   );
 
+const PLAN_MODES = ["force_generic_plan", "force_custom_plan"] as const;
+/** 20 ordinary jobs behind whatever `queue` holds already, fresh statistics, and a claim of one. */
+async function claimOneBehind(queue: string) {
+  await seed(queue, 20);
+  await env.c.sql`ANALYZE jobs`;
+  await jobsRepository(traced).claimNext({ queues: [queue], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
+}
 /** The statement as postgres.js sent it, prepared server-side and run with the given plan mode, rolled back. */
 async function explain(stmt: { query: string; params: unknown[] }, mode: "force_generic_plan" | "force_custom_plan") {
   const plan = await rolledBack(async (tx) => {
@@ -120,7 +127,7 @@ describe("batch complete plan", () => {
     for (const tenant of [null, "acme"]) {
       await rolledBack((tx) => repo.completeManyIfLeased(items, tenant, tx, true));
       const stmt = last!;
-      for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+      for (const mode of PLAN_MODES) {
         const w = await explain(stmt, mode);
         // No item is compared with every other item or every running job. The generic plan, the
         // one a busy connection keeps, finds each row by id, and reads it once more to update it;
@@ -140,7 +147,7 @@ describe("batch complete plan", () => {
     await seed("plan2", 2000);
     await env.c.sql`ANALYZE jobs`;
     await repo.claimNext({ queues: ["plan2"], tenant: null, workerId: "w", leaseSeconds: 60, max: 500 });
-    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+    for (const mode of PLAN_MODES) {
       const w = await explain(lastClaim!, mode);
       expect({ mode, ...w }).toEqual({ mode, jobsRows: expect.any(Number), batchesRows: expect.any(Number), joinFiltered: 0 });
       expect(w.jobsRows, mode).toBeLessThanOrEqual(3 * 500);
@@ -158,7 +165,7 @@ describe("batch complete plan", () => {
       INSERT INTO jobs (tenant, queue, kind, payload, batch_id) SELECT 'acme', 'plan3', 'k', '{}', ${open!.id} FROM generate_series(1, 50)`;
     await env.c.sql`ANALYZE batches`;
     await repo.claimNext({ queues: ["plan3"], tenant: null, workerId: "w", leaseSeconds: 60, max: 10 });
-    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+    for (const mode of PLAN_MODES) {
       const w = await explain(lastClaim!, mode);
       // The preparing-batch check reads only batches being prepared (none here); starting
       // the batch reads that one batch.
@@ -167,7 +174,6 @@ describe("batch complete plan", () => {
   });
 
   it("a claim does not walk past jobs scheduled for later", async () => {
-    const repo = jobsRepository(traced);
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
     await env.c.sql.begin((tx) =>
       env.c.repos.jobs.insertMany(
@@ -175,10 +181,8 @@ describe("batch complete plan", () => {
         tx,
       ),
     );
-    await seed("plan4", 20);
-    await env.c.sql`ANALYZE jobs`;
-    await repo.claimNext({ queues: ["plan4"], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
-    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+    await claimOneBehind("plan4");
+    for (const mode of PLAN_MODES) {
       const w = await explain(lastClaim!, mode);
       // The claim index holds only the 20 due jobs: the claim reads one and updates it.
       expect(w.jobsRows, mode).toBeLessThanOrEqual(5);
@@ -186,17 +190,14 @@ describe("batch complete plan", () => {
   });
 
   it("neither a claim nor a promotion walks the jobs of a batch still being built", async () => {
-    const repo = jobsRepository(traced);
     const open = await env.c.services.batches.create("acme", {
       seal: false,
       jobs: Array.from({ length: 3000 }, (_, i) => ({ queue: "plan5", kind: "k", payload: { i } })),
     });
     if (!open.ok) throw new Error(open.error);
-    await seed("plan5", 20);
-    await env.c.sql`ANALYZE jobs`;
-    await repo.claimNext({ queues: ["plan5"], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
-    await traced.begin((tx) => repo.promoteDue(1000, tx));
-    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+    await claimOneBehind("plan5");
+    await traced.begin((tx) => jobsRepository(traced).promoteDue(1000, tx));
+    for (const mode of PLAN_MODES) {
       // Before open-batch tags, all 3,000 sat ahead of the 20 in the claim index.
       expect((await explain(lastClaim!, mode)).jobsRows, `claim, ${mode}`).toBeLessThanOrEqual(5);
       expect((await explain(lastPromotion!, mode)).jobsRows, `promotion, ${mode}`).toBeLessThanOrEqual(5);
@@ -211,7 +212,7 @@ describe("batch complete plan", () => {
     await env.c.sql`ANALYZE jobs`;
     await jobsRepository(traced).oldestClaimableByQueue(null);
     const [{ queued }] = await env.c.sql<[{ queued: number }]>`SELECT count(*)::int AS queued FROM jobs WHERE status = 'queued'`;
-    for (const mode of ["force_generic_plan", "force_custom_plan"] as const) {
+    for (const mode of PLAN_MODES) {
       // As one filter over all jobs it read all 20,000 finished rows as well.
       expect((await explain(lastOldest!, mode)).jobsRows, mode).toBeLessThanOrEqual(queued);
     }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { HELD_TAG } from "../../src/db/schema.js";
 import { HOLD_AHEAD_MS } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
@@ -37,21 +37,15 @@ async function dueOneByOne(queue: string) {
     FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = ${queue}) o
     WHERE jobs.id = o.id`;
 }
-/** How many promotion statements `f` runs (the real repository method, wrapped). */
+/** How many promotion statements `f` runs (the real repository method, spied on). */
 async function promotionsDuring(f: () => Promise<unknown>): Promise<number> {
-  const repo = env.c.repos.jobs;
-  const real = repo.promoteDue;
-  let n = 0;
-  repo.promoteDue = (limit, q) => {
-    n++;
-    return real(limit, q);
-  };
+  const spy = vi.spyOn(env.c.repos.jobs, "promoteDue");
   try {
     await f();
+    return spy.mock.calls.length;
   } finally {
-    repo.promoteDue = real;
+    spy.mockRestore();
   }
-  return n;
 }
 /** Test-only time travel: the jobs' runAt passes. */
 const makeDue = (queue: string) => env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE queue = ${queue}`;
