@@ -18,6 +18,30 @@ export interface Database {
  */
 export const camelColumns = { column: { from: postgres.toCamel, to: postgres.fromCamel } };
 
+/**
+ * timestamptz → Date, remembering the last few texts. A claim's rows share most of their
+ * timestamps (one now() per statement, one per submit), and parsing PostgreSQL's
+ * "2026-01-02 03:04:05.678+00" falls back to V8's slow legacy date parser.
+ */
+export function parseTimestamptz(x: string): Date {
+  for (let i = 0; i < SLOTS; i++) if (recentText[i] === x) return new Date(recentMs[i]!);
+  const d = new Date(x);
+  recentText[nextSlot] = x;
+  recentMs[nextSlot] = d.getTime();
+  nextSlot = (nextSlot + 1) % SLOTS;
+  return d;
+}
+const SLOTS = 4;
+const recentText: string[] = Array<string>(SLOTS).fill("");
+const recentMs: number[] = Array<number>(SLOTS).fill(0);
+let nextSlot = 0;
+const timestamptz = {
+  to: 1184,
+  from: [1184],
+  serialize: (x: Date | string | number) => (x instanceof Date ? x : new Date(x)).toISOString(),
+  parse: parseTimestamptz,
+};
+
 export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
   const options = {
     onnotice: () => {},
@@ -25,7 +49,7 @@ export function connect(url: string, opts: { max?: number; application?: string 
     connect_timeout: 5,
     connection: { application_name: opts.application ?? "jobline" },
   };
-  const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns });
+  const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
   // drizzle rewrites its client's type parsers (timestamps stay strings), so it
   // gets a small pool of its own and the repositories keep real Dates.
   const drizzleClient = postgres(url, { ...options, max: 4 });

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { Container } from "../container.js";
 import { storableProblem } from "../domain/json.js";
 import type { JobRow } from "../repositories/jobs.js";
+import type { JobService } from "../services/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
 import { isDataError } from "../services/tx.js";
 
@@ -69,6 +70,54 @@ const pause = (ms: number, signal: AbortSignal) =>
   });
 
 /**
+ * A running job and the context its handler gets. One object per job, with no closures: a
+ * busy worker runs thousands of jobs a second, and per-job closures and timers were a
+ * measurable share of its time. Its getters are own-enumerable on no instance, so a handler
+ * that destructures `{ signal, heartbeat }` still gets working values.
+ */
+class RunningJob implements JobContext {
+  leaseLost = false;
+  private ac: AbortController | null = null;
+  private abortedBy: Error | null = null;
+  private boundBeat: (() => Promise<void>) | null = null;
+
+  constructor(
+    readonly row: JobRow,
+    public nextBeatAt: number,
+    private readonly beat: (r: RunningJob) => ReturnType<JobService["heartbeat"]>,
+  ) {}
+
+  /** Made when the handler first reads it: most handlers never do. */
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      this.ac = new AbortController();
+      if (this.abortedBy) this.ac.abort(this.abortedBy);
+    }
+    return this.ac.signal;
+  }
+
+  get heartbeat(): () => Promise<void> {
+    this.boundBeat ??= () => this.beatNow();
+    return this.boundBeat;
+  }
+
+  abort(reason: Error) {
+    if (this.abortedBy) return;
+    this.abortedBy = reason;
+    this.ac?.abort(reason);
+  }
+
+  private async beatNow(): Promise<void> {
+    if (this.leaseLost) return;
+    const r = await this.beat(this);
+    if (!r.ok) {
+      this.leaseLost = true;
+      this.abort(new Error(`lease lost: ${r.error}`));
+    } else if (r.value.cancelRequested) this.abort(new Error("cancel requested"));
+  }
+}
+
+/**
  * In-process handlers over the same service layer as HTTP process-next.
  * The hot path per cycle is one claim statement for up to `concurrency`
  * jobs and one completeMany statement for every result that is ready.
@@ -89,9 +138,6 @@ export function createWorker(o: WorkerOptions) {
 
   const stopping = new AbortController();
   const giveUp = new AbortController();
-  // What stop(timeout) calls for each running handler. A Set, not abort listeners: removing one of
-  // a thousand listeners from an EventTarget scans them all, once per job.
-  const onGiveUps = new Set<() => void>();
   /** Jobs leased to this worker whose outcome is not recorded yet. */
   let held = 0;
   /** Claim loops waiting for free slots. */
@@ -163,51 +209,41 @@ export function createWorker(o: WorkerOptions) {
     }
   }
 
+  // Heartbeats: one ticker for every running job (a timer per job was a measurable share of a
+  // busy worker's time), started while jobs run. Each job beats a third of a lease after its last.
+  const beatEveryMs = (leaseSeconds * 1000) / 3;
+  let ticker: NodeJS.Timeout | null = null;
+  const tick = () => {
+    const now = Date.now();
+    for (const r of running) {
+      if (r.nextBeatAt > now) continue;
+      r.nextBeatAt = now + beatEveryMs;
+      r.heartbeat().catch((e: unknown) => log.warn({ err: e, job: r.row.id }, "heartbeat failed"));
+    }
+  };
+  const running = new Set<RunningJob>();
+  const track = (r: RunningJob) => {
+    running.add(r);
+    ticker ??= setInterval(tick, Math.min(1000, beatEveryMs / 2));
+  };
+  const untrack = (r: RunningJob) => {
+    running.delete(r);
+    if (running.size === 0 && ticker) {
+      clearInterval(ticker);
+      ticker = null;
+    }
+  };
+  const beat = (r: RunningJob) => jobs.heartbeat(r.row.id, scope, r.row.leaseToken!, leaseSeconds);
+
   async function run(row: JobRow) {
     const handler = o.handlers[row.kind]!;
-    // The AbortController is made when the handler first reads ctx.signal: most handlers never
-    // do, and one per job was a measurable share of a busy worker's allocations.
-    let ac: AbortController | null = null;
-    let abortedBy: Error | null = null;
-    const abort = (reason: Error) => {
-      if (abortedBy) return;
-      abortedBy = reason;
-      ac?.abort(reason);
-    };
-    const ctx: JobContext = {
-      get signal() {
-        if (!ac) {
-          ac = new AbortController();
-          if (abortedBy) ac.abort(abortedBy);
-        }
-        return ac.signal;
-      },
-      heartbeat: async () => {},
-    };
-    let leaseLost = false;
-    const heartbeat = async () => {
-      if (leaseLost) return;
-      const r = await jobs.heartbeat(row.id, scope, row.leaseToken!, leaseSeconds);
-      if (!r.ok) {
-        leaseLost = true;
-        abort(new Error(`lease lost: ${r.error}`));
-      } else if (r.value.cancelRequested) abort(new Error("cancel requested"));
-    };
-    ctx.heartbeat = heartbeat;
-    const beat = setInterval(() => {
-      heartbeat().catch((e: unknown) => log.warn({ err: e, job: row.id }, "heartbeat failed"));
-    }, (leaseSeconds * 1000) / 3);
-    // Given up by stop(timeout): no more heartbeats, so the lease runs out and the reaper takes the job back.
-    const onGiveUp = () => {
-      clearInterval(beat);
-      abort(new Error("worker stopped"));
-    };
-    onGiveUps.add(onGiveUp);
+    const r = new RunningJob(row, Date.now() + beatEveryMs, beat);
+    track(r);
     try {
-      const result = await handler(jobDto(row), ctx);
-      clearInterval(beat);
+      const result = await handler(jobDto(row), r);
+      untrack(r);
       if (giveUp.signal.aborted) return release();
-      if (leaseLost) {
+      if (r.leaseLost) {
         stats.lost++;
         return release();
       }
@@ -226,13 +262,11 @@ export function createWorker(o: WorkerOptions) {
         });
       }
     } catch (e) {
-      clearInterval(beat);
+      untrack(r);
       if (giveUp.signal.aborted) return release();
-      if (!leaseLost) await recordFailure(row, e);
+      if (!r.leaseLost) await recordFailure(row, e);
       else stats.lost++;
       release();
-    } finally {
-      onGiveUps.delete(onGiveUp);
     }
   }
 
@@ -317,7 +351,11 @@ export function createWorker(o: WorkerOptions) {
         ? new Promise<void>((r) => {
             timer = setTimeout(() => {
               giveUp.abort();
-              for (const f of onGiveUps) f();
+              // No more heartbeats: the leases run out and the reaper takes the jobs back.
+              for (const r of [...running]) {
+                untrack(r);
+                r.abort(new Error("worker stopped"));
+              }
               r();
             }, timeoutMs);
           })

@@ -135,6 +135,38 @@ describe("createWorker", () => {
     expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
   });
 
+  it("a handler may destructure its context: heartbeat() and signal still work, and a cancel still reaches the signal", async () => {
+    const j = await submit("destructure", "wait");
+    let beats = 0;
+    let started = false;
+    const w = start({
+      queues: ["destructure"],
+      concurrency: 1,
+      leaseSeconds: 30,
+      handlers: {
+        wait: async (_job, { signal, heartbeat }) => {
+          await heartbeat();
+          beats++;
+          started = true;
+          // The cancel reaches this worker on its next explicit heartbeat.
+          while (!signal.aborted) {
+            await new Promise((r) => setTimeout(r, 50));
+            await heartbeat();
+          }
+          throw signal.reason;
+        },
+      },
+    });
+    await until("the handler to heartbeat", () => started || undefined);
+    expect((await job(j.id)).version).toBeGreaterThan(1);
+    const c = await env.c.services.jobs.cancel(j.id, null);
+    expect(c.ok).toBe(true);
+    await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);
+    await w.stop();
+    expect(beats).toBe(1);
+    expect(w.stats.failed).toBe(1);
+  });
+
   it("a cancel request aborts ctx.signal; the handler's error then cancels the job", async () => {
     const j = await submit("cancel", "wait");
     let started = false;
