@@ -144,10 +144,10 @@ export function jobsRepository(sql: Queryable) {
     q: Queryable = sql,
   ): Promise<JobRow[][]> {
     const total = takers.reduce((n, t) => n + t.max, 0);
-    const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
     const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
-    const rows = await q<Array<JobRow & { rn: number }>>`
-      WITH c AS (
+    // (test/integration/plan-stability.test.ts finds claims by the name claimable.)
+    const claimable = q`
+      claimable AS (
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
         WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
@@ -157,22 +157,40 @@ export function jobsRepository(sql: Queryable) {
         ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
         LIMIT ${limitOf(q, total)}
         FOR UPDATE OF j SKIP LOCKED
-      ), n AS (
-        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM c
-      ), u AS (
-        UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
+      )`;
+    const lease = q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
                lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}),
-               worker_id = (${workerIds}::text[])[n.rn],
-               started_at = now(), updated_at = now(), version = jobs.version + 1
-        -- = ANY keeps even the generic plan on the primary key (LIMIT is a parameter, so the
-        -- planner cannot tell how few rows c holds); a plan it can reuse saves a replan per claim.
-        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM c))
-        RETURNING jobs.*, n.rn
-      ), started AS (
+               started_at = now(), updated_at = now(), version = jobs.version + 1`;
+    const startBatches = q`
+      started AS (
         UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
         WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
         RETURNING 1
-      )
+      )`;
+    // = ANY keeps even the generic plan on the primary key (LIMIT is a parameter, so the
+    // planner cannot tell how few rows the CTE holds); a plan it can reuse saves a replan per claim.
+    if (takers.length === 1) {
+      // One taker (a worker's own claim, or a poll with no company): its worker id as one
+      // value, not one array element per row, and the claim order from a sort of the result.
+      return [
+        await q<JobRow[]>`
+          WITH ${claimable}, u AS (
+            UPDATE jobs SET ${lease}, worker_id = ${takers[0]!.workerId}
+            WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+            RETURNING jobs.*
+          ), ${startBatches}
+          SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
+      ];
+    }
+    const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
+    const rows = await q<Array<JobRow & { rn: number }>>`
+      WITH ${claimable}, n AS (
+        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
+      ), u AS (
+        UPDATE jobs SET ${lease}, worker_id = (${workerIds}::text[])[n.rn]
+        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+        RETURNING jobs.*, n.rn
+      ), ${startBatches}
       SELECT * FROM u`;
     // rn stays on the rows: copying every row without it cost more than the claim's parsing.
     const sorted: JobRow[] = [...rows].sort((a, b) => a.rn - b.rn);

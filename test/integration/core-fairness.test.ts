@@ -43,6 +43,20 @@ async function claimSingles(queue: string, n: number, key = platformWorker) {
 }
 
 describe("fairness", () => {
+  it("one poll of max 14 gets its jobs in claim order: by priority, then first in, first out", async () => {
+    const key = await env.key("acme", "client");
+    // Priorities shuffled on submit, then four of priority 0 in one group.
+    for (const [i, priority] of [3, 9, 1, 6, 2, 8, 5, 10, 7, 4].entries()) {
+      const r = await env.http().post("/v1/jobs").set("authorization", key).send({ queue: "order", kind: "k", priority, payload: { i } });
+      expect(r.status).toBe(201);
+    }
+    await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(Array.from({ length: 4 }, (_, i) => newJob("acme", "order", "A", 100 + i)), tx));
+    const r = await env.http().post("/v1/process-next").set("authorization", platformWorker).send({ queues: ["order"], workerId: "w", max: 14 });
+    expect(r.status).toBe(200);
+    const got = r.body.jobs.map((j: { priority: number; payload: { i: number } }) => [j.priority, j.payload.i]);
+    expect(got).toEqual([[10, 7], [9, 1], [8, 5], [7, 8], [6, 3], [5, 6], [4, 9], [3, 0], [2, 4], [1, 2], [0, 100], [0, 101], [0, 102], [0, 103]]);
+  });
+
   it("group key A with 2,000 queued jobs, then key B with 10: all of B claimed within the first 40 single claims", async () => {
     await flood("acme", "fair1", "A", 2000);
     const b = await trickle("acme", "fair1", "B", 10);

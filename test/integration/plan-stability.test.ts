@@ -26,7 +26,7 @@ beforeAll(async () => {
     debug: (_conn, query, params) => {
       if (query.startsWith("PREPARE")) return;
       if (query.includes("completed_items")) last = { query, params: params as unknown[] };
-      if (query.includes("row_number() OVER")) lastClaim = { query, params: params as unknown[] };
+      if (query.includes("claimable AS (")) lastClaim = { query, params: params as unknown[] };
       if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
       if (query.includes(") due GROUP BY queue")) lastOldest = { query, params: params as unknown[] };
     },
