@@ -21,7 +21,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isDataError } from "../services/tx.js";
+import { isDataError, isDbUnavailable } from "../services/tx.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -112,10 +112,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       req.log.error({ err: error }, "the database refused a value of this request");
       return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
     }
-    const dbDown = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|53300|57P0[123]|too many clients|terminating connection|shutting down|starting up/i.test(
-      `${(error as { code?: string }).code ?? ""} ${error.message}`,
-    );
-    if (dbDown) return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
+    if (isDbUnavailable(error)) return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
     req.log.error({ err: error }, "unhandled error");
     return sendProblem(reply, problem("internal", "internal error", 500));
   });

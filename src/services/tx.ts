@@ -34,3 +34,22 @@ export const isDataError = (e: unknown): boolean => {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === "string" && /^(22|54)/.test(code);
 };
+
+/**
+ * The database cannot be reached or is restarting: the request changed nothing that was
+ * acknowledged, and the same request may succeed in a moment (HTTP 503). Matched on the
+ * error's code and message: postgres.js connection errors (CONNECTION_CLOSED, ...,
+ * CONNECT_TIMEOUT), Node socket errors met while PostgreSQL goes away (a write to a socket
+ * it closed fails with EPIPE), and SQLSTATE classes 08 (connection exception) and 57P0x
+ * (shutdown, crash, not yet accepting connections), 53300 (too many connections).
+ */
+export const isDbUnavailable = (e: unknown): boolean => {
+  const code = String((e as { code?: unknown } | null)?.code ?? "");
+  const message = String((e as { message?: unknown } | null)?.message ?? "");
+  return (
+    /^(08|57P0[1-3]$|53300$)/.test(code) ||
+    /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|too many clients|terminating connection|shutting down|starting up|not yet accepting connections/i.test(
+      `${code} ${message}`,
+    )
+  );
+};

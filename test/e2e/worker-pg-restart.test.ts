@@ -120,6 +120,8 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     await Promise.all(load);
 
     console.log(`PostgreSQL down ~${downMs} ms; responses: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    // On failure, the API's own account of the errors it could not classify.
+    if (unexpected.length > 0) console.log(apiProc.output().split("\n").filter((l) => l.includes('"unhandled error"')).slice(0, 3).join("\n"));
     expect(unexpected).toEqual([]);
     // Neither process was restarted.
     expect([apiProc.child.exitCode, workerProc.child.exitCode]).toEqual([null, null]);

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { isDataError, isDbUnavailable } from "../../src/services/tx.js";
+
+const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+describe("isDbUnavailable: what a request meets while PostgreSQL is away or restarting (answered 503)", () => {
+  it.each([
+    ["postgres.js: connection closed", pgError("CONNECTION_CLOSED", "write CONNECTION_CLOSED 127.0.0.1:5432")],
+    ["postgres.js: connection ended", pgError("CONNECTION_ENDED", "write CONNECTION_ENDED 127.0.0.1:5432")],
+    ["postgres.js: connect timeout", pgError("CONNECT_TIMEOUT", "write CONNECT_TIMEOUT 127.0.0.1:5432")],
+    ["refused", pgError("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:5432")],
+    ["reset", pgError("ECONNRESET", "read ECONNRESET")],
+    ["a write to a socket PostgreSQL closed", pgError("EPIPE", "write EPIPE")],
+    ["admin shutdown", pgError("57P01", "terminating connection due to administrator command")],
+    ["crash shutdown", pgError("57P02", "terminating connection because of crash of another server process")],
+    ["starting up", pgError("57P03", "the database system is starting up")],
+    ["not yet accepting connections", pgError("57P03", "the database system is not yet accepting connections")],
+    ["connection failure (class 08)", pgError("08006", "connection failure")],
+    ["too many connections", pgError("53300", "sorry, too many clients already")],
+  ])("%s", (_, e) => {
+    expect(isDbUnavailable(e)).toBe(true);
+    expect(isDataError(e)).toBe(false);
+  });
+
+  it.each([
+    ["a unique violation", pgError("23505", "duplicate key value violates unique constraint")],
+    ["a refused value", pgError("22023", "invalid parameter value")],
+    ["a syntax error (a bug, not an outage)", pgError("42601", "syntax error at or near")],
+    ["a plain error", new Error("boom")],
+    ["not an error", "text"],
+    ["nothing", null],
+  ])("not %s", (_, e) => {
+    expect(isDbUnavailable(e)).toBe(false);
+  });
+});
