@@ -70,19 +70,18 @@ const pause = (ms: number, signal: AbortSignal) =>
   });
 
 /**
- * A running job and the context its handler gets. One object per job, with no closures: a
- * busy worker runs thousands of jobs a second, and per-job closures and timers were a
- * measurable share of its time. Its getters are own-enumerable on no instance, so a handler
- * that destructures `{ signal, heartbeat }` still gets working values.
+ * What the worker keeps for a running job. One object per job, with no closures or timer of
+ * its own: a busy worker runs thousands of jobs a second, and per-job closures and timers
+ * were a measurable share of its time. Handlers never see it (see `context`).
  */
-class RunningJob implements JobContext {
+class RunningJob {
   leaseLost = false;
   private ac: AbortController | null = null;
   private abortedBy: Error | null = null;
-  private boundBeat: (() => Promise<void>) | null = null;
 
   constructor(
     readonly row: JobRow,
+    /** performance.now() time of the next automatic heartbeat: a wall-clock step must not delay it. */
     public nextBeatAt: number,
     private readonly beat: (r: RunningJob) => ReturnType<JobService["heartbeat"]>,
   ) {}
@@ -96,18 +95,13 @@ class RunningJob implements JobContext {
     return this.ac.signal;
   }
 
-  get heartbeat(): () => Promise<void> {
-    this.boundBeat ??= () => this.beatNow();
-    return this.boundBeat;
-  }
-
   abort(reason: Error) {
     if (this.abortedBy) return;
     this.abortedBy = reason;
     this.ac?.abort(reason);
   }
 
-  private async beatNow(): Promise<void> {
+  async heartbeat(): Promise<void> {
     if (this.leaseLost) return;
     const r = await this.beat(this);
     if (!r.ok) {
@@ -116,6 +110,18 @@ class RunningJob implements JobContext {
     } else if (r.value.cancelRequested) this.abort(new Error("cancel requested"));
   }
 }
+
+/**
+ * The handler's context: a plain object whose own properties are `signal` (a getter, so the
+ * AbortController is made only when read) and `heartbeat`, so handlers may destructure it,
+ * spread it into their own, freeze it or log it without reaching the worker's state.
+ */
+const context = (r: RunningJob): JobContext => ({
+  get signal() {
+    return r.signal;
+  },
+  heartbeat: () => r.heartbeat(),
+});
 
 /**
  * In-process handlers over the same service layer as HTTP process-next.
@@ -210,11 +216,13 @@ export function createWorker(o: WorkerOptions) {
   }
 
   // Heartbeats: one ticker for every running job (a timer per job was a measurable share of a
-  // busy worker's time), started while jobs run. Each job beats a third of a lease after its last.
+  // busy worker's time), started while jobs run. A beat is due a third of a lease after the
+  // last and goes out within a quarter of that.
   const beatEveryMs = (leaseSeconds * 1000) / 3;
+  const tickMs = Math.min(1000, beatEveryMs / 4);
   let ticker: NodeJS.Timeout | null = null;
   const tick = () => {
-    const now = Date.now();
+    const now = performance.now();
     for (const r of running) {
       if (r.nextBeatAt > now) continue;
       r.nextBeatAt = now + beatEveryMs;
@@ -224,7 +232,7 @@ export function createWorker(o: WorkerOptions) {
   const running = new Set<RunningJob>();
   const track = (r: RunningJob) => {
     running.add(r);
-    ticker ??= setInterval(tick, Math.min(1000, beatEveryMs / 2));
+    ticker ??= setInterval(tick, tickMs);
   };
   const untrack = (r: RunningJob) => {
     running.delete(r);
@@ -237,10 +245,10 @@ export function createWorker(o: WorkerOptions) {
 
   async function run(row: JobRow) {
     const handler = o.handlers[row.kind]!;
-    const r = new RunningJob(row, Date.now() + beatEveryMs, beat);
+    const r = new RunningJob(row, performance.now() + beatEveryMs, beat);
     track(r);
     try {
-      const result = await handler(jobDto(row), r);
+      const result = await handler(jobDto(row), context(r));
       untrack(r);
       if (giveUp.signal.aborted) return release();
       if (r.leaseLost) {

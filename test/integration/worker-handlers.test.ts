@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createWorker, NonRetryableError, type Worker } from "../../src/worker/handlers.js";
 import { every, reapOnce } from "../../src/worker/maintenance.js";
 import { until } from "../e2e/helpers/util.js";
@@ -135,19 +135,24 @@ describe("createWorker", () => {
     expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
   });
 
-  it("a handler may destructure its context: heartbeat() and signal still work, and a cancel still reaches the signal", async () => {
-    const j = await submit("destructure", "wait");
-    let beats = 0;
-    let started = false;
+  it("a handler may destructure, spread, freeze or log its context: heartbeat() and signal still work, a cancel still reaches the signal", async () => {
+    const j = await submit("context", "wait");
+    const claimedLease = { at: 0 };
+    let seen: { keys: string[]; logged: string } | null = null;
     const w = start({
-      queues: ["destructure"],
+      queues: ["context"],
       concurrency: 1,
       leaseSeconds: 30,
       handlers: {
-        wait: async (_job, { signal, heartbeat }) => {
+        wait: async (_job, ctx) => {
+          claimedLease.at = (await job(j.id)).leaseExpiresAt!.getTime();
+          seen = { keys: Object.keys(ctx).sort(), logged: JSON.stringify(ctx) };
+          Object.freeze(ctx);
+          // A wrapper that adds its own fields, as handler libraries do.
+          const wrapped = { ...ctx, log: () => {} };
+          const { signal, heartbeat } = wrapped;
+          await new Promise((r) => setTimeout(r, 20));
           await heartbeat();
-          beats++;
-          started = true;
           // The cancel reaches this worker on its next explicit heartbeat.
           while (!signal.aborted) {
             await new Promise((r) => setTimeout(r, 50));
@@ -157,14 +162,43 @@ describe("createWorker", () => {
         },
       },
     });
-    await until("the handler to heartbeat", () => started || undefined);
-    expect((await job(j.id)).version).toBeGreaterThan(1);
+    await until("the explicit heartbeat to extend the lease", async () =>
+      claimedLease.at > 0 && (await job(j.id)).leaseExpiresAt!.getTime() > claimedLease.at ? true : undefined,
+    );
+    expect(seen).toEqual({ keys: ["heartbeat", "signal"], logged: '{"signal":{}}' });
     const c = await env.c.services.jobs.cancel(j.id, null);
     expect(c.ok).toBe(true);
     await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);
     await w.stop();
-    expect(beats).toBe(1);
+    expect((await job(j.id)).lastError).toEqual({ message: "cancel requested" });
     expect(w.stats.failed).toBe(1);
+  });
+
+  it("automatic heartbeats keep a lease when the wall clock steps back", async () => {
+    const j = await submit("clockstep", "long");
+    let runs = 0;
+    const realNow = Date.now.bind(Date);
+    const w = start({
+      queues: ["clockstep"],
+      concurrency: 1,
+      leaseSeconds: 1,
+      handlers: {
+        long: async () => {
+          runs++;
+          // An NTP correction of an hour while the job runs: only this process's clock moves.
+          const spy = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 3_600_000);
+          try {
+            await new Promise((r) => setTimeout(r, 3000));
+          } finally {
+            spy.mockRestore();
+          }
+          return "done";
+        },
+      },
+    });
+    await until("the job to succeed", async () => ((await job(j.id)).status === "succeeded" ? true : undefined), 20_000);
+    await w.stop();
+    expect({ runs, attempts: (await job(j.id)).attempts, lost: w.stats.lost }).toEqual({ runs: 1, attempts: 1, lost: 0 });
   });
 
   it("a cancel request aborts ctx.signal; the handler's error then cancels the job", async () => {
