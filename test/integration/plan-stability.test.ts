@@ -151,6 +151,26 @@ describe("batch complete plan", () => {
     }
   });
 
+  it("an acknowledgement of one item keeps the generic plan instead of being planned on every call", async () => {
+    // A session of its own: its prepared statements are this test's alone.
+    const own = postgres(env.url, { max: 1, transform: camelColumns, onnotice: () => {} });
+    try {
+      const repo = jobsRepository(own);
+      await seed("plan-ack", 10);
+      const claimed = await repo.claimNext({ queues: ["plan-ack"], tenant: null, workerId: "w", leaseSeconds: 60, max: 10 });
+      // One item per statement, as a lone HTTP complete shares its statement with nobody.
+      for (const r of claimed) expect(await repo.completeManyIfLeased([{ id: r.id, leaseToken: r.leaseToken!, result: null }], null, own, true)).toHaveLength(1);
+      const plans = await own<{ genericPlans: number; customPlans: number }[]>`
+        SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements
+        WHERE statement LIKE '%WITH completed_items AS%' AND statement NOT LIKE '%pg_prepared_statements%'`;
+      // PostgreSQL plans the first five calls for their values, then keeps the generic plan if
+      // it looks no dearer. Without the items' LIMIT it did not, and planned all ten.
+      expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
+    } finally {
+      await own.end();
+    }
+  });
+
   it("a claim of 500 walks the claim index and probes each row once, in either plan", async () => {
     const repo = jobsRepository(traced);
     await seed("plan2", 2000);
