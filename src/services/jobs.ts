@@ -301,6 +301,8 @@ export function createJobService(deps: {
         return [];
       }
       await promoteIfDue();
+      // Before the claim: a job committed after its snapshot is announced after this mark.
+      const since = notifier.mark();
       const rows =
         f.shared === false
           ? await jobs.claimNext({ ...f, tenant: f.scope })
@@ -324,7 +326,7 @@ export function createJobService(deps: {
         return rows;
       }
       // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
-      await notifier.wait(f.queues, Math.min(left, 1000), f.signal);
+      await notifier.wait(f.queues, Math.min(left, 1000), f.signal, since);
     }
   }
 

@@ -67,9 +67,22 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     }
   };
 
+  // Which queues were announced when: a poll marks the count before its claim, and a wait that
+  // starts after an announcement it could not have seen returns at once instead of sleeping
+  // through it. The map is cleared when large; `floor` then makes older marks wake at once.
+  let announced = 0;
+  let floor = 0;
+  const lastAnnounced = new Map<string, number>();
   const wakeLocal = (queue: string) => {
+    if (lastAnnounced.size >= 10_000) {
+      lastAnnounced.clear();
+      floor = announced + 1;
+    }
+    lastAnnounced.set(queue, ++announced);
     for (const w of waiters) if (w.queues.has(queue)) w.wake();
   };
+  const announcedSince = (queues: string[], mark: number) =>
+    mark < floor || queues.some((q) => (lastAnnounced.get(q) ?? 0) > mark);
 
   const flush = () => {
     scheduled = false;
@@ -99,9 +112,16 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
         setImmediate(flush);
       }
     },
-    /** Resolves when one of `queues` is notified, after `ms`, or on abort. */
-    wait(queues: string[], ms: number, signal?: AbortSignal): Promise<void> {
-      if (closed) return Promise.resolve();
+    /** A mark to pass to wait(): take it before the claim whose emptiness the wait follows. */
+    mark(): number {
+      return announced;
+    },
+    /**
+     * Resolves when one of `queues` is notified, after `ms`, or on abort; at once if one was
+     * notified after `since` (a job committed between an empty claim and this wait).
+     */
+    wait(queues: string[], ms: number, signal?: AbortSignal, since?: number): Promise<void> {
+      if (closed || (since !== undefined && announcedSince(queues, since))) return Promise.resolve();
       return new Promise((resolve) => {
         const w = {
           queues: new Set(queues),
