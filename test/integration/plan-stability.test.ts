@@ -171,6 +171,21 @@ describe("batch complete plan", () => {
     }
   });
 
+  it("a single submit's lock on its fairness group keeps the generic plan", async () => {
+    const own = postgres(env.url, { max: 1, transform: camelColumns, onnotice: () => {} });
+    try {
+      const repo = jobsRepository(own);
+      for (let i = 0; i < 10; i++) await own.begin((tx) => repo.insertMany([toNewJob("acme", { queue: "plan-submit", kind: "k", payload: { i } })], tx));
+      const plans = await own<{ genericPlans: number; customPlans: number }[]>`
+        SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements
+        WHERE statement LIKE '%SELECT 1 FROM job_groups jg%' AND statement NOT LIKE '%pg_prepared_statements%'`;
+      // Without the LIMIT on its groups: ten custom plans.
+      expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
+    } finally {
+      await own.end();
+    }
+  });
+
   it("a claim of 500 walks the claim index and probes each row once, in either plan", async () => {
     const repo = jobsRepository(traced);
     await seed("plan2", 2000);
