@@ -112,7 +112,11 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       req.log.error({ err: error }, "the database refused a value of this request");
       return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
     }
-    if (isDbUnavailable(error)) return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
+    if (isDbUnavailable(error)) {
+      // Expected while PostgreSQL restarts; logged so that a wrong classification leaves a trace.
+      req.log.warn({ err: error }, "database unavailable");
+      return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
+    }
     req.log.error({ err: error }, "unhandled error");
     return sendProblem(reply, problem("internal", "internal error", 500));
   });

@@ -32,9 +32,23 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
   const probeToken = `\u0001probe:${process.pid}:${Math.random().toString(36).slice(2)}`;
   let heardProbe = true;
 
+  // NOTIFYs this process sent and has not heard back yet, per queue. Its local waiters were
+  // woken when it announced; the echo must not count as a second announcement, or a poll that
+  // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
+  // replaced meanwhile, never echoes: the counts are given back or dropped then.
+  const echoes = new Map<string, number>();
   const onMessage = (queue: string) => {
-    if (queue === probeToken) heardProbe = true;
-    else wakeLocal(queue);
+    if (queue === probeToken) {
+      heardProbe = true;
+      return;
+    }
+    const owed = echoes.get(queue);
+    if (owed !== undefined) {
+      if (owed <= 1) echoes.delete(queue);
+      else echoes.set(queue, owed - 1);
+      return;
+    }
+    wakeLocal(queue);
   };
 
   const dropListenClient = () => {
@@ -45,6 +59,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
 
   const subscribe = async () => {
     dropListenClient();
+    echoes.clear();
     const client = o.listenClient();
     listenSql = client;
     await client.listen(CHANNEL, onMessage).catch(() => null);
@@ -89,8 +104,15 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     const queues = [...pending];
     pending.clear();
     if (queues.length === 0) return;
+    if (echoes.size > 10_000) echoes.clear();
+    for (const q of queues) echoes.set(q, (echoes.get(q) ?? 0) + 1);
     sql`SELECT pg_notify(${CHANNEL}, q) FROM unnest(${queues}::text[]) AS q`.catch(() => {
       // Waiters fall back to polling; a lost wake-up costs latency, never a job.
+      for (const q of queues) {
+        const n = echoes.get(q) ?? 0;
+        if (n <= 1) echoes.delete(q);
+        else echoes.set(q, n - 1);
+      }
     });
   };
 

@@ -37,19 +37,17 @@ export const isDataError = (e: unknown): boolean => {
 
 /**
  * The database cannot be reached or is restarting: the request changed nothing that was
- * acknowledged, and the same request may succeed in a moment (HTTP 503). Matched on the
- * error's code and message: postgres.js connection errors (CONNECTION_CLOSED, ...,
- * CONNECT_TIMEOUT), Node socket errors met while PostgreSQL goes away (a write to a socket
- * it closed fails with EPIPE), and SQLSTATE classes 08 (connection exception) and 57P0x
- * (shutdown, crash, not yet accepting connections), 53300 (too many connections).
+ * acknowledged, and the same request may succeed in a moment (HTTP 503). A PostgreSQL error
+ * is judged by its SQLSTATE alone: connection failures (08000, 08001, 08003, 08004, 08006;
+ * not 08P01, a protocol violation, which is a bug, nor 08007, whose outcome is unknown),
+ * shutdown, crash and start-up (57P01-57P03), too many connections (53300). Anything else
+ * (postgres.js connection errors such as CONNECTION_CLOSED or CONNECT_TIMEOUT, Node socket
+ * errors met while PostgreSQL goes away, such as EPIPE) by its code and message.
  */
 export const isDbUnavailable = (e: unknown): boolean => {
   const code = String((e as { code?: unknown } | null)?.code ?? "");
+  // A SQLSTATE: five characters of a class PostgreSQL defines (EPIPE is not one).
+  if (/^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/.test(code)) return /^(0800[01346]|57P0[1-3]|53300)$/.test(code);
   const message = String((e as { message?: unknown } | null)?.message ?? "");
-  return (
-    /^(08|57P0[1-3]$|53300$)/.test(code) ||
-    /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|too many clients|terminating connection|shutting down|starting up|not yet accepting connections/i.test(
-      `${code} ${message}`,
-    )
-  );
+  return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_/.test(`${code} ${message}`);
 };

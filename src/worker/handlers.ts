@@ -150,13 +150,14 @@ export function createWorker(o: WorkerOptions) {
   let held = 0;
   /** Claim loops waiting for free slots. */
   let slotWaiters: Array<() => void> = [];
-  let drained: (() => void) | null = null;
+  /** stop() calls waiting for the last lease to be settled. */
+  const drained: Array<() => void> = [];
   const release = () => {
     held--;
     const waiters = slotWaiters;
     slotWaiters = [];
     for (const w of waiters) w();
-    if (held === 0) drained?.();
+    if (held === 0) for (const d of drained.splice(0)) d();
   };
 
   // Results wait here for the next completeMany; each flusher takes everything that piled up
@@ -204,6 +205,11 @@ export function createWorker(o: WorkerOptions) {
             if (Date.now() > deadline) {
               stats.lost += batch.length;
               log.error({ err: e, jobs: batch.length }, "could not record completions before the leases expired");
+              break;
+            }
+            // Given up by stop(timeout): the leases are left to expire, as for running handlers.
+            if (giveUp.signal.aborted) {
+              stats.lost += batch.length;
               break;
             }
             log.warn({ err: e }, "recording completions failed; retrying");
@@ -354,7 +360,7 @@ export function createWorker(o: WorkerOptions) {
       await loop;
       if (held === 0) return;
       const done = new Promise<void>((r) => {
-        drained = r;
+        drained.push(r);
       });
       let timer: NodeJS.Timeout | undefined;
       const timeout = Number.isFinite(timeoutMs)

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { toNewJob } from "../../src/services/jobs.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
@@ -14,15 +15,16 @@ describe("a long poll and a submit that races it", () => {
     const notifier = env.c.notifier;
     const realWait = notifier.wait.bind(notifier);
     let submitted: Promise<unknown> | null = null;
-    // The submit lands exactly in the gap: after the claim found nothing, before the poll waits
-    // (in production, while the poll runs a promotion). Both of its announcements, the local one
-    // and the NOTIFY heard back through LISTEN, arrive before the wait begins.
+    // The job lands exactly in the gap: after the claim found nothing, before the poll waits (in
+    // production, while the poll runs a promotion). It comes from another API process: inserted
+    // and announced on a connection of its own, and the NOTIFY is heard before the wait begins.
     const spy = vi.spyOn(notifier, "wait").mockImplementation(async (...args: Parameters<typeof notifier.wait>) => {
       if (!submitted) {
         const before = notifier.mark();
-        submitted = svc.submit("acme", { queue: "race-gap", kind: "k", payload: {} });
+        submitted = env.c.sql.begin((tx) => env.c.repos.jobs.insertMany([toNewJob("acme", { queue: "race-gap", kind: "k", payload: {} })], tx));
         await submitted;
-        await until("the NOTIFY to come back", () => (notifier.mark() >= before + 2 ? true : undefined), 5000, 1);
+        await env.c.sql`SELECT pg_notify('jobline_jobs', 'race-gap')`;
+        await until("the NOTIFY to be heard", () => (notifier.mark() > before ? true : undefined), 5000, 1);
       }
       return realWait(...args);
     });
@@ -35,6 +37,29 @@ describe("a long poll and a submit that races it", () => {
       expect(ms).toBeLessThan(500);
     } finally {
       spy.mockRestore();
+    }
+  });
+
+  it("a poll that cannot take the jobs claims about once per submit, not once more for the NOTIFY's echo", async () => {
+    const svc = env.c.services.jobs;
+    const claims = vi.spyOn(env.c.repos.jobs, "claimNextFor");
+    try {
+      // The poll wants kind "a"; only kind "b" arrives, 40 submits one after another.
+      const poll = svc.claimNext({ queues: ["echo"], kinds: ["a"], scope: null, workerId: "w", leaseSeconds: 30, max: 1, waitMs: 3000 });
+      await until("the poll to wait", () => (claims.mock.calls.length > 0 ? true : undefined), 5000, 1);
+      const before = claims.mock.calls.length;
+      for (let i = 0; i < 40; i++) {
+        const r = await svc.submit("acme", { queue: "echo", kind: "b", payload: { i } });
+        expect(r.ok).toBe(true);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await poll).toEqual([]);
+      const during = claims.mock.calls.length - before;
+      console.log(`claims for 40 submits the poll cannot take: ${during}`);
+      // Counting its own NOTIFY's echo as a second announcement made it about 80.
+      expect(during).toBeLessThanOrEqual(50);
+    } finally {
+      claims.mockRestore();
     }
   });
 

@@ -255,6 +255,41 @@ describe("createWorker", () => {
     expect((await job(later.id)).status).toBe("queued");
   });
 
+  it("two stop() calls both resolve once the last job is recorded", async () => {
+    await submit("stop2", "slow");
+    let release: (() => void) | null = null;
+    const w = start({
+      queues: ["stop2"],
+      concurrency: 1,
+      handlers: { slow: () => new Promise((r) => (release = () => r("done"))) },
+    });
+    await until("the handler to start", () => (release ? true : undefined));
+    const resolved: string[] = [];
+    const first = w.stop().then(() => resolved.push("first"));
+    const second = w.stop().then(() => resolved.push("second"));
+    await new Promise((r) => setImmediate(r));
+    release!();
+    await Promise.all([first, second]);
+    expect(resolved.sort()).toEqual(["first", "second"]);
+  });
+
+  it("stop(timeout) also ends the retries of completions that keep failing", async () => {
+    await submit("stop3", "fast");
+    const completes = vi.spyOn(env.c.services.jobs, "completeOwn").mockRejectedValue(new Error("database away"));
+    try {
+      const w = start({ queues: ["stop3"], concurrency: 1, handlers: { fast: async () => "ok" } });
+      await until("a completion to be tried", () => (completes.mock.calls.length > 0 ? true : undefined));
+      await w.stop(100);
+      const after = completes.mock.calls.length;
+      // Retries were every 500 ms: wait out two of them.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(completes.mock.calls.length - after).toBeLessThanOrEqual(1);
+      expect(w.stats.lost).toBe(1);
+    } finally {
+      completes.mockRestore();
+    }
+  });
+
   it("stop(timeout) gives up on a handler that does not finish: its job stays leased and the reaper recovers it", async () => {
     const j = await submit("stuck", "stuck");
     let signalled = false;
