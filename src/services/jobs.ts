@@ -431,7 +431,9 @@ export function createJobService(deps: {
     });
     if (row) {
       countWin("running", [row]);
-      if (row.status === "queued" && row.runAt.getTime() <= Date.now()) notifier.notify(row.queue);
+      // Due by the database's clock (run_at and updated_at come from the same statement's now()),
+      // not this process's: with the two apart, a retry that is due would go unannounced.
+      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) notifier.notify(row.queue);
       return ok(row);
     }
     const { row: cur, error } = await explainLoss(id, scope);

@@ -63,6 +63,29 @@ describe("a long poll and a submit that races it", () => {
     }
   });
 
+  it("a retry that is due wakes a waiting poll even when this process's clock is behind the database's", async () => {
+    const svc = env.c.services.jobs;
+    const submitted = await svc.submit("acme", { queue: "skew", kind: "k", payload: {} });
+    expect(submitted.ok).toBe(true);
+    const [job] = await svc.claimNext({ queues: ["skew"], scope: null, workerId: "w1", leaseSeconds: 30, max: 1, waitMs: 0 });
+    const t0 = performance.now();
+    const poll = svc.claimNext({ queues: ["skew"], scope: null, workerId: "w2", leaseSeconds: 30, max: 1, waitMs: 5000 });
+    await new Promise((r) => setTimeout(r, 50));
+    const realNow = Date.now.bind(Date);
+    const skew = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 3_600_000);
+    try {
+      const failed = await svc.fail(job!.id, null, { leaseToken: job!.leaseToken!, error: { message: "again" }, retryable: true, retryAfterSeconds: 0 });
+      expect(failed.ok && failed.value.status).toBe("queued");
+    } finally {
+      skew.mockRestore();
+    }
+    const rows = await poll;
+    expect(rows.map((r) => r.id)).toEqual([job!.id]);
+    // Judged by this process's clock, the retry looked an hour ahead: no announcement, and the
+    // poll slept until its 1 s re-check.
+    expect(performance.now() - t0).toBeLessThan(800);
+  });
+
   it("an announcement for another queue does not cut a wait short", async () => {
     const notifier = env.c.notifier;
     const since = notifier.mark();
