@@ -82,6 +82,22 @@ const seed = (queue: string, n: number) =>
   );
 
 const PLAN_MODES = ["force_generic_plan", "force_custom_plan"] as const;
+
+/**
+ * Runs `fn` on a session of its own (so its prepared statements are fn's alone) and returns
+ * how often PostgreSQL planned the statements whose text matches `pattern` (LIKE).
+ */
+async function plansOnOwnSession(pattern: string, fn: (own: postgres.Sql, repo: ReturnType<typeof jobsRepository>) => Promise<void>) {
+  const own = postgres(env.url, { max: 1, transform: camelColumns, onnotice: () => {} });
+  try {
+    await fn(own, jobsRepository(own));
+    return await own<{ genericPlans: number; customPlans: number }[]>`
+      SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements
+      WHERE statement LIKE ${pattern} AND statement NOT LIKE '%pg_prepared_statements%'`;
+  } finally {
+    await own.end();
+  }
+}
 /** 20 ordinary jobs behind whatever `queue` holds already, fresh statistics, and a claim of one. */
 async function claimOneBehind(queue: string) {
   await seed(queue, 20);
@@ -152,38 +168,23 @@ describe("batch complete plan", () => {
   });
 
   it("an acknowledgement of one item keeps the generic plan instead of being planned on every call", async () => {
-    // A session of its own: its prepared statements are this test's alone.
-    const own = postgres(env.url, { max: 1, transform: camelColumns, onnotice: () => {} });
-    try {
-      const repo = jobsRepository(own);
+    const plans = await plansOnOwnSession("%WITH completed_items AS%", async (own, repo) => {
       await seed("plan-ack", 10);
       const claimed = await repo.claimNext({ queues: ["plan-ack"], tenant: null, workerId: "w", leaseSeconds: 60, max: 10 });
       // One item per statement, as a lone HTTP complete shares its statement with nobody.
       for (const r of claimed) expect(await repo.completeManyIfLeased([{ id: r.id, leaseToken: r.leaseToken!, result: null }], null, own, true)).toHaveLength(1);
-      const plans = await own<{ genericPlans: number; customPlans: number }[]>`
-        SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements
-        WHERE statement LIKE '%WITH completed_items AS%' AND statement NOT LIKE '%pg_prepared_statements%'`;
-      // PostgreSQL plans the first five calls for their values, then keeps the generic plan if
-      // it looks no dearer. Without the items' LIMIT it did not, and planned all ten.
-      expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
-    } finally {
-      await own.end();
-    }
+    });
+    // PostgreSQL plans the first five calls for their values, then keeps the generic plan if
+    // it looks no dearer. Without the items' LIMIT it did not, and planned all ten.
+    expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
   });
 
   it("a single submit's lock on its fairness group keeps the generic plan", async () => {
-    const own = postgres(env.url, { max: 1, transform: camelColumns, onnotice: () => {} });
-    try {
-      const repo = jobsRepository(own);
+    const plans = await plansOnOwnSession("%SELECT 1 FROM job_groups jg%", async (own, repo) => {
       for (let i = 0; i < 10; i++) await own.begin((tx) => repo.insertMany([toNewJob("acme", { queue: "plan-submit", kind: "k", payload: { i } })], tx));
-      const plans = await own<{ genericPlans: number; customPlans: number }[]>`
-        SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements
-        WHERE statement LIKE '%SELECT 1 FROM job_groups jg%' AND statement NOT LIKE '%pg_prepared_statements%'`;
-      // Without the LIMIT on its groups: ten custom plans.
-      expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
-    } finally {
-      await own.end();
-    }
+    });
+    // Without the LIMIT on its groups: ten custom plans.
+    expect(plans).toEqual([{ genericPlans: 5, customPlans: 5 }]);
   });
 
   it("a claim of 500 walks the claim index and probes each row once, in either plan", async () => {
