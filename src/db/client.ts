@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { rememberLast } from "../domain/memo.js";
 import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
@@ -21,20 +22,11 @@ export const camelColumns = { column: { from: postgres.toCamel, to: postgres.fro
 /**
  * timestamptz → Date, remembering the last few texts. A claim's rows share most of their
  * timestamps (one now() per statement, one per submit), and parsing PostgreSQL's
- * "2026-01-02 03:04:05.678+00" falls back to V8's slow legacy date parser.
+ * "2026-01-02 03:04:05.678+00" falls back to V8's slow legacy date parser. Each call
+ * returns a Date of its own.
  */
-export function parseTimestamptz(x: string): Date {
-  for (let i = 0; i < SLOTS; i++) if (recentText[i] === x) return new Date(recentMs[i]!);
-  const d = new Date(x);
-  recentText[nextSlot] = x;
-  recentMs[nextSlot] = d.getTime();
-  nextSlot = (nextSlot + 1) % SLOTS;
-  return d;
-}
-const SLOTS = 4;
-const recentText: string[] = Array<string>(SLOTS).fill("");
-const recentMs: number[] = Array<number>(SLOTS).fill(0);
-let nextSlot = 0;
+const msOf = rememberLast(4, (text: string) => new Date(text).getTime());
+export const parseTimestamptz = (text: string): Date => new Date(msOf(text));
 const timestamptz = {
   to: 1184,
   from: [1184],

@@ -387,8 +387,9 @@ export function createJobService(deps: {
     scope: TenantScope,
     items: Array<{ id: string; leaseToken: string; result?: unknown }>,
     complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
+    /** Each result's storableProblem; a caller that checked them already passes nulls. */
+    problems = items.map((i) => storableProblem(i.result)),
   ) {
-    const problems = items.map((i) => storableProblem(i.result));
     const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
     countWin(
       "running",
@@ -413,9 +414,18 @@ export function createJobService(deps: {
   const completeMany = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
     settle(scope, items, (good) => completeTogether(scope, good));
 
-  /** createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows back. */
+  /**
+   * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
+   * back. Its results must have passed storableProblem already (createWorker fails a job whose
+   * result does not), so they are not serialised once more here.
+   */
   const completeOwn = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
-    settle(scope, items, async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!);
+    settle(
+      scope,
+      items,
+      async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!,
+      items.map(() => null),
+    );
 
   async function fail(
     id: string,

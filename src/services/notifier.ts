@@ -37,18 +37,17 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
   // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
   // replaced meanwhile, never echoes: the counts are given back or dropped then.
   const echoes = new Map<string, number>();
-  const onMessage = (queue: string) => {
-    if (queue === probeToken) {
-      heardProbe = true;
-      return;
-    }
+  /** Takes one owed echo of `queue`; false when none is owed. */
+  const takeEcho = (queue: string) => {
     const owed = echoes.get(queue);
-    if (owed !== undefined) {
-      if (owed <= 1) echoes.delete(queue);
-      else echoes.set(queue, owed - 1);
-      return;
-    }
-    wakeLocal(queue);
+    if (owed === undefined) return false;
+    if (owed <= 1) echoes.delete(queue);
+    else echoes.set(queue, owed - 1);
+    return true;
+  };
+  const onMessage = (queue: string) => {
+    if (queue === probeToken) heardProbe = true;
+    else if (!takeEcho(queue)) wakeLocal(queue);
   };
 
   const dropListenClient = () => {
@@ -108,11 +107,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     for (const q of queues) echoes.set(q, (echoes.get(q) ?? 0) + 1);
     sql`SELECT pg_notify(${CHANNEL}, q) FROM unnest(${queues}::text[]) AS q`.catch(() => {
       // Waiters fall back to polling; a lost wake-up costs latency, never a job.
-      for (const q of queues) {
-        const n = echoes.get(q) ?? 0;
-        if (n <= 1) echoes.delete(q);
-        else echoes.set(q, n - 1);
-      }
+      for (const q of queues) takeEcho(q);
     });
   };
 

@@ -1,3 +1,4 @@
+import { rememberLast } from "../domain/memo.js";
 import type { BatchCounts, BatchRow } from "../repositories/batches.js";
 import type { JobRow } from "../repositories/jobs.js";
 
@@ -5,20 +6,9 @@ import type { JobRow } from "../repositories/jobs.js";
  * Date → ISO text, remembering the last few: the rows of one claim share most timestamps,
  * and toISOString is the costliest step of building a job's representation.
  */
-function iso(d: Date | string | null | undefined): string | null {
-  if (d === null || d === undefined) return null;
-  const ms = d instanceof Date ? d.getTime() : new Date(d).getTime();
-  for (let i = 0; i < SLOTS; i++) if (recentMs[i] === ms) return recentIso[i]!;
-  const text = (d instanceof Date ? d : new Date(ms)).toISOString();
-  recentMs[next] = ms;
-  recentIso[next] = text;
-  next = (next + 1) % SLOTS;
-  return text;
-}
-const SLOTS = 4;
-const recentMs: number[] = Array<number>(SLOTS).fill(Number.NaN);
-const recentIso: string[] = Array<string>(SLOTS).fill("");
-let next = 0;
+const isoOf = rememberLast(4, (ms: number) => new Date(ms).toISOString());
+const iso = (d: Date | string | null | undefined) =>
+  d === null || d === undefined ? null : isoOf(d instanceof Date ? d.getTime() : new Date(d).getTime());
 
 /** The public job representation: what HTTP returns and what webhooks carry. */
 export function jobDto(r: JobRow) {

@@ -228,6 +228,7 @@ export function createWorker(o: WorkerOptions) {
   // last and goes out within a quarter of that.
   const beatEveryMs = (leaseSeconds * 1000) / 3;
   const tickMs = Math.min(1000, beatEveryMs / 4);
+  const running = new Set<RunningJob>();
   let ticker: NodeJS.Timeout | null = null;
   const tick = () => {
     const now = performance.now();
@@ -237,7 +238,6 @@ export function createWorker(o: WorkerOptions) {
       r.heartbeat().catch((e: unknown) => log.warn({ err: e, job: r.row.id }, "heartbeat failed"));
     }
   };
-  const running = new Set<RunningJob>();
   const track = (r: RunningJob) => {
     running.add(r);
     ticker ??= setInterval(tick, tickMs);
