@@ -1,11 +1,13 @@
-// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil|submit N v1 [v2…]` (BATCH, CLIENTS env;
-// for submit, each v is a job count).
+// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil|submit|gw N v1 [v2…]` (BATCH, CLIENTS env;
+// for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10). Values run in
+// the order given, so `inproc 20000 2000` and `gw 20000 1` alternated in a loop compare side by side.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
+import { graphileWorkerThroughput } from "./competitors.js";
 import { ceiling, httpSubmit, joblineHttp, joblineInProcess } from "./jobline.js";
 
 // BENCH_PG_URL: an already running server (to watch pg_stat_* meanwhile); else a throw-away embedded one.
@@ -14,12 +16,12 @@ const s = given
   ? { url: (db = "postgres") => given.replace(/\/[^/]*$/, `/${db}`), stop: async () => {} }
   : await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlb-")), persistent: false });
 let n = 0;
-const fresh = async () => {
+const fresh = async (migrated = true) => {
   const name = `b${n++}_${process.pid}`;
   const admin = postgres(s.url(), { max: 1 });
   await admin.unsafe(`CREATE DATABASE ${name}`);
   await admin.end();
-  await migrate(s.url(name));
+  if (migrated) await migrate(s.url(name));
   return s.url(name);
 };
 const [which = "inproc", N = "20000", ...rest] = process.argv.slice(2);
@@ -30,6 +32,8 @@ for (const v of rest.map(Number)) {
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
   if (which === "http") console.log("http max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v })));
   if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
+  if (which === "gw")
+    console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));
   if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
 }
 await s.stop();

@@ -116,7 +116,9 @@ try {
       const sample = setInterval(() => {
         apiRss = Math.max(apiRss, api.rssMb() || 0);
       }, 200);
-      api.child.once("exit", () => clearInterval(sample));
+      const stop = () => clearInterval(sample);
+      api.child.once("exit", stop);
+      return stop;
     }),
   );
   await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>

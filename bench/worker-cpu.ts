@@ -2,7 +2,7 @@
 // Seeds N no-op jobs, runs createWorker over them, and prints jobs/s with the CPU the worker
 // process and the PostgreSQL backends each spent per job over the same window (/proc).
 // PROF=1 writes a CPU profile of the worker to /tmp/worker.cpuprofile.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,24 +13,9 @@ import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { createWorker } from "../src/worker/handlers.js";
 import { seedJobs } from "./jobline.js";
+import { postgresCpuMs } from "./lib.js";
 
 const [N, C, B] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 2000), Number(process.argv[4] ?? 500)];
-
-/** CPU milliseconds used so far by every PostgreSQL process on the machine. */
-function postgresCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("postgres:")) continue;
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return ticks * 10;
-}
 
 const s = await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlw-")), persistent: false });
 try {
