@@ -1,6 +1,7 @@
 // Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil|submit|gw N v1 [v2…]` (BATCH, CLIENTS env;
-// for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10). Values run in
-// the order given, so `inproc 20000 2000` and `gw 20000 1` alternated in a loop compare side by side.
+// for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10; for pair, v is
+// the worker concurrency: jobline in-process, then tuned graphile-worker, and their ratio, so a drift
+// of the machine shows as a spread of ratios rather than as a difference between systems).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,11 @@ for (const v of rest.map(Number)) {
   if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
   if (which === "gw")
     console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));
+  if (which === "pair") {
+    const jl = await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B });
+    const gw = (await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: true })).jobsPerSec;
+    console.log("in-process", Math.round(jl), "graphile-worker tuned", Math.round(gw), "ratio", (jl / gw).toFixed(2));
+  }
   if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
 }
 await s.stop();
