@@ -21,7 +21,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isDataError, isDbUnavailable } from "../services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable } from "../services/tx.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -102,8 +102,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       return sendProblem(reply, problem("payload_too_large", `request body exceeds ${req.routeOptions.bodyLimit ?? BODY_LIMIT} bytes`, 413));
     if (status === 415) return sendProblem(reply, problem("unsupported_media_type", error.message, 415));
     if (status >= 400 && status < 500) return sendProblem(reply, problem("invalid_request", error.message, status));
-    // A deadlock or serialization victim changed nothing; the client may simply retry.
-    if (["40P01", "40001"].includes(String((error as { code?: string }).code)))
+    if (isConflictVictim(error))
       return sendProblem(reply, problem("unavailable", "transaction conflict; retry", 503));
     // PostgreSQL refused a value of this request (only this one: shared submits and completes
     // isolate it). Logged as an error all the same: input is validated before it reaches SQL,

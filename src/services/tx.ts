@@ -24,6 +24,14 @@ export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> 
   }
 }
 
+/**
+ * A deadlock or serialization victim (40P01, 40001): PostgreSQL rolled the statement back, so it
+ * changed nothing, and the same request may simply be sent again (HTTP 503).
+ */
+export const isConflictVictim = (e: unknown): boolean => {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "40P01" || code === "40001";
+};
 
 /**
  * PostgreSQL refused a value (SQLSTATE class 22 data exception, 54 program limit exceeded):

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isDataError, isDbUnavailable } from "../../src/services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable } from "../../src/services/tx.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
@@ -35,5 +35,18 @@ describe("isDbUnavailable: what a request meets while PostgreSQL is away or rest
     ["nothing", null],
   ])("not %s", (_, e) => {
     expect(isDbUnavailable(e)).toBe(false);
+  });
+});
+
+describe("isConflictVictim: a statement PostgreSQL rolled back to break a conflict (answered 503, retry)", () => {
+  it.each([
+    ["deadlock detected", pgError("40P01", "deadlock detected"), true],
+    ["serialization failure", pgError("40001", "could not serialize access due to concurrent update"), true],
+    ["lock wait ran out (rerun inside inTx, not a victim answer)", pgError("55P03", "canceling statement due to lock timeout"), false],
+    ["a unique violation", pgError("23505", "duplicate key value violates unique constraint"), false],
+    ["a connection failure", pgError("08006", "connection failure"), false],
+    ["no code", new Error("deadlock detected"), false],
+  ])("%s", (_, e, victim) => {
+    expect(isConflictVictim(e)).toBe(victim);
   });
 });
