@@ -39,3 +39,48 @@ describe("submit → process-next → complete", () => {
     expect(bad.headers["content-type"]).toMatch(/application\/problem\+json/);
   });
 });
+
+describe("request ids and the request-duration metric", () => {
+  const counted = async (labels: { method: string; route: string; status: string }) =>
+    (await env.c.metrics.httpDuration.get()).values.find(
+      (v) =>
+        v.metricName === "jobline_http_request_duration_seconds_count" &&
+        v.labels.method === labels.method &&
+        v.labels.route === labels.route &&
+        v.labels.status === labels.status,
+    )?.value ?? 0;
+  const until = async (check: () => Promise<boolean>) => {
+    const deadline = Date.now() + 5000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error("condition not met within 5 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  it("echoes a client's x-request-id and gives every other response one, errors included", async () => {
+    const given = await env.http().get("/healthz").set("x-request-id", "req-abc-123");
+    expect(given.status).toBe(200);
+    expect(given.headers["x-request-id"]).toBe("req-abc-123");
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    const worker = await env.key("acme", "worker");
+    for (const r of [
+      await env.http().get("/healthz"),
+      await env.http().get("/v1/no-such-route"),
+      await env.http().post("/v1/process-next").send({ queues: ["q"], workerId: "w" }),
+      await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [] }),
+    ]) expect(r.headers["x-request-id"]).toMatch(uuid);
+    const ids = await Promise.all([1, 2, 3].map(() => env.http().get("/healthz").then((r) => r.headers["x-request-id"])));
+    expect(new Set(ids).size).toBe(3);
+  });
+
+  it("counts each response once in jobline_http_request_duration_seconds, by route and status", async () => {
+    const worker = await env.key("acme", "worker");
+    const labels = { method: "POST", route: "/v1/process-next", status: "400" };
+    const notFound = { method: "GET", route: "unmatched", status: "404" };
+    const [before, before404] = [await counted(labels), await counted(notFound)];
+    await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [] });
+    await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [] });
+    await env.http().get("/v1/no-such-route");
+    await until(async () => (await counted(labels)) === before + 2 && (await counted(notFound)) === before404 + 1);
+  });
+});
