@@ -1,6 +1,6 @@
 // Where HTTP process-next's time goes: `npx tsx bench/http-cpu.ts [N] [max…]`. For each max, prints
 // jobs/s with the CPU the API process, the PostgreSQL backends and the polling clients (this
-// process) each spent per job over the same window (/proc).
+// process) each spent per job over the same window (/proc). ACK=1: clients complete with the next poll.
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.js";
@@ -16,7 +16,7 @@ try {
     await admin.end();
     await migrate(s.url(`h${i}`));
     let split = "";
-    const jobsPerSec = await joblineHttp(s.url(`h${i}`), { jobs: N, clients: 16, max }, (api) => {
+    const jobsPerSec = await joblineHttp(s.url(`h${i}`), { jobs: N, clients: 16, max, ack: process.env.ACK === "1" }, (api) => {
       const [t0, c0, a0, p0] = [performance.now(), process.cpuUsage(), processCpuMs(api.child.pid!), postgresCpuMs()];
       const sched = () => readFileSync(`/proc/${api.child.pid}/schedstat`, "utf8").split(" ").map(Number);
       const q0 = sched();

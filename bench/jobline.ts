@@ -164,37 +164,59 @@ interface Claimed {
 }
 
 /**
- * 16 polling clients over HTTP: process-next with `max`, then complete (batch ack when max > 1).
+ * 16 polling clients over HTTP: process-next with `max`, then complete (batch ack when max > 1);
+ * with `ack`, each poll instead carries the completions of the jobs the previous one leased.
  * `onApi` sees the API once it is ready; the function it may return runs when the clients are done.
  */
-export async function joblineHttp(url: string, o: { jobs: number; clients: number; max: number }, onApi?: (a: ApiProcess) => (() => void) | undefined) {
+export async function joblineHttp(
+  url: string,
+  o: { jobs: number; clients: number; max: number; ack?: boolean },
+  onApi?: (a: ApiProcess) => (() => void) | undefined,
+) {
   await seedJobs(url, o.jobs);
   const api = await startApi(url);
   const onDone = onApi?.(api);
   const seen = new Map<string, number>();
   let first = 0;
   let last = 0;
+  const acknowledge = async (jobs: Claimed[]) => {
+    if (o.max === 1) {
+      const j = jobs[0]!;
+      const c = await post(api, `/v1/jobs/${j.id}/complete`, { leaseToken: j.leaseToken });
+      if (c.status !== 200) throw new Error(`complete ${c.status}`);
+    } else {
+      const c = await post<{ items: { status: number }[] }>(api, "/v1/jobs/complete", {
+        items: jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })),
+      });
+      if (c.status !== 200 || c.body.items.some((x) => x.status !== 200)) throw new Error(`batch complete ${c.status}`);
+    }
+  };
   try {
     await withTimeout(
       Promise.all(
         Array.from({ length: o.clients }, async (_, i) => {
+          let owed: Claimed[] = [];
           for (;;) {
-            const r = await post<{ jobs: Claimed[] }>(api, "/v1/process-next", { queues: ["bench"], workerId: `c${i}`, max: o.max });
+            const complete = owed.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+            const r = await post<{ jobs: Claimed[]; completed?: { status: number }[] }>(api, "/v1/process-next", {
+              queues: ["bench"],
+              workerId: `c${i}`,
+              max: o.max,
+              ...(o.ack ? { complete } : {}),
+            });
             if (r.status !== 200) throw new Error(`process-next ${r.status}`);
+            if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))
+              throw new Error("process-next: a completion was not acknowledged");
+            if (owed.length > 0) last = performance.now();
+            owed = [];
             if (r.body.jobs.length === 0) return;
             if (!first) first = performance.now();
             for (const j of r.body.jobs) seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
-            if (o.max === 1) {
-              const j = r.body.jobs[0]!;
-              const c = await post(api, `/v1/jobs/${j.id}/complete`, { leaseToken: j.leaseToken });
-              if (c.status !== 200) throw new Error(`complete ${c.status}`);
-            } else {
-              const c = await post<{ items: { status: number }[] }>(api, "/v1/jobs/complete", {
-                items: r.body.jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })),
-              });
-              if (c.status !== 200 || c.body.items.some((x) => x.status !== 200)) throw new Error(`batch complete ${c.status}`);
+            if (o.ack) owed = r.body.jobs;
+            else {
+              await acknowledge(r.body.jobs);
+              last = performance.now();
             }
-            last = performance.now();
           }
         }),
       ),

@@ -1,5 +1,5 @@
-// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|ceil|submit|gw N v1 [v2…]` (BATCH, CLIENTS env;
-// for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10; for pair, v is
+// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|httpack|ceil|submit|gw|pair N v1 [v2…]` (BATCH, CLIENTS env;
+// httpack completes with the next poll; for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10; for pair, v is
 // the worker concurrency: jobline in-process, then tuned graphile-worker, and their ratio, so a drift
 // of the machine shows as a spread of ratios rather than as a difference between systems).
 import { mkdtempSync } from "node:fs";
@@ -31,7 +31,8 @@ const C = Number(process.env.CLIENTS ?? 16);
 for (const v of rest.map(Number)) {
   const jobs = Number(N);
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
-  if (which === "http") console.log("http max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v })));
+  if (which === "http" || which === "httpack")
+    console.log(which, "max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v, ack: which === "httpack" })));
   if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
   if (which === "gw")
     console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));

@@ -121,6 +121,12 @@ try {
       return stop;
     }),
   );
+  const http1ack = await measure("jobline HTTP process-next max 1 + complete in the next poll (16 clients)", "jobs/s", async () =>
+    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 1, ack: true }),
+  );
+  const http10ack = await measure("jobline HTTP process-next max 10 + complete in the next poll (16 clients)", "jobs/s", async () =>
+    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 10, ack: true }),
+  );
   await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>
     httpSubmit(await freshDb(true), { jobs: Math.min(N, 10_000), clients: 16 }),
   );
@@ -163,7 +169,9 @@ try {
   const targets = [
     ["jobline in-process ≥ 1.5 × tuned graphile-worker", ratio(inproc.median, gwTuned.median), 1.5],
     ["jobline HTTP max 10 ≥ tuned graphile-worker", ratio(http10.median, gwTuned.median), 1],
+    ["jobline HTTP max 10, completes in the next poll, ≥ tuned graphile-worker", ratio(http10ack.median, gwTuned.median), 1],
     ["jobline HTTP max 1 ≥ default graphile-worker", ratio(http1.median, gwDefault.median), 1],
+    ["jobline HTTP max 1, completes in the next poll, ≥ default graphile-worker", ratio(http1ack.median, gwDefault.median), 1],
     ["p99 submit → start < 20 ms", latency.jobline.p99, 20],
     [`claim latency ${BIG / 1000}k queued ≤ 1.5 × 10k`, ratio(claim[`${BIG / 1000}k queued`]!, claim["10k queued"]!), 1.5],
     [`${BIG / 1000}k finished rows change claim latency < 20 %`, Math.abs(ratio(claim[`10k queued + ${BIG / 1000}k finished`]!, claim["10k queued"]!) - 1), 0.2],

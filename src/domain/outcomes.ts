@@ -22,4 +22,5 @@ export type ErrorCode =
   | "batch_not_retryable"
   | "batch_not_cancellable"
   | "forbidden"
-  | "invalid";
+  | "invalid"
+  | "unavailable";

@@ -81,6 +81,16 @@ export function fail(reply: FastifyReply, e: { error: string; detail?: string | 
   return sendProblem(reply, problem(e.error, e.detail));
 }
 
+/**
+ * One item of a many-item request, answered on its own: 200 (with `body`'s rendering of the
+ * value, when given) or the item's problem with that problem's status.
+ */
+export function itemAnswer<T, B>(id: string, outcome: { ok: true; value: T } | { ok: false; error: string; detail?: string | undefined }, body?: (v: T) => B) {
+  if (outcome.ok) return { id, status: 200, ...(body ? { job: body(outcome.value) } : {}) };
+  const p = problem(outcome.error, outcome.detail);
+  return { id, status: p.status, problem: p };
+}
+
 /** Error responses for a route's schema, so every one appears in the OpenAPI document. */
 export function errors(...codes: number[]) {
   return Object.fromEntries([400, 401, 403, ...codes].map((c) => [c, ProblemSchema]));

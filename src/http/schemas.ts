@@ -101,3 +101,6 @@ export function parseIfMatch(h: string | undefined): number | undefined {
   const m = /^\s*(?:W\/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$/.exec(h);
   return m ? Number(m[1] ?? m[2]) : -1;
 }
+
+/** A job to acknowledge as done: POST /v1/jobs/complete's items and process-next's `complete`. */
+export const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });

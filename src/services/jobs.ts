@@ -8,7 +8,7 @@ import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
-import { inTx, isDataError } from "./tx.js";
+import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
 
 /**
  * Statements of one kind (and filter) a process runs at once; calls arriving
@@ -275,7 +275,7 @@ export function createJobService(deps: {
     return next;
   }
 
-  async function claimNext(f: {
+  type ClaimInput = {
     queues: string[];
     kinds?: string[] | undefined;
     scope: TenantScope;
@@ -286,7 +286,8 @@ export function createJobService(deps: {
     signal?: AbortSignal | undefined;
     /** false: a caller that batches by itself (createWorker) runs its own statement. */
     shared?: boolean | undefined;
-  }) {
+  };
+  async function claimNext(f: ClaimInput) {
     const deadline = Date.now() + f.waitMs;
     // One immediate retry per call when an empty claim's promotion fed one of this poll's
     // queues; after that the promotion's NOTIFY wakes the wait below, and promotions after
@@ -415,6 +416,26 @@ export function createJobService(deps: {
     settle(scope, items, (good) => completeTogether(scope, good));
 
   /**
+   * A poll that also acknowledges finished jobs (process-next's `complete`). The completions
+   * and the claim run at once: a job being completed is running, never claimable, so they
+   * touch different rows, and the poll waits for one round of statements instead of two.
+   * A completion that meets an unavailable database or a conflict is answered on its own
+   * item instead of failing the poll, whose claim may have leased jobs meanwhile: those would
+   * sit leased to nobody until the reaper took them back.
+   */
+  async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
+    const completing =
+      acks.length === 0
+        ? Promise.resolve([])
+        : completeMany(f.scope, acks).catch((e: unknown) => {
+            if (!isDbUnavailable(e) && !isConflictVictim(e)) throw e;
+            return acks.map((a) => ({ id: a.id, outcome: err("unavailable", "not acknowledged: database unavailable; send it again") }));
+          });
+    const [completed, claimed] = await Promise.all([completing, claimNext(f)]);
+    return { jobs: claimed, completed };
+  }
+
+  /**
    * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
    * back. Its results must have passed storableProblem already (createWorker fails a job whose
    * result does not), so they are not serialised once more here.
@@ -459,7 +480,21 @@ export function createJobService(deps: {
       : err("not_running", `job is ${cur!.status}`);
   }
 
-  return { submit, get, list: jobs.list, cancel, claimNext, claim, heartbeat, complete, completeMany, completeOwn, fail, newLeaseId: randomUUID };
+  return {
+    submit,
+    get,
+    list: jobs.list,
+    cancel,
+    claimNext,
+    claimNextAndComplete,
+    claim,
+    heartbeat,
+    complete,
+    completeMany,
+    completeOwn,
+    fail,
+    newLeaseId: randomUUID,
+  };
 }
 
 export type JobService = ReturnType<typeof createJobService>;

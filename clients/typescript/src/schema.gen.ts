@@ -903,7 +903,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready */
+        /**
+         * Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready
+         * @description `complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), in the same request: the completions and the claim run at once, and each completion is answered on its own in `completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the same request again replays them.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -923,6 +926,13 @@ export interface paths {
                         leaseSeconds?: number;
                         /** @default 0 */
                         waitMs?: number;
+                        complete?: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            leaseToken: string;
+                            result?: unknown;
+                        }[];
                     };
                 };
             };
@@ -2192,6 +2202,13 @@ export interface components {
         };
         ProcessNextResultInput: {
             jobs: components["schemas"]["ClaimedJobInput"][];
+            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
+            completed?: {
+                /** Format: uuid */
+                id: string;
+                status: number;
+                problem?: components["schemas"]["ProblemInput"];
+            }[];
         };
         QueueListInput: {
             items: {
@@ -2403,6 +2420,13 @@ export interface components {
         };
         ProcessNextResult: {
             jobs: components["schemas"]["ClaimedJob"][];
+            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
+            completed?: {
+                /** Format: uuid */
+                id: string;
+                status: number;
+                problem?: components["schemas"]["Problem"];
+            }[];
         };
         QueueList: {
             items: {

@@ -4,9 +4,10 @@ import { JOB_STATUSES } from "../../domain/jobs.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
-import { errors, fail, problem, ProblemSchema, sendProblem } from "../problem.js";
+import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
 import {
   ClaimedJobSchema,
+  CompleteItem,
   IdParams,
   IfMatchHeaders,
   JobSchema,
@@ -183,7 +184,6 @@ export async function jobRoutes(app: Api, c: Container) {
     },
   );
 
-  const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });
   app.post(
     "/v1/jobs/complete",
     {
@@ -206,13 +206,7 @@ export async function jobRoutes(app: Api, c: Container) {
     },
     async (req) => {
       const out = await svc.completeMany(scope(req), req.body.items);
-      return {
-        items: out.map(({ id, outcome }) =>
-          outcome.ok
-            ? { id, status: 200, job: jobDto(outcome.value) }
-            : { id, status: problem(outcome.error, outcome.detail).status, problem: problem(outcome.error, outcome.detail) },
-        ),
-      };
+      return { items: out.map(({ id, outcome }) => itemAnswer(id, outcome, jobDto)) };
     },
   );
 

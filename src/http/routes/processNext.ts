@@ -2,8 +2,8 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import { claimedJobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
-import { errors } from "../problem.js";
-import { ClaimedJobSchema, LeaseSeconds, Name, WorkerId } from "../schemas.js";
+import { errors, itemAnswer, ProblemSchema } from "../problem.js";
+import { ClaimedJobSchema, CompleteItem, LeaseSeconds, Name, WorkerId } from "../schemas.js";
 import type { Api } from "../types.js";
 
 export async function processNextRoutes(app: Api, c: Container) {
@@ -14,6 +14,11 @@ export async function processNextRoutes(app: Api, c: Container) {
       schema: {
         tags: ["workers"],
         summary: "Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready",
+        description:
+          "`complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), " +
+          "in the same request: the completions and the claim run at once, and each completion is answered on its own in " +
+          "`completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the " +
+          "same request again replays them.",
         body: z.strictObject({
           queues: z.array(Name).min(1).max(50),
           kinds: z.array(Name).max(100).optional(),
@@ -21,8 +26,20 @@ export async function processNextRoutes(app: Api, c: Container) {
           max: z.number().int().min(1).max(100).default(1),
           leaseSeconds: LeaseSeconds.default(60),
           waitMs: z.number().int().min(0).max(30_000).default(0),
+          complete: z.array(CompleteItem).max(100).optional(),
         }),
-        response: { 200: z.object({ jobs: z.array(ClaimedJobSchema) }).meta({ id: "ProcessNextResult" }), ...errors() },
+        response: {
+          200: z
+            .object({
+              jobs: z.array(ClaimedJobSchema),
+              completed: z
+                .array(z.object({ id: z.uuid(), status: z.number().int(), problem: ProblemSchema.optional() }))
+                .optional()
+                .describe("Present when the request carried `complete`: one answer per item, in order (200: succeeded)"),
+            })
+            .meta({ id: "ProcessNextResult" }),
+          ...errors(),
+        },
       },
     },
     async (req, reply) => {
@@ -35,8 +52,11 @@ export async function processNextRoutes(app: Api, c: Container) {
       };
       reply.raw.once("close", onClose);
       try {
-        const rows = await c.services.jobs.claimNext({ ...req.body, scope: scope(req), signal: abort.signal });
-        return { jobs: rows.map(claimedJobDto) };
+        const { complete, ...poll } = req.body;
+        const input = { ...poll, scope: scope(req), signal: abort.signal };
+        if (!complete) return { jobs: (await c.services.jobs.claimNext(input)).map(claimedJobDto) };
+        const out = await c.services.jobs.claimNextAndComplete(input, complete);
+        return { jobs: out.jobs.map(claimedJobDto), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
       } finally {
         reply.raw.off("close", onClose);
       }

@@ -1,0 +1,182 @@
+// process-next's `complete`: a worker acknowledges what it finished with its next poll.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+let env: TestEnv;
+let client: string;
+let worker: string;
+beforeAll(async () => {
+  env = await createTestEnv("process_next_ack");
+  client = await env.key("acme", "client");
+  worker = await env.key("acme", "worker");
+});
+afterAll(async () => env?.close());
+
+type Claimed = { id: string; leaseToken: string; version: number };
+type Answer = { id: string; status: number; problem?: { code: string; status: number } };
+type Ack = { id: string; leaseToken: string; result?: unknown };
+
+const submit = async (queue: string, extra: object = {}) => {
+  const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload: { x: 1 }, ...extra });
+  expect(r.status).toBe(201);
+  return r.body as { id: string };
+};
+const poll = async (queue: string, o: { complete?: Ack[]; waitMs?: number; max?: number; key?: string } = {}) => {
+  const { key = worker, ...body } = o;
+  const r = await env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", ...body });
+  expect(r.status).toBe(200);
+  return r.body as { jobs: Claimed[]; completed?: Answer[] };
+};
+const job = async (id: string) => (await env.http().get(`/v1/jobs/${id}`).set("authorization", client)).body;
+const events = async (id: string) =>
+  (await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'job.succeeded'`)[0]!.n;
+const until = async (check: () => Promise<boolean>) => {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe("process-next with complete", () => {
+  it("completes the finished job and leases the next in one request; the same request again replays, with no second event", async () => {
+    const a = await submit("ack1", { webhookUrl: "https://example.com/hook" });
+    const b = await submit("ack1");
+    const [ja] = (await poll("ack1")).jobs;
+    expect(ja!.id).toBe(a.id);
+    const without = await poll("ack1", { max: 1, waitMs: 0, complete: undefined });
+    expect(without).not.toHaveProperty("completed");
+    const [jb] = without.jobs;
+    expect(jb!.id).toBe(b.id);
+
+    const ack = [{ id: ja!.id, leaseToken: ja!.leaseToken, result: { n: 1 } }];
+    const first = await poll("ack1", { complete: ack });
+    expect(first.completed).toEqual([{ id: a.id, status: 200 }]);
+    const done = await job(a.id);
+    expect(done).toMatchObject({ status: "succeeded", result: { n: 1 } });
+    expect(await events(a.id)).toBe(1);
+
+    const again = await poll("ack1", { complete: ack });
+    expect(again.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect((await job(a.id)).version).toBe(done.version);
+    expect(await events(a.id)).toBe(1);
+  });
+
+  it("acknowledges and leases in the same request", async () => {
+    const a = await submit("ack2");
+    const b = await submit("ack2");
+    const [ja] = (await poll("ack2")).jobs;
+    expect(ja!.id).toBe(a.id);
+    const r = await poll("ack2", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+    expect(r.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
+    expect((await job(a.id)).status).toBe("succeeded");
+    expect((await job(b.id)).status).toBe("running");
+  });
+
+  it("answers each item on its own, in order: a stale token 409, an unknown or another tenant's job 404; the poll still leases", async () => {
+    const mine = await submit("ack3");
+    const other = await env.http().post("/v1/jobs").set("authorization", await env.key("globex", "client"))
+      .send({ queue: "ack3", kind: "k" });
+    const otherWorker = await env.key("globex", "worker");
+    const [theirs] = (await poll("ack3", { key: otherWorker })).jobs;
+    expect(theirs!.id).toBe(other.body.id);
+    const [jm] = (await poll("ack3")).jobs;
+    expect(jm!.id).toBe(mine.id);
+    const next = await submit("ack3");
+
+    const r = await poll("ack3", {
+      complete: [
+        { id: jm!.id, leaseToken: crypto.randomUUID() },
+        { id: crypto.randomUUID(), leaseToken: crypto.randomUUID() },
+        { id: theirs!.id, leaseToken: theirs!.leaseToken },
+      ],
+    });
+    expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([
+      [jm!.id, 409, "lease_lost"],
+      [expect.any(String), 404, "not_found"],
+      [theirs!.id, 404, "not_found"],
+    ]);
+    expect(r.jobs.map((j) => j.id)).toEqual([next.id]);
+    expect((await job(mine.id)).status).toBe("running");
+    const theirsNow = await env.http().get(`/v1/jobs/${theirs!.id}`).set("authorization", await env.key("globex", "client"));
+    expect(theirsNow.body.status).toBe("running");
+  });
+
+  it("commits the completions before a long poll waits, and answers them when it returns", async () => {
+    const a = await submit("ack4");
+    const [ja] = (await poll("ack4")).jobs;
+    const waiting = poll("ack4", { waitMs: 10_000, complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+    await until(async () => (await job(a.id)).status === "succeeded");
+    const b = await submit("ack4");
+    const r = await waiting;
+    expect(r.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
+  });
+
+  it("refuses more than 100 items, and an item that is not a job reference", async () => {
+    const many = Array.from({ length: 101 }, () => ({ id: crypto.randomUUID(), leaseToken: crypto.randomUUID() }));
+    for (const complete of [many, [{ id: "nope", leaseToken: crypto.randomUUID() }], [{ id: crypto.randomUUID() }]]) {
+      const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["ack5"], workerId: "w", complete });
+      expect(r.status).toBe(400);
+      expect(r.body.code).toBe("invalid_request");
+    }
+  });
+
+  it("a completion the database rolls back is answered 503 on its item; the poll's leases still reach the worker", async () => {
+    const a = await submit("ack6");
+    const [ja] = (await poll("ack6")).jobs;
+    const b = await submit("ack6");
+    // A real rollback of the completion only: the trigger refuses this job's success as a deadlock victim.
+    await env.c.sql.unsafe(`
+      CREATE FUNCTION ack6_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$;
+      CREATE TRIGGER ack6_victim BEFORE UPDATE ON jobs FOR EACH ROW
+        WHEN (NEW.id = '${a.id}' AND NEW.status = 'succeeded') EXECUTE FUNCTION ack6_victim();`);
+    try {
+      const r = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+      expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, 503, "unavailable"]]);
+      expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
+      expect((await job(a.id)).status).toBe("running");
+    } finally {
+      await env.c.sql.unsafe("DROP TRIGGER ack6_victim ON jobs; DROP FUNCTION ack6_victim()");
+    }
+    const retried = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+    expect(retried.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect((await job(a.id)).status).toBe("succeeded");
+  });
+
+  it("workers that acknowledge with their polls run every job exactly once", async () => {
+    const n = 300;
+    const ids = new Set<string>();
+    for (let i = 0; i < n; i += 100) {
+      const r = await env.http().post("/v1/batches").set("authorization", client)
+        .send({ jobs: Array.from({ length: Math.min(100, n - i) }, () => ({ queue: "ack7", kind: "k" })) });
+      expect(r.status).toBe(201);
+    }
+    const seen: string[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        let pending: Ack[] = [];
+        for (;;) {
+          const r = await env.http().post("/v1/process-next").set("authorization", worker)
+            .send({ queues: ["ack7"], workerId: `w${w}`, max: 1 + (w % 3), complete: pending });
+          expect(r.status).toBe(200);
+          expect((r.body.completed as Answer[]).every((c) => c.status === 200)).toBe(true);
+          const jobs = r.body.jobs as Claimed[];
+          if (jobs.length === 0 && pending.length === 0) return;
+          for (const j of jobs) seen.push(j.id);
+          pending = jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+        }
+      }),
+    );
+    for (const id of seen) ids.add(id);
+    expect(seen).toHaveLength(n);
+    expect(ids.size).toBe(n);
+    const [counts] = await env.c.sql<{ ok: number; other: number }[]>`
+      SELECT count(*) FILTER (WHERE status = 'succeeded' AND attempts = 1)::int AS ok,
+             count(*) FILTER (WHERE NOT (status = 'succeeded' AND attempts = 1))::int AS other
+      FROM jobs WHERE queue = 'ack7'`;
+    expect(counts).toEqual({ ok: n, other: 0 });
+  });
+});
