@@ -23,4 +23,5 @@ export type ErrorCode =
   | "batch_not_cancellable"
   | "forbidden"
   | "invalid"
-  | "unavailable";
+  | "unavailable"
+  | "internal";

@@ -419,20 +419,34 @@ export function createJobService(deps: {
    * A poll that also acknowledges finished jobs (process-next's `complete`). The completions
    * and the claim run at once: a job being completed is running, never claimable, so they
    * touch different rows, and the poll waits for one round of statements instead of two.
-   * A completion that meets an unavailable database or a conflict is answered on its own
-   * item instead of failing the poll, whose claim may have leased jobs meanwhile: those would
-   * sit leased to nobody until the reaper took them back.
+   * A completion that fails is answered on its own items (503 when the database is away or
+   * rolled it back, else 500; replaying a complete is safe either way) instead of failing a
+   * poll whose claim may have leased jobs meanwhile, which would then sit leased to nobody
+   * until reaped. It also ends the poll's wait, so the worker learns it while its lease lasts.
+   * `failure` is the error, for the caller to log.
    */
   async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
+    const cut = new AbortController();
+    const onAbort = () => cut.abort();
+    f.signal?.addEventListener("abort", onAbort, { once: true });
+    if (f.signal?.aborted) cut.abort();
+    let failure: { error: unknown; expected: boolean } | undefined;
     const completing =
       acks.length === 0
         ? Promise.resolve([])
-        : completeMany(f.scope, acks).catch((e: unknown) => {
-            if (!isDbUnavailable(e) && !isConflictVictim(e)) throw e;
-            return acks.map((a) => ({ id: a.id, outcome: err("unavailable", "not acknowledged: database unavailable; send it again") }));
+        : completeMany(f.scope, acks).catch((error: unknown) => {
+            const expected = isDbUnavailable(error) || isConflictVictim(error);
+            failure = { error, expected };
+            cut.abort();
+            const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
+            return acks.map((a) => ({ id: a.id, outcome }));
           });
-    const [completed, claimed] = await Promise.all([completing, claimNext(f)]);
-    return { jobs: claimed, completed };
+    try {
+      const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal: cut.signal })]);
+      return { jobs: claimed, completed, failure };
+    } finally {
+      f.signal?.removeEventListener("abort", onAbort);
+    }
   }
 
   /**

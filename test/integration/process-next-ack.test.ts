@@ -30,6 +30,20 @@ const poll = async (queue: string, o: { complete?: Ack[]; waitMs?: number; max?:
 const job = async (id: string) => (await env.http().get(`/v1/jobs/${id}`).set("authorization", client)).body;
 const events = async (id: string) =>
   (await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'job.succeeded'`)[0]!.n;
+/** A real rollback of one job's success, by a trigger raising `code`, while `fn` runs. */
+const refusingSuccessOf = async (id: string, code: string, fn: () => Promise<void>) => {
+  const name = `refuse_${code.toLowerCase()}_${id.replaceAll("-", "")}`;
+  await env.c.sql.unsafe(`
+    CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '${code}'; END $$;
+    CREATE TRIGGER ${name} BEFORE UPDATE ON jobs FOR EACH ROW
+      WHEN (NEW.id = '${id}' AND NEW.status = 'succeeded') EXECUTE FUNCTION ${name}();`);
+  try {
+    await fn();
+  } finally {
+    await env.c.sql.unsafe(`DROP TRIGGER ${name} ON jobs; DROP FUNCTION ${name}()`);
+  }
+};
 const until = async (check: () => Promise<boolean>) => {
   const deadline = Date.now() + 5000;
   while (!(await check())) {
@@ -127,22 +141,57 @@ describe("process-next with complete", () => {
     const a = await submit("ack6");
     const [ja] = (await poll("ack6")).jobs;
     const b = await submit("ack6");
-    // A real rollback of the completion only: the trigger refuses this job's success as a deadlock victim.
-    await env.c.sql.unsafe(`
-      CREATE FUNCTION ack6_victim() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$;
-      CREATE TRIGGER ack6_victim BEFORE UPDATE ON jobs FOR EACH ROW
-        WHEN (NEW.id = '${a.id}' AND NEW.status = 'succeeded') EXECUTE FUNCTION ack6_victim();`);
-    try {
+    await refusingSuccessOf(a.id, "40P01", async () => {
       const r = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
       expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, 503, "unavailable"]]);
       expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
       expect((await job(a.id)).status).toBe("running");
-    } finally {
-      await env.c.sql.unsafe("DROP TRIGGER ack6_victim ON jobs; DROP FUNCTION ack6_victim()");
-    }
+    });
     const retried = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
     expect(retried.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect((await job(a.id)).status).toBe("succeeded");
+  });
+
+  it("any other failure of the completions is answered 500 on its items, and the poll still returns what it leased", async () => {
+    const a = await submit("ack8");
+    const [ja] = (await poll("ack8")).jobs;
+    const b = await submit("ack8");
+    await refusingSuccessOf(a.id, "P0001", async () => {
+      const r = await poll("ack8", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+      expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, 500, "internal"]]);
+      expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
+    });
+    expect((await job(b.id)).status).toBe("running");
+  });
+
+  it("a failed completion ends the poll's wait, so the worker hears of it while its lease lasts", async () => {
+    const a = await submit("ack9");
+    const [ja] = (await poll("ack9")).jobs;
+    await refusingSuccessOf(a.id, "40P01", async () => {
+      const t0 = performance.now();
+      const r = await poll("ack9", { waitMs: 20_000, complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+      // Well under the 20 s the poll would otherwise have waited on its empty queue.
+      expect(performance.now() - t0).toBeLessThan(10_000);
+      expect(r.completed!.map((c) => c.status)).toEqual([503]);
+      expect(r.jobs).toEqual([]);
+    });
+  });
+
+  it("the same item twice is one completion: both answered 200, one event", async () => {
+    const a = await submit("ack10", { webhookUrl: "https://example.com/hook" });
+    const [ja] = (await poll("ack10")).jobs;
+    const item = { id: ja!.id, leaseToken: ja!.leaseToken };
+    const r = await poll("ack10", { complete: [item, item] });
+    expect(r.completed).toEqual([{ id: a.id, status: 200 }, { id: a.id, status: 200 }]);
+    expect(await events(a.id)).toBe(1);
+  });
+
+  it("a platform worker acknowledges any tenant's job", async () => {
+    const a = await submit("ack11");
+    const platform = await env.key("*", "worker");
+    const [ja] = (await poll("ack11", { key: platform })).jobs;
+    const r = await poll("ack11", { key: platform, complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+    expect(r.completed).toEqual([{ id: a.id, status: 200 }]);
     expect((await job(a.id)).status).toBe("succeeded");
   });
 

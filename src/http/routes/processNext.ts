@@ -18,7 +18,8 @@ export async function processNextRoutes(app: Api, c: Container) {
           "`complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), " +
           "in the same request: the completions and the claim run at once, and each completion is answered on its own in " +
           "`completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the " +
-          "same request again replays them.",
+          "same request again replays them. If the completions themselves fail, their items are answered 503 (database " +
+          "unavailable or a deadlock) or 500, to be sent again, and the poll returns without waiting further.",
         body: z.strictObject({
           queues: z.array(Name).min(1).max(50),
           kinds: z.array(Name).max(100).optional(),
@@ -56,6 +57,8 @@ export async function processNextRoutes(app: Api, c: Container) {
         const input = { ...poll, scope: scope(req), signal: abort.signal };
         if (!complete) return { jobs: (await c.services.jobs.claimNext(input)).map(claimedJobDto) };
         const out = await c.services.jobs.claimNextAndComplete(input, complete);
+        if (out.failure?.expected) req.log.warn({ err: out.failure.error }, "acknowledgements in a poll failed; answered 503 per item");
+        else if (out.failure) req.log.error({ err: out.failure.error }, "acknowledgements in a poll failed; answered 500 per item");
         return { jobs: out.jobs.map(claimedJobDto), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
       } finally {
         reply.raw.off("close", onClose);
