@@ -1,7 +1,8 @@
-// Ad-hoc probe while tuning: `npx tsx bench/quick.ts inproc|http|httpack|ceil|submit|gw|pair N v1 [v2…]` (BATCH, CLIENTS env;
-// httpack completes with the next poll; for submit, each v is a job count; for gw, 1 = tuned and 0 = defaults, concurrency 10; for pair, v is
-// the worker concurrency: jobline in-process, then tuned graphile-worker, and their ratio, so a drift
-// of the machine shows as a spread of ratios rather than as a difference between systems).
+// Ad-hoc probe while tuning: `npx tsx bench/quick.ts MODE N v1 [v2…]`, each v run in order on one server.
+//   inproc v = worker concurrency (BATCH env: batch size); http / httpack v = max (httpack completes
+//   with the next poll; CLIENTS env); ceil v = rows per statement; submit v = job count;
+//   gw v = 1 tuned graphile-worker, 0 defaults; pair v = worker concurrency: jobline in-process, then
+//   tuned graphile-worker, and their ratio (the machine's drift shows as a spread of ratios).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -427,9 +427,6 @@ export function createJobService(deps: {
    */
   async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
     const cut = new AbortController();
-    const onAbort = () => cut.abort();
-    f.signal?.addEventListener("abort", onAbort, { once: true });
-    if (f.signal?.aborted) cut.abort();
     let failure: { error: unknown; expected: boolean } | undefined;
     const completing =
       acks.length === 0
@@ -441,12 +438,9 @@ export function createJobService(deps: {
             const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
             return acks.map((a) => ({ id: a.id, outcome }));
           });
-    try {
-      const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal: cut.signal })]);
-      return { jobs: claimed, completed, failure };
-    } finally {
-      f.signal?.removeEventListener("abort", onAbort);
-    }
+    const signal = f.signal ? AbortSignal.any([f.signal, cut.signal]) : cut.signal;
+    const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal })]);
+    return { jobs: claimed, completed, failure };
   }
 
   /**

@@ -14,21 +14,12 @@ import {
 } from "../../clients/typescript/src/index.js";
 import { reapOnce } from "../../src/worker/maintenance.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { until } from "../helpers/until.js";
 
 /**
  * runHttpWorker over real HTTP against the real app (listening on 127.0.0.1) and a real
  * PostgreSQL: bounded concurrency, heartbeats, cancel, lost leases, failure reporting, stop.
  */
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Fails if `probe` turns true within `ms` (a bounded check for something that must not happen). */
 async function never(what: string, probe: () => Promise<boolean>, ms: number): Promise<void> {

@@ -15,6 +15,7 @@ import {
 } from "../../clients/typescript/src/index.js";
 import { freePort } from "../../src/db/embedded.js";
 import { createTestDatabase } from "../helpers/db.js";
+import { until } from "../helpers/until.js";
 
 /**
  * The SDK against the real server process (`jobline start`: API + worker in one process):
@@ -26,17 +27,6 @@ const ROOT = new URL("../../", import.meta.url);
 interface Delivery {
   headers: IncomingHttpHeaders;
   body: string;
-}
-
-/** Polls `probe` until it returns a value (not undefined), or fails after `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

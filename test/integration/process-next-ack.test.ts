@@ -1,6 +1,7 @@
 // process-next's `complete`: a worker acknowledges what it finished with its next poll.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { until } from "../helpers/until.js";
 
 let env: TestEnv;
 let client: string;
@@ -42,13 +43,6 @@ const refusingSuccessOf = async (id: string, code: string, fn: () => Promise<voi
     await fn();
   } finally {
     await env.c.sql.unsafe(`DROP TRIGGER ${name} ON jobs; DROP FUNCTION ${name}()`);
-  }
-};
-const until = async (check: () => Promise<boolean>) => {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met within 5 s");
-    await new Promise((r) => setTimeout(r, 10));
   }
 };
 
@@ -121,7 +115,7 @@ describe("process-next with complete", () => {
     const a = await submit("ack4");
     const [ja] = (await poll("ack4")).jobs;
     const waiting = poll("ack4", { waitMs: 10_000, complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
-    await until(async () => (await job(a.id)).status === "succeeded");
+    await until("the completion to commit", async () => (await job(a.id)).status === "succeeded" || undefined, 5000);
     const b = await submit("ack4");
     const r = await waiting;
     expect(r.completed).toEqual([{ id: a.id, status: 200 }]);
@@ -137,31 +131,24 @@ describe("process-next with complete", () => {
     }
   });
 
-  it("a completion the database rolls back is answered 503 on its item; the poll's leases still reach the worker", async () => {
-    const a = await submit("ack6");
-    const [ja] = (await poll("ack6")).jobs;
-    const b = await submit("ack6");
-    await refusingSuccessOf(a.id, "40P01", async () => {
-      const r = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
-      expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, 503, "unavailable"]]);
+  it.each([
+    ["the database rolled them back as a deadlock victim", "40P01", 503, "unavailable"],
+    ["of any other error", "P0001", 500, "internal"],
+  ])("completions that fail because %s (SQLSTATE %s) are answered %i on their items; the poll's leases still reach the worker", async (_, code, status, problemCode) => {
+    const queue = `ack6_${code}`;
+    const a = await submit(queue);
+    const [ja] = (await poll(queue)).jobs;
+    const b = await submit(queue);
+    await refusingSuccessOf(a.id, code, async () => {
+      const r = await poll(queue, { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+      expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, status, problemCode]]);
       expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
       expect((await job(a.id)).status).toBe("running");
     });
-    const retried = await poll("ack6", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
+    expect((await job(b.id)).status).toBe("running");
+    const retried = await poll(queue, { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
     expect(retried.completed).toEqual([{ id: a.id, status: 200 }]);
     expect((await job(a.id)).status).toBe("succeeded");
-  });
-
-  it("any other failure of the completions is answered 500 on its items, and the poll still returns what it leased", async () => {
-    const a = await submit("ack8");
-    const [ja] = (await poll("ack8")).jobs;
-    const b = await submit("ack8");
-    await refusingSuccessOf(a.id, "P0001", async () => {
-      const r = await poll("ack8", { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
-      expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, 500, "internal"]]);
-      expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
-    });
-    expect((await job(b.id)).status).toBe("running");
   });
 
   it("a failed completion ends the poll's wait, so the worker hears of it while its lease lasts", async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { until } from "../helpers/until.js";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -49,13 +50,6 @@ describe("request ids and the request-duration metric", () => {
         v.labels.route === labels.route &&
         v.labels.status === labels.status,
     )?.value ?? 0;
-  const until = async (check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 5000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error("condition not met within 5 s");
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
 
   it("echoes a client's x-request-id and gives every other response one, errors included", async () => {
     const given = await env.http().get("/healthz").set("x-request-id", "req-abc-123");
@@ -81,6 +75,10 @@ describe("request ids and the request-duration metric", () => {
     await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [] });
     await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [] });
     await env.http().get("/v1/no-such-route");
-    await until(async () => (await counted(labels)) === before + 2 && (await counted(notFound)) === before404 + 1);
+    await until(
+      "both counts",
+      async () => ((await counted(labels)) === before + 2 && (await counted(notFound)) === before404 + 1) || undefined,
+      5000,
+    );
   });
 });
