@@ -92,7 +92,9 @@ export interface ApiProcess {
 export async function startApi(databaseUrl: string): Promise<ApiProcess> {
   const port = await freePort();
   const key = `bench_${randomBytes(16).toString("hex")}`;
-  const child = spawn(process.execPath, [join(ROOT, "bin", "jobline.js"), "serve"], {
+  // API_NODE_ARGS (space-separated) lets a probe profile the API, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = process.env.API_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin", "jobline.js"), "serve"], {
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: key, LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -6,6 +6,7 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
+import { type Cancel, Tripwire } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
@@ -99,7 +100,7 @@ export function createJobService(deps: {
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
 
   type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
-  type ClaimRequest = { workerId: string; max: number; signal?: AbortSignal | undefined };
+  type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
   // Concurrent polls with the same filter share one claim statement; a poll whose client
   // left while it queued takes nothing, so no job is leased to nobody.
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
@@ -136,14 +137,17 @@ export function createJobService(deps: {
   // Completes of one tenant scope share a statement; an item repeated within it is answered
   // by matchWinners, the others by the replay path. A result PostgreSQL refuses is answered
   // "refused" for its own item only: the statement is run again in halves without it.
-  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null | typeof REFUSED>>(
-    async (scope, requests) => {
+  // Lean ones (a poll's acknowledgements, answered by status alone) share a statement only
+  // with each other, and take back three columns of each row instead of all of them.
+  type LeanRow = Pick<JobRow, "id" | "leaseToken" | "status">;
+  const completeTogether = keyedCoalescer<{ scope: TenantScope; lean: boolean }, CompleteItem[], Array<LeanRow | null | typeof REFUSED>>(
+    async ({ scope, lean }, requests) => {
       const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
       const seen = new Set<string>();
       const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
-      const out: JobRow[] = [];
+      const out: LeanRow[] = [];
       const bad = new Set<string>();
-      for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope), isDataError)) {
+      for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
         if (p.ok) out.push(...p.out);
         else if (p.items.length === 1 && isDataError(p.error)) bad.add(keyOf(p.items[0]!));
         else throw p.error;
@@ -152,8 +156,16 @@ export function createJobService(deps: {
       if (bad.size === 0) return answers;
       return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
     },
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.length, keyOf: (k) => k ?? "*" },
+    {
+      inFlight: COALESCE_IN_FLIGHT,
+      maxUnits: COALESCE_MAX_ROWS,
+      units: (r) => r.length,
+      keyOf: (k) => `${k.lean ? "lean" : "full"} ${k.scope ?? "*"}`,
+    },
   );
+  // The rows are whole unless the key says lean.
+  const completeFull = (scope: TenantScope, items: CompleteItem[]) =>
+    completeTogether({ scope, lean: false }, items) as Promise<Array<JobRow | null | typeof REFUSED>>;
 
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
   // would lock its (queue, tenant, group) fairness row until its own commit, so concurrent
@@ -283,7 +295,7 @@ export function createJobService(deps: {
     leaseSeconds: number;
     max: number;
     waitMs: number;
-    signal?: AbortSignal | undefined;
+    signal?: Cancel | undefined;
     /** false: a caller that batches by itself (createWorker) runs its own statement. */
     shared?: boolean | undefined;
   };
@@ -358,7 +370,7 @@ export function createJobService(deps: {
     if (bad) return err("invalid", `result ${bad}`);
     const row =
       q === undefined
-        ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
+        ? (await completeFull(scope, [{ id, leaseToken, result }]))[0]!
         : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
     if (row === REFUSED) return refusedProblem();
     if (row) {
@@ -413,7 +425,7 @@ export function createJobService(deps: {
 
   /** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
   const completeMany = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
-    settle(scope, items, (good) => completeTogether(scope, good));
+    settle(scope, items, (good) => completeFull(scope, good));
 
   /**
    * A poll that also acknowledges finished jobs (process-next's `complete`). The completions
@@ -426,21 +438,24 @@ export function createJobService(deps: {
    * `failure` is the error, for the caller to log.
    */
   async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
-    const cut = new AbortController();
+    const cut = new Tripwire(f.signal);
     let failure: { error: unknown; expected: boolean } | undefined;
     const completing =
       acks.length === 0
         ? Promise.resolve([])
-        : completeMany(f.scope, acks).catch((error: unknown) => {
+        : settle(f.scope, acks, (good) => completeTogether({ scope: f.scope, lean: true }, good)).catch((error: unknown) => {
             const expected = isDbUnavailable(error) || isConflictVictim(error);
             failure = { error, expected };
-            cut.abort();
+            cut.trip();
             const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
             return acks.map((a) => ({ id: a.id, outcome }));
           });
-    const signal = f.signal ? AbortSignal.any([f.signal, cut.signal]) : cut.signal;
-    const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal })]);
-    return { jobs: claimed, completed, failure };
+    try {
+      const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal: cut })]);
+      return { jobs: claimed, completed, failure };
+    } finally {
+      cut.dispose();
+    }
   }
 
   /**

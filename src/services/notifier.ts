@@ -1,4 +1,5 @@
 import type { Sql } from "../db/client.js";
+import type { Cancel } from "./cancel.js";
 
 const CHANNEL = "jobline_jobs";
 
@@ -137,7 +138,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
      * Resolves when one of `queues` is notified, after `ms`, or on abort; at once if one was
      * notified after `since` (a job committed between an empty claim and this wait).
      */
-    wait(queues: string[], ms: number, signal?: AbortSignal, since?: number): Promise<void> {
+    wait(queues: string[], ms: number, signal?: Cancel, since?: number): Promise<void> {
       if (closed || (since !== undefined && announcedSince(queues, since))) return Promise.resolve();
       return new Promise((resolve) => {
         const w = {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
+import { Tripwire } from "../../services/cancel.js";
 import { claimedJobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
@@ -47,14 +48,14 @@ export async function processNextRoutes(app: Api, c: Container) {
       // A client that disconnects ends its long poll, so no job is leased to nobody. The
       // response's close (not the request's, which Node emits once the body is read) is the
       // connection going away before we answered.
-      const abort = new AbortController();
+      const gone = new Tripwire();
       const onClose = () => {
-        if (!reply.raw.writableFinished) abort.abort();
+        if (!reply.raw.writableFinished) gone.trip();
       };
       reply.raw.once("close", onClose);
       try {
         const { complete, ...poll } = req.body;
-        const input = { ...poll, scope: scope(req), signal: abort.signal };
+        const input = { ...poll, scope: scope(req), signal: gone };
         if (!complete) return { jobs: (await c.services.jobs.claimNext(input)).map(claimedJobDto) };
         const out = await c.services.jobs.claimNextAndComplete(input, complete);
         if (out.failure?.expected) req.log.warn({ err: out.failure.error }, "acknowledgements in a poll failed; answered 503 per item");

@@ -1,0 +1,47 @@
+/**
+ * What a claim needs of its caller's cancellation. An AbortSignal is one (createWorker passes
+ * its own); the HTTP poll passes a Tripwire, because on Node 20 an AbortController costs
+ * ~2.3 µs and linking two with AbortSignal.any ~23 µs, against a poll's ~290 µs of API CPU.
+ */
+export interface Cancel {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/**
+ * A one-shot Cancel that trips when told to, or when the `parent` it follows aborts. Like an
+ * AbortSignal, a listener added after the trip is not called, and each listener runs once.
+ * `dispose()` stops following the parent, so a long-lived parent keeps no reference to it.
+ */
+export class Tripwire implements Cancel {
+  aborted = false;
+  private listeners: Array<() => void> = [];
+  private readonly follow = () => this.trip();
+
+  constructor(private readonly parent?: Cancel) {
+    if (parent?.aborted) this.aborted = true;
+    else parent?.addEventListener("abort", this.follow, { once: true });
+  }
+
+  trip(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const l of listeners) l();
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (!this.aborted) this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
+
+  dispose(): void {
+    this.parent?.removeEventListener("abort", this.follow);
+  }
+}
