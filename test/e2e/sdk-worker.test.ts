@@ -182,6 +182,49 @@ describe("runHttpWorker", () => {
     expect(w.errors).toEqual([]);
   });
 
+  it("a completion made while the worker waits for a slot rides the next poll: no request of its own", async () => {
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await submit("ride", "echo", { payload: { i } })).id);
+    const w = startWorker("ride", { echo: (job) => ({ echoed: job.payload }) }, { concurrency: 1 });
+    await until("all 5 succeeded", async () => ((await listJobs("ride", "succeeded")).length === 5 ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 5, succeeded: 5, failed: 0, abandoned: 0 });
+    expect(w.errors).toEqual([]);
+    // With one slot, every job ends while the loop waits for it, so each completion is carried
+    // by exactly one poll. Only one whose poll got no answer (the last one, cut by the stop
+    // while it waited for more jobs) is sent again on its own: it may not have been applied.
+    const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next" && Array.isArray(c.body?.complete));
+    const idsOf = (cs: Call[]) => cs.flatMap((c) => (c.body!.complete as Array<{ id: string }>).map((a) => a.id));
+    expect(idsOf(polls).sort()).toEqual([...ids].sort());
+    const unanswered = idsOf(polls.filter((c) => c.outcome !== 200));
+    const alone = w.rec.calls.filter((c) => c.path.endsWith("/complete")).map((c) => c.path.split("/")[3]);
+    expect(alone.every((id) => unanswered.includes(id!))).toBe(true);
+    expect(alone.length).toBeLessThanOrEqual(1);
+    for (const id of ids) {
+      const j = await getJob(id);
+      expect(j.attempts).toBe(1);
+      expect(j.result).toEqual({ echoed: j.payload });
+    }
+  });
+
+  it("a result the poll's schema refuses is sent on its own and fails its job; the worker goes on", async () => {
+    const bad = await submit("ride-bad", "bad", { maxAttempts: 3 });
+    const w = startWorker("ride-bad", { bad: () => "NUL \u0000 inside", good: () => "fine" }, { concurrency: 1 });
+    const refused = await until("bad to fail", async () => {
+      const j = await getJob(bad.id);
+      return j.status === "failed" ? j : undefined;
+    });
+    expect(refused).toMatchObject({ attempts: 1, lastError: { code: "invalid_result" } });
+    const good = await submit("ride-bad", "good");
+    await until("good to succeed", async () => ((await getJob(good.id)).status === "succeeded" ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 2, succeeded: 1, failed: 1, abandoned: 0 });
+    // The poll carrying it was refused whole (400), then the completion went alone and was refused itself.
+    const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next" && Array.isArray(c.body?.complete));
+    expect(polls.find((c) => (c.body!.complete as Array<{ id: string }>)[0]!.id === bad.id)?.outcome).toBe(400);
+    expect(w.rec.calls.filter((c) => c.path === `/v1/jobs/${bad.id}/complete`).map((c) => c.outcome)).toEqual([400]);
+  });
+
   it("heartbeats keep a job longer than its lease (the reaper leaves it alone)", async () => {
     const job = await submit("long", "slow");
     let reaped = 0;

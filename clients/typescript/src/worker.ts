@@ -123,8 +123,10 @@ const isFatal = (status: number) => status === 400 || status === 401 || status =
  * for as many jobs as there are free slots, runs each with its kind's handler, heartbeats
  * every third of the lease, and reports `complete` (the handler's return value is the
  * result) or `fail` (the thrown error's `message`/`code`; `retryable = false` fails it for
- * good). Resolves when `signal` aborts and every in-flight handler has finished; rejects
- * (after draining) when the server refuses the worker's requests (400/401/403).
+ * good). A completion that finishes while the worker waits for a free slot rides the next
+ * poll (`complete`), which is about to be sent anyway: one request per job instead of two.
+ * Resolves when `signal` aborts and every in-flight handler has finished; rejects (after
+ * draining) when the server refuses the worker's requests (400/401/403).
  */
 export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<WorkerStats> {
   const { queues, handlers, signal } = options;
@@ -225,23 +227,41 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       onError(lost, job);
       return;
     }
-    if (outcome.ok) {
-      const body = outcome.result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result: outcome.result };
-      const r = await report(job, () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: job.id } }, body }));
-      if (r?.data) {
-        stats.succeeded++;
-        return;
-      }
-      if (r?.response.status !== 400) {
-        stats.abandoned++;
-        if (r) onError(new JoblineApiError(r.response.status, r.error), job);
-        return;
-      }
-      // The server refused the result itself (e.g. not storable as JSON): fail the job for good, saying why.
-      const refused = new JoblineApiError(400, r.error);
-      outcome = { ok: false, error: new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }) };
+    if (!outcome.ok) return failJob(job, outcome.error);
+    if (waitingForSlot) {
+      // The poll loop sends its next poll as soon as this slot frees: the completion goes with it.
+      acks.push({ job, result: outcome.result });
+      return;
     }
-    const info = errorInfo(outcome.error);
+    await completeDirect(job, outcome.result);
+  }
+
+  const completeBody = (job: ClaimedJob, result: unknown) =>
+    result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result };
+
+  async function completeDirect(job: ClaimedJob, result: unknown): Promise<void> {
+    const r = await report(job, () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: job.id } }, body: completeBody(job, result) }));
+    await completed(job, r ? { status: r.response.status, error: r.error } : null);
+  }
+
+  /** Acts on a complete's answer (null: no answer after the retries). */
+  async function completed(job: ClaimedJob, answer: { status: number; error?: unknown } | null): Promise<void> {
+    if (answer?.status === 200) {
+      stats.succeeded++;
+      return;
+    }
+    if (answer?.status !== 400) {
+      stats.abandoned++;
+      if (answer) onError(new JoblineApiError(answer.status, answer.error), job);
+      return;
+    }
+    // The server refused the result itself (e.g. not storable as JSON): fail the job for good, saying why.
+    const refused = new JoblineApiError(400, answer.error);
+    await failJob(job, new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }));
+  }
+
+  async function failJob(job: ClaimedJob, error: unknown): Promise<void> {
+    const info = errorInfo(error);
     const r = await report(job, () =>
       api.POST("/v1/jobs/{id}/fail", {
         params: { path: { id: job.id } },
@@ -260,6 +280,18 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
   }
 
+  /** Completions waiting for the next poll, and the reports started from a poll's answers. */
+  const acks: Array<{ job: ClaimedJob; result: unknown }> = [];
+  const reporting = new Set<Promise<void>>();
+  const track = (job: ClaimedJob, p: Promise<void>) => {
+    const t: Promise<void> = p.catch((e: unknown) => onError(e, job)).finally(() => reporting.delete(t));
+    reporting.add(t);
+  };
+  /** Completions a poll did not settle (it failed, or answered 5xx for them): each on its own, with retries. */
+  const sendDirect = (items: Array<{ job: ClaimedJob; result: unknown }>) => {
+    for (const a of items) track(a.job, completeDirect(a.job, a.result));
+  };
+
   const start = (job: ClaimedJob) => {
     stats.claimed++;
     const p: Promise<void> = runJob(job)
@@ -271,9 +303,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     inFlight.add(p);
   };
 
+  let waitingForSlot = false;
   const untilSlotOrStop = () =>
     new Promise<void>((resolve) => {
+      waitingForSlot = true;
       const done = () => {
+        waitingForSlot = false;
         signal.removeEventListener("abort", done);
         slotFreed = () => {};
         resolve();
@@ -290,16 +325,29 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       await untilSlotOrStop();
       continue;
     }
+    const carried = acks.splice(0, 100);
     try {
+      const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
       const r = await api.POST("/v1/process-next", {
-        body: { queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs },
+        body: { queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) },
         signal,
       });
       if (r.data) {
         backoff = 0;
+        for (const [i, answer] of (r.data.completed ?? []).entries()) {
+          const a = carried[i]!;
+          if (answer.status >= 500) sendDirect([a]);
+          else track(a.job, completed(a.job, { status: answer.status, error: answer.problem }));
+        }
         for (const job of r.data.jobs) start(job);
         continue;
       }
+      // Applied or not, a completion may be sent again (it is idempotent for its lease token).
+      sendDirect(carried);
+      // A result the request's schema refuses, or too large a body, fails the whole poll: the
+      // completions go on their own (where only a refused one's job fails), and the loop polls again.
+      const status = r.response.status;
+      if (carried.length > 0 && status >= 400 && status < 500 && status !== 401 && status !== 403) continue;
       const err = new JoblineApiError(r.response.status, r.error);
       if (isFatal(r.response.status)) {
         fatal = err;
@@ -307,6 +355,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       }
       onError(err);
     } catch (e) {
+      sendDirect(carried);
       if (signal.aborted) break;
       onError(e);
     }
@@ -314,7 +363,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     await sleep(backoff, signal);
   }
 
-  while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  while (inFlight.size > 0 || reporting.size > 0 || acks.length > 0) {
+    sendDirect(acks.splice(0));
+    await Promise.allSettled([...inFlight, ...reporting]);
+  }
   if (fatal !== null) throw fatal;
   return stats;
 }
