@@ -11,29 +11,34 @@ export interface Cancel {
 
 /**
  * A one-shot Cancel that trips when told to, or when the `parent` it follows aborts. Like an
- * AbortSignal, a listener added after the trip is not called, and each listener runs once.
+ * AbortSignal, a listener added after the trip is not called, one added twice runs once, and
+ * each runs once. Unlike one, a listener that throws stops the rest (its callers' do not throw).
  * `dispose()` stops following the parent, so a long-lived parent keeps no reference to it.
  */
 export class Tripwire implements Cancel {
-  aborted = false;
+  private tripped = false;
   private listeners: Array<() => void> = [];
   private readonly follow = () => this.trip();
 
   constructor(private readonly parent?: Cancel) {
-    if (parent?.aborted) this.aborted = true;
+    if (parent?.aborted) this.tripped = true;
     else parent?.addEventListener("abort", this.follow, { once: true });
   }
 
+  get aborted(): boolean {
+    return this.tripped;
+  }
+
   trip(): void {
-    if (this.aborted) return;
-    this.aborted = true;
+    if (this.tripped) return;
+    this.tripped = true;
     const listeners = this.listeners;
     this.listeners = [];
     for (const l of listeners) l();
   }
 
   addEventListener(_type: "abort", listener: () => void): void {
-    if (!this.aborted) this.listeners.push(listener);
+    if (!this.tripped && !this.listeners.includes(listener)) this.listeners.push(listener);
   }
 
   removeEventListener(_type: "abort", listener: () => void): void {

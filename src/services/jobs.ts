@@ -137,35 +137,34 @@ export function createJobService(deps: {
   // Completes of one tenant scope share a statement; an item repeated within it is answered
   // by matchWinners, the others by the replay path. A result PostgreSQL refuses is answered
   // "refused" for its own item only: the statement is run again in halves without it.
-  // Lean ones (a poll's acknowledgements, answered by status alone) share a statement only
-  // with each other, and take back three columns of each row instead of all of them.
+  async function completeShared<Lean extends boolean>(lean: Lean, scope: TenantScope, requests: CompleteItem[][]) {
+    type Row = Lean extends true ? LeanRow : JobRow;
+    const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
+    const seen = new Set<string>();
+    const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
+    const out: Row[] = [];
+    const bad = new Set<string>();
+    for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
+      if (p.ok) out.push(...(p.out as Row[]));
+      else if (p.items.length === 1 && isDataError(p.error)) bad.add(keyOf(p.items[0]!));
+      else throw p.error;
+    }
+    const answers = matchWinners(requests, out);
+    if (bad.size === 0) return answers;
+    return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
+  }
   type LeanRow = Pick<JobRow, "id" | "leaseToken" | "status">;
-  const completeTogether = keyedCoalescer<{ scope: TenantScope; lean: boolean }, CompleteItem[], Array<LeanRow | null | typeof REFUSED>>(
-    async ({ scope, lean }, requests) => {
-      const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
-      const seen = new Set<string>();
-      const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
-      const out: LeanRow[] = [];
-      const bad = new Set<string>();
-      for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
-        if (p.ok) out.push(...p.out);
-        else if (p.items.length === 1 && isDataError(p.error)) bad.add(keyOf(p.items[0]!));
-        else throw p.error;
-      }
-      const answers = matchWinners(requests, out);
-      if (bad.size === 0) return answers;
-      return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
-    },
-    {
-      inFlight: COALESCE_IN_FLIGHT,
-      maxUnits: COALESCE_MAX_ROWS,
-      units: (r) => r.length,
-      keyOf: (k) => `${k.lean ? "lean" : "full"} ${k.scope ?? "*"}`,
-    },
+  const completeOptions = { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r: CompleteItem[]) => r.length, keyOf: (k: TenantScope) => k ?? "*" };
+  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null | typeof REFUSED>>(
+    (scope, requests) => completeShared(false, scope, requests),
+    completeOptions,
   );
-  // The rows are whole unless the key says lean.
-  const completeFull = (scope: TenantScope, items: CompleteItem[]) =>
-    completeTogether({ scope, lean: false }, items) as Promise<Array<JobRow | null | typeof REFUSED>>;
+  // A poll's acknowledgements are answered by status alone: they share statements with each
+  // other, and take back three columns of each row instead of all of them.
+  const completeLeanTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<LeanRow | null | typeof REFUSED>>(
+    (scope, requests) => completeShared(true, scope, requests),
+    completeOptions,
+  );
 
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
   // would lock its (queue, tenant, group) fairness row until its own commit, so concurrent
@@ -370,7 +369,7 @@ export function createJobService(deps: {
     if (bad) return err("invalid", `result ${bad}`);
     const row =
       q === undefined
-        ? (await completeFull(scope, [{ id, leaseToken, result }]))[0]!
+        ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
         : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
     if (row === REFUSED) return refusedProblem();
     if (row) {
@@ -425,7 +424,7 @@ export function createJobService(deps: {
 
   /** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
   const completeMany = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
-    settle(scope, items, (good) => completeFull(scope, good));
+    settle(scope, items, (good) => completeTogether(scope, good));
 
   /**
    * A poll that also acknowledges finished jobs (process-next's `complete`). The completions
@@ -443,7 +442,7 @@ export function createJobService(deps: {
     const completing =
       acks.length === 0
         ? Promise.resolve([])
-        : settle(f.scope, acks, (good) => completeTogether({ scope: f.scope, lean: true }, good)).catch((error: unknown) => {
+        : settle(f.scope, acks, (good) => completeLeanTogether(f.scope, good)).catch((error: unknown) => {
             const expected = isDbUnavailable(error) || isConflictVictim(error);
             failure = { error, expected };
             cut.trip();

@@ -2,10 +2,11 @@ import { describe, expect, it } from "vitest";
 import { Tripwire } from "../../src/services/cancel.js";
 
 describe("Tripwire", () => {
-  it("calls each listener once when tripped, and none added after", () => {
+  it("calls each listener once when tripped (one added twice too), and none added after", () => {
     const t = new Tripwire();
     const calls: string[] = [];
     const a = () => calls.push("a");
+    t.addEventListener("abort", a);
     t.addEventListener("abort", a);
     t.addEventListener("abort", () => calls.push("b"));
     expect(t.aborted).toBe(false);

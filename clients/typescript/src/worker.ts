@@ -334,12 +334,14 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       });
       if (r.data) {
         backoff = 0;
-        for (const [i, answer] of (r.data.completed ?? []).entries()) {
-          const a = carried[i]!;
-          if (answer.status >= 500) sendDirect([a]);
+        for (const job of r.data.jobs) start(job);
+        const answers = r.data.completed ?? [];
+        for (const [i, a] of carried.entries()) {
+          const answer = answers[i];
+          // One answer per item, in order; an item left unanswered is sent again alone.
+          if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
           else track(a.job, completed(a.job, { status: answer.status, error: answer.problem }));
         }
-        for (const job of r.data.jobs) start(job);
         continue;
       }
       // Applied or not, a completion may be sent again (it is idempotent for its lease token).
@@ -347,7 +349,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       // A result the request's schema refuses, or too large a body, fails the whole poll: the
       // completions go on their own (where only a refused one's job fails), and the loop polls again.
       const status = r.response.status;
-      if (carried.length > 0 && status >= 400 && status < 500 && status !== 401 && status !== 403) continue;
+      if (carried.length > 0 && status >= 400 && status < 500 && status !== 401 && status !== 403) {
+        if (status !== 400 && status !== 413) onError(new JoblineApiError(status, r.error));
+        continue;
+      }
       const err = new JoblineApiError(r.response.status, r.error);
       if (isFatal(r.response.status)) {
         fatal = err;
