@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -205,6 +206,18 @@ describe("runHttpWorker", () => {
       expect(j.attempts).toBe(1);
       expect(j.result).toEqual({ echoed: j.payload });
     }
+  });
+
+  it("leaves no listeners piling up on the worker's stop signal, poll after poll", async () => {
+    for (let i = 0; i < 40; i++) await submit("quiet", "noop");
+    const w = startWorker("quiet", { noop: () => null }, { concurrency: 1 });
+    await until("all 40 succeeded", async () => ((await listJobs("quiet", "succeeded")).length === 40 ? true : undefined));
+    // 40 polls or more went out with this signal. At most the loop's own wait and one poll's
+    // relay are on it; fetch's listeners (kept until each request is garbage-collected) are
+    // on each poll's own signal.
+    expect(getEventListeners(w.stop.signal, "abort").length).toBeLessThanOrEqual(2);
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 40, succeeded: 40 });
   });
 
   it("a result the poll's schema refuses is sent on its own and fails its job; the worker goes on", async () => {

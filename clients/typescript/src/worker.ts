@@ -1,4 +1,4 @@
-import { type ClaimedJob, createJoblineClient, JoblineApiError, type JoblineClient } from "./client.js";
+import { type ClaimedJob, createJoblineClient, JoblineApiError, type JoblineClient, type paths } from "./client.js";
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -318,6 +318,24 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       signal.addEventListener("abort", done, { once: true });
     });
 
+  type PollBody = paths["/v1/process-next"]["post"]["requestBody"]["content"]["application/json"];
+  /**
+   * One poll, cut when the worker stops. Each gets a signal of its own: fetch keeps its abort
+   * listener on the signal it was given until the request is garbage-collected, so polls
+   * given the worker's own signal piled thousands of listeners onto it (and onto a signal
+   * shared by several workers), with MaxListenersExceededWarning.
+   */
+  async function poll(body: PollBody) {
+    const cut = new AbortController();
+    const relay = () => cut.abort(signal.reason);
+    signal.addEventListener("abort", relay, { once: true });
+    try {
+      return await api.POST("/v1/process-next", { body, signal: cut.signal });
+    } finally {
+      signal.removeEventListener("abort", relay);
+    }
+  }
+
   let backoff = 0;
   while (!signal.aborted && fatal === null) {
     const free = concurrency - inFlight.size;
@@ -328,10 +346,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const carried = acks.splice(0, 100);
     try {
       const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
-      const r = await api.POST("/v1/process-next", {
-        body: { queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) },
-        signal,
-      });
+      const r = await poll({ queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
       if (r.data) {
         backoff = 0;
         for (const job of r.data.jobs) start(job);
