@@ -103,3 +103,29 @@ export function processCpuMs(pid: number) {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(f[11]) + Number(f[12])) * 10;
 }
+
+/**
+ * Run time (all of this process's threads, from /proc/self/task/<tid>/schedstat) per 1 ms
+ * sleep and wake-up, over `n` timers: what one wake-up costs on this machine. On a VM it
+ * can be far more than the few µs of bare metal, and every round trip pays it.
+ */
+export async function wakeUpCostUs(n = 500): Promise<number> {
+  const runNs = () => {
+    let ns = 0;
+    for (const t of readdirSync("/proc/self/task")) {
+      try {
+        ns += Number(readFileSync(`/proc/self/task/${t}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return ns;
+  };
+  try {
+    const before = runNs();
+    for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 1));
+    return (runNs() - before) / 1000 / n;
+  } catch {
+    return Number.NaN;
+  }
+}

