@@ -280,15 +280,17 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
   }
 
+  /** A job that succeeded, with its result, not yet acknowledged. */
+  type Ack = { job: ClaimedJob; result: unknown };
   /** Completions waiting for the next poll, and the reports started from a poll's answers. */
-  const acks: Array<{ job: ClaimedJob; result: unknown }> = [];
+  const acks: Ack[] = [];
   const reporting = new Set<Promise<void>>();
   const track = (job: ClaimedJob, p: Promise<void>) => {
     const t: Promise<void> = p.catch((e: unknown) => onError(e, job)).finally(() => reporting.delete(t));
     reporting.add(t);
   };
   /** Completions a poll did not settle (it failed, or answered 5xx for them): each on its own, with retries. */
-  const sendDirect = (items: Array<{ job: ClaimedJob; result: unknown }>) => {
+  const sendDirect = (items: Ack[]) => {
     for (const a of items) track(a.job, completeDirect(a.job, a.result));
   };
 
