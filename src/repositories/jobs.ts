@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import type { Queryable } from "../db/client.js";
 import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import type { JobStatus } from "../domain/jobs.js";
-import { finaliseTail, heldTag, heldTagValue, jobGuard, tagged } from "./sql.js";
+import { finaliseTail, heldTag, heldTagValue, jobGuard, sameRow, tagged } from "./sql.js";
 
 export interface JobRow {
   id: string;
@@ -167,8 +167,7 @@ export function jobsRepository(sql: Queryable) {
         WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
         RETURNING 1
       )`;
-    // = ANY keeps even the generic plan on the primary key (LIMIT is a parameter, so the
-    // planner cannot tell how few rows the CTE holds); a plan it can reuse saves a replan per claim.
+    // sameRow keeps every plan, generic ones too, on one primary-key probe per claimed row.
     if (takers.length === 1) {
       // One taker (a worker's own claim, or a poll with no company): its worker id as one
       // value, not one array element per row, and the claim order from a sort of the result.
@@ -176,7 +175,7 @@ export function jobsRepository(sql: Queryable) {
         await q<JobRow[]>`
           WITH ${claimable}, u AS (
             UPDATE jobs SET ${lease}, worker_id = ${takers[0]!.workerId}
-            WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+            FROM claimable c WHERE ${sameRow(q, "jobs.id", "c.id")}
             RETURNING jobs.*
           ), ${startBatches}
           SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
@@ -188,7 +187,7 @@ export function jobsRepository(sql: Queryable) {
         SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
       ), u AS (
         UPDATE jobs SET ${lease}, worker_id = (${workerIds}::text[])[n.rn]
-        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+        FROM n WHERE ${sameRow(q, "jobs.id", "n.id")}
         RETURNING jobs.*, n.rn
       ), ${startBatches}
       SELECT * FROM u`;
@@ -522,7 +521,7 @@ export function jobsRepository(sql: Queryable) {
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = completed_items.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM completed_items WHERE jobs.id = completed_items.id
+          FROM completed_items WHERE ${sameRow(q, "jobs.id", "completed_items.id")}
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}

@@ -144,19 +144,18 @@ describe("batch complete plan", () => {
         expect(claimed).toHaveLength(500);
       }
       const items = claimed.map((r) => ({ id: r.id, leaseToken: r.leaseToken!, result: { ok: true } }));
-      const [{ tableRows }] = await env.c.sql<[{ tableRows: number }]>`SELECT count(*)::int AS table_rows FROM jobs`;
 
       for (const tenant of [null, "acme"]) {
         await rolledBack((tx) => repo.completeManyIfLeased(items, tenant, tx, true));
         const stmt = last!;
         for (const mode of PLAN_MODES) {
           const w = await explain(stmt, mode);
-          // No item is compared with every other item or every running job. The generic plan, the
-          // one a busy connection keeps, finds each row by id, and reads it once more to update it;
-          // a custom plan may instead hash the items and read the table once.
+          // No item is compared with every other item or every running job, and the table is not
+          // read: either plan finds each row by id, and probes it once more to update it. (A custom
+          // plan that hashed the locked rows and scanned all 30,000 jobs to update them took 4 of
+          // a 500-item acknowledgement's 11 ms.)
           expect({ tenant, mode, ...w }).toEqual({ tenant, mode, jobsRows: expect.any(Number), batchesRows: 0, joinFiltered: 0 });
-          const bound = mode === "force_generic_plan" ? 2 * items.length : 2 * items.length + tableRows;
-          expect(w.jobsRows, `${mode} ${tenant}`).toBeLessThanOrEqual(bound);
+          expect(w.jobsRows, `${mode} ${tenant}`).toBeLessThanOrEqual(2 * items.length);
         }
       }
       // And the statement still does its job: every item completed once.
