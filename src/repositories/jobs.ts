@@ -167,7 +167,10 @@ export function jobsRepository(sql: Queryable) {
         WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
         RETURNING 1
       )`;
-    // sameRow keeps every plan, generic ones too, on one primary-key probe per claimed row.
+    // = ANY keeps even the generic plan on the primary key (LIMIT is a parameter, so the
+    // planner cannot tell how few rows the CTE holds); a plan it can reuse saves a replan per claim.
+    // (Not sameRow: PostgreSQL rates a range of unknown bounds at 0.5 % of the table, so with a
+    // million retained jobs the generic plan looked costly and every claim was planned again.)
     if (takers.length === 1) {
       // One taker (a worker's own claim, or a poll with no company): its worker id as one
       // value, not one array element per row, and the claim order from a sort of the result.
@@ -175,7 +178,7 @@ export function jobsRepository(sql: Queryable) {
         await q<JobRow[]>`
           WITH ${claimable}, u AS (
             UPDATE jobs SET ${lease}, worker_id = ${takers[0]!.workerId}
-            FROM claimable c WHERE ${sameRow(q, "jobs.id", "c.id")}
+            WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
             RETURNING jobs.*
           ), ${startBatches}
           SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
@@ -187,7 +190,7 @@ export function jobsRepository(sql: Queryable) {
         SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
       ), u AS (
         UPDATE jobs SET ${lease}, worker_id = (${workerIds}::text[])[n.rn]
-        FROM n WHERE ${sameRow(q, "jobs.id", "n.id")}
+        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
         RETURNING jobs.*, n.rn
       ), ${startBatches}
       SELECT * FROM u`;
