@@ -82,26 +82,24 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, label: string): 
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** CPU milliseconds used so far by every PostgreSQL process on the machine. */
-export function postgresCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("postgres:")) continue;
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return ticks * 10;
-}
-
 /** CPU milliseconds used so far by one process (utime + stime from /proc). */
 export function processCpuMs(pid: number) {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** CPU milliseconds used so far by every PostgreSQL process on the machine. */
+export function postgresCpuMs() {
+  let ms = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("postgres:")) ms += processCpuMs(Number(pid));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ms;
 }
 
 /**
