@@ -38,12 +38,15 @@ export const jobStatus = pgEnum("job_status", JOB_STATUSES);
 export const batchStatus = pgEnum("batch_status", BATCH_STATUSES);
 export const outboxStatus = pgEnum("outbox_status", ["pending", "delivered", "dead"]);
 
+/** UUIDv7, made by the database for rows inserted without an id (see src/domain/ids.ts). */
+const timeOrderedId = sql`jobline_uuidv7()`;
+
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
 export const batches = pgTable(
   "batches",
   {
-    id: uuid("id").primaryKey().defaultRandom(),
+    id: uuid("id").primaryKey().default(timeOrderedId),
     tenant: text("tenant").notNull(),
     status: batchStatus("status").notNull().default("preparing"),
     webhookUrl: text("webhook_url"),
@@ -82,7 +85,7 @@ export const batches = pgTable(
 export const jobs = pgTable(
   "jobs",
   {
-    id: uuid("id").primaryKey().defaultRandom(),
+    id: uuid("id").primaryKey().default(timeOrderedId),
     tenant: text("tenant").notNull(),
     queue: text("queue").notNull(),
     kind: text("kind").notNull(),
@@ -222,7 +225,7 @@ export const tenants = pgTable("tenants", {
 export const webhookOutbox = pgTable(
   "webhook_outbox",
   {
-    id: uuid("id").primaryKey().defaultRandom(),
+    id: uuid("id").primaryKey().default(timeOrderedId),
     tenant: text("tenant").notNull(),
     subjectId: uuid("subject_id").notNull(),
     eventType: text("event_type").notNull(),

@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import type { Queryable } from "../db/client.js";
 import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
+import { uuidv7 } from "../domain/ids.js";
 import type { JobStatus } from "../domain/jobs.js";
 import { finaliseTail, heldTag, heldTagValue, jobGuard, sameRow, tagged } from "./sql.js";
 
@@ -304,10 +305,10 @@ export function jobsRepository(sql: Queryable) {
       return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, batch_id)
-        SELECT coalesce(t.id, gen_random_uuid()), t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
+        SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
                coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
         FROM unnest(
-          ${col((j) => j.id ?? null)}::uuid[],
+          ${col((j) => j.id ?? uuidv7(now))}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
           ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
           ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
+import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
@@ -191,7 +192,7 @@ export function createJobService(deps: {
     const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
     if (bad) return err("invalid", bad);
     if (!idempotencyKey) {
-      const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: randomUUID() });
+      const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
       notifier.notify(row.queue);
       return ok(row);
     }
