@@ -42,7 +42,7 @@ describe("ids are time-ordered UUIDv7", () => {
     expect(batchJobs).toHaveLength(2);
     for (const j of batchJobs) expectTimeOrdered(j.id, j.createdAt, "job of a batch");
 
-    const hooked = await env.c.services.jobs.submit("acme", { queue: "ids-h", kind: "k", webhookUrl: "http://127.0.0.1:9/hook" });
+    const hooked = await env.c.services.jobs.submit("acme", { queue: "ids-h", kind: "k", payload: {}, webhookUrl: "http://127.0.0.1:9/hook" });
     if (!hooked.ok) throw new Error(hooked.error);
     const [claimed] = await env.c.services.jobs.claimNext({ queues: ["ids-h"], scope: "acme", workerId: "w", leaseSeconds: 30, max: 1, waitMs: 0 });
     expect((await env.c.services.jobs.complete(claimed!.id, "acme", claimed!.leaseToken!, null)).ok).toBe(true);
