@@ -10,8 +10,8 @@ import { randomFillSync } from "node:crypto";
  * Within a process the ids only grow (RFC 9562 method 1): the sequence counts ids of the same
  * millisecond, and when it runs out, or the clock steps back, the time part runs ahead of the
  * clock instead of repeating. Uniqueness across processes rests on the random bits.
- * The database makes ids of the same form (jobline_uuidv7(), drizzle/0007) for rows
- * inserted without one.
+ * Every job id is made here; the database makes ids of the same form, to the millisecond
+ * (jobline_uuidv7(), drizzle/0007), for batches and webhook events.
  */
 export function uuidv7(nowMs: number): string {
   const now = Math.trunc(nowMs);

@@ -37,7 +37,7 @@ export interface JobRow {
 }
 
 export interface NewJob {
-  /** Chosen by the caller when it must tell rows of one multi-row insert apart; else generated. */
+  /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */
   id?: string;
   tenant: string;
   queue: string;
@@ -275,9 +275,9 @@ export function jobsRepository(sql: Queryable) {
           ${advanceClocks(q, q`SELECT queue, last_tag FROM g`)}`;
       const rows = await q<JobRow[]>`
         WITH ${tagged}
-        INSERT INTO jobs (tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+        INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
-        SELECT ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
+        SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
         FROM g

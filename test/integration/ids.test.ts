@@ -26,7 +26,7 @@ const expectTimeOrdered = (id: string, createdAt: Date | string, what: string) =
 
 describe("ids are time-ordered UUIDv7", () => {
   it("for jobs however they are submitted, for batches and for webhook events", async () => {
-    const alone = await submit({ queue: "ids", kind: "k" }); // one insert: the column default
+    const alone = await submit({ queue: "ids", kind: "k" }); // alone: a one-row insert
     expect(alone.status).toBe(201);
     expectTimeOrdered(alone.body.id, alone.body.createdAt, "single submit");
     const keyed = await submit({ queue: "ids", kind: "k" }, "ids-key-1");
@@ -55,7 +55,7 @@ describe("ids are time-ordered UUIDv7", () => {
     for (let i = 0; i < 15; i++) {
       const r = await submit({ queue: "ids-seq", kind: "k" });
       ids.push(r.body.id);
-      // The database's ids order by the millisecond only: let the next submit start in a later one.
+      // Were these ids the database's (to the millisecond), a later one would need a later millisecond.
       const answeredAt = Date.now();
       await until("the next millisecond", () => (Date.now() > answeredAt ? true : undefined), 1000, 1);
     }
