@@ -135,15 +135,52 @@ const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n
 
 export function jobsRepository(sql: Queryable) {
   /**
-   * The same claim for several takers at once (coalesced polls): one statement
-   * leases up to the sum of their `max`, in claim order, and taker i gets the
-   * next `max_i` rows with its own worker id written on them.
+   * The acknowledgement's CTEs: completed_items (each item's row locked if still leased by its
+   * token), j (those rows made succeeded), then the finalisation tail (batch counts, events).
    */
-  async function claimNextFor(
-    f: Omit<ClaimFilter, "workerId" | "max">,
-    takers: Array<{ workerId: string; max: number }>,
-    q: Queryable = sql,
-  ): Promise<JobRow[][]> {
+  function completeCtes(items: Array<{ id: string; leaseToken: string; result: unknown }>, tenant: string | null, q: Queryable) {
+    const ids = items.map((i) => i.id);
+    return q`completed_items AS (
+          -- The guard is checked here, on each row as it is locked (a row changed meanwhile is
+          -- re-read and re-checked), and the lock holds it until commit, so the UPDATE below
+          -- changes exactly the rows that passed. Rows are locked in id order, as every
+          -- multi-row writer does, so two of them cannot deadlock.
+          --
+          -- Written so its plan cannot depend on statistics: items are sorted and each one
+          -- looks up its row by primary key (a LATERAL with LIMIT is always a per-item probe).
+          -- With the guard in a plain join instead, statistics taken while every job was
+          -- queued rate "status = running" at one row, and the planner pairs a scan of jobs
+          -- with the items in a nested loop: 250,000 comparisons for 500 items, 5 x slower.
+          -- A plain UPDATE ... FROM the sorted items, with the guard in its WHERE, saves a probe
+          -- per item, but on a 60,000-job table its custom plan (the first five runs on every
+          -- connection) was a scan of jobs compared with all 500 items: 749,500 comparisons.
+          SELECT l.id, i.result
+          FROM (SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
+                                     ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[])
+                  AS t(id, lease_token, result)
+                ORDER BY id
+                -- Changes no result. A LIMIT parameter makes the generic plan count on one item
+                -- (10 for a bare unnest), so PostgreSQL keeps that plan, one probe per item like
+                -- the custom ones, instead of planning this statement again on every call: for
+                -- acknowledgements of a few items, planning took three times the execution.
+                LIMIT ${items.length}) i
+          CROSS JOIN LATERAL (
+            SELECT jobs.id FROM jobs
+            WHERE jobs.id = i.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = i.lease_token
+              ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+            LIMIT 1 FOR NO KEY UPDATE OF jobs
+          ) l
+        ), j AS (
+          UPDATE jobs SET status = 'succeeded', result = completed_items.result,
+                 finished_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM completed_items WHERE ${sameRow(q, "jobs.id", "completed_items.id")}
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j),
+        ${finaliseTail(q)}`;
+  }
+
+  /** The claim's CTEs: claimable (locked, in claim order), then the lease written on them. */
+  function claimParts(f: Omit<ClaimFilter, "workerId" | "max">, takers: Array<{ workerId: string; max: number }>, q: Queryable) {
     const total = takers.reduce((n, t) => n + t.max, 0);
     const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
     // (test/integration/plan-stability.test.ts finds claims by the name claimable.)
@@ -162,12 +199,54 @@ export function jobsRepository(sql: Queryable) {
     const lease = q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
                lease_expires_at = now() + make_interval(secs => ${f.leaseSeconds}),
                started_at = now(), updated_at = now(), version = jobs.version + 1`;
-    const startBatches = q`
+    // besideFinalisation: the statement also finalises jobs (fin_counts). A batch with a running
+    // job left pending when its first job was claimed, so the two never meet; the guard keeps one
+    // statement from ever updating a batch row twice, which PostgreSQL would not do reliably.
+    const startBatches = (besideFinalisation = false) => q`
       started AS (
         UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
         WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND batches.status = 'pending'
+          ${besideFinalisation ? q`AND batches.id NOT IN (SELECT batch_id FROM fin_counts)` : q``}
         RETURNING 1
       )`;
+    /** Several takers: row rn (in claim order) carries the worker id of the taker it goes to. */
+    const forTakers = (besideFinalisation = false) => {
+      const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
+      return q`
+      ${claimable}, n AS (
+        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
+      ), u AS (
+        UPDATE jobs SET ${lease}, worker_id = (${workerIds}::text[])[n.rn]
+        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+        RETURNING jobs.*, n.rn
+      ), ${startBatches(besideFinalisation)}`;
+    };
+    return { claimable, lease, startBatches, forTakers };
+  }
+
+  /** Taker i gets the next max_i rows in claim order. rn stays on the rows: copying every row without it cost more than the claim's parsing. */
+  function byTaker(rows: Array<JobRow & { rn: number }>, takers: Array<{ max: number }>): JobRow[][] {
+    const sorted: JobRow[] = [...rows].sort((a, b) => a.rn - b.rn);
+    const out: JobRow[][] = [];
+    let k = 0;
+    for (const t of takers) {
+      out.push(sorted.slice(k, k + t.max));
+      k += t.max;
+    }
+    return out;
+  }
+
+  /**
+   * The same claim for several takers at once (coalesced polls): one statement
+   * leases up to the sum of their `max`, in claim order, and taker i gets the
+   * next `max_i` rows with its own worker id written on them.
+   */
+  async function claimNextFor(
+    f: Omit<ClaimFilter, "workerId" | "max">,
+    takers: Array<{ workerId: string; max: number }>,
+    q: Queryable = sql,
+  ): Promise<JobRow[][]> {
+    const { claimable, lease, startBatches, forTakers } = claimParts(f, takers, q);
     // = ANY keeps even the generic plan on the primary key (LIMIT is a parameter, so the
     // planner cannot tell how few rows the CTE holds); a plan it can reuse saves a replan per claim.
     // (Not sameRow: PostgreSQL rates a range of unknown bounds at 0.5 % of the table, so with a
@@ -181,29 +260,11 @@ export function jobsRepository(sql: Queryable) {
             UPDATE jobs SET ${lease}, worker_id = ${takers[0]!.workerId}
             WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
             RETURNING jobs.*
-          ), ${startBatches}
+          ), ${startBatches()}
           SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
       ];
     }
-    const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
-    const rows = await q<Array<JobRow & { rn: number }>>`
-      WITH ${claimable}, n AS (
-        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
-      ), u AS (
-        UPDATE jobs SET ${lease}, worker_id = (${workerIds}::text[])[n.rn]
-        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
-        RETURNING jobs.*, n.rn
-      ), ${startBatches}
-      SELECT * FROM u`;
-    // rn stays on the rows: copying every row without it cost more than the claim's parsing.
-    const sorted: JobRow[] = [...rows].sort((a, b) => a.rn - b.rn);
-    const out: JobRow[][] = [];
-    let k = 0;
-    for (const t of takers) {
-      out.push(sorted.slice(k, k + t.max));
-      k += t.max;
-    }
-    return out;
+    return byTaker(await q<Array<JobRow & { rn: number }>>`WITH ${forTakers()} SELECT * FROM u`, takers);
   }
 
   /**
@@ -397,6 +458,35 @@ export function jobsRepository(sql: Queryable) {
 
     claimNextFor,
 
+    /**
+     * A poll's acknowledgements and the claim of its next jobs in one statement: one round trip,
+     * one executor start and one commit instead of two of each. The rows are disjoint (the
+     * acknowledged jobs are running, the claimed ones queued, in one snapshot), so a job
+     * completed here is never claimed here. Acknowledgements come back lean (id, lease token,
+     * status), as completeManyIfLeased(lean) does; claims as claimNextFor does.
+     */
+    async completeAndClaimFor(
+      items: Array<{ id: string; leaseToken: string; result: unknown }>,
+      f: Omit<ClaimFilter, "workerId" | "max">,
+      takers: Array<{ workerId: string; max: number }>,
+      q: Queryable = sql,
+    ): Promise<{ completed: Array<Pick<JobRow, "id" | "leaseToken" | "status">>; claimed: JobRow[][] }> {
+      type Row = JobRow & { rn: number | null; acked: Array<[string, string, JobStatus]> | null };
+      // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
+      // claimed; they ride on the first row only.
+      const rows = await q<Row[]>`
+        WITH ${completeCtes(items, f.tenant, q)}, ${claimParts(f, takers, q).forTakers(true)}
+        SELECT u.*, CASE WHEN u.rn IS NULL OR u.rn = 1 THEN
+                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status)), '[]'::json) FROM j)
+               END AS acked
+        FROM (SELECT) one LEFT JOIN u ON true`;
+      const acked = rows.find((r) => r.acked !== null)?.acked ?? [];
+      return {
+        completed: acked.map(([id, leaseToken, status]) => ({ id, leaseToken, status })),
+        claimed: byTaker(rows.filter((r): r is Row & { rn: number } => r.rn !== null), takers),
+      };
+    },
+
     /** Claim of one named job, optionally only at a given version (If-Match). */
     async claimIfQueued(
       id: string,
@@ -489,46 +579,9 @@ export function jobsRepository(sql: Queryable) {
       lean?: Lean,
     ): Promise<Lean extends true ? Array<Pick<JobRow, "id" | "leaseToken" | "status">> : JobRow[]> {
       if (items.length === 0) return [];
-      const ids = items.map((i) => i.id);
       // (test/integration/plan-stability.test.ts finds this statement by the name completed_items.)
       return q<JobRow[]>`
-        WITH completed_items AS (
-          -- The guard is checked here, on each row as it is locked (a row changed meanwhile is
-          -- re-read and re-checked), and the lock holds it until commit, so the UPDATE below
-          -- changes exactly the rows that passed. Rows are locked in id order, as every
-          -- multi-row writer does, so two of them cannot deadlock.
-          --
-          -- Written so its plan cannot depend on statistics: items are sorted and each one
-          -- looks up its row by primary key (a LATERAL with LIMIT is always a per-item probe).
-          -- With the guard in a plain join instead, statistics taken while every job was
-          -- queued rate "status = running" at one row, and the planner pairs a scan of jobs
-          -- with the items in a nested loop: 250,000 comparisons for 500 items, 5 x slower.
-          -- A plain UPDATE ... FROM the sorted items, with the guard in its WHERE, saves a probe
-          -- per item, but on a 60,000-job table its custom plan (the first five runs on every
-          -- connection) was a scan of jobs compared with all 500 items: 749,500 comparisons.
-          SELECT l.id, i.result
-          FROM (SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
-                                     ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[])
-                  AS t(id, lease_token, result)
-                ORDER BY id
-                -- Changes no result. A LIMIT parameter makes the generic plan count on one item
-                -- (10 for a bare unnest), so PostgreSQL keeps that plan, one probe per item like
-                -- the custom ones, instead of planning this statement again on every call: for
-                -- acknowledgements of a few items, planning took three times the execution.
-                LIMIT ${items.length}) i
-          CROSS JOIN LATERAL (
-            SELECT jobs.id FROM jobs
-            WHERE jobs.id = i.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = i.lease_token
-              ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
-            LIMIT 1 FOR NO KEY UPDATE OF jobs
-          ) l
-        ), j AS (
-          UPDATE jobs SET status = 'succeeded', result = completed_items.result,
-                 finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM completed_items WHERE ${sameRow(q, "jobs.id", "completed_items.id")}
-          RETURNING jobs.*
-        ), fin AS (SELECT * FROM j),
-        ${finaliseTail(q)}
+        WITH ${completeCtes(items, tenant, q)}
         SELECT ${lean ? q`id, lease_token, status` : q`*`} FROM j`;
     },
 

@@ -7,7 +7,7 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import { type Cancel, Tripwire } from "./cancel.js";
+import type { Cancel } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
 import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
@@ -135,24 +135,28 @@ export function createJobService(deps: {
       }),
     );
   };
+  const itemKey = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
+  /** The items of several requests, each (id, token) once. */
+  const distinctItems = (requests: CompleteItem[][]) => {
+    const seen = new Set<string>();
+    return requests.flat().filter((i) => !seen.has(itemKey(i)) && seen.add(itemKey(i)));
+  };
   // Completes of one tenant scope share a statement; an item repeated within it is answered
   // by matchWinners, the others by the replay path. A result PostgreSQL refuses is answered
   // "refused" for its own item only: the statement is run again in halves without it.
   async function completeShared<Lean extends boolean>(lean: Lean, scope: TenantScope, requests: CompleteItem[][]) {
     type Row = Lean extends true ? LeanRow : JobRow;
-    const keyOf = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
-    const seen = new Set<string>();
-    const items = requests.flat().filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
+    const items = distinctItems(requests);
     const out: Row[] = [];
     const bad = new Set<string>();
     for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
       if (p.ok) out.push(...(p.out as Row[]));
-      else if (p.items.length === 1 && isDataError(p.error)) bad.add(keyOf(p.items[0]!));
+      else if (p.items.length === 1 && isDataError(p.error)) bad.add(itemKey(p.items[0]!));
       else throw p.error;
     }
     const answers = matchWinners(requests, out);
     if (bad.size === 0) return answers;
-    return requests.map((req, r) => req.map((i, k) => (bad.has(keyOf(i)) ? REFUSED : answers[r]![k]!)));
+    return requests.map((req, r) => req.map((i, k) => (bad.has(itemKey(i)) ? REFUSED : answers[r]![k]!)));
   }
   type LeanRow = Pick<JobRow, "id" | "leaseToken" | "status">;
   const completeOptions = { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r: CompleteItem[]) => r.length, keyOf: (k: TenantScope) => k ?? "*" };
@@ -160,11 +164,35 @@ export function createJobService(deps: {
     (scope, requests) => completeShared(false, scope, requests),
     completeOptions,
   );
-  // A poll's acknowledgements are answered by status alone: they share statements with each
-  // other, and take back three columns of each row instead of all of them.
-  const completeLeanTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<LeanRow | null | typeof REFUSED>>(
-    (scope, requests) => completeShared(true, scope, requests),
-    completeOptions,
+
+  // Polls that acknowledge jobs (process-next's `complete`) with the same filter share one
+  // statement for their acknowledgements and their claims. A result PostgreSQL refuses rolls
+  // the statement back, so nothing happened: the acknowledgements then take completeShared's
+  // path (refused items answered on their own) and the claims claimTogether's statement.
+  type PollRequest = { acks: CompleteItem[]; taker: ClaimRequest };
+  type PollAnswer = { answers: Array<LeanRow | null | typeof REFUSED>; claimed: JobRow[] };
+  const pollTogether = keyedCoalescer<ClaimKey, PollRequest, PollAnswer>(
+    async (key, requests) => {
+      const takers = requests.map(({ taker: t }) => (t.signal?.aborted ? { ...t, max: 0 } : t));
+      const acks = requests.map((r) => r.acks);
+      const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
+        requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
+      try {
+        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
+        return zip(matchWinners(acks, r.completed), r.claimed);
+      } catch (e) {
+        if (!isDataError(e)) throw e;
+        const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
+        const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
+        return zip(answers, rows);
+      }
+    },
+    {
+      inFlight: COALESCE_IN_FLIGHT,
+      maxUnits: COALESCE_MAX_ROWS,
+      units: (r) => r.acks.length + r.taker.max,
+      keyOf: (k) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]),
+    },
   );
 
   // Submits without an idempotency key share one multi-row insert per round. Alone, each
@@ -287,6 +315,7 @@ export function createJobService(deps: {
     return next;
   }
 
+  const claimKey = (f: ClaimInput): ClaimKey => ({ queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds });
   type ClaimInput = {
     queues: string[];
     kinds?: string[] | undefined;
@@ -299,7 +328,11 @@ export function createJobService(deps: {
     /** false: a caller that batches by itself (createWorker) runs its own statement. */
     shared?: boolean | undefined;
   };
-  async function claimNext(f: ClaimInput) {
+  /**
+   * `first`: the claim already made by the statement that acknowledged this poll's jobs
+   * (pollTogether), with the notifier mark taken before it; it stands for the loop's first claim.
+   */
+  async function claimNext(f: ClaimInput, first?: { rows: JobRow[]; since: number }) {
     const deadline = Date.now() + f.waitMs;
     // One immediate retry per call when an empty claim's promotion fed one of this poll's
     // queues; after that the promotion's NOTIFY wakes the wait below, and promotions after
@@ -309,20 +342,24 @@ export function createJobService(deps: {
     let retriedAfterPromotion = false;
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
-      if (f.signal?.aborted) {
+      if (f.signal?.aborted && !first) {
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
-      await promoteIfDue();
-      // Before the claim: a job committed after its snapshot is announced after this mark.
-      const since = notifier.mark();
-      const rows =
-        f.shared === false
-          ? await jobs.claimNext({ ...f, tenant: f.scope })
-          : await claimTogether(
-              { queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds },
-              { workerId: f.workerId, max: f.max, signal: f.signal },
-            );
+      let since: number;
+      let rows: JobRow[];
+      if (first) {
+        ({ rows, since } = first);
+        first = undefined;
+      } else {
+        await promoteIfDue();
+        // Before the claim: a job committed after its snapshot is announced after this mark.
+        since = notifier.mark();
+        rows =
+          f.shared === false
+            ? await jobs.claimNext({ ...f, tenant: f.scope })
+            : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+      }
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
         countWin("queued", rows);
@@ -428,34 +465,36 @@ export function createJobService(deps: {
     settle(scope, items, (good) => completeTogether(scope, good));
 
   /**
-   * A poll that also acknowledges finished jobs (process-next's `complete`). The completions
-   * and the claim run at once: a job being completed is running, never claimable, so they
-   * touch different rows, and the poll waits for one round of statements instead of two.
-   * A completion that fails is answered on its own items (503 when the database is away or
-   * rolled it back, else 500; replaying a complete is safe either way) instead of failing a
-   * poll whose claim may have leased jobs meanwhile, which would then sit leased to nobody
-   * until reaped. It also ends the poll's wait, so the worker learns it while its lease lasts.
+   * A poll that also acknowledges finished jobs (process-next's `complete`). The
+   * acknowledgements and the poll's first claim are one statement (pollTogether), shared with
+   * other such polls: a job being completed is running, never claimable, so they touch
+   * different rows, and the poll waits for one round trip instead of two. When that claim
+   * finds nothing, the poll waits as any other does.
+   * A statement that fails did neither: the completions are answered on their own items (503
+   * when the database is away or rolled it back, else 500; replaying a complete is safe either
+   * way) and the poll ends at once, so the worker learns it while its leases last.
    * `failure` is the error, for the caller to log.
    */
   async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
-    const cut = new Tripwire(f.signal);
+    if (acks.length === 0) return { jobs: await claimNext(f), completed: [], failure: undefined };
     let failure: { error: unknown; expected: boolean } | undefined;
-    const completing =
-      acks.length === 0
-        ? Promise.resolve([])
-        : settle(f.scope, acks, (good) => completeLeanTogether(f.scope, good)).catch((error: unknown) => {
-            const expected = isDbUnavailable(error) || isConflictVictim(error);
-            failure = { error, expected };
-            cut.trip();
-            const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
-            return acks.map((a) => ({ id: a.id, outcome }));
-          });
-    try {
-      const [completed, claimed] = await Promise.all([completing, claimNext({ ...f, signal: cut })]);
-      return { jobs: claimed, completed, failure };
-    } finally {
-      cut.dispose();
-    }
+    let first: { rows: JobRow[]; since: number } | undefined;
+    const completed = await settle(f.scope, acks, async (good) => {
+      if (good.length === 0) return [];
+      await promoteIfDue();
+      const since = notifier.mark();
+      const r = await pollTogether(claimKey(f), { acks: good, taker: { workerId: f.workerId, max: f.max, signal: f.signal } });
+      first = { rows: r.claimed, since };
+      return r.answers;
+    }).catch((error: unknown) => {
+      const expected = isDbUnavailable(error) || isConflictVictim(error);
+      failure = { error, expected };
+      const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
+      return acks.map((a) => ({ id: a.id, outcome }));
+    });
+    // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
+    if (failure) return { jobs: first?.rows ?? [], completed, failure };
+    return { jobs: await claimNext(f, first), completed, failure };
   }
 
   /**

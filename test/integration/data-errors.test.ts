@@ -147,6 +147,32 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
     expect(res.body.code).toBe("invalid");
   });
+  it("over HTTP, a poll's completions: the refused item is answered 400, the others complete, and the poll still leases", async () => {
+    const worker = await env.key("acme", "worker");
+    for (let i = 0; i < 4; i++) await submit("dp", { i });
+    const claimed = await svc().claimNext({ queues: ["dp"], scope: null, workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
+    // The acknowledgements and the claim share one statement, which the refusal rolls back:
+    // both must then run again on their own.
+    const res = await env
+      .http()
+      .post("/v1/process-next")
+      .set("authorization", worker)
+      .send({
+        queues: ["dp"],
+        workerId: "w",
+        max: 1,
+        waitMs: 0,
+        complete: claimed.map((j, i) => ({ id: j.id, leaseToken: j.leaseToken, result: i === 1 ? { poison: 1 } : { i } })),
+      });
+    expect(res.status).toBe(200);
+    expect(res.body.completed.map((x: { status: number }) => x.status)).toEqual([200, 400, 200]);
+    expect(res.body.jobs).toHaveLength(1);
+    const rows = await env.c.sql<{ id: string; status: string }[]>`SELECT id, status FROM jobs WHERE queue = 'dp'`;
+    const status = new Map(rows.map((r) => [r.id, r.status]));
+    expect(claimed.map((j) => status.get(j.id))).toEqual(["succeeded", "running", "succeeded"]);
+    expect(status.get(res.body.jobs[0].id)).toBe("running");
+    expect(claimed.map((j) => j.id)).not.toContain(res.body.jobs[0].id);
+  });
   it("over HTTP, a batch acknowledgement answers the refused item 400 and completes the others", async () => {
     const worker = await env.key("acme", "worker");
     for (let i = 0; i < 3; i++) await submit("db");

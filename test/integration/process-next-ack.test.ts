@@ -134,7 +134,7 @@ describe("process-next with complete", () => {
   it.each([
     ["the database rolled them back as a deadlock victim", "40P01", 503, "unavailable"],
     ["of any other error", "P0001", 500, "internal"],
-  ])("completions that fail because %s (SQLSTATE %s) are answered %i on their items; the poll's leases still reach the worker", async (_, code, status, problemCode) => {
+  ])("completions that fail because %s (SQLSTATE %s) are answered %i on their items; the poll leases nothing, so no job sits leased to nobody", async (_, code, status, problemCode) => {
     const queue = `ack6_${code}`;
     const a = await submit(queue);
     const [ja] = (await poll(queue)).jobs;
@@ -142,13 +142,35 @@ describe("process-next with complete", () => {
     await refusingSuccessOf(a.id, code, async () => {
       const r = await poll(queue, { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
       expect(r.completed!.map((c) => [c.id, c.status, c.problem?.code])).toEqual([[a.id, status, problemCode]]);
-      expect(r.jobs.map((j) => j.id)).toEqual([b.id]);
+      // The claim shared the failed statement: rolled back with it, not leased to a worker that never sees it.
+      expect(r.jobs).toEqual([]);
       expect((await job(a.id)).status).toBe("running");
+      expect((await job(b.id)).status).toBe("queued");
     });
-    expect((await job(b.id)).status).toBe("running");
     const retried = await poll(queue, { complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
     expect(retried.completed).toEqual([{ id: a.id, status: 200 }]);
+    expect(retried.jobs.map((j) => j.id)).toEqual([b.id]);
     expect((await job(a.id)).status).toBe("succeeded");
+  });
+
+  it("one statement finalises a batch and starts another: both batch rows are right", async () => {
+    const batch = async (n: number) => {
+      const r = await env.http().post("/v1/batches").set("authorization", client)
+        .send({ jobs: Array.from({ length: n }, (_, i) => ({ queue: "ack_batches", kind: "k", payload: { i } })) });
+      expect(r.status).toBe(201);
+      return r.body as { id: string };
+    };
+    const x = await batch(1);
+    const [jx] = (await poll("ack_batches")).jobs;
+    const y = await batch(2);
+    // Completes x's last job and claims y's first one in the same statement.
+    const r = await poll("ack_batches", { complete: [{ id: jx!.id, leaseToken: jx!.leaseToken, result: 1 }] });
+    expect(r.completed).toEqual([{ id: jx!.id, status: 200 }]);
+    expect(r.jobs).toHaveLength(1);
+    const bx = (await env.http().get(`/v1/batches/${x.id}`).set("authorization", client)).body;
+    const by = (await env.http().get(`/v1/batches/${y.id}`).set("authorization", client)).body;
+    expect([bx.status, bx.counts.succeeded]).toEqual(["succeeded", 1]);
+    expect([by.status, by.counts.running, by.counts.queued]).toEqual(["running", 1, 1]);
   });
 
   it("a failed completion ends the poll's wait, so the worker hears of it while its lease lasts", async () => {
