@@ -197,6 +197,18 @@ describe("batch complete plan", () => {
       // was planned again (0 generic, 10 custom), which cost a one-row claim a third more.
       expect(await plansOnOwnSession("%claimable AS (%", claimAndAck)).toEqual([{ genericPlans: 5, customPlans: 5 }]);
       expect(await plansOnOwnSession("%WITH completed_items AS%", claimAndAck)).toEqual([{ genericPlans: 5, customPlans: 5 }]);
+      // A poll's acknowledgement and claim in one statement (process-next with complete).
+      const combined = async (_own: postgres.Sql, repo: ReturnType<typeof jobsRepository>) => {
+        await seed("plan-retained", 12);
+        const f = { queues: ["plan-retained"], tenant: null, leaseSeconds: 60 };
+        let [held] = (await repo.claimNextFor(f, [{ workerId: "w", max: 1 }]))[0]!;
+        for (let i = 0; i < 10; i++) {
+          const r = await repo.completeAndClaimFor([{ id: held!.id, leaseToken: held!.leaseToken!, result: null }], f, [{ workerId: "w", max: 1 }]);
+          expect(r.completed).toHaveLength(1);
+          [held] = r.claimed[0]!;
+        }
+      };
+      expect(await plansOnOwnSession("%completed_items AS%claimable AS (%", combined)).toEqual([{ genericPlans: 5, customPlans: 5 }]);
     } finally {
       await env.c.sql`DELETE FROM jobs WHERE queue = 'plan-retained'`;
       await env.c.sql`ANALYZE jobs`;
