@@ -905,7 +905,7 @@ export interface paths {
         put?: never;
         /**
          * Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready
-         * @description `complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), in the same request: the completions and the claim run at once, and each completion is answered on its own in `completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the same request again replays them. If the completions themselves fail, their items are answered 503 (database unavailable or a deadlock) or 500, to be sent again, and the poll returns without waiting further.
+         * @description `complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), in the same request: the completions and the first claim are one statement, and each completion is answered on its own in `completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the same request again replays them. If that statement fails, their items are answered 503 (database unavailable or a deadlock) or 500, to be sent again, and the poll returns at once with no jobs (none was leased).
          */
         post: {
             parameters: {
