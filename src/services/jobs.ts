@@ -102,6 +102,8 @@ export function createJobService(deps: {
 
   type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
   type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
+  /** Calls can share a claim statement only when their filters match. */
+  const claimKeyOf = (k: ClaimKey) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]);
   // Concurrent polls with the same filter share one claim statement; a poll whose client
   // left while it queued takes nothing, so no job is leased to nobody.
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
@@ -114,7 +116,7 @@ export function createJobService(deps: {
       inFlight: COALESCE_IN_FLIGHT,
       maxUnits: COALESCE_MAX_ROWS,
       units: (r) => r.max,
-      keyOf: (k) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]),
+      keyOf: claimKeyOf,
     },
   );
 
@@ -191,7 +193,7 @@ export function createJobService(deps: {
       inFlight: COALESCE_IN_FLIGHT,
       maxUnits: COALESCE_MAX_ROWS,
       units: (r) => r.acks.length + r.taker.max,
-      keyOf: (k) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]),
+      keyOf: claimKeyOf,
     },
   );
 
