@@ -175,17 +175,37 @@ interface Claimed {
 /**
  * 16 polling clients over HTTP: process-next with `max`, then complete (batch ack when max > 1);
  * with `ack`, each poll instead carries the completions of the jobs the previous one leased.
+ * `warmup` jobs first go through the same API process and clients, untimed: a long-running API
+ * has compiled its hot paths, as the competitors' in-process code has by its measured runs.
  * `onApi` sees the API once it is ready; the function it may return runs when the clients are done.
  */
 export async function joblineHttp(
   url: string,
-  o: { jobs: number; clients: number; max: number; ack?: boolean },
+  o: { jobs: number; clients: number; max: number; ack?: boolean; warmup?: number },
   onApi?: (a: ApiProcess) => (() => void) | undefined,
 ) {
-  await seedJobs(url, o.jobs);
+  const warmup = o.warmup ?? 0;
+  await seedJobs(url, warmup || o.jobs);
   const api = await startApi(url);
-  const onDone = onApi?.(api);
   const seen = new Map<string, number>();
+  let measured: { first: number; last: number };
+  try {
+    if (warmup) {
+      await drainOverHttp(api, o, seen);
+      await seedJobs(url, o.jobs);
+    }
+    const onDone = onApi?.(api);
+    measured = await drainOverHttp(api, o, seen);
+    onDone?.();
+  } finally {
+    await api.stop();
+  }
+  await verifyExactlyOnce(url, warmup + o.jobs, seen, `jobline http max ${o.max}`);
+  return timed(measured.first, measured.last, o.jobs);
+}
+
+/** The clients poll until the queue is empty; returns the first lease's and the last completion's times. */
+async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number; ack?: boolean }, seen: Map<string, number>) {
   let first = 0;
   let last = 0;
   const acknowledge = async (jobs: Claimed[]) => {
@@ -200,44 +220,38 @@ export async function joblineHttp(
       if (c.status !== 200 || c.body.items.some((x) => x.status !== 200)) throw new Error(`batch complete ${c.status}`);
     }
   };
-  try {
-    await withTimeout(
-      Promise.all(
-        Array.from({ length: o.clients }, async (_, i) => {
-          let owed: Claimed[] = [];
-          for (;;) {
-            const complete = owed.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
-            const r = await post<{ jobs: Claimed[]; completed?: { status: number }[] }>(api, "/v1/process-next", {
-              queues: ["bench"],
-              workerId: `c${i}`,
-              max: o.max,
-              ...(o.ack ? { complete } : {}),
-            });
-            if (r.status !== 200) throw new Error(`process-next ${r.status}`);
-            if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))
-              throw new Error("process-next: a completion was not acknowledged");
-            if (owed.length > 0) last = performance.now();
-            owed = [];
-            if (r.body.jobs.length === 0) return;
-            if (!first) first = performance.now();
-            for (const j of r.body.jobs) seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
-            if (o.ack) owed = r.body.jobs;
-            else {
-              await acknowledge(r.body.jobs);
-              last = performance.now();
-            }
+  await withTimeout(
+    Promise.all(
+      Array.from({ length: o.clients }, async (_, i) => {
+        let owed: Claimed[] = [];
+        for (;;) {
+          const complete = owed.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+          const r = await post<{ jobs: Claimed[]; completed?: { status: number }[] }>(api, "/v1/process-next", {
+            queues: ["bench"],
+            workerId: `c${i}`,
+            max: o.max,
+            ...(o.ack ? { complete } : {}),
+          });
+          if (r.status !== 200) throw new Error(`process-next ${r.status}`);
+          if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))
+            throw new Error("process-next: a completion was not acknowledged");
+          if (owed.length > 0) last = performance.now();
+          owed = [];
+          if (r.body.jobs.length === 0) return;
+          if (!first) first = performance.now();
+          for (const j of r.body.jobs) seen.set(j.id, (seen.get(j.id) ?? 0) + 1);
+          if (o.ack) owed = r.body.jobs;
+          else {
+            await acknowledge(r.body.jobs);
+            last = performance.now();
           }
-        }),
-      ),
-      300_000,
-      "jobline http",
-    );
-    onDone?.();
-  } finally {
-    await api.stop();
-  }
-  await verifyExactlyOnce(url, o.jobs, seen, `jobline http max ${o.max}`);
-  return timed(first, last, o.jobs);
+        }
+      }),
+    ),
+    300_000,
+    "jobline http",
+  );
+  return { first, last };
 }
 
 /** The ceiling: jobline's own claim + complete statements in a bare postgres.js loop, same pool size. */
@@ -265,35 +279,44 @@ export async function ceiling(url: string, o: { jobs: number; batch: number; poo
 }
 
 /** Single submits over HTTP from `clients` concurrent clients. */
-export async function httpSubmit(url: string, o: { jobs: number; clients: number }) {
+/** Single submits from `clients` clients; `warmup` of them first, untimed, through the same API process. */
+export async function httpSubmit(url: string, o: { jobs: number; clients: number; warmup?: number }) {
   const api = await startApi(url);
-  let next = 0;
-  const t0 = performance.now();
-  try {
+  const submit = async (n: number) => {
+    let next = 0;
     await Promise.all(
       Array.from({ length: o.clients }, async () => {
-        while (next++ < o.jobs) {
+        while (next++ < n) {
           const r = await post(api, "/v1/jobs", { queue: "bench", kind: "noop", payload: { n: next } });
           if (r.status !== 201) throw new Error(`submit ${r.status}`);
         }
       }),
     );
+  };
+  try {
+    if (o.warmup) await submit(o.warmup);
+    const t0 = performance.now();
+    await submit(o.jobs);
+    return timed(t0, performance.now(), o.jobs);
   } finally {
     await api.stop();
   }
-  return timed(t0, performance.now(), o.jobs);
 }
 
-/** One POST /v1/batches of `size` jobs; returns milliseconds. */
-export async function batchSubmit(url: string, o: { size: number }) {
+/** One POST /v1/batches of `size` jobs, after an untimed one of `warmup` jobs through the same API process; returns milliseconds. */
+export async function batchSubmit(url: string, o: { size: number; warmup?: number }) {
   const api = await startApi(url);
-  try {
-    const jobs = Array.from({ length: o.size }, (_, i) => ({ queue: "bench", kind: "noop", payload: { i } }));
+  const submit = async (size: number) => {
+    const jobs = Array.from({ length: size }, (_, i) => ({ queue: "bench", kind: "noop", payload: { i } }));
     const t0 = performance.now();
     const r = await post<{ total?: number }>(api, "/v1/batches", { jobs });
     const ms = performance.now() - t0;
     if (r.status !== 201) throw new Error(`batch submit ${r.status}`);
     return ms;
+  };
+  try {
+    if (o.warmup) await submit(o.warmup);
+    return await submit(o.size);
   } finally {
     await api.stop();
   }

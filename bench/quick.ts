@@ -33,7 +33,7 @@ for (const v of rest.map(Number)) {
   const jobs = Number(N);
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
   if (which === "http" || which === "httpack")
-    console.log(which, "max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v, ack: which === "httpack" })));
+    console.log(which, "max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v, ack: which === "httpack", warmup: Number(process.env.WARMUP ?? 0) })));
   if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
   if (which === "gw")
     console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));

