@@ -3,6 +3,8 @@
 //   with the next poll; CLIENTS env); ceil v = rows per statement; submit v = job count;
 //   gw v = 1 tuned graphile-worker, 0 defaults; pair v = worker concurrency: jobline in-process, then
 //   tuned graphile-worker, and their ratio (the machine's drift shows as a spread of ratios).
+// WARMUP env (jobs): http / httpack warm each run's API process first; pair first runs each system
+// once untimed. Default 0 for http, N / 5 for pair (as npm run bench does).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +31,7 @@ const fresh = async (migrated = true) => {
 const [which = "inproc", N = "20000", ...rest] = process.argv.slice(2);
 const B = Number(process.env.BATCH ?? 25);
 const C = Number(process.env.CLIENTS ?? 16);
+let pairWarmed = false;
 for (const v of rest.map(Number)) {
   const jobs = Number(N);
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
@@ -38,6 +41,12 @@ for (const v of rest.map(Number)) {
   if (which === "gw")
     console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));
   if (which === "pair") {
+    const warm = Number(process.env.WARMUP ?? Math.round(jobs / 5));
+    if (!pairWarmed && warm > 0) {
+      await joblineInProcess(await fresh(), { jobs: warm, concurrency: v, batchSize: B });
+      await graphileWorkerThroughput(await fresh(false), { jobs: warm, concurrency: 10, tuned: true });
+    }
+    pairWarmed = true;
     const jl = await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B });
     const gw = (await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: true })).jobsPerSec;
     console.log("in-process", Math.round(jl), "graphile-worker tuned", Math.round(gw), "ratio", (jl / gw).toFixed(2));
