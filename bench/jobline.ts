@@ -278,8 +278,7 @@ export async function ceiling(url: string, o: { jobs: number; batch: number; poo
   return timed(t0, t1, o.jobs);
 }
 
-/** Single submits over HTTP from `clients` concurrent clients. */
-/** Single submits from `clients` clients; `warmup` of them first, untimed, through the same API process. */
+/** Single submits over HTTP from `clients` concurrent clients; `warmup` of them first, untimed, through the same API process. */
 export async function httpSubmit(url: string, o: { jobs: number; clients: number; warmup?: number }) {
   const api = await startApi(url);
   const submit = async (n: number) => {
