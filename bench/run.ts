@@ -1,6 +1,6 @@
 // `npm run bench`: jobline side by side with graphile-worker and pg-boss on ONE embedded
 // PostgreSQL, same N, each throughput measured 3 times (min/median/max).
-// Flags: --jobs N (20000) --concurrency C (10) --worker-concurrency (2000) --worker-batch (500)
+// Flags: --jobs N (20000) --concurrency C (10) --worker-concurrency (4000) --worker-batch (2000)
 //        --repeat R (3) --quick (small N, no 1M rows)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -32,8 +32,8 @@ const { values: flags } = parseArgs({
     jobs: { type: "string", default: "20000" },
     concurrency: { type: "string", default: "10" },
     // createWorker claims up to `worker-batch` jobs per statement and runs up to `worker-concurrency` at once.
-    "worker-concurrency": { type: "string", default: "2000" },
-    "worker-batch": { type: "string", default: "500" },
+    "worker-concurrency": { type: "string", default: "4000" },
+    "worker-batch": { type: "string", default: "2000" },
     repeat: { type: "string", default: "3" },
     quick: { type: "boolean", default: false },
   },

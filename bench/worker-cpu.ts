@@ -15,7 +15,7 @@ import { createWorker } from "../src/worker/handlers.js";
 import { seedJobs } from "./jobline.js";
 import { postgresCpuMs } from "./lib.js";
 
-const [N, C, B] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 2000), Number(process.argv[4] ?? 500)];
+const [N, C, B] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 4000), Number(process.argv[4] ?? 2000)];
 
 const s = await startEmbeddedPostgres({ dataDir: mkdtempSync(join(tmpdir(), "jlw-")), persistent: false });
 try {

@@ -7,6 +7,14 @@ import type { JobService } from "../services/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
 import { isDataError } from "../services/tx.js";
 
+/**
+ * Most jobs one claim or acknowledgement statement carries. A statement's commit and start-up
+ * are shared by its rows: with no-op handlers, 2,000-row statements (concurrency 4,000) ran
+ * ~15 % more jobs per second than 500-row ones (concurrency 2,000), and PostgreSQL spent
+ * ~10 % less CPU per job (`bench/quick.ts inproc`, README).
+ */
+export const MAX_BATCH = 2000;
+
 export interface JobContext {
   /** Aborts when a cancel is requested, the lease is lost, or the worker's stop() gives up waiting. */
   signal: AbortSignal;
@@ -35,7 +43,7 @@ export interface WorkerOptions {
   /** Handlers running at once; also the most jobs this worker holds leased. Default 10. */
   concurrency?: number;
   leaseSeconds?: number;
-  /** Most jobs per claim statement (default: concurrency, at most 500). */
+  /** Most jobs per claim statement (default: concurrency, at most MAX_BATCH). */
   batchSize?: number;
   workerId?: string;
   /** Long-poll wait of an idle claim (default 5000). */
@@ -135,7 +143,7 @@ export function createWorker(o: WorkerOptions) {
   const jobs = c.services.jobs;
   const log = c.logger.child({ component: "worker" });
   const concurrency = o.concurrency ?? 10;
-  const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, 500);
+  const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, MAX_BATCH);
   const refillAt = Math.max(1, Math.floor(batchSize / 2));
   const leaseSeconds = o.leaseSeconds ?? 60;
   const waitMs = o.waitMs ?? 5000;
