@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createWorker, NonRetryableError, type Worker } from "../../src/worker/handlers.js";
+import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/handlers.js";
 import { every, reapOnce } from "../../src/worker/maintenance.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
@@ -271,6 +271,32 @@ describe("createWorker", () => {
     release!();
     await Promise.all([first, second]);
     expect(resolved.sort()).toEqual(["first", "second"]);
+  });
+
+  it("claims at most MAX_BATCH jobs per statement, in parallel claims up to the concurrency", async () => {
+    const claimNext = env.c.services.jobs.claimNext;
+    const asked: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const claims = vi.spyOn(env.c.services.jobs, "claimNext").mockImplementation(async (...args) => {
+      asked.push(args[0].max);
+      most = Math.max(most, ++inFlight);
+      try {
+        return await claimNext(...args);
+      } finally {
+        inFlight--;
+      }
+    });
+    try {
+      const w = start({ queues: ["capped"], concurrency: 2 * MAX_BATCH, handlers: { noop: async () => null } });
+      await until("both claim loops to claim", () => (asked.length >= 2 ? true : undefined));
+      await w.stop();
+      expect(asked.slice(0, 2)).toEqual([MAX_BATCH, MAX_BATCH]);
+      expect(Math.max(...asked)).toBe(MAX_BATCH);
+      expect(most).toBe(2);
+    } finally {
+      claims.mockRestore();
+    }
   });
 
   it("stop(timeout) also ends the retries of completions that keep failing", async () => {
