@@ -82,6 +82,8 @@ export const batches = pgTable(
   ],
 );
 
+// fillfactor 50 (drizzle/0008, which drizzle's table builder cannot express): a claim's or an
+// acknowledgement's new row version stays on its page, so it is one lock record, not two.
 export const jobs = pgTable(
   "jobs",
   {
