@@ -270,8 +270,9 @@ export function jobsRepository(sql: Queryable) {
   /**
    * Fairness tags for new (or newly due) jobs, in their order: each (queue, group) gets one
    * range, FIFO within it. Group rows are created and locked in one global order (queue,
-   * key), so two writers sharing groups queue up behind each other instead of deadlocking.
-   * Must run inside the caller's transaction.
+   * then a queue's groups before its clock, then key), so two writers sharing groups queue up
+   * behind each other instead of deadlocking. A single insert takes its group, then its
+   * queue's clock: the same order. Must run inside the caller's transaction.
    */
   async function allocateTags(jobs: Array<Pick<NewJob, "queue" | "tenant" | "groupKey">>, q: Queryable): Promise<number[]> {
     if (jobs.length === 0) return [];
@@ -284,21 +285,30 @@ export function jobsRepository(sql: Queryable) {
       keys.set(id, e);
       return id;
     });
-    const groups = [...keys.values()].sort((a, b) =>
-      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
-    );
+    const groups = [...keys.values()];
+    const queues = [...new Set(groups.map((g) => g.queue))];
+    // Several queues: their clocks are locked here too, in the same order, so that the
+    // statement below (which moves them in no fixed order) never waits for one. Two promotions
+    // of jobs in the same queues used to be able to take two clocks in opposite orders. One
+    // queue needs nothing: its clock is the last row the statement takes, and locking it
+    // always would make every round of coalesced submits to a queue wait for the one before.
+    const locked = queues.length > 1 ? [...groups, ...queues.map((queue) => ({ queue, key: CLOCK_KEY }))] : groups;
+    const lockQueues = locked.map((g) => g.queue);
+    const lockKeys = locked.map((g) => g.key);
+    const order = q`ORDER BY queue, fair_key = ${CLOCK_KEY}, fair_key`;
     await q`
       INSERT INTO job_groups (queue, fair_key, last_tag)
-      SELECT g.queue, g.fair_key, 0 FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS g(queue, fair_key)
+      SELECT queue, fair_key, 0 FROM unnest(${lockQueues}::text[], ${lockKeys}::text[]) AS g(queue, fair_key)
+      ${order}
       ON CONFLICT (queue, fair_key) DO NOTHING`;
     await q`
       SELECT 1 FROM job_groups jg
       -- The LIMIT changes nothing but the generic plan's guess (one group, not ten), so
       -- PostgreSQL keeps that plan instead of planning a single submit's lock every time.
-      JOIN (SELECT * FROM unnest(${groups.map((g) => g.queue)}::text[], ${groups.map((g) => g.key)}::text[]) AS d(queue, fair_key)
-            LIMIT ${groups.length}) d
-        ON jg.queue = d.queue AND jg.fair_key = d.fair_key
-      ORDER BY jg.queue, jg.fair_key
+      JOIN (SELECT * FROM unnest(${lockQueues}::text[], ${lockKeys}::text[]) AS d(queue, fair_key)
+            LIMIT ${locked.length}) d
+        USING (queue, fair_key)
+      ${order}
       FOR UPDATE OF jg`;
     const allocated = await q<{ queue: string; fairKey: string; first: string }[]>`
       WITH a AS (
