@@ -10,20 +10,13 @@ export interface Cancel {
 }
 
 /**
- * A one-shot Cancel that trips when told to, or when the `parent` it follows aborts. Like an
- * AbortSignal, a listener added after the trip is not called, one added twice runs once, and
- * each runs once. Unlike one, a listener that throws stops the rest (its callers' do not throw).
- * `dispose()` stops following the parent, so a long-lived parent keeps no reference to it.
+ * A one-shot Cancel that trips when told to. Like an AbortSignal, a listener added after the
+ * trip is not called, one added twice runs once, and each runs once. Unlike one, a listener
+ * that throws stops the rest (its callers' do not throw).
  */
 export class Tripwire implements Cancel {
   private tripped = false;
   private listeners: Array<() => void> = [];
-  private readonly follow = () => this.trip();
-
-  constructor(private readonly parent?: Cancel) {
-    if (parent?.aborted) this.tripped = true;
-    else parent?.addEventListener("abort", this.follow, { once: true });
-  }
 
   get aborted(): boolean {
     return this.tripped;
@@ -44,9 +37,5 @@ export class Tripwire implements Cancel {
   removeEventListener(_type: "abort", listener: () => void): void {
     const i = this.listeners.indexOf(listener);
     if (i >= 0) this.listeners.splice(i, 1);
-  }
-
-  dispose(): void {
-    this.parent?.removeEventListener("abort", this.follow);
   }
 }

@@ -28,33 +28,4 @@ describe("Tripwire", () => {
     t.trip();
     expect(called).toBe(false);
   });
-
-  it("follows its parent's abort, and stops following once disposed", () => {
-    const parent = new AbortController();
-    const followed = new Tripwire(parent.signal);
-    let woke = false;
-    followed.addEventListener("abort", () => {
-      woke = true;
-    });
-    parent.abort();
-    expect(followed.aborted).toBe(true);
-    expect(woke).toBe(true);
-
-    const other = new AbortController();
-    const disposed = new Tripwire(other.signal);
-    disposed.dispose();
-    other.abort();
-    expect(disposed.aborted).toBe(false);
-  });
-
-  it("starts tripped under a parent that already aborted, and tripping it leaves the parent alone", () => {
-    const done = new AbortController();
-    done.abort();
-    expect(new Tripwire(done.signal).aborted).toBe(true);
-
-    const parent = new Tripwire();
-    const child = new Tripwire(parent);
-    child.trip();
-    expect(parent.aborted).toBe(false);
-  });
 });
