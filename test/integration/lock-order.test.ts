@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLOCK_KEY } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { until } from "../helpers/until.js";
 
 let env: TestEnv;
 let other: postgres.Sql;
@@ -19,14 +20,6 @@ afterAll(async () => {
 const queues = Array.from({ length: 8 }, (_, i) => `lock-order-${i}`);
 const newJobs = (n: number) => queues.flatMap((queue) => Array.from({ length: n }, (_, i) => toNewJob("acme", { queue, kind: "k", payload: { i } })));
 
-async function until(check: () => Promise<boolean>, what: string) {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe("queue clocks are locked in one order", () => {
   it("a writer that moves several queues' clocks takes them in queue order, so two such writers cannot deadlock", async () => {
     // Every queue gets its clock row first.
@@ -41,9 +34,10 @@ describe("queue clocks are locked in one order", () => {
 
     // 100 jobs per queue move every clock (by more than its slack of 64).
     const writer = env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(newJobs(100), tx));
-    const waiting = async () =>
-      (await other`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length === 1;
-    await until(waiting, "the writer to wait for the first clock");
+    await until("the writer to wait for the first clock", async () => {
+      const waiting = await other`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      return waiting.length === 1 ? true : undefined;
+    });
 
     // Waiting for the first clock, the writer holds none of the others.
     const held: string[] = [];
