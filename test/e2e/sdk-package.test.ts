@@ -1,0 +1,102 @@
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestEnv, type TestEnv } from "../helpers/app.js";
+
+/**
+ * The SDK as a user installs it: `npm pack` of clients/typescript (which builds it), unpacked
+ * into a project of its own, type-checked against the packed declarations, and run against a
+ * listening API. Catches a package that imports files it does not ship, or ships no types.
+ */
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SDK = join(ROOT, "clients/typescript");
+
+let env: TestEnv;
+let dir = "";
+let baseUrl = "";
+beforeAll(async () => {
+  env = await createTestEnv("sdk_package");
+  await env.app.listen({ host: "127.0.0.1", port: 0 });
+  const addr = env.app.server.address();
+  baseUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  dir = await mkdtemp(join(tmpdir(), "jobline-sdk-"));
+});
+afterAll(async () => {
+  await env?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("the packed SDK", () => {
+  it("installs, type-checks and runs a worker from its tarball alone", async () => {
+    const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: SDK, maxBuffer: 16 << 20 });
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = info!.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(["dist/index.js", "dist/index.d.ts", "dist/worker.js", "dist/client.js", "package.json"]));
+
+    // A project of its own: the package unpacked where npm would put it, its one dependency beside it.
+    const app = join(dir, "app");
+    const pkg = join(app, "node_modules/@jobline/client");
+    await mkdir(pkg, { recursive: true });
+    await run("tar", ["-xzf", join(dir, info!.filename), "-C", pkg, "--strip-components=1"]);
+    await symlink(join(ROOT, "node_modules/openapi-fetch"), join(app, "node_modules/openapi-fetch"), "dir");
+    await writeFile(join(app, "package.json"), JSON.stringify({ name: "app", type: "module", private: true }));
+    expect((await readdir(pkg)).sort()).toEqual(["README.md", "dist", "package.json", "src"]);
+
+    const program = `
+import { createJoblineClient, runHttpWorker, unwrap, type Job } from "@jobline/client";
+
+const baseUrl = process.env.BASE_URL!;
+const client = createJoblineClient({ baseUrl, apiKey: process.env.CLIENT_KEY! });
+const ids: string[] = [];
+for (let i = 0; i < 3; i++) {
+  const job: Job = await unwrap(client.POST("/v1/jobs", { body: { queue: "packed", kind: "double", payload: { n: i } } }));
+  ids.push(job.id);
+}
+const stop = new AbortController();
+const worker = runHttpWorker({
+  baseUrl, apiKey: process.env.WORKER_KEY!, queues: ["packed"], concurrency: 2, waitMs: 1000, signal: stop.signal,
+  handlers: { double: async (job) => ({ doubled: 2 * (job.payload as { n: number }).n }) },
+});
+const deadline = Date.now() + 20_000;
+let jobs: Job[] = [];
+while (Date.now() < deadline) {
+  jobs = await Promise.all(ids.map((id) => unwrap(client.GET("/v1/jobs/{id}", { params: { path: { id } } }))));
+  if (jobs.every((j) => j.status === "succeeded")) break;
+  await new Promise((r) => setTimeout(r, 50));
+}
+stop.abort();
+const stats = await worker;
+console.log(JSON.stringify({ results: jobs.map((j) => [j.status, j.result]), succeeded: stats.succeeded }));
+`;
+    await writeFile(join(app, "main.ts"), program);
+    // The user's Node typings are not the SDK's business: the program declares the one thing it uses.
+    await writeFile(join(app, "env.d.ts"), "declare const process: { env: Record<string, string | undefined> };\n");
+    // skipLibCheck off, so the package's own declaration files are checked as well.
+    const compilerOptions = { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: false, lib: ["ES2024", "DOM"], types: [], outDir: "out" };
+    await writeFile(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["main.ts", "env.d.ts"] }));
+    const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+    const listed = await run(process.execPath, [tsc, "-p", "tsconfig.json", "--listFiles"], { cwd: app });
+    expect(listed.stdout).toContain("node_modules/@jobline/client/dist/index.d.ts");
+
+    // And it runs, on plain Node, from the emitted JavaScript.
+    const out = await run(process.execPath, [join(app, "out/main.js")], {
+      cwd: app,
+      env: { ...process.env, BASE_URL: baseUrl, CLIENT_KEY: (await env.key("acme", "client")).slice(7), WORKER_KEY: (await env.key("acme", "worker")).slice(7) },
+      timeout: 30_000,
+    });
+    expect(JSON.parse(out.stdout)).toEqual({
+      results: [
+        ["succeeded", { doubled: 0 }],
+        ["succeeded", { doubled: 2 }],
+        ["succeeded", { doubled: 4 }],
+      ],
+      succeeded: 3,
+    });
+  }, 120_000);
+});
