@@ -170,7 +170,7 @@ export function createWorker(o: WorkerOptions) {
 
   // Results wait here for the next completeMany; each flusher takes everything that piled up
   // meanwhile. Up to one flusher per claim loop runs at once, so completions keep pace with claims.
-  const toComplete: Array<{ row: JobRow; result: unknown; alone?: boolean }> = [];
+  const toComplete: Array<{ r: RunningJob; result: unknown; alone?: boolean }> = [];
   let flushing = 0;
   let flushQueued = false;
   const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
@@ -181,13 +181,14 @@ export function createWorker(o: WorkerOptions) {
     try {
       while (toComplete.length > 0) {
         // Jobs split out of a refused batch go one per statement.
-        const batch = toComplete[0]?.alone ? toComplete.splice(0, 1) : toComplete.splice(0, Math.max(batchSize, 50));
-        const items = batch.map((b) => ({ id: b.row.id, leaseToken: b.row.leaseToken!, result: b.result }));
-        const deadline = Math.min(...batch.map((b) => b.row.leaseExpiresAt!.getTime()));
+        let batch = toComplete[0]?.alone ? toComplete.splice(0, 1) : toComplete.splice(0, Math.max(batchSize, 50));
         for (;;) {
           try {
             // This worker batches by itself: its own statements, not the service's shared ones.
-            const out = await jobs.completeOwn(scope, items);
+            const out = await jobs.completeOwn(
+              scope,
+              batch.map((b) => ({ id: b.r.row.id, leaseToken: b.r.row.leaseToken!, result: b.result })),
+            );
             for (const r of out) {
               if (r.outcome.ok) stats.succeeded++;
               else {
@@ -202,17 +203,11 @@ export function createWorker(o: WorkerOptions) {
             // the one with the bad result fails and the others are not run again.
             if (batch.length > 1 && isDataError(e)) {
               toComplete.unshift(...batch.map((b) => ({ ...b, alone: true })));
-              for (let i = 0; i < batch.length; i++) held++;
+              batch = [];
               break;
             }
             if (batch.length === 1 && isDataError(e)) {
-              await recordFailure(batch[0]!.row, new NonRetryableError(`the handler's result cannot be stored: ${String((e as Error).message)}`, "result_not_storable"));
-              break;
-            }
-            // Past the lease the reaper owns these jobs; retrying could only lose.
-            if (Date.now() > deadline) {
-              stats.lost += batch.length;
-              log.error({ err: e, jobs: batch.length }, "could not record completions before the leases expired");
+              await recordFailure(batch[0]!.r.row, new NonRetryableError(`the handler's result cannot be stored: ${String((e as Error).message)}`, "result_not_storable"));
               break;
             }
             // Given up by stop(timeout): the leases are left to expire, as for running handlers.
@@ -220,11 +215,21 @@ export function createWorker(o: WorkerOptions) {
               stats.lost += batch.length;
               break;
             }
+            // Sent again until it lands: each item is fenced by its lease token, so a job the
+            // reaper took back meanwhile is refused, never finished twice, and the jobs' heartbeats
+            // go on until then. (A deadline read from the claim's lease expiry gave up on jobs whose
+            // heartbeats had kept them, and the reaper then ran them again.) A job whose heartbeat
+            // found its lease gone is the reaper's already: it is not sent again.
+            const gone = batch.filter((b) => b.r.leaseLost);
+            stats.lost += gone.length;
+            for (const b of gone) settle(b.r);
+            batch = batch.filter((b) => !b.r.leaseLost);
+            if (batch.length === 0) break;
             log.warn({ err: e }, "recording completions failed; retrying");
             await new Promise((r) => setTimeout(r, 500));
           }
         }
-        for (let i = 0; i < batch.length; i++) release();
+        for (const b of batch) settle(b.r);
       }
     } finally {
       flushing--;
@@ -259,24 +264,32 @@ export function createWorker(o: WorkerOptions) {
   };
   const beat = (r: RunningJob) => jobs.heartbeat(r.row.id, scope, r.row.leaseToken!, leaseSeconds);
 
+  /** The job's outcome is recorded, or given up on: its heartbeats end and its slot is free. */
+  const settle = (r: RunningJob) => {
+    untrack(r);
+    release();
+  };
+
+  // A job keeps its heartbeats until its outcome is recorded, not only while its handler runs:
+  // a completion that waits (for a retry after a failed statement, or behind others) must not
+  // let the lease run out under a job that succeeded.
   async function run(row: JobRow) {
     const handler = o.handlers[row.kind]!;
     const r = new RunningJob(row, performance.now() + beatEveryMs, beat);
     track(r);
     try {
       const result = await handler(jobDto(row), context(r));
-      untrack(r);
-      if (giveUp.signal.aborted) return release();
+      if (giveUp.signal.aborted) return settle(r);
       if (r.leaseLost) {
         stats.lost++;
-        return release();
+        return settle(r);
       }
       const bad = storableProblem(result);
       if (bad) {
         await recordFailure(row, new NonRetryableError(`the handler's result cannot be stored: ${bad}`, "result_not_storable"));
-        return release();
+        return settle(r);
       }
-      toComplete.push({ row, result });
+      toComplete.push({ r, result });
       // One flush per turn of the event loop takes whatever finished in it.
       if (!flushQueued && flushing < claimLoops) {
         flushQueued = true;
@@ -286,11 +299,10 @@ export function createWorker(o: WorkerOptions) {
         });
       }
     } catch (e) {
-      untrack(r);
-      if (giveUp.signal.aborted) return release();
+      if (giveUp.signal.aborted) return settle(r);
       if (!r.leaseLost) await recordFailure(row, e);
       else stats.lost++;
-      release();
+      settle(r);
     }
   }
 

@@ -135,6 +135,49 @@ describe("createWorker", () => {
     expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
   });
 
+  it("a completion refused for longer than the lease is sent again until it lands, and heartbeats keep the job meanwhile", async () => {
+    // A real fault: the database refuses the first five completions of this queue's jobs (as a
+    // statement timeout would), 2.5 s of retries against a 2 s lease, after a handler that
+    // outlived its first lease. Before, the worker gave up at the claim's lease expiry (the job
+    // was lost and the reaper failed it), and heartbeats ended with the handler.
+    await env.c.sql`CREATE SEQUENCE blip_seq`;
+    await env.c.sql.unsafe(`CREATE FUNCTION blip() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('blip_seq') <= 5 THEN RAISE EXCEPTION 'blip' USING ERRCODE = '57014'; END IF;
+        RETURN NEW;
+      END $$`);
+    await env.c.sql.unsafe(`CREATE TRIGGER blip BEFORE UPDATE ON jobs FOR EACH ROW
+      WHEN (NEW.queue = 'blip' AND NEW.status = 'succeeded') EXECUTE FUNCTION blip()`);
+    try {
+      const j = await submit("blip", "slow", {}, { maxAttempts: 1 });
+      let runs = 0;
+      const w = start({
+        queues: ["blip"],
+        concurrency: 1,
+        leaseSeconds: 2,
+        handlers: {
+          slow: async () => {
+            runs++;
+            await new Promise((r) => setTimeout(r, 2500));
+            return "done";
+          },
+        },
+      });
+      const end = await until("blip to finish", async () => {
+        const d = await job(j.id);
+        return d.status === "succeeded" || d.status === "failed" ? d : undefined;
+      }, 20_000);
+      await w.stop();
+      const [{ refused }] = await env.c.sql<[{ refused: string }]>`SELECT last_value AS refused FROM blip_seq`;
+      expect(Number(refused)).toBe(6);
+      expect(end).toMatchObject({ status: "succeeded", attempts: 1, result: "done" });
+      expect(runs).toBe(1);
+      expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
+    } finally {
+      await env.c.sql`DROP TRIGGER blip ON jobs`;
+    }
+  });
+
   it("a handler may destructure, spread, freeze or log its context: heartbeat() and signal still work, a cancel still reaches the signal", async () => {
     const j = await submit("context", "wait");
     const claimedLease = { at: 0 };
