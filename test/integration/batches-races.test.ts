@@ -1,5 +1,6 @@
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobRow } from "../../src/repositories/jobs.js";
+import { type JobRow, jobsRepository } from "../../src/repositories/jobs.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 let env: TestEnv;
@@ -141,6 +142,65 @@ describe("batch races (real PostgreSQL)", () => {
     const [attempts] = await env.c.sql`SELECT min(attempts)::int AS lo, max(attempts)::int AS hi FROM jobs WHERE batch_id = ${id}`;
     expect(attempts).toEqual({ lo: 1, hi: 1 });
     expect((await batchRow(id)).status).toBe("running");
+  });
+
+  it("a preparing batch's job that carries a claimable tag (as an older release inserted it) is claimed by no path until the seal", async () => {
+    // Open batches' jobs now carry a tag outside the claim index; the claim's own check of the
+    // batch's status is what keeps out those an older release tagged as plain jobs.
+    const queue = "legacy_prep_q";
+    const open = await post("/v1/batches", { jobs: jobsOf(3, queue), seal: false });
+    expect(open.status).toBe(201);
+    const id = open.body.id as string;
+    const tagged = await env.c.sql`UPDATE jobs SET fair_tag = 0 WHERE batch_id = ${id} RETURNING id`;
+    expect(tagged).toHaveLength(3);
+    const worker = await env.key("acme", "worker");
+
+    expect(await claim(queue, 10)).toEqual([]);
+    // Several polls sharing one statement (the multi-taker claim).
+    const shared = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 2, waitMs: 0, shared: true }),
+      ),
+    );
+    expect(shared.flat()).toEqual([]);
+    const byId = await env.http().post(`/v1/jobs/${tagged[0]!.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+    expect(byId.status).toBe(409);
+    const poll = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 10 });
+    expect(poll.status).toBe(200);
+    expect(poll.body.jobs).toEqual([]);
+
+    expect((await post(`/v1/batches/${id}/seal`)).status).toBe(200);
+    const after = await claim(queue, 10);
+    expect(after.map((r) => r.id).sort()).toEqual(tagged.map((r) => r.id).sort());
+  });
+
+  it("the last two jobs of a batch completed at once on two connections: the batch finalises once (200 trials)", async () => {
+    // Two connections of their own, so the two completions really overlap in the database
+    // (the service shares one statement among the completions of one process).
+    const pools = [0, 1].map(() => postgres(env.url, { max: 1, transform: postgres.camel, onnotice: () => {} }));
+    try {
+      const repos = pools.map((p) => jobsRepository(p));
+      const ids: string[] = [];
+      for (let t = 0; t < 200; t++) {
+        const queue = `last_two_${t}`;
+        const b = await post("/v1/batches", { jobs: jobsOf(2, queue), webhookUrl: "https://example.com/batch-hook" });
+        expect(b.status).toBe(201);
+        ids.push(b.body.id);
+        const rows = await claim(queue, 2);
+        expect(rows).toHaveLength(2);
+        const done = await Promise.all(rows.map((r, i) => repos[i]!.completeIfLeased(r.id, r.leaseToken!, { i }, null)));
+        expect(done.every((d) => d?.status === "succeeded")).toBe(true);
+      }
+      const batches = await env.c.sql<{ status: string; n: number }[]>`
+        SELECT status::text, count(*)::int AS n FROM batches WHERE id = ANY(${ids}) GROUP BY status`;
+      expect(batches).toEqual([{ status: "succeeded", n: 200 }]);
+      const [events] = await env.c.sql<[{ n: number; subjects: number }]>`
+        SELECT count(*)::int AS n, count(DISTINCT subject_id)::int AS subjects FROM webhook_outbox
+        WHERE event_type = 'batch.completed' AND subject_id = ANY(${ids})`;
+      expect(events).toEqual({ n: 200, subjects: 200 });
+    } finally {
+      await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
+    }
   });
 
   it("seal racing adds: every acknowledged add is whole in the batch, the seal saw all of them, later adds are 409", async () => {
