@@ -177,32 +177,48 @@ export function batchesRepository(sql: Queryable) {
 
     /**
      * The same for jobs a seal left behind: skipped under a cancel that then rolled back,
-     * or sealed by a release from before open-batch tags (rolling upgrades). The reaper runs
-     * it; SKIP LOCKED lets every worker process do so at once. The open batches are found
-     * by skipping from one batch id to the next in jobs_preparing_idx (one probe per open
-     * batch, not one per job: 100,000 open-batch jobs made a plain join take 40-70 ms).
-     * Returns the queues of the jobs released.
+     * or sealed by a release from before open-batch tags (rolling upgrades). A job of a batch
+     * cancelled while open is cancelled here instead, with its batch's count and events (the
+     * cancel skipped it the same way): released, it would have run in a cancelled batch. The
+     * reaper runs it; SKIP LOCKED lets every worker process do so at once. The open batches
+     * are found by skipping from one batch id to the next in jobs_preparing_idx (one probe per
+     * open batch, not one per job: 100,000 open-batch jobs made a plain join take 40-70 ms).
+     * Returns the jobs' queues and new statuses.
      */
-    async releaseStragglers(limit: number, q: Queryable = sql): Promise<string[]> {
+    async releaseStragglers(limit: number, q: Queryable = sql): Promise<Array<{ queue: string; status: JobStatus }>> {
       const open = (t: string) => q`${q.unsafe(`${t}.status = 'queued'`)} AND ${openBatchTag(q, t)}`;
-      const rows = await q<{ queue: string }[]>`
-        WITH RECURSIVE ids AS (
-          (SELECT j.batch_id FROM jobs j WHERE ${open("j")} ORDER BY j.batch_id LIMIT 1)
-          UNION ALL
-          SELECT (SELECT j.batch_id FROM jobs j WHERE ${open("j")} AND j.batch_id > ids.batch_id ORDER BY j.batch_id LIMIT 1)
-          FROM ids WHERE ids.batch_id IS NOT NULL
-        ), sealed AS (
-          SELECT b.id FROM batches b JOIN ids ON b.id = ids.batch_id WHERE b.status <> 'preparing'
+      return q<Array<{ queue: string; status: JobStatus }>>`
+        WITH sealed AS (
+          -- A cancel of an open batch seals it and marks it in one statement, so a batch
+          -- seen here sealed and not marked was sealed by a seal: its jobs are to run.
+          SELECT b.id, b.cancel_requested FROM batches b JOIN (
+            -- Recursive on its own: WITH RECURSIVE over the whole statement would let every
+            -- item refer to every other, which PostgreSQL refuses for the finalisation tail.
+            WITH RECURSIVE ids AS (
+              (SELECT j.batch_id FROM jobs j WHERE ${open("j")} ORDER BY j.batch_id LIMIT 1)
+              UNION ALL
+              SELECT (SELECT j.batch_id FROM jobs j WHERE ${open("j")} AND j.batch_id > ids.batch_id ORDER BY j.batch_id LIMIT 1)
+              FROM ids WHERE ids.batch_id IS NOT NULL
+            ) SELECT batch_id FROM ids
+          ) ids ON b.id = ids.batch_id
+          WHERE b.status <> 'preparing'
         ), c AS (
-          SELECT j.id FROM jobs j JOIN sealed s ON j.batch_id = s.id
+          SELECT j.id, s.cancel_requested AS cancel FROM jobs j JOIN sealed s ON j.batch_id = s.id
           WHERE ${open("j")}
           LIMIT ${limit}
           FOR UPDATE OF j SKIP LOCKED
-        )
-        UPDATE jobs SET fair_tag = ${heldTagValue(q)}
-        FROM c WHERE jobs.id = c.id AND jobs.status = 'queued'
-        RETURNING jobs.queue`;
-      return rows.map((r) => r.queue);
+        ), j AS (
+          UPDATE jobs SET
+            fair_tag = CASE WHEN c.cancel THEN jobs.fair_tag ELSE ${heldTagValue(q)} END,
+            status = CASE WHEN c.cancel THEN 'cancelled'::job_status ELSE jobs.status END,
+            finished_at = CASE WHEN c.cancel THEN now() ELSE jobs.finished_at END,
+            updated_at = CASE WHEN c.cancel THEN now() ELSE jobs.updated_at END,
+            version = CASE WHEN c.cancel THEN jobs.version + 1 ELSE jobs.version END
+          FROM c WHERE jobs.id = c.id AND ${jobGuard(q, "cancel", "jobs.status")}
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j WHERE status = 'cancelled'),
+        ${finaliseTail(q)}
+        SELECT queue, status FROM j`;
     },
 
     /** The queues that have claimable jobs of this batch, to wake their long-pollers. */

@@ -92,6 +92,35 @@ describe("open batches", () => {
     expect(got).not.toContain(victim!.id);
   });
 
+  it("a cancel of an open batch that skipped a job a rolled-back single-job cancel held: the reaper cancels that job, it never runs", async () => {
+    const id = await openBatch("ob5", 3);
+    const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
+    // A single-job cancel holds the job (its first step), then rolls back (a deadlock victim, a
+    // killed connection) after the batch's cancel went by.
+    const single = await env.c.sql.reserve();
+    try {
+      await single`BEGIN`;
+      await single`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
+      const cancelled = await batches().cancel(id, "acme");
+      if (!cancelled.ok) throw new Error(cancelled.error);
+      expect(cancelled.value.counts).toMatchObject({ queued: 1, cancelled: 5 });
+      await single`ROLLBACK`;
+    } finally {
+      single.release();
+    }
+    await reapOnce(env.c);
+    const [job] = await env.c.sql<{ status: string; finishedAt: Date | null }[]>`SELECT status, finished_at FROM jobs WHERE id = ${victim!.id}`;
+    expect(job!.status).toBe("cancelled");
+    expect(job!.finishedAt).not.toBeNull();
+    // Released instead, it would be promoted and claimed here.
+    await env.c.sql.begin((tx) => env.c.repos.jobs.promoteDue(100, tx));
+    expect(await claim("ob5")).toEqual([]);
+    const b = await batches().get(id, "acme");
+    if (!b.ok) throw new Error(b.error);
+    expect(b.value.batch).toMatchObject({ status: "cancelled", remaining: 0 });
+    expect(b.value.counts).toMatchObject({ queued: 0, cancelled: 6 });
+  });
+
   it("a batch sealed by an older release (tags left as they were) is released by the reaper", async () => {
     const stillOpen = await openBatch("ob3", 3);
     const id = await openBatch("ob3", 15);
