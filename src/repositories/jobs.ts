@@ -693,8 +693,9 @@ export function jobsRepository(sql: Queryable) {
             status = CASE WHEN jobs.cancel_requested THEN 'cancelled'::job_status
                           WHEN jobs.attempts < jobs.max_attempts THEN 'queued'::job_status
                           ELSE 'failed'::job_status END,
-            last_error = CASE WHEN jobs.cancel_requested THEN jobs.last_error
-                              ELSE jsonb_build_object('message', 'lease expired', 'code', 'lease_expired') END,
+            -- Also when the job ends cancelled: the error of an attempt before would let the
+            -- holder's late fail with that same error pass for a replay of its own call.
+            last_error = jsonb_build_object('message', 'lease expired', 'code', 'lease_expired'),
             lease_token = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_token END,
             lease_expires_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_expires_at END,
             finished_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN now() END,

@@ -84,6 +84,29 @@ describe("lease fencing", () => {
     expect(row!.status).toBe("queued");
   });
 
+  it("a late fail after the reaper cancelled the job is 409, even with the error of the attempt before", async () => {
+    // Attempt 1 fails with E; attempt 2 is asked to cancel, its lease runs out and the reaper
+    // cancels the job. The holder of attempt 2 then fails it with the same E: not its own
+    // call repeated (the reaper finished the job), so not a replay.
+    const job = await submit("lease3", { maxAttempts: 3 });
+    const error = { message: "upstream timeout", code: "timeout" };
+    const fail = (token: string) =>
+      env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", worker).send({ leaseToken: token, error, retryable: true, retryAfterSeconds: 0 });
+    const [a] = await processNext("lease3", "worker-a");
+    expect((await fail(a!.leaseToken)).status).toBe(200);
+    const [b] = await processNext("lease3", "worker-b");
+    expect(b).toMatchObject({ id: job.id, attempts: 2 });
+    const cancel = await env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", client).send({});
+    expect(cancel.body).toMatchObject({ status: "running", cancelRequested: true });
+    await expireLease(job.id);
+    expect(await reapOnce(env.c)).toBe(1);
+    const late = await fail(b!.leaseToken);
+    expect(late.status).toBe(409);
+    expect(late.body.code).toBe("not_running");
+    const [row] = await env.c.sql<{ status: string; lastError: unknown }[]>`SELECT status::text, last_error FROM jobs WHERE id = ${job.id}`;
+    expect(row).toEqual({ status: "cancelled", lastError: { message: "lease expired", code: "lease_expired" } });
+  });
+
   it("complete repeated with the same token returns the same job, one transition, one outbox row", async () => {
     const job = await submit("lease3", { webhookUrl: "https://example.com/hook" });
     const [a] = await processNext("lease3", "worker-a");
