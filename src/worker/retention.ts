@@ -31,7 +31,9 @@ export async function retainOnce(
   c: Container,
   chunk = 1000,
 ): Promise<{ jobs: number; batches: number; events: number; groups: number }> {
-  const cutoff = new Date(Date.now() - c.config.JOBLINE_RETENTION_DAYS * 86_400_000);
+  // By the database's clock, which wrote every time it is compared with.
+  const [{ cutoff }] = await c.sql<[{ cutoff: Date }]>`
+    SELECT now() - ${c.config.JOBLINE_RETENTION_DAYS}::float8 * interval '1 day' AS cutoff`;
   const terminal = c.sql.unsafe(TERMINAL_BATCHES);
 
   const jobs = await drain(async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { retainOnce } from "../../src/worker/retention.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
@@ -97,5 +97,17 @@ describe("retention", () => {
     expect(r.groups).toBeGreaterThanOrEqual(1);
     const left = await env.c.sql<{ fairKey: string }[]>`SELECT fair_key FROM job_groups WHERE queue = 'gq' ORDER BY fair_key`;
     expect(left.map((g) => g.fairKey).sort()).toEqual(["\u001e", "recent-group"].sort());
+  });
+  it("judges age by the database's clock: a process whose clock runs two days ahead deletes nothing recent", async () => {
+    const recent = ids(await jobs(3, "succeeded", RECENT));
+    const realNow = Date.now.bind(Date);
+    const ahead = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 2 * 86_400_000);
+    try {
+      await retainOnce(env.c);
+    } finally {
+      ahead.mockRestore();
+    }
+    // Six days old by the database, eight by the process: kept (retention is 7 days).
+    expect(await exists("jobs", recent)).toBe(3);
   });
 });
