@@ -73,6 +73,8 @@ export function problem(code: string, detail?: string, status = statusOf(code), 
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem) {
+  // 503 means "changed nothing, send it again": say when (RFC 9110 Retry-After).
+  if (p.status === 503) reply.header("retry-after", "1");
   return reply.code(p.status).type("application/problem+json").send(p);
 }
 
@@ -93,7 +95,8 @@ export function itemAnswer<T, B>(id: string, outcome: { ok: true; value: T } | {
 
 /** Error responses for a route's schema, so every one appears in the OpenAPI document. */
 export function errors(...codes: number[]) {
-  return Object.fromEntries([400, 401, 403, ...codes].map((c) => [c, ProblemSchema]));
+  // 503: the database is unreachable or the statement was a deadlock victim; nothing changed.
+  return Object.fromEntries([400, 401, 403, 503, ...codes].map((c) => [c, ProblemSchema]));
 }
 
 /** The problem for a request Node's HTTP parser refused, by its error code. */

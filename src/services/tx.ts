@@ -3,6 +3,22 @@ import type postgres from "postgres";
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
 
+/**
+ * The driver's error behind `e`: drizzle (the API-key and tenant repositories) wraps it in a
+ * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
+ * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
+ */
+export const driverError = (e: unknown): unknown => {
+  let cur = e;
+  for (let depth = 0; depth < 5; depth++) {
+    const c = cur as { code?: unknown; cause?: unknown } | null;
+    if (typeof c !== "object" || c === null || c.code !== undefined || c.cause === undefined) return cur;
+    cur = c.cause;
+  }
+  return cur;
+};
+const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
+
 /** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
 const RERUN_CODES = new Set(["40P01", "55P03"]);
 /** How long the cancel waits for one job's row lock before starting over. */
@@ -18,7 +34,7 @@ export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> 
     try {
       return (await sql.begin(fn)) as T;
     } catch (e) {
-      if (attempt >= 8 || !RERUN_CODES.has((e as { code?: string }).code ?? "")) throw e;
+      if (attempt >= 8 || !RERUN_CODES.has(String(codeOf(e) ?? ""))) throw e;
       await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
     }
   }
@@ -29,7 +45,7 @@ export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> 
  * changed nothing, and the same request may simply be sent again (HTTP 503).
  */
 export const isConflictVictim = (e: unknown): boolean => {
-  const code = (e as { code?: unknown } | null)?.code;
+  const code = codeOf(e);
   return code === "40P01" || code === "40001";
 };
 
@@ -39,7 +55,7 @@ export const isConflictVictim = (e: unknown): boolean => {
  * statement carrying several callers' values, only one of them may be at fault.
  */
 export const isDataError = (e: unknown): boolean => {
-  const code = (e as { code?: unknown } | null)?.code;
+  const code = codeOf(e);
   return typeof code === "string" && /^(22|54)/.test(code);
 };
 
@@ -53,9 +69,10 @@ export const isDataError = (e: unknown): boolean => {
  * errors met while PostgreSQL goes away, such as EPIPE) by its code and message.
  */
 export const isDbUnavailable = (e: unknown): boolean => {
-  const code = String((e as { code?: unknown } | null)?.code ?? "");
+  const err = driverError(e);
+  const code = String((err as { code?: unknown } | null)?.code ?? "");
   // A SQLSTATE: five characters of a class PostgreSQL defines (EPIPE is not one).
   if (/^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/.test(code)) return /^(0800[01346]|57P0[1-3]|53300)$/.test(code);
-  const message = String((e as { message?: unknown } | null)?.message ?? "");
+  const message = String((err as { message?: unknown } | null)?.message ?? "");
   return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_/.test(`${code} ${message}`);
 };
