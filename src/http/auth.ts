@@ -9,7 +9,11 @@ declare module "fastify" {
   }
 }
 
-/** preHandler factory: Bearer key → principal with one of `roles` (admin passes every check). */
+/**
+ * onRequest hook factory: Bearer key → principal with one of `roles` (admin passes every check).
+ * Before the body is read or validated, so a caller without a valid key learns nothing of the
+ * route's schema and gets 401 (or 403) whatever it sent.
+ */
 export function requireRole(c: Container, ...roles: Role[]) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const header = req.headers.authorization;

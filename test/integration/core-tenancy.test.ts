@@ -127,4 +127,26 @@ describe("tenant isolation", () => {
     expect(r3.status).toBe(401);
     for (const r of [r1, r2, r3]) expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
   });
+  it("authentication and roles are judged before the body: 401 or 403 whatever it holds, so the schema is not probed", async () => {
+    const cases: Array<[string, string | undefined, number]> = [
+      ["none", undefined, 401],
+      ["unknown", "Bearer jl_nope", 401],
+      ["worker key on a client route", k.xWorker, 403],
+    ];
+    for (const [who, auth, status] of cases) {
+      const bodies: Array<[string, (r: ReturnType<ReturnType<TestEnv["http"]>["post"]>) => ReturnType<ReturnType<TestEnv["http"]>["post"]>]> = [
+        ["an invalid body", (r) => r.send({ queue: "x" })],
+        ["malformed JSON", (r) => r.set("content-type", "application/json").send("{")],
+        ["a body over the limit", (r) => r.set("content-type", "application/json").send(JSON.stringify({ pad: "x".repeat(2 << 20) }))],
+      ];
+      for (const [what, send] of bodies) {
+        const req = env.http().post("/v1/jobs");
+        const r = await send(auth ? req.set("authorization", auth) : req);
+        expect({ who, what, status: r.status }).toEqual({ who, what, status });
+        expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
+      }
+    }
+    const batch = await env.http().post("/v1/batches").set("authorization", k.xWorker).send({ jobs: [] });
+    expect(batch.status).toBe(403);
+  });
 });

@@ -19,7 +19,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
   app.post(
     "/v1/api-keys",
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         summary: "Create an API key (the key is shown once)",
@@ -45,7 +45,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
   app.get(
     "/v1/api-keys",
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: { tags, summary: "List API keys (never their secrets)", response: { 200: z.object({ items: z.array(ApiKeySchema) }), ...errors() } },
     },
     async (req) => {
@@ -66,7 +66,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
   app.delete(
     "/v1/api-keys/:id",
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: { tags, summary: "Delete an API key", params: IdParams, response: { 204: z.null().describe("deleted"), ...errors(404) } },
     },
     async (req, reply) => {

@@ -62,7 +62,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.post(
     "/v1/batches",
     {
-      preHandler: client,
+      onRequest: client,
       preValidation: tooManyJobs,
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
@@ -101,7 +101,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.post(
     "/v1/batches/:id/jobs",
     {
-      preHandler: client,
+      onRequest: client,
       preValidation: tooManyJobs,
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
@@ -127,7 +127,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.post(
     "/v1/batches/:id/seal",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "Seal a batch: its jobs become claimable (idempotent)",
@@ -146,7 +146,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.get(
     "/v1/batches/:id",
     {
-      preHandler: client,
+      onRequest: client,
       schema: { tags, summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
     },
     async (req, reply) => {
@@ -159,7 +159,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.get(
     "/v1/batches",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "List batches, newest first (keyset pagination)",
@@ -188,7 +188,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.post(
     "/v1/batches/:id/cancel",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "Cancel a batch: queued jobs are cancelled, running ones asked to stop",
@@ -207,7 +207,7 @@ export async function batchRoutes(app: Api, c: Container) {
   app.post(
     "/v1/batches/:id/retry",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "Requeue a finished batch's failed and cancelled jobs (attempts reset)",

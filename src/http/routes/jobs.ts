@@ -31,7 +31,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "Submit a job",
@@ -57,7 +57,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.get(
     "/v1/jobs/:id",
     {
-      preHandler: client,
+      onRequest: client,
       schema: { tags, summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
     },
     async (req, reply) => {
@@ -70,7 +70,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.get(
     "/v1/jobs",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "List jobs, newest first (keyset pagination)",
@@ -102,7 +102,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/:id/cancel",
     {
-      preHandler: client,
+      onRequest: client,
       schema: {
         tags,
         summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
@@ -122,7 +122,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/:id/claim",
     {
-      preHandler: worker,
+      onRequest: worker,
       schema: {
         tags,
         summary: "Claim one specific queued job (optimistic with If-Match)",
@@ -146,7 +146,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/:id/heartbeat",
     {
-      preHandler: worker,
+      onRequest: worker,
       schema: {
         tags,
         summary: "Extend the lease; learn whether a cancel was requested",
@@ -168,7 +168,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/:id/complete",
     {
-      preHandler: worker,
+      onRequest: worker,
       schema: {
         tags,
         summary: "Complete a running job (idempotent for the same lease token)",
@@ -187,7 +187,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/complete",
     {
-      preHandler: worker,
+      onRequest: worker,
       schema: {
         tags,
         summary: "Complete many running jobs in one statement; each item is answered on its own",
@@ -213,7 +213,7 @@ export async function jobRoutes(app: Api, c: Container) {
   app.post(
     "/v1/jobs/:id/fail",
     {
-      preHandler: worker,
+      onRequest: worker,
       schema: {
         tags,
         summary: "Report a failure: retried with backoff while attempts remain",

@@ -11,7 +11,7 @@ export async function processNextRoutes(app: Api, c: Container) {
   app.post(
     "/v1/process-next",
     {
-      preHandler: requireRole(c, "worker"),
+      onRequest: requireRole(c, "worker"),
       schema: {
         tags: ["workers"],
         summary: "Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready",

@@ -11,7 +11,7 @@ export async function queueRoutes(app: Api, c: Container) {
   app.get(
     "/v1/queues",
     {
-      preHandler: requireRole(c, "client", "worker"),
+      onRequest: requireRole(c, "client", "worker"),
       schema: {
         tags: ["queues"],
         summary: "Per queue: job counts by status and the age of the oldest claimable job",

@@ -8,7 +8,7 @@ export async function statsRoutes(app: Api, c: Container) {
   app.get(
     "/v1/stats/throughput",
     {
-      preHandler: requireRole(c, "client"),
+      onRequest: requireRole(c, "client"),
       schema: {
         tags: ["stats"],
         summary: "Jobs finished per minute over the last `minutes` minutes, oldest first, every minute listed",

@@ -19,7 +19,7 @@ export async function tenantRoutes(app: Api, c: Container) {
   app.get(
     "/v1/tenants/:tenant/webhook-secret",
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: { tags: ["tenants"], summary: "The tenant's webhook signing secret (whsec_…)", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
@@ -33,7 +33,7 @@ export async function tenantRoutes(app: Api, c: Container) {
   app.post(
     "/v1/tenants/:tenant/webhook-secret/rotate",
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: { tags: ["tenants"], summary: "Rotate the tenant's webhook signing secret", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
