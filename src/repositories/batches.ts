@@ -251,7 +251,9 @@ export function batchesRepository(sql: Queryable) {
     /** Marks a sealed, unfinished batch of the generation the caller locked the jobs of. */
     async requestCancel(id: string, generation: number, q: Queryable): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`
-        UPDATE batches SET cancel_requested = true, updated_at = now(),
+        -- A repeated cancel changes nothing: neither version (the ETag) nor updatedAt moves.
+        UPDATE batches SET cancel_requested = true,
+               updated_at = CASE WHEN cancel_requested THEN updated_at ELSE now() END,
                version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
         WHERE id = ${id} AND generation = ${generation} AND ${batchGuard(q, "cancel")} AND status <> 'preparing'
         RETURNING *`;

@@ -168,6 +168,24 @@ describe("batch HTTP contract", () => {
     expect((await post("/v1/batches/00000000-0000-4000-8000-000000000000/cancel")).status).toBe(404);
   });
 
+  it("a repeated cancel of a running batch changes nothing: same version, ETag and updatedAt", async () => {
+    const created = await post("/v1/batches", { jobs: jobsOf(2, "bq_recancel") });
+    const id = created.body.id as string;
+    expect(await claimAll("bq_recancel")).toHaveLength(2);
+    const first = await post(`/v1/batches/${id}/cancel`);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ status: "running", cancelRequested: true });
+    for (let i = 0; i < 2; i++) {
+      const again = await post(`/v1/batches/${id}/cancel`);
+      expect(again.status).toBe(200);
+      expect({ version: again.body.version, updatedAt: again.body.updatedAt, etag: again.headers.etag }).toEqual({
+        version: first.body.version,
+        updatedAt: first.body.updatedAt,
+        etag: first.headers.etag,
+      });
+    }
+  });
+
   it("retries only a finished batch that has failed or cancelled jobs", async () => {
     const b = await post("/v1/batches", { jobs: jobsOf(1, "rt_q") });
     const r1 = await post(`/v1/batches/${b.body.id}/retry`);
