@@ -36,6 +36,19 @@ async function claimAll(queue: string, expected: number) {
   return got;
 }
 
+/**
+ * An open batch of 2n jobs, and a connection holding its first job's row lock in an open
+ * transaction: a single-job cancel's first step (its next is the batch row).
+ */
+async function openBatchWithHeldJob(queue: string, n: number) {
+  const id = await openBatch(queue, n);
+  const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
+  const holder = await env.c.sql.reserve();
+  await holder`BEGIN`;
+  await holder`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
+  return { id, victim: victim!.id, holder };
+}
+
 describe("open batches", () => {
   it("an open batch's jobs take no tag until the seal; a waiting poll claims them all once sealed", async () => {
     const id = await openBatch("ob1", 25);
@@ -63,13 +76,8 @@ describe("open batches", () => {
   });
 
   it("a seal does not wait for a job a single-job cancel holds (that cancel locks the batch next)", async () => {
-    const id = await openBatch("ob4", 5);
-    const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
-    // A single-job cancel's first step: the job's row lock. Its next is the batch row.
-    const cancel = await env.c.sql.reserve();
+    const { id, victim, holder: cancel } = await openBatchWithHeldJob("ob4", 5);
     try {
-      await cancel`BEGIN`;
-      await cancel`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
       let timer: NodeJS.Timeout | undefined;
       const sealed = await Promise.race([
         batches().seal(id, "acme"),
@@ -80,7 +88,7 @@ describe("open batches", () => {
       clearTimeout(timer);
       // Had it waited, the cancel's next lock (the batch row, held by the seal) closed a cycle.
       expect(sealed).not.toBe("waited");
-      const done = await env.c.repos.jobs.cancelIfQueued(victim!.id, null, undefined, cancel);
+      const done = await env.c.repos.jobs.cancelIfQueued(victim, null, undefined, cancel);
       expect(done?.status).toBe("cancelled");
       await cancel`COMMIT`;
     } finally {
@@ -89,18 +97,14 @@ describe("open batches", () => {
     }
     const got = await claimAll("ob4", 9);
     expect(new Set(got).size).toBe(9);
-    expect(got).not.toContain(victim!.id);
+    expect(got).not.toContain(victim);
   });
 
   it("a cancel of an open batch that skipped a job a rolled-back single-job cancel held: the reaper cancels that job, it never runs", async () => {
-    const id = await openBatch("ob5", 3);
-    const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
-    // A single-job cancel holds the job (its first step), then rolls back (a deadlock victim, a
-    // killed connection) after the batch's cancel went by.
-    const single = await env.c.sql.reserve();
+    // The single-job cancel holding the job rolls back (a deadlock victim, a killed connection)
+    // after the batch's cancel went by.
+    const { id, victim, holder: single } = await openBatchWithHeldJob("ob5", 3);
     try {
-      await single`BEGIN`;
-      await single`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
       const cancelled = await batches().cancel(id, "acme");
       if (!cancelled.ok) throw new Error(cancelled.error);
       expect(cancelled.value.counts).toMatchObject({ queued: 1, cancelled: 5 });
@@ -109,7 +113,7 @@ describe("open batches", () => {
       single.release();
     }
     await reapOnce(env.c);
-    const [job] = await env.c.sql<{ status: string; finishedAt: Date | null }[]>`SELECT status, finished_at FROM jobs WHERE id = ${victim!.id}`;
+    const [job] = await env.c.sql<{ status: string; finishedAt: Date | null }[]>`SELECT status, finished_at FROM jobs WHERE id = ${victim}`;
     expect(job!.status).toBe("cancelled");
     expect(job!.finishedAt).not.toBeNull();
     // Released instead, it would be promoted and claimed here.
