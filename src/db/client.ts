@@ -7,6 +7,21 @@ export type Sql = postgres.Sql;
 /** A connection or an open transaction: every write accepts either. */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
 
+/**
+ * The driver's error behind `e`: drizzle (the API-key and tenant repositories, the migrator) wraps it in a
+ * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
+ * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
+ */
+export const driverError = (e: unknown): unknown => {
+  let cur = e;
+  for (let depth = 0; depth < 5; depth++) {
+    const c = cur as { code?: unknown; cause?: unknown } | null;
+    if (typeof c !== "object" || c === null || c.code !== undefined || c.cause === undefined) return cur;
+    cur = c.cause;
+  }
+  return cur;
+};
+
 export interface Database {
   sql: Sql;
   db: PostgresJsDatabase<typeof schema>;

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate as drizzleMigrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { driverError } from "./client.js";
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "drizzle");
 const LOCK_KEY = 7_412_030_001;
@@ -37,10 +38,7 @@ export async function migrate(url: string): Promise<void> {
   }
 }
 
-const isDeadlock = (e: unknown): boolean => {
-  const err = e as { code?: unknown; cause?: { code?: unknown } } | null;
-  return err?.code === "40P01" || err?.cause?.code === "40P01";
-};
+const isDeadlock = (e: unknown): boolean => (driverError(e) as { code?: unknown } | null)?.code === "40P01";
 
 export function expectedMigrationCount(): number {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta", "_journal.json"), "utf8")) as {

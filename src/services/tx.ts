@@ -1,22 +1,9 @@
 import type postgres from "postgres";
+import { driverError } from "../db/client.js";
 
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
 
-/**
- * The driver's error behind `e`: drizzle (the API-key and tenant repositories) wraps it in a
- * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
- * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
- */
-export const driverError = (e: unknown): unknown => {
-  let cur = e;
-  for (let depth = 0; depth < 5; depth++) {
-    const c = cur as { code?: unknown; cause?: unknown } | null;
-    if (typeof c !== "object" || c === null || c.code !== undefined || c.cause === undefined) return cur;
-    cur = c.cause;
-  }
-  return cur;
-};
 const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
 
 /** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
