@@ -42,14 +42,16 @@ describe("queue clocks are locked in one order", () => {
     // Waiting for the first clock, the writer holds none of the others.
     const held: string[] = [];
     for (const queue of queues.slice(1)) {
-      const rows = await other
+      const taken = await other
         .begin((tx) => tx`SELECT queue FROM job_groups WHERE queue = ${queue} AND fair_key = ${CLOCK_KEY} FOR UPDATE NOWAIT`)
-        .catch((e: { code?: string }) => {
-          if (e.code !== "55P03") throw e;
-          held.push(queue);
-          return [];
-        });
-      expect(rows.length + held.filter((q) => q === queue).length).toBe(1);
+        .then(
+          (rows) => rows.length === 1,
+          (e: { code?: string }) => {
+            if (e.code !== "55P03") throw e;
+            return false;
+          },
+        );
+      if (!taken) held.push(queue);
     }
     expect(held).toEqual([]);
 
