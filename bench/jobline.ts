@@ -46,7 +46,12 @@ export async function verifyExactlyOnce(url: string, n: number, seen: Map<string
 const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
 
 /** In-process handlers (createWorker): claims and completes in batches through the service layer. */
-export async function joblineInProcess(url: string, o: { jobs: number; concurrency: number; batchSize?: number }) {
+export async function joblineInProcess(
+  url: string,
+  o: { jobs: number; concurrency: number; batchSize?: number },
+  /** Called as the worker starts (after seeding); the function it returns, once the last completion is in. */
+  onRun?: () => () => void,
+) {
   await seedJobs(url, o.jobs);
   const c = createContainer(testConfig({ JOBLINE_DB_POOL_MAX: 10 }), url);
   await c.notifier.start();
@@ -56,6 +61,7 @@ export async function joblineInProcess(url: string, o: { jobs: number; concurren
   const ran = new Promise<void>((r) => {
     allRan = r;
   });
+  const onDone = onRun?.();
   const w = createWorker({
     container: c,
     queues: ["bench"],
@@ -81,6 +87,7 @@ export async function joblineInProcess(url: string, o: { jobs: number; concurren
     await new Promise((r) => setTimeout(r, 1));
   }
   const last = performance.now();
+  onDone?.();
   await w.stop();
   await c.close();
   await verifyExactlyOnce(url, o.jobs, seen, "jobline in-process");

@@ -2,7 +2,8 @@
 //   inproc v = worker concurrency (BATCH env: batch size); http / httpack v = max (httpack completes
 //   with the next poll; CLIENTS env); ceil v = rows per statement; submit v = job count;
 //   gw v = 1 tuned graphile-worker, 0 defaults; pair v = worker concurrency: jobline in-process, then
-//   tuned graphile-worker, and their ratio (the machine's drift shows as a spread of ratios).
+//   tuned graphile-worker, and their ratio (the machine's drift shows as a spread of ratios);
+//   bare v = max: bench/budget.ts's bare HTTP exchange paced to RATE env jobs/s.
 // WARMUP env (jobs): http / httpack warm each run's API process first; pair first runs each system
 // once untimed. Default 0 for http, N / 5 for pair (as npm run bench does).
 import { mkdtempSync } from "node:fs";
@@ -12,6 +13,7 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { graphileWorkerThroughput } from "./competitors.js";
+import { bareExchange } from "./budget.js";
 import { ceiling, httpSubmit, joblineHttp, joblineInProcess } from "./jobline.js";
 
 // BENCH_PG_URL: an already running server (to watch pg_stat_* meanwhile); else a throw-away embedded one.
@@ -51,6 +53,7 @@ for (const v of rest.map(Number)) {
     const gw = (await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: true })).jobsPerSec;
     console.log("in-process", Math.round(jl), "graphile-worker tuned", Math.round(gw), "ratio", (jl / gw).toFixed(2));
   }
+  if (which === "bare") console.log("bare exchange max", v, await bareExchange({ max: v, rate: Number(process.env.RATE ?? 20_000), jobs }));
   if (which === "ceil") console.log("ceiling batch", v, Math.round(await ceiling(await fresh(), { jobs, batch: v, pool: 10 })));
 }
 await s.stop();

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
+import { bareExchange, type CpuPerJob, cpuWindow } from "./budget.js";
 import { renderBarChart } from "./chart.js";
 import { wakeUpCostUs } from "./lib.js";
 import { updateReadme } from "./readme.js";
@@ -152,6 +153,38 @@ try {
   const median = (name: string) => rows.find((r) => r.name === name)!.median;
   const m = Object.fromEntries(Object.entries(names).map(([k, n]) => [k, median(n)])) as Record<keyof typeof names, number>;
 
+  // Whether the missed HTTP targets fit this machine at all (bench/budget.ts): CPU per job at the
+  // target's rate, against what a bare HTTP exchange and PostgreSQL take of it.
+  progress("CPU budget: jobline's CPU per job, then a bare HTTP exchange paced to each target's rate");
+  const cores = cpus().length;
+  let inprocCpu!: CpuPerJob;
+  await joblineInProcess(await freshDb(true), { jobs: N, concurrency: WC, batchSize: WB }, () => {
+    const end = cpuWindow();
+    return () => {
+      inprocCpu = end(N);
+    };
+  });
+  const httpCpu = async (max: number, ack: boolean) => {
+    let cpu!: CpuPerJob;
+    await joblineHttp(await freshDb(true), { jobs: N, clients: 16, max, ack, warmup: WARM }, (api) => {
+      const end = cpuWindow(api.child.pid);
+      return () => {
+        cpu = end(N);
+      };
+    });
+    return cpu;
+  };
+  const budgets = [
+    { target: "HTTP max 10, completes in the next poll, ≥ tuned graphile-worker", rate: m.gwTuned, max: 10, jobline: await httpCpu(10, true) },
+    { target: "HTTP max 1, a complete per job, ≥ default graphile-worker", rate: m.gwDefault, max: 1, jobline: await httpCpu(1, false) },
+  ];
+  const budget = [];
+  for (const b of budgets) {
+    const bare = await bareExchange({ max: b.max, rate: b.rate, jobs: N });
+    const allowed = (cores * 1e6) / b.rate;
+    budget.push({ ...b, allowed, bare, left: allowed - bare.server - bare.clients - b.jobline.postgres });
+  }
+
   progress("submit → start latency (200 samples each)");
   const jl = await joblineLatency(await freshDb(true), { samples: 200 });
   const gw = await graphileWorkerLatency(await freshDb(false), { samples: 200 });
@@ -207,6 +240,7 @@ try {
   lines.push(`A sleep and wake-up (a 1 ms timer, 500 of them, before the runs) cost the bench process ${wakeUpUs.toFixed(0)} µs of run time each.`, "");
   lines.push("| system | min | median | max | × tuned graphile-worker | × ceiling (same batch size) |", "|---|---:|---:|---:|---:|---:|");
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 2) : "–");
+  const us = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : "–");
   for (const r of rows) {
     const perSec = r.unit === "jobs/s";
     const isProcessing = perSec && !r.name.includes("submit");
@@ -221,6 +255,17 @@ try {
   lines.push("", "| claim latency (median of 1,000 single claims) | ms |", "|---|---:|");
   for (const [k, v] of Object.entries(claim)) lines.push(`| ${k} | ${v.toFixed(3)} |`);
   lines.push("", `API process RSS at the end of the HTTP run: ${apiRss.toFixed(0)} MiB`, "");
+  lines.push(
+    `CPU budget of the HTTP targets: at the target's rate, clients, API and PostgreSQL share ${cores} cores, so together they may spend ${cores} × 10⁶ / rate µs per job. A bare HTTP exchange (plain node:http answering canned jobs after a delay that stands in for the database, the same 16 clients) is paced to that rate; PostgreSQL's share is what it spent per job in jobline's own run of that mode. What is left is all the API could spend on its own work. For scale: jobline's in-process worker (the same statements and rows, no HTTP) spent ${us(inprocCpu.clients)} µs per job in its process and PostgreSQL ${us(inprocCpu.postgres)}. All figures in µs of CPU per job but the rates (jobs/s).`,
+    "",
+    "| target | rate | CPU per job on these cores | bare exchange at that rate: server + clients | PostgreSQL (jobline, this mode) | left for the API's own work | jobline now: API + clients |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  );
+  for (const b of budget)
+    lines.push(
+      `| ${b.target} | ${us(b.rate)} | ${us(b.allowed)} | ${us(b.bare.server)} + ${us(b.bare.clients)} (at ${us(b.bare.jobsPerSec)} jobs/s) | ${us(b.jobline.postgres)} | ${us(b.left)} | ${us(b.jobline.server)} + ${us(b.jobline.clients)} |`,
+    );
+  lines.push("");
   lines.push("| target | measured | bound | met |", "|---|---:|---:|---|");
   for (const [name, v, bound] of targets) lines.push(`| ${name} | ${f(v)} | ${bound} | ${met(name, v, bound) ? "yes" : "**no**"} |`);
   const table = lines.join("\n");
@@ -230,7 +275,7 @@ try {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(
     join(outDir, "latest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, wakeUpUs, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, table }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, wakeUpUs, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, cpuBudget: { inProcess: inprocCpu, targets: budget }, table }, null, 2)}\n`,
   );
   writeFileSync(
     join(outDir, "throughput.svg"),
