@@ -49,13 +49,13 @@ interface Call {
 /** A fetch that records every call the SDK makes (and can cut the network for some). */
 function recordingFetch() {
   const calls: Call[] = [];
-  const state = { dropHeartbeats: false };
+  const state = { dropHeartbeats: false, offline: false };
   const fetchFn = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     const text = request.body ? await request.clone().text() : "";
     const call: Call = { path, body: text ? (JSON.parse(text) as Record<string, unknown>) : null, outcome: "pending" };
     calls.push(call);
-    if (state.dropHeartbeats && path.endsWith("/heartbeat")) {
+    if (state.offline || (state.dropHeartbeats && path.endsWith("/heartbeat"))) {
       call.outcome = "TypeError";
       throw new TypeError("fetch failed (test: network cut)");
     }
@@ -268,6 +268,58 @@ describe("runHttpWorker", () => {
     expect(hb?.body).toMatchObject({ leaseSeconds: 2 });
     w.stop.abort();
     expect(await w.run).toMatchObject({ succeeded: 1, abandoned: 0 });
+  });
+
+  it("heartbeats go on while a completion waits out refusals longer than the lease: the job runs once", async () => {
+    // The database refuses the job's first five completions (serialization failures: 503 to the
+    // worker) over ~3 s, against a 1 s lease, while the reaper runs. Before, heartbeats ended with
+    // the handler: the lease lapsed, the reaper requeued the job and it ran a second time.
+    await env.c.sql`CREATE SEQUENCE refuse_seq`;
+    await env.c.sql.unsafe(`CREATE FUNCTION refuse_complete() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('refuse_seq') <= 5 THEN RAISE EXCEPTION 'refused' USING ERRCODE = '40001'; END IF;
+        RETURN NEW;
+      END $$`);
+    await env.c.sql.unsafe(`CREATE TRIGGER refuse_complete BEFORE UPDATE ON jobs FOR EACH ROW
+      WHEN (NEW.queue = 'refused' AND NEW.status = 'succeeded') EXECUTE FUNCTION refuse_complete()`);
+    try {
+      const job = await submit("refused", "quick", { maxAttempts: 3 });
+      let runs = 0;
+      let reaped = 0;
+      const w = startWorker("refused", { quick: () => ++runs }, { leaseSeconds: 1 });
+      const done = await until("the job to succeed", async () => {
+        reaped += await reapOnce(env.c);
+        const j = await getJob(job.id);
+        return j.status === "succeeded" ? j : undefined;
+      }, 20_000);
+      const [{ refused }] = await env.c.sql<[{ refused: string }]>`SELECT last_value AS refused FROM refuse_seq`;
+      expect(Number(refused)).toBeGreaterThan(5);
+      expect({ runs, reaped, attempts: done.attempts, result: done.result }).toEqual({ runs: 1, reaped: 0, attempts: 1, result: 1 });
+      w.stop.abort();
+      expect(await w.run).toMatchObject({ claimed: 1, succeeded: 1, abandoned: 0 });
+      expect(w.errors.some((e) => e instanceof JoblineApiError && e.status === 503)).toBe(true);
+    } finally {
+      await env.c.sql.unsafe("DROP TRIGGER refuse_complete ON jobs; DROP FUNCTION refuse_complete(); DROP SEQUENCE refuse_seq");
+    }
+  });
+
+  it("with the API unreachable for longer than the lease, a completion is given up once the lease lapsed unconfirmed", async () => {
+    const job = await submit("cutoff", "quick");
+    const w = startWorker("cutoff", {
+      quick: () => {
+        w.rec.state.offline = true;
+      },
+    }, { leaseSeconds: 1 });
+    await until("the completion to be given up", () => (w.errors.some((e) => e instanceof Error && /while its lease lasted/.test(e.message)) ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 1, succeeded: 0, abandoned: 1 });
+    const tries = w.rec.calls.filter((c) => c.path.endsWith("/complete"));
+    expect(tries.length).toBeGreaterThan(1);
+    expect(tries.every((c) => c.outcome === "TypeError")).toBe(true);
+    // The job is left to the reaper, which takes it back for another run.
+    w.rec.state.offline = false;
+    await until("the reaper to requeue the job", async () => ((await reapOnce(env.c)) > 0 ? true : undefined));
+    expect(await getJob(job.id)).toMatchObject({ status: "queued", attempts: 1 });
   });
 
   it("a cancel request aborts ctx.signal at the next heartbeat; the throw is reported and the job ends cancelled", async () => {

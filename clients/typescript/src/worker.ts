@@ -159,33 +159,61 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   let slotFreed: () => void = () => {};
   let fatal: unknown = null;
 
-  /** Retries a report (complete/fail are idempotent for one lease token) across transport errors and 5xx. */
-  async function report<R extends { response: Response; error?: unknown }>(job: ClaimedJob, call: () => Promise<R>): Promise<R | null> {
+  /**
+   * Retries a report (complete/fail are idempotent for one lease token) across transport errors
+   * and 503, for as long as the job may still be ours: until an answer below 500, a heartbeat
+   * finds the lease lost, or no heartbeat has confirmed it for a whole lease (the reaper may have
+   * taken it). The job's heartbeats go on meanwhile, so a report that waits out an outage of the
+   * API or its database does not let the lease lapse and the job run again elsewhere.
+   */
+  async function report<R extends { response: Response; error?: unknown }>(
+    job: ClaimedJob,
+    lease: Lease,
+    call: () => Promise<R>,
+  ): Promise<R | null> {
+    let last: R | null = null;
+    let internal = 0;
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await call();
-        if (r.response.status < 500 || attempt >= 5) return r;
-        onError(new JoblineApiError(r.response.status, r.error), job);
+        last = await call();
+        const status = last.response.status;
+        if (status < 500) return last;
+        onError(new JoblineApiError(status, last.error), job);
+        // 503 says "send it again"; another 5xx is the server's own fault, tried a few times only.
+        if (status !== 503 && ++internal > 5) return last;
       } catch (e) {
         onError(e, job);
-        if (attempt >= 5) return null;
       }
-      await sleep(Math.min(200 * 2 ** attempt, 5_000));
+      if (!lease.mayHold()) return last;
+      await sleep(Math.min(200 * 2 ** attempt, 2_000));
     }
   }
 
-  async function runJob(job: ClaimedJob): Promise<void> {
+  interface Lease {
+    /** Aborted on a cancel request or a lost lease (the handler's ctx.signal). */
+    signal: AbortSignal;
+    lost: () => LeaseLostError | null;
+    /** False once the lease is lost, or unconfirmed for a whole lease by this process's clock. */
+    mayHold: () => boolean;
+    beat: () => Promise<void>;
+    /** Ends the heartbeats: the job's outcome is recorded, or it is no longer ours. */
+    release: () => Promise<void>;
+  }
+
+  /** Heartbeats every third of the lease, from the claim until release(). */
+  function keepLease(job: ClaimedJob): Lease {
     const ctl = new AbortController();
-    let lost: LeaseLostError | null = null as LeaseLostError | null;
-    // Heartbeats continue after a cancel request (until the handler returns), so a handler that
-    // takes a while to stop keeps its lease; they stop once the lease is lost.
-    const heartbeat = async () => {
+    let lost: LeaseLostError | null = null;
+    let confirmedAt = Date.now();
+    const beat = async () => {
       if (lost) return;
+      const sent = Date.now();
       const r = await api.POST("/v1/jobs/{id}/heartbeat", {
         params: { path: { id: job.id } },
         body: { leaseToken: job.leaseToken, leaseSeconds },
       });
       if (r.data) {
+        confirmedAt = sent;
         if (r.data.cancelRequested && !ctl.signal.aborted) ctl.abort(new JobCancelRequestedError(job.id));
       } else if (isLeaseLost(r.response.status)) {
         lost = new LeaseLostError(job.id, r.response.status);
@@ -197,72 +225,89 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     // Heartbeats chain (never overlap); a transport error is reported and retried at the next tick.
     let timer: ReturnType<typeof setTimeout> | null = null;
     let beating: Promise<void> = Promise.resolve();
-    let stopped = false;
+    let released = false;
     const schedule = () => {
-      if (stopped) return;
+      if (released || lost) return;
       timer = setTimeout(() => {
-        beating = heartbeat()
+        beating = beat()
           .catch((e: unknown) => onError(e, job))
           .finally(schedule);
       }, (leaseSeconds * 1000) / 3);
     };
     schedule();
+    return {
+      signal: ctl.signal,
+      lost: () => lost,
+      mayHold: () => lost === null && Date.now() < confirmedAt + leaseSeconds * 1000,
+      beat,
+      release: async () => {
+        released = true;
+        if (timer) clearTimeout(timer);
+        await beating;
+      },
+    };
+  }
 
+  async function runJob(job: ClaimedJob): Promise<void> {
+    // Heartbeats run from here until the outcome is recorded (or the lease is lost), not only
+    // while the handler runs: its completion may wait for the next poll or for the API.
+    const lease = keepLease(job);
     let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
       const handler = handlers[job.kind];
       if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
-      const ctx: JobContext = { signal: ctl.signal, stopping: signal, workerId, heartbeat };
+      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat };
       outcome = { ok: true, result: await handler(job, ctx) };
     } catch (error) {
       outcome = { ok: false, error };
-    } finally {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await beating;
     }
 
+    const lost = lease.lost();
     if (lost) {
+      await lease.release();
       stats.abandoned++;
       onError(lost, job);
       return;
     }
-    if (!outcome.ok) return failJob(job, outcome.error);
+    if (!outcome.ok) return failJob(job, lease, outcome.error);
+    const ack = { job, lease, result: outcome.result };
     if (waitingForSlot) {
       // The poll loop sends its next poll as soon as this slot frees: the completion goes with it.
-      acks.push({ job, result: outcome.result });
+      acks.push(ack);
       return;
     }
-    await completeDirect(job, outcome.result);
+    await completeDirect(ack);
   }
 
   const completeBody = (job: ClaimedJob, result: unknown) =>
     result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result };
 
-  async function completeDirect(job: ClaimedJob, result: unknown): Promise<void> {
-    const r = await report(job, () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: job.id } }, body: completeBody(job, result) }));
-    await completed(job, r ? { status: r.response.status, error: r.error } : null);
+  async function completeDirect(a: Ack): Promise<void> {
+    const r = await report(a.job, a.lease, () =>
+      api.POST("/v1/jobs/{id}/complete", { params: { path: { id: a.job.id } }, body: completeBody(a.job, a.result) }),
+    );
+    await completed(a, r ? { status: r.response.status, error: r.error } : null);
   }
 
-  /** Acts on a complete's answer (null: no answer after the retries). */
-  async function completed(job: ClaimedJob, answer: { status: number; error?: unknown } | null): Promise<void> {
+  /** Acts on a complete's answer (null: no answer while the job could still be ours). */
+  async function completed({ job, lease }: Ack, answer: { status: number; error?: unknown } | null): Promise<void> {
+    if (answer?.status === 400) {
+      // The server refused the result itself (e.g. not storable as JSON): fail the job for good, saying why.
+      const refused = new JoblineApiError(400, answer.error);
+      return failJob(job, lease, new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }));
+    }
+    await lease.release();
     if (answer?.status === 200) {
       stats.succeeded++;
       return;
     }
-    if (answer?.status !== 400) {
-      stats.abandoned++;
-      if (answer) onError(new JoblineApiError(answer.status, answer.error), job);
-      return;
-    }
-    // The server refused the result itself (e.g. not storable as JSON): fail the job for good, saying why.
-    const refused = new JoblineApiError(400, answer.error);
-    await failJob(job, new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }));
+    stats.abandoned++;
+    onError(answer ? new JoblineApiError(answer.status, answer.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its completion while its lease lasted`)), job);
   }
 
-  async function failJob(job: ClaimedJob, error: unknown): Promise<void> {
+  async function failJob(job: ClaimedJob, lease: Lease, error: unknown): Promise<void> {
     const info = errorInfo(error);
-    const r = await report(job, () =>
+    const r = await report(job, lease, () =>
       api.POST("/v1/jobs/{id}/fail", {
         params: { path: { id: job.id } },
         body: {
@@ -273,15 +318,16 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
         },
       }),
     );
+    await lease.release();
     if (r?.data) stats.failed++;
     else {
       stats.abandoned++;
-      if (r) onError(new JoblineApiError(r.response.status, r.error), job);
+      onError(r ? new JoblineApiError(r.response.status, r.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its failure while its lease lasted`)), job);
     }
   }
 
-  /** A job that succeeded, with its result, not yet acknowledged. */
-  type Ack = { job: ClaimedJob; result: unknown };
+  /** A job that succeeded, with its result and its lease (still heartbeating), not yet acknowledged. */
+  type Ack = { job: ClaimedJob; lease: Lease; result: unknown };
   /** Completions waiting for the next poll, and the reports started from a poll's answers. */
   const acks: Ack[] = [];
   const reporting = new Set<Promise<void>>();
@@ -291,7 +337,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   };
   /** Completions a poll did not settle (it failed, or answered 5xx for them): each on its own, with retries. */
   const sendDirect = (items: Ack[]) => {
-    for (const a of items) track(a.job, completeDirect(a.job, a.result));
+    for (const a of items) track(a.job, completeDirect(a));
   };
 
   const start = (job: ClaimedJob) => {
@@ -357,7 +403,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
           const answer = answers[i];
           // One answer per item, in order; an item left unanswered is sent again alone.
           if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
-          else track(a.job, completed(a.job, { status: answer.status, error: answer.problem }));
+          else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
         }
         continue;
       }
