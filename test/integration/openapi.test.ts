@@ -5,7 +5,7 @@ import { renderOpenApi } from "../../src/http/openapi.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 interface Operation {
-  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+  responses: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: { $ref?: string } }> }>;
   security?: unknown[];
 }
 type Doc = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
@@ -95,5 +95,52 @@ describe("openapi.yaml", () => {
       }
     }
     expect(checked).toBeGreaterThan(50);
+  });
+
+  it("every response says what it means (no generator default)", () => {
+    const doc = parse(rendered) as Doc;
+    for (const { path, method, op } of operations(doc))
+      for (const [code, res] of Object.entries(op.responses))
+        expect(res.description, `${method} ${path} ${code}`).not.toMatch(/^(Default Response)?$/);
+  });
+
+  it("declares exactly the ETag, Location and Retry-After headers the server sends", async () => {
+    const doc = parse(rendered) as Doc;
+    const [client, worker] = [await env.key("acme", "client"), await env.key("acme", "worker")];
+    const checked: string[] = [];
+    /** One real call; the headers it got back must be the ones documented for its operation and status. */
+    const call = async (method: "GET" | "POST", template: string, url: string, auth: string, body?: unknown, headers: Record<string, string> = {}) => {
+      const res = await env.app.inject({ method, url, headers: { authorization: auth, ...headers }, ...(body === undefined ? {} : { payload: body as object }) });
+      const op = doc.paths[template]?.[method.toLowerCase()];
+      expect(op, `${method} ${template}`).toBeDefined();
+      const declared = Object.keys(op!.responses[String(res.statusCode)]?.headers ?? {}).map((h) => h.toLowerCase()).sort();
+      const sent = ["etag", "location", "retry-after"].filter((h) => res.headers[h] !== undefined);
+      expect(sent, `${method} ${template} ${res.statusCode}`).toEqual(declared);
+      checked.push(`${method} ${template} ${res.statusCode}`);
+      return res.json() as { id: string; leaseToken: string; version: number };
+    };
+    const idem = { "idempotency-key": "openapi-headers" };
+    const a = await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k" }, idem);
+    await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k" }, idem);
+    await call("GET", "/v1/jobs/{id}", `/v1/jobs/${a.id}`, client);
+    const claimed = await call("POST", "/v1/jobs/{id}/claim", `/v1/jobs/${a.id}/claim`, worker, { workerId: "w" });
+    await call("POST", "/v1/jobs/{id}/heartbeat", `/v1/jobs/${a.id}/heartbeat`, worker, { leaseToken: claimed.leaseToken });
+    await call("POST", "/v1/jobs/{id}/complete", `/v1/jobs/${a.id}/complete`, worker, { leaseToken: claimed.leaseToken });
+    await call("POST", "/v1/jobs/{id}/complete", `/v1/jobs/${a.id}/complete`, worker, { leaseToken: claimed.leaseToken });
+    const b = await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k", maxAttempts: 1 });
+    const [leased] = (await env.app.inject({ method: "POST", url: "/v1/process-next", headers: { authorization: worker }, payload: { queues: ["h"], workerId: "w" } })).json().jobs as { leaseToken: string }[];
+    await call("POST", "/v1/jobs/{id}/fail", `/v1/jobs/${b.id}/fail`, worker, { leaseToken: leased!.leaseToken, error: { message: "x" }, retryable: false });
+    const c = await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k" });
+    await call("POST", "/v1/jobs/{id}/cancel", `/v1/jobs/${c.id}/cancel`, client, undefined, { "if-match": '"999"' });
+    await call("POST", "/v1/jobs/{id}/cancel", `/v1/jobs/${c.id}/cancel`, client);
+    await call("GET", "/v1/jobs", "/v1/jobs?queue=h", client);
+    const batch = await call("POST", "/v1/batches", "/v1/batches", client, { jobs: [{ queue: "hb", kind: "k" }], seal: false });
+    await call("POST", "/v1/batches/{id}/jobs", `/v1/batches/${batch.id}/jobs`, client, { jobs: [{ queue: "hb", kind: "k" }] });
+    await call("POST", "/v1/batches/{id}/seal", `/v1/batches/${batch.id}/seal`, client);
+    await call("GET", "/v1/batches/{id}", `/v1/batches/${batch.id}`, client);
+    await call("POST", "/v1/batches/{id}/cancel", `/v1/batches/${batch.id}/cancel`, client);
+    await call("POST", "/v1/batches/{id}/retry", `/v1/batches/${batch.id}/retry`, client);
+    await call("GET", "/v1/jobs/{id}", "/v1/jobs/00000000-0000-4000-8000-000000000000", client);
+    expect(checked).toHaveLength(20);
   });
 });

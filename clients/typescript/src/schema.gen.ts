@@ -20,7 +20,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -56,7 +56,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -65,9 +65,11 @@ export interface paths {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -100,7 +102,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -141,7 +143,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -150,7 +152,7 @@ export interface paths {
                         "application/json": components["schemas"]["JobList"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -159,7 +161,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -168,7 +170,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -177,9 +179,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -205,25 +209,31 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
+                        /** @description Path of the created resource */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -232,7 +242,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -241,7 +251,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -250,7 +260,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Request body too large */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -259,7 +269,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Idempotency-Key reused with a different request */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -268,9 +278,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -304,16 +316,18 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -322,7 +336,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -331,7 +345,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -340,7 +354,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -349,9 +363,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -395,16 +411,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -413,7 +431,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -422,7 +440,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -431,7 +449,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -440,7 +458,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -449,7 +467,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description If-Match does not match the current version */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -458,9 +476,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -505,16 +525,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["ClaimedJob"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -523,7 +545,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -532,7 +554,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -541,7 +563,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -550,7 +572,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -559,7 +581,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description If-Match does not match the current version */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -568,9 +590,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -614,7 +638,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -623,7 +647,7 @@ export interface paths {
                         "application/json": components["schemas"]["Heartbeat"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -632,7 +656,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -641,7 +665,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -650,7 +674,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -659,7 +683,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -668,9 +692,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -714,16 +740,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -732,7 +760,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -741,7 +769,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -750,7 +778,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -759,7 +787,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -768,9 +796,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -816,7 +846,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -825,7 +855,7 @@ export interface paths {
                         "application/json": components["schemas"]["CompleteManyResult"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -834,7 +864,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -843,7 +873,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -852,9 +882,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -904,16 +936,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -922,7 +956,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -931,7 +965,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -940,7 +974,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -949,7 +983,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -958,9 +992,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1018,7 +1054,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1027,7 +1063,7 @@ export interface paths {
                         "application/json": components["schemas"]["ProcessNextResult"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1036,7 +1072,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1045,7 +1081,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1054,9 +1090,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1088,7 +1126,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1097,7 +1135,7 @@ export interface paths {
                         "application/json": components["schemas"]["QueueList"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1106,7 +1144,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1115,7 +1153,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1124,9 +1162,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1164,7 +1204,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1173,7 +1213,7 @@ export interface paths {
                         "application/json": components["schemas"]["BatchList"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1182,7 +1222,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1191,7 +1231,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1200,9 +1240,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1237,16 +1279,20 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
+                        /** @description Path of the created resource */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1255,7 +1301,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1264,7 +1310,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1273,7 +1319,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Request body too large */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -1282,9 +1328,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1329,7 +1377,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -1338,7 +1386,7 @@ export interface paths {
                         "application/json": components["schemas"]["BatchJobsAdded"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1347,7 +1395,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1356,7 +1404,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1365,7 +1413,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1374,7 +1422,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1383,7 +1431,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Request body too large */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -1392,9 +1440,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1434,16 +1484,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1452,7 +1504,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1461,7 +1513,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1470,7 +1522,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1479,7 +1531,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1488,9 +1540,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1524,16 +1578,18 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1542,7 +1598,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1551,7 +1607,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1560,7 +1616,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1569,9 +1625,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1613,16 +1671,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1631,7 +1691,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1640,7 +1700,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1649,7 +1709,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1658,7 +1718,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1667,9 +1727,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1709,16 +1771,18 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
+                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+                        ETag?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1727,7 +1791,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1736,7 +1800,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1745,7 +1809,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1754,7 +1818,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The resource's state does not allow it (the problem's code says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1763,9 +1827,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1799,7 +1865,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1808,7 +1874,7 @@ export interface paths {
                         "application/json": components["schemas"]["Throughput"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1817,7 +1883,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1826,7 +1892,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1835,9 +1901,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1871,7 +1939,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1882,7 +1950,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1891,7 +1959,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1900,7 +1968,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1909,9 +1977,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1939,7 +2009,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -1948,7 +2018,7 @@ export interface paths {
                         "application/json": components["schemas"]["ApiKeyCreated"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1957,7 +2027,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1966,7 +2036,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1975,9 +2045,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2021,7 +2093,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2030,7 +2102,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2039,7 +2111,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2048,7 +2120,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2057,9 +2129,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2092,7 +2166,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2101,7 +2175,7 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2110,7 +2184,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2119,7 +2193,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2128,7 +2202,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2137,9 +2211,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2177,7 +2253,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2186,7 +2262,7 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2195,7 +2271,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Missing, malformed or unknown API key */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2204,7 +2280,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description The API key lacks the role this operation needs */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2213,7 +2289,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Not found, or not visible to this API key's tenant */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2222,9 +2298,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Default Response */
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the same request again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
