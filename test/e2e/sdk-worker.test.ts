@@ -15,6 +15,7 @@ import {
 } from "../../clients/typescript/src/index.js";
 import { reapOnce } from "../../src/worker/maintenance.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { refuseCompletions } from "../helpers/faults.js";
 import { until } from "../helpers/until.js";
 
 /**
@@ -274,14 +275,7 @@ describe("runHttpWorker", () => {
     // The database refuses the job's first five completions (serialization failures: 503 to the
     // worker) over ~3 s, against a 1 s lease, while the reaper runs. Before, heartbeats ended with
     // the handler: the lease lapsed, the reaper requeued the job and it ran a second time.
-    await env.c.sql`CREATE SEQUENCE refuse_seq`;
-    await env.c.sql.unsafe(`CREATE FUNCTION refuse_complete() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('refuse_seq') <= 5 THEN RAISE EXCEPTION 'refused' USING ERRCODE = '40001'; END IF;
-        RETURN NEW;
-      END $$`);
-    await env.c.sql.unsafe(`CREATE TRIGGER refuse_complete BEFORE UPDATE ON jobs FOR EACH ROW
-      WHEN (NEW.queue = 'refused' AND NEW.status = 'succeeded') EXECUTE FUNCTION refuse_complete()`);
+    const fault = await refuseCompletions(env.c.sql, "refused", 5, "40001");
     try {
       const job = await submit("refused", "quick", { maxAttempts: 3 });
       let runs = 0;
@@ -292,14 +286,13 @@ describe("runHttpWorker", () => {
         const j = await getJob(job.id);
         return j.status === "succeeded" ? j : undefined;
       }, 20_000);
-      const [{ refused }] = await env.c.sql<[{ refused: string }]>`SELECT last_value AS refused FROM refuse_seq`;
-      expect(Number(refused)).toBeGreaterThan(5);
+      expect(await fault.seen()).toBeGreaterThan(5);
       expect({ runs, reaped, attempts: done.attempts, result: done.result }).toEqual({ runs: 1, reaped: 0, attempts: 1, result: 1 });
       w.stop.abort();
       expect(await w.run).toMatchObject({ claimed: 1, succeeded: 1, abandoned: 0 });
       expect(w.errors.some((e) => e instanceof JoblineApiError && e.status === 503)).toBe(true);
     } finally {
-      await env.c.sql.unsafe("DROP TRIGGER refuse_complete ON jobs; DROP FUNCTION refuse_complete(); DROP SEQUENCE refuse_seq");
+      await fault.drop();
     }
   });
 

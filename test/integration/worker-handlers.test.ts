@@ -3,6 +3,7 @@ import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../s
 import { every, reapOnce } from "../../src/worker/maintenance.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { refuseCompletions } from "../helpers/faults.js";
 
 let env: TestEnv;
 const workers: Worker[] = [];
@@ -140,14 +141,7 @@ describe("createWorker", () => {
     // statement timeout would), 2.5 s of retries against a 2 s lease, after a handler that
     // outlived its first lease. Before, the worker gave up at the claim's lease expiry (the job
     // was lost and the reaper failed it), and heartbeats ended with the handler.
-    await env.c.sql`CREATE SEQUENCE blip_seq`;
-    await env.c.sql.unsafe(`CREATE FUNCTION blip() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('blip_seq') <= 5 THEN RAISE EXCEPTION 'blip' USING ERRCODE = '57014'; END IF;
-        RETURN NEW;
-      END $$`);
-    await env.c.sql.unsafe(`CREATE TRIGGER blip BEFORE UPDATE ON jobs FOR EACH ROW
-      WHEN (NEW.queue = 'blip' AND NEW.status = 'succeeded') EXECUTE FUNCTION blip()`);
+    const fault = await refuseCompletions(env.c.sql, "blip", 5, "57014");
     try {
       const j = await submit("blip", "slow", {}, { maxAttempts: 1 });
       let runs = 0;
@@ -168,13 +162,12 @@ describe("createWorker", () => {
         return d.status === "succeeded" || d.status === "failed" ? d : undefined;
       }, 20_000);
       await w.stop();
-      const [{ refused }] = await env.c.sql<[{ refused: string }]>`SELECT last_value AS refused FROM blip_seq`;
-      expect(Number(refused)).toBe(6);
+      expect(await fault.seen()).toBe(6);
       expect(end).toMatchObject({ status: "succeeded", attempts: 1, result: "done" });
       expect(runs).toBe(1);
       expect(w.stats).toMatchObject({ succeeded: 1, lost: 0 });
     } finally {
-      await env.c.sql`DROP TRIGGER blip ON jobs`;
+      await fault.drop();
     }
   });
 
