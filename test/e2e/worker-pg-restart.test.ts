@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { testConfig } from "../../src/config.js";
 import { createContainer } from "../../src/container.js";
 import { type EmbeddedServer, startEmbeddedPostgres } from "../../src/db/embedded.js";
@@ -59,6 +59,11 @@ const ready = async () => (await fetch(`${apiProc.url}/readyz`)).status;
 
 describe("PostgreSQL restarted while clients submit and workers claim", () => {
   it("reports not-ready while down, answers 503 problem+json (never 500), recovers without a restart, loses no acknowledged submit", async () => {
+    // What the processes said is the only trace of how one of them failed.
+    onTestFailed(() => {
+      for (const p of [apiProc, workerProc])
+        console.error(`pid ${p.pid} (exit ${p.child.exitCode ?? p.child.signalCode ?? "none"}):\n${p.output().slice(-4000)}`);
+    });
     const acked = new Set<string>();
     const statuses = new Map<string, number>();
     const unexpected: string[] = [];
