@@ -1,6 +1,9 @@
 import { jsonSchemaTransformObject } from "fastify-type-provider-zod";
 
-type Doc = Record<string, unknown> & { paths?: Record<string, Record<string, Operation>> };
+type Doc = Record<string, unknown> & {
+  paths?: Record<string, Record<string, Operation>>;
+  components?: Record<string, unknown>;
+};
 interface Response {
   description?: string;
   headers?: Record<string, unknown>;
@@ -39,7 +42,7 @@ const HEADER = {
 type HeaderName = keyof typeof HEADER;
 
 /** The headers the handlers set, per operation and status (503's Retry-After is on every operation). */
-export const RESPONSE_HEADERS: Record<string, Record<string, HeaderName[]>> = {
+const RESPONSE_HEADERS: Record<string, Record<string, HeaderName[]>> = {
   "post /v1/jobs": { 200: ["ETag"], 201: ["ETag", "Location"] },
   "get /v1/jobs/{id}": { 200: ["ETag"] },
   "post /v1/jobs/{id}/cancel": { 200: ["ETag"] },
@@ -68,9 +71,11 @@ export function polishOpenApi(input: Parameters<typeof jsonSchemaTransformObject
         if (Number(status) >= 400 && json) res.content = { "application/problem+json": json };
         if (res.description === "Default Response" && STATUS_TEXT[status]) res.description = STATUS_TEXT[status];
         const names = status === "503" ? (["Retry-After"] as const) : (RESPONSE_HEADERS[`${method} ${path}`]?.[status] ?? []);
-        if (names.length > 0) res.headers = Object.fromEntries(names.map((n) => [n, HEADER[n]]));
+        if (names.length > 0) res.headers = Object.fromEntries(names.map((n) => [n, { $ref: `#/components/headers/${n}` }]));
       }
     }
   }
+  // Declared once, referred to by every response that carries them.
+  doc.components = { ...doc.components, headers: HEADER };
   return doc as ReturnType<typeof jsonSchemaTransformObject>;
 }

@@ -68,8 +68,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -182,8 +181,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -212,8 +210,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -223,10 +220,8 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
-                        /** @description Path of the created resource */
-                        Location?: string;
+                        ETag: components["headers"]["ETag"];
+                        Location: components["headers"]["Location"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -281,8 +276,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -319,8 +313,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -366,8 +359,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -414,8 +406,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -479,8 +470,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -528,8 +518,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -593,8 +582,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -695,8 +683,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -743,8 +730,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -799,8 +785,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -885,8 +870,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -939,8 +923,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -995,8 +978,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1093,8 +1075,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1165,8 +1146,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1243,8 +1223,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1282,10 +1261,8 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
-                        /** @description Path of the created resource */
-                        Location?: string;
+                        ETag: components["headers"]["ETag"];
+                        Location: components["headers"]["Location"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1331,8 +1308,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1443,8 +1419,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1487,8 +1462,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1543,8 +1517,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1581,8 +1554,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1628,8 +1600,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1674,8 +1645,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1730,8 +1700,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1774,8 +1743,7 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
-                        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
-                        ETag?: string;
+                        ETag: components["headers"]["ETag"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1830,8 +1798,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1904,8 +1871,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -1980,8 +1946,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2048,8 +2013,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2132,8 +2096,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2214,8 +2177,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2301,8 +2263,7 @@ export interface paths {
                 /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
                 503: {
                     headers: {
-                        /** @description Seconds to wait before sending the same request again */
-                        "Retry-After"?: number;
+                        "Retry-After": components["headers"]["Retry-After"];
                         [name: string]: unknown;
                     };
                     content: {
@@ -2761,7 +2722,14 @@ export interface components {
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The resource's version, quoted ("<version>"); send it back in If-Match */
+        ETag: string;
+        /** @description Path of the created resource */
+        Location: string;
+        /** @description Seconds to wait before sending the same request again */
+        "Retry-After": number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
