@@ -94,13 +94,13 @@ async function bareRun(o: { max: number; delayMs: number; jobs: number; clients:
  */
 export async function bareExchange(o: { max: number; rate: number; jobs: number; clients?: number }) {
   const clients = o.clients ?? 16;
-  const requestsPerJob = o.max === 1 ? 2 : 1 / o.max;
-  // One client's cycle, in ms, at the target rate: its requests each wait the delay once.
+  // One client's cycle, in ms, at the target rate: each of its requests (a poll, and at max 1
+  // a complete) waits the delay once.
   const cycleMs = (rate: number) => (clients * o.max * 1000) / rate;
   const perCycle = o.max === 1 ? 2 : 1;
   const first = await bareRun({ max: o.max, delayMs: Math.max(0, Math.round(cycleMs(o.rate) / perCycle)), jobs: o.jobs, clients });
   const overheadMs = cycleMs(first.jobsPerSec) - Math.round(cycleMs(o.rate) / perCycle) * perCycle;
   const delayMs = Math.max(0, Math.round((cycleMs(o.rate) - overheadMs) / perCycle));
   const r = await bareRun({ max: o.max, delayMs, jobs: o.jobs, clients });
-  return { ...r, delayMs, requestsPerJob };
+  return { ...r, delayMs };
 }

@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.js";
 import { joblineHttp } from "./jobline.js";
-import { postgresCpuMs, processCpuMs, startBenchPostgres } from "./lib.js";
+import { cpuWindow } from "./budget.js";
+import { startBenchPostgres } from "./lib.js";
 
 const [N = 20_000, ...maxes] = process.argv.slice(2).map(Number);
 const s = await startBenchPostgres();
@@ -17,15 +18,15 @@ try {
     await migrate(s.url(`h${i}`));
     let split = "";
     const jobsPerSec = await joblineHttp(s.url(`h${i}`), { jobs: N, clients: 16, max, ack: process.env.ACK === "1" }, (api) => {
-      const [t0, c0, a0, p0] = [performance.now(), process.cpuUsage(), processCpuMs(api.child.pid!), postgresCpuMs()];
+      const [t0, end] = [performance.now(), cpuWindow(api.child.pid)];
       const sched = () => readFileSync(`/proc/${api.child.pid}/schedstat`, "utf8").split(" ").map(Number);
       const q0 = sched();
       return () => {
         const ms = performance.now() - t0;
-        const c = process.cpuUsage(c0);
-        const parts = { API: processCpuMs(api.child.pid!) - a0, PostgreSQL: postgresCpuMs() - p0, clients: (c.user + c.system) / 1000 };
+        const cpu = end(N);
+        const parts = { API: cpu.server, PostgreSQL: cpu.postgres, clients: cpu.clients };
         split = Object.entries(parts)
-          .map(([k, v]) => `${k} ${((v * 1000) / N).toFixed(0)} µs/job (${(v / ms).toFixed(2)} cores)`)
+          .map(([k, us]) => `${k} ${us.toFixed(0)} µs/job (${((us * N) / 1000 / ms).toFixed(2)} cores)`)
           .join(", ");
         const q = sched();
         split += `; API waiting to run ${((q[1]! - q0[1]!) / 1e6 / ms).toFixed(2)} of the time, ${((q[2]! - q0[2]!) / N).toFixed(1)} slices/job`;

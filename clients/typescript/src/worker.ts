@@ -297,12 +297,14 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       return failJob(job, lease, new NonRetryableError(`result refused: ${refused.message}`, { code: "invalid_result" }));
     }
     await lease.release();
-    if (answer?.status === 200) {
-      stats.succeeded++;
-      return;
-    }
+    if (answer?.status === 200) stats.succeeded++;
+    else abandon(job, lease, "completion", answer);
+  }
+
+  /** A report that did not land: the job is left to the reaper (or is someone else's already). */
+  function abandon(job: ClaimedJob, lease: Lease, what: string, answer: { status: number; error?: unknown } | null) {
     stats.abandoned++;
-    onError(answer ? new JoblineApiError(answer.status, answer.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its completion while its lease lasted`)), job);
+    onError(answer ? new JoblineApiError(answer.status, answer.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its ${what} while its lease lasted`)), job);
   }
 
   async function failJob(job: ClaimedJob, lease: Lease, error: unknown): Promise<void> {
@@ -320,10 +322,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     );
     await lease.release();
     if (r?.data) stats.failed++;
-    else {
-      stats.abandoned++;
-      onError(r ? new JoblineApiError(r.response.status, r.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its failure while its lease lasted`)), job);
-    }
+    else abandon(job, lease, "failure", r && { status: r.response.status, error: r.error });
   }
 
   /** A job that succeeded, with its result and its lease (still heartbeating), not yet acknowledged. */
