@@ -45,7 +45,7 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
   }
   // Jobs a seal left with the open-batch tag (see releaseStragglers).
   for (;;) {
-    const rows = await c.repos.batches.releaseStragglers(limit);
+    const rows = await c.repos.jobs.releaseStragglers(limit);
     for (const q of new Set(rows.filter((r) => r.status === "queued").map((r) => r.queue))) c.notifier.notify(q);
     const cancelled = rows.filter((r) => r.status === "cancelled").length;
     if (cancelled > 0) c.metrics.transitions.inc({ from: "queued", to: "cancelled" }, cancelled);
