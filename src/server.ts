@@ -4,7 +4,7 @@ import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
 import { migrate } from "./db/migrate.js";
 import { buildApp } from "./http/app.js";
-import { createWorker, type WorkerOptions } from "./worker/handlers.js";
+import { createWorker, type WorkerOptions } from "./worker/inProcess.js";
 import { startMaintenance } from "./worker/maintenance.js";
 
 export interface Runtime {

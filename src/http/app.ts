@@ -21,7 +21,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isConflictVictim, isDataError, isDbUnavailable } from "../services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable } from "../db/errors.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 

@@ -8,7 +8,10 @@ import type { JobsRepository } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
 import type { Notifier } from "./notifier.js";
-import { inTx, JOB_LOCK_WAIT_MS } from "./tx.js";
+import { inTx } from "../db/tx.js";
+
+/** How long a batch cancel waits for one job's row lock before starting over. */
+const JOB_LOCK_WAIT_MS = 250;
 
 /** Jobs per create or add request; one multi-row INSERT carries them all. */
 export const MAX_BATCH_JOBS = 10_000;

@@ -1,85 +1,25 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
+import { isConflictVictim, isDbUnavailable } from "../db/errors.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
-import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
-import type { Cancel } from "./cancel.js";
-import { inHalves, keyedCoalescer } from "./coalesce.js";
+import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
+import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
+import { createSharedStatements, matchWinners, REFUSED } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
-import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
 
-/**
- * Statements of one kind (and filter) a process runs at once; calls arriving
- * meanwhile share the next one. One measured best: a second overlapping
- * statement split the batches and cost more commits than it saved in waiting
- * (`npx tsx bench/quick.ts http`, README).
- */
-const COALESCE_IN_FLIGHT = 1;
-/** A complete whose result PostgreSQL refused (answered 400 for that item alone). */
-const REFUSED = "refused" as const;
+// The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
+// long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
+export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
+
 const refusedProblem = () => err("invalid", "the database refused this result");
-
-/** Most rows one coalesced statement carries. */
-const COALESCE_MAX_ROWS = 500;
-
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
-
-/** `null` tenant scope means a platform key (tenant `*`) that sees every tenant. */
-export type TenantScope = string | null;
-
-export interface SubmitInput {
-  queue: string;
-  kind: string;
-  payload: unknown;
-  priority?: number | undefined;
-  groupKey?: string | undefined;
-  runAt?: string | undefined;
-  maxAttempts?: number | undefined;
-  webhookUrl?: string | undefined;
-}
-
-/** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const entries = Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
-  }
-  return JSON.stringify(v);
-}
-
-export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
-
-export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
-  return {
-    tenant,
-    queue: i.queue,
-    kind: i.kind,
-    payload: i.payload ?? null,
-    priority: i.priority ?? 0,
-    groupKey: i.groupKey ?? null,
-    runAt: i.runAt ? new Date(i.runAt) : null,
-    maxAttempts: i.maxAttempts ?? 5,
-    webhookUrl: i.webhookUrl ?? null,
-    idempotencyKey: null,
-    requestHash: null,
-    batchId: null,
-    ...extra,
-  };
-}
-
-/** UUIDs as clients may send them (any case) against PostgreSQL's lower-case text. */
-const sameUuid = (a: string | null, b: string) => a !== null && a.toLowerCase() === b.toLowerCase();
-
-/** How often a claiming process looks for held jobs that are due, and how many it tags per statement. */
-export const PROMOTE_EVERY_MS = 250;
-const PROMOTE_MAX_ROWS = 1000;
+type AckItem = { id: string; leaseToken: string; result?: unknown };
 
 export function createJobService(deps: {
   sql: Sql;
@@ -99,120 +39,9 @@ export function createJobService(deps: {
     for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
-
-  type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
-  type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
-  /** Calls can share a claim statement only when their filters match. */
-  const claimKeyOf = (k: ClaimKey) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]);
-  // Concurrent polls with the same filter share one claim statement; a poll whose client
-  // left while it queued takes nothing, so no job is leased to nobody.
-  const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
-    async (key, requests) => {
-      const live = requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
-      if (live.every((r) => r.max === 0)) return live.map(() => []);
-      return jobs.claimNextFor(key, live);
-    },
-    {
-      inFlight: COALESCE_IN_FLIGHT,
-      maxUnits: COALESCE_MAX_ROWS,
-      units: (r) => r.max,
-      keyOf: claimKeyOf,
-    },
-  );
-
-  type CompleteItem = { id: string; leaseToken: string; result: unknown };
-  /**
-   * Which item each finalised row answers. A job is updated at most once however often it
-   * appears, so only the first item holding the winning token gets the row; repeats go the
-   * replay path, like a repeated request.
-   */
-  const matchWinners = <R extends { id: string; leaseToken: string | null }>(requests: CompleteItem[][], rows: R[]) => {
-    const won = new Map(rows.map((r) => [r.id, r]));
-    return requests.map((req) =>
-      req.map((i) => {
-        const row = won.get(i.id.toLowerCase());
-        if (!row || !sameUuid(row.leaseToken, i.leaseToken)) return null;
-        won.delete(row.id);
-        return row;
-      }),
-    );
-  };
-  const itemKey = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
-  /** The items of several requests, each (id, token) once. */
-  const distinctItems = (requests: CompleteItem[][]) => {
-    const seen = new Set<string>();
-    return requests.flat().filter((i) => !seen.has(itemKey(i)) && seen.add(itemKey(i)));
-  };
-  // Completes of one tenant scope share a statement; an item repeated within it is answered
-  // by matchWinners, the others by the replay path. A result PostgreSQL refuses is answered
-  // "refused" for its own item only: the statement is run again in halves without it.
-  async function completeShared<Lean extends boolean>(lean: Lean, scope: TenantScope, requests: CompleteItem[][]) {
-    type Row = Lean extends true ? LeanRow : JobRow;
-    const items = distinctItems(requests);
-    const out: Row[] = [];
-    const bad = new Set<string>();
-    for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
-      if (p.ok) out.push(...(p.out as Row[]));
-      else if (p.items.length === 1 && isDataError(p.error)) bad.add(itemKey(p.items[0]!));
-      else throw p.error;
-    }
-    const answers = matchWinners(requests, out);
-    if (bad.size === 0) return answers;
-    return requests.map((req, r) => req.map((i, k) => (bad.has(itemKey(i)) ? REFUSED : answers[r]![k]!)));
-  }
-  type LeanRow = Pick<JobRow, "id" | "leaseToken" | "status">;
-  const completeOptions = { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r: CompleteItem[]) => r.length, keyOf: (k: TenantScope) => k ?? "*" };
-  const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null | typeof REFUSED>>(
-    (scope, requests) => completeShared(false, scope, requests),
-    completeOptions,
-  );
-
-  // Polls that acknowledge jobs (process-next's `complete`) with the same filter share one
-  // statement for their acknowledgements and their claims. A result PostgreSQL refuses rolls
-  // the statement back, so nothing happened: the acknowledgements then take completeShared's
-  // path (refused items answered on their own) and the claims claimTogether's statement.
-  type PollRequest = { acks: CompleteItem[]; taker: ClaimRequest };
-  type PollAnswer = { answers: Array<LeanRow | null | typeof REFUSED>; claimed: JobRow[] };
-  const pollTogether = keyedCoalescer<ClaimKey, PollRequest, PollAnswer>(
-    async (key, requests) => {
-      const takers = requests.map(({ taker: t }) => (t.signal?.aborted ? { ...t, max: 0 } : t));
-      const acks = requests.map((r) => r.acks);
-      const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
-        requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
-      try {
-        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
-        return zip(matchWinners(acks, r.completed), r.claimed);
-      } catch (e) {
-        if (!isDataError(e)) throw e;
-        const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
-        const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
-        return zip(answers, rows);
-      }
-    },
-    {
-      inFlight: COALESCE_IN_FLIGHT,
-      maxUnits: COALESCE_MAX_ROWS,
-      units: (r) => r.acks.length + r.taker.max,
-      keyOf: claimKeyOf,
-    },
-  );
-
-  // Submits without an idempotency key share one multi-row insert per round. Alone, each
-  // would lock its (queue, tenant, group) fairness row until its own commit, so concurrent
-  // submits of one tenant queued up behind one row, one commit at a time.
-  const submitTogether = keyedCoalescer<string, NewJob & { id: string }, JobRow>(
-    async (_queue, batch) => {
-      // Alone, one statement: a multi-row insert takes five round trips, which an idle
-      // service would add to every submit's latency.
-      if (batch.length === 1) return [(await jobs.insert(batch[0]!))!];
-      const rows = await inTx(deps.sql, (tx) => jobs.insertMany(batch, tx));
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      return batch.map((j) => byId.get(j.id)!);
-    },
-    // Per queue, so a submit waiting on one queue's rows never holds up another queue's;
-    // a payload PostgreSQL refuses fails only its own submit.
-    { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
-  );
+  const shared = createSharedStatements(deps.sql, jobs);
+  const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
+  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin });
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
@@ -222,7 +51,7 @@ export function createJobService(deps: {
     const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
     if (bad) return err("invalid", bad);
     if (!idempotencyKey) {
-      const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
+      const row = await shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
       notifier.notify(row.queue);
       return ok(row);
     }
@@ -274,114 +103,6 @@ export function createJobService(deps: {
     return err("terminal", "job kept changing state; retry");
   }
 
-  // Held jobs (submitted, or retried, with a runAt well ahead) enter the claim index when
-  // due. Whichever process claims does it before its claim, at most every PROMOTE_EVERY_MS,
-  // and again whenever a claim comes back empty, so a job that just became due is taken by
-  // the next poll. One promotion at a time per process.
-  let promotedAt = 0;
-  let current: Promise<Set<string>> | null = null;
-  let next: Promise<Set<string>> | null = null;
-  async function promotion(): Promise<Set<string>> {
-    const queues = new Set<string>();
-    for (let round = 0; round < 10; round++) {
-      const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
-      for (const q of r.queues) {
-        queues.add(q);
-        notifier.notify(q);
-      }
-      if (r.promoted < PROMOTE_MAX_ROWS) break;
-    }
-    promotedAt = Date.now();
-    return queues;
-  }
-  /**
-   * The queues that gained claimable jobs. `always` (after an empty claim): a promotion
-   * already running may have read the held jobs before this caller's fell due, so the
-   * caller joins the one that starts after it (one, shared by everyone who arrives
-   * meanwhile). Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
-   */
-  function promoteIfDue(always = false): Promise<Set<string>> {
-    if (!always && (current || Date.now() - promotedAt < PROMOTE_EVERY_MS)) return Promise.resolve(new Set());
-    if (!current) {
-      current = promotion().finally(() => {
-        current = null;
-      });
-      return current;
-    }
-    next ??= current
-      .catch(() => {})
-      .then(() => {
-        next = null;
-        return promoteIfDue(true);
-      });
-    return next;
-  }
-
-  const claimKey = (f: ClaimInput): ClaimKey => ({ queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds });
-  type ClaimInput = {
-    queues: string[];
-    kinds?: string[] | undefined;
-    scope: TenantScope;
-    workerId: string;
-    leaseSeconds: number;
-    max: number;
-    waitMs: number;
-    signal?: Cancel | undefined;
-    /** false: a caller that batches by itself (createWorker) runs its own statement. */
-    shared?: boolean | undefined;
-  };
-  /**
-   * `first`: the claim already made by the statement that acknowledged this poll's jobs
-   * (pollTogether), with the notifier mark taken before it; it stands for the loop's first claim.
-   */
-  async function claimNext(f: ClaimInput, first?: { rows: JobRow[]; since: number }) {
-    const deadline = Date.now() + f.waitMs;
-    // One immediate retry per call when an empty claim's promotion fed one of this poll's
-    // queues; after that the promotion's NOTIFY wakes the wait below, and promotions after
-    // an empty claim keep to the usual rate. Jobs of other queues falling due, or promoted
-    // jobs this poll cannot take (another kind or tenant), must not keep a poll spinning,
-    // nor have its own NOTIFYs wake it to promote again and again.
-    let retriedAfterPromotion = false;
-    for (;;) {
-      // A poll whose client went away while it waited must not lease anything.
-      if (f.signal?.aborted && !first) {
-        metrics.claims.inc({ outcome: "empty" });
-        return [];
-      }
-      let since: number;
-      let rows: JobRow[];
-      if (first) {
-        ({ rows, since } = first);
-        first = undefined;
-      } else {
-        await promoteIfDue();
-        // Before the claim: a job committed after its snapshot is announced after this mark.
-        since = notifier.mark();
-        rows =
-          f.shared === false
-            ? await jobs.claimNext({ ...f, tenant: f.scope })
-            : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
-      }
-      if (rows.length > 0) {
-        metrics.claims.inc({ outcome: "claimed" }, rows.length);
-        countWin("queued", rows);
-        return rows;
-      }
-      const promoted = await promoteIfDue(!retriedAfterPromotion);
-      if (!retriedAfterPromotion && f.queues.some((q) => promoted.has(q))) {
-        retriedAfterPromotion = true;
-        continue;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0 || f.signal?.aborted || notifier.closed) {
-        metrics.claims.inc({ outcome: "empty" });
-        return rows;
-      }
-      // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
-      await notifier.wait(f.queues, Math.min(left, 1000), f.signal, since);
-    }
-  }
-
   async function claim(id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
     const row = await jobs.claimIfQueued(id, { ...a, tenant: scope });
     if (row) {
@@ -409,7 +130,7 @@ export function createJobService(deps: {
     if (bad) return err("invalid", `result ${bad}`);
     const row =
       q === undefined
-        ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
+        ? (await shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
         : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
     if (row === REFUSED) return refusedProblem();
     if (row) {
@@ -437,7 +158,7 @@ export function createJobService(deps: {
    */
   async function settle<R extends { status: JobStatus }>(
     scope: TenantScope,
-    items: Array<{ id: string; leaseToken: string; result?: unknown }>,
+    items: AckItem[],
     complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
     /** Each result's storableProblem; a caller that checked them already passes nulls. */
     problems = items.map((i) => storableProblem(i.result)),
@@ -463,8 +184,7 @@ export function createJobService(deps: {
   }
 
   /** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
-  const completeMany = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
-    settle(scope, items, (good) => completeTogether(scope, good));
+  const completeMany = (scope: TenantScope, items: AckItem[]) => settle(scope, items, (good) => shared.completeTogether(scope, good));
 
   /**
    * A poll that also acknowledges finished jobs (process-next's `complete`). The
@@ -477,7 +197,7 @@ export function createJobService(deps: {
    * way) and the poll ends at once, so the worker learns it while its leases last.
    * `failure` is the error, for the caller to log.
    */
-  async function claimNextAndComplete(f: ClaimInput, acks: Array<{ id: string; leaseToken: string; result?: unknown }>) {
+  async function claimNextAndComplete(f: ClaimInput, acks: AckItem[]) {
     if (acks.length === 0) return { jobs: await claimNext(f), completed: [], failure: undefined };
     let failure: { error: unknown; expected: boolean } | undefined;
     let first: { rows: JobRow[]; since: number } | undefined;
@@ -485,7 +205,7 @@ export function createJobService(deps: {
       if (good.length === 0) return [];
       await promoteIfDue();
       const since = notifier.mark();
-      const r = await pollTogether(claimKey(f), { acks: good, taker: { workerId: f.workerId, max: f.max, signal: f.signal } });
+      const r = await shared.pollTogether(claimKey(f), { acks: good, taker: { workerId: f.workerId, max: f.max, signal: f.signal } });
       first = { rows: r.claimed, since };
       return r.answers;
     }).catch((error: unknown) => {
@@ -504,7 +224,7 @@ export function createJobService(deps: {
    * back. Its results must have passed storableProblem already (createWorker fails a job whose
    * result does not), so they are not serialised once more here.
    */
-  const completeOwn = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>
+  const completeOwn = (scope: TenantScope, items: AckItem[]) =>
     settle(
       scope,
       items,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isConflictVictim, isDataError, isDbUnavailable } from "../../src/services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable } from "../../src/db/errors.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { Tripwire } from "../../services/cancel.js";
+import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/handlers.js";
+import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/inProcess.js";
 import { every, reapOnce } from "../../src/worker/maintenance.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";

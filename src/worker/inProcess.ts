@@ -5,7 +5,7 @@ import { storableProblem } from "../domain/json.js";
 import type { JobRow } from "../repositories/jobs.js";
 import type { JobService } from "../services/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
-import { isDataError } from "../services/tx.js";
+import { isDataError } from "../db/errors.js";
 
 /**
  * Most jobs one claim or acknowledgement statement carries. A statement's commit and start-up

@@ -1,31 +1,8 @@
-import type postgres from "postgres";
-import { driverError } from "../db/client.js";
+import { driverError } from "./client.js";
 
-type Sql = postgres.Sql;
-type Tx = postgres.TransactionSql;
+// What a database error means for the caller: rerun, refuse the value, or answer 503.
 
-const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
-
-/** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
-const RERUN_CODES = new Set(["40P01", "55P03"]);
-/** How long the cancel waits for one job's row lock before starting over. */
-export const JOB_LOCK_WAIT_MS = 250;
-
-/**
- * A transaction that a lock conflict rolled back is run again from the
- * start: each run is atomic, so a re-run repeats nothing, and having
- * released its locks it has let the other side finish.
- */
-export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await sql.begin(fn)) as T;
-    } catch (e) {
-      if (attempt >= 8 || !RERUN_CODES.has(String(codeOf(e) ?? ""))) throw e;
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
-    }
-  }
-}
+export const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
 
 /**
  * A deadlock or serialization victim (40P01, 40001): PostgreSQL rolled the statement back, so it
