@@ -1,14 +1,12 @@
-import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { rememberLast } from "../domain/memo.js";
-import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
 /** A connection or an open transaction: every write accepts either. */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /**
- * The driver's error behind `e`: drizzle (the API-key and tenant repositories, the migrator) wraps it in a
+ * The driver's error behind `e`: drizzle (the migrator) wraps it in a
  * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
  * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
  */
@@ -24,7 +22,6 @@ export const driverError = (e: unknown): unknown => {
 
 export interface Database {
   sql: Sql;
-  db: PostgresJsDatabase<typeof schema>;
   close: () => Promise<void>;
 }
 
@@ -57,17 +54,8 @@ export function connect(url: string, opts: { max?: number; application?: string 
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
-  // drizzle rewrites its client's type parsers (timestamps stay strings), so it
-  // gets a small pool of its own and the repositories keep real Dates.
-  const drizzleClient = postgres(url, { ...options, max: 4 });
-  const db = drizzle(drizzleClient, { schema });
-  return {
-    sql,
-    db,
-    close: async () => {
-      await Promise.all([sql.end({ timeout: 5 }), drizzleClient.end({ timeout: 5 })]);
-    },
-  };
+  // One pool per process: drizzle is the schema and migration tool only (db/migrate.ts).
+  return { sql, close: () => sql.end({ timeout: 5 }) };
 }
 
 /** A client that only holds the LISTEN of a process (the notifier replaces it when it goes deaf). */

@@ -2294,6 +2294,15 @@ export interface components {
                 message: string;
             }[];
         };
+        ApiKeyInput: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
+        };
         JobSubmitInput: {
             queue: string;
             kind: string;
@@ -2381,15 +2390,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKeyInput: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmitInput: {
             queue: string;
@@ -2512,6 +2512,15 @@ export interface components {
                 message: string;
             }[];
         };
+        ApiKey: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
+        };
         JobSubmit: {
             queue: string;
             kind: string;
@@ -2599,15 +2608,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKey: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmit: {
             queue: string;

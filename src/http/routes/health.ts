@@ -1,6 +1,5 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { migrationsApplied } from "../../db/migrate.js";
 import type { Api } from "../types.js";
 
 export async function healthRoutes(app: Api, c: Container) {
@@ -12,16 +11,8 @@ export async function healthRoutes(app: Api, c: Container) {
     "/readyz",
     { schema: { tags: ["ops"], summary: "Database reachable and migrations applied", security: [], response: { 200: Status, 503: Status } } },
     async (_req, reply) => {
-      try {
-        const ok = await Promise.race([
-          migrationsApplied(c.sql),
-          new Promise<boolean>((_, rej) => setTimeout(() => rej(new Error("database timeout")), 2000).unref()),
-        ]);
-        if (!ok) return reply.code(503).send({ status: "not_ready", detail: "migrations not applied" });
-        return { status: "ready" };
-      } catch (e) {
-        return reply.code(503).send({ status: "not_ready", detail: (e as Error).message });
-      }
+      const r = await c.services.maintenance.readiness();
+      return r.ready ? { status: "ready" } : reply.code(503).send({ status: "not_ready", detail: r.detail });
     },
   );
 

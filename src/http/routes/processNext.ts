@@ -4,7 +4,8 @@ import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
-import { ClaimedJobSchema, CompleteItem, LeaseSeconds, Name, WorkerId } from "../schemas.js";
+import { LeaseSeconds, Name, WorkerId } from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 
 export async function processNextRoutes(app: Api, c: Container) {
