@@ -26,6 +26,11 @@ const ConfigSchema = z.object({
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
+  // /metrics: bearer token (unset: open), tenant label (false: gauges and counters aggregate
+  // across tenants), and how often the counting gauges may query the database.
+  JOBLINE_METRICS_TOKEN: z.string().min(16).optional(),
+  JOBLINE_METRICS_TENANT_LABEL: bool.default(true),
+  JOBLINE_METRICS_SAMPLE_MS: z.coerce.number().int().min(100).default(10_000),
   // A module (path or specifier) whose default export is createWorker's options minus `container`.
   JOBLINE_HANDLERS_MODULE: z.string().min(1).optional(),
 });
