@@ -61,8 +61,15 @@ export async function processNextRoutes(app: Api, c: Container) {
           req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"),
         );
       };
+      // Delivered: the whole answer went to the OS while the connection stood. Node emits
+      // 'finish' also when a reset connection dropped the unwritten rest, so the socket decides.
+      const socket = req.raw.socket;
+      let delivered = false;
+      reply.raw.once("finish", () => {
+        delivered = !socket.destroyed;
+      });
       reply.raw.once("close", () => {
-        if (reply.raw.writableFinished) return;
+        if (delivered) return;
         gone.trip();
         release();
       });
