@@ -31,6 +31,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const metrics = createMetrics(sql, {
     tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
     samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
+    renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
   });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });

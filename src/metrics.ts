@@ -7,6 +7,8 @@ export interface MetricsOptions {
   tenantLabel: boolean;
   /** How often the counting gauges may query the database, whatever the number of scrapes. */
   samplePeriodMs: number;
+  /** Scrapes within this many ms of a rendering share it (0: each scrape renders). */
+  renderCacheMs: number;
 }
 
 /** One registry per container, so several apps in one test process do not collide. */
@@ -97,8 +99,23 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
       for (const r of oldest) this.set(queueLabels(r), Math.max(0, r.age + (Date.now() - at) / 1000));
     },
   });
+  // Rendering the registry costs the API a few ms of CPU; scrapes close together share one.
+  const cacheMs = Math.min(opts.renderCacheMs, opts.samplePeriodMs);
+  let rendered: { at: number; text: Promise<string> } | null = null;
+  const render = (): Promise<string> => {
+    const now = Date.now();
+    if (rendered && now - rendered.at < cacheMs) return rendered.text;
+    const text = registry.metrics();
+    const entry = { at: now, text };
+    rendered = entry;
+    text.catch(() => {
+      if (rendered === entry) rendered = null;
+    });
+    return text;
+  };
   return {
     registry,
+    render,
     claims,
     transitions,
     racesLost,

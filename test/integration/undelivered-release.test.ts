@@ -105,7 +105,7 @@ describe("a poll whose answer is not delivered", () => {
     const ms = Date.now() - t0;
     console.log(`released ${ids.length} undelivered jobs ${ms} ms after the claim could proceed (lease: 300 s)`);
     expect(ms).toBeLessThan(2000);
-    for (const [i, r] of back.entries()) {
+    for (const r of back) {
       expect(r.attempts).toBe(0); // the attempt never ran
       expect(r.leaseToken).toBeNull();
     }

@@ -57,7 +57,7 @@ export async function healthRoutes(app: Api, c: Container) {
         return sendProblem(reply, problem("unauthorized", "missing or wrong Authorization: Bearer <metrics token>"));
       }
       try {
-        const text = await c.metrics.registry.metrics();
+        const text = await c.metrics.render();
         return reply.type(c.metrics.registry.contentType).send(text);
       } catch (e) {
         if (!(e instanceof SampleUnavailable)) throw e;
