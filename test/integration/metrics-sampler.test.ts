@@ -81,6 +81,22 @@ describe("the queue sample", () => {
   });
 });
 
+describe("JOBLINE_METRICS_CACHE_MS", () => {
+  it("scrapes close together share one rendering of the registry", async () => {
+    const env = await open("metrics_cache", { JOBLINE_METRICS_CACHE_MS: 60_000, JOBLINE_METRICS_SAMPLE_MS: 60_000 });
+    const registry = env.c.metrics.registry;
+    const metrics = registry.metrics.bind(registry);
+    let renders = 0;
+    registry.metrics = () => {
+      renders++;
+      return metrics();
+    };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => env.http().get("/metrics")));
+    expect(answers.every((a) => a.status === 200 && a.text === answers[0]!.text)).toBe(true);
+    expect(renders).toBe(1);
+  });
+});
+
 describe("JOBLINE_METRICS_TOKEN", () => {
   it("when set, /metrics needs Authorization: Bearer <token>", async () => {
     const token = "metrics-token-0123456789";

@@ -46,9 +46,13 @@ export async function healthRoutes(app: Api, c: Container) {
         description:
           "Queue gauges come from a sample shared by all scrapes (at most one counting query per JOBLINE_METRICS_SAMPLE_MS). " +
           "503 when there is no fresh sample and the database cannot give one.",
-        security: token === undefined ? [] : [{ bearer: [] }],
-        produces: ["text/plain"],
-        response: { 200: z.string(), 401: ProblemSchema, 503: ProblemSchema },
+        // Not an API key: the metrics token is its own secret, so no API security scheme applies.
+        security: [],
+        response: {
+          200: { description: "Prometheus text exposition format", content: { "text/plain": { schema: z.string() } } },
+          401: ProblemSchema,
+          503: ProblemSchema,
+        },
       },
     },
     async (req, reply) => {
