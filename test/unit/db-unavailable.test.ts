@@ -53,7 +53,10 @@ describe("isConflictVictim: a statement PostgreSQL rolled back to break a confli
 });
 
 describe("isOutcomeUnknown: a write whose connection died after it was sent (503 outcome_unknown, resend idempotently)", () => {
-  const sent = (e: Error, s: boolean) => (markSent(e, s), e);
+  const sent = (e: Error, s: boolean) => {
+    markSent(e, s);
+    return e;
+  };
   it.each([
     ["connection closed while the statement ran", sent(pgError("CONNECTION_CLOSED", "write CONNECTION_CLOSED"), true), true],
     ["admin shutdown of the backend running it", sent(pgError("57P01", "terminating connection due to administrator command"), true), true],
