@@ -65,7 +65,7 @@ export interface paths {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -203,7 +203,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -298,7 +298,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -381,7 +381,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -492,7 +492,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -604,7 +604,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -705,7 +705,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -807,7 +807,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -892,7 +892,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1000,7 +1000,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1097,7 +1097,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1168,7 +1168,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1245,7 +1245,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1330,7 +1330,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1441,7 +1441,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1539,7 +1539,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1622,7 +1622,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1722,7 +1722,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1820,7 +1820,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1893,7 +1893,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1968,7 +1968,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2035,7 +2035,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2118,7 +2118,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2199,7 +2199,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2285,7 +2285,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
