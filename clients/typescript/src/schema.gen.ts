@@ -123,7 +123,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
