@@ -21,7 +21,11 @@ import { createTenantService } from "./services/tenants.js";
  * fastify here: HTTP is one adapter over these services, the worker another.
  */
 export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
-  const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
+  const database: Database = connect(databaseUrl, {
+    max: config.JOBLINE_DB_POOL_MAX,
+    application: opts.application,
+    acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
+  });
   const { sql } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
@@ -32,7 +36,11 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
-  const metrics = createMetrics(repos.jobs);
+  const metrics = createMetrics(sql, {
+    tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
+    samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
+    renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
+  });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });

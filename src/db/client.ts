@@ -1,5 +1,6 @@
 import postgres from "postgres";
 import { rememberLast } from "../domain/memo.js";
+import { createGate, type Gate } from "./gate.js";
 
 export type Sql = postgres.Sql;
 /** A connection or an open transaction: every write accepts either. */
@@ -22,6 +23,8 @@ export const driverError = (e: unknown): unknown => {
 
 export interface Database {
   sql: Sql;
+  /** Fails statements fast while PostgreSQL is unreachable (src/db/gate.ts). */
+  gate: Gate;
   close: () => Promise<void>;
 }
 
@@ -46,16 +49,33 @@ const timestamptz = {
   parse: parseTimestamptz,
 };
 
-export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
+/**
+ * Seconds before a closed connection tries again. postgres.js's default grows to 20 s, which
+ * delayed recovery by as much after PostgreSQL returned; the gate keeps statements from
+ * piling onto a pool that cannot connect, so short waits do not hammer the server.
+ */
+const reconnectDelay = (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.01 * 2 ** retries, 0.5);
+
+export function connect(url: string, opts: { max?: number; application?: string; acquireTimeoutMs?: number } = {}): Database {
   const options = {
     onnotice: () => {},
     idle_timeout: 30,
     connect_timeout: 5,
+    backoff: reconnectDelay,
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
   // One pool per process: drizzle is the schema and migration tool only (db/migrate.ts).
-  return { sql, close: () => sql.end({ timeout: 5 }) };
+  const gate = createGate({ acquireTimeoutMs: opts.acquireTimeoutMs ?? 2000 });
+  gate.install(sql);
+  return {
+    sql,
+    gate,
+    close: async () => {
+      gate.close();
+      await sql.end({ timeout: 5 });
+    },
+  };
 }
 
 /** A client that only holds the LISTEN of a process (the notifier replaces it when it goes deaf). */

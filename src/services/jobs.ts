@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
 import { isConflictVictim, isDbUnavailable } from "../db/errors.js";
+import { retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
@@ -55,7 +56,8 @@ export function createJobService(deps: {
       notifier.notify(row.queue);
       return ok(row);
     }
-    const row = await jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash }));
+    // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
+    const row = await retryIfLost(() => jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
     if (row) {
       notifier.notify(row.queue);
       return ok(row);
@@ -69,7 +71,7 @@ export function createJobService(deps: {
   }
 
   async function get(id: string, scope: TenantScope) {
-    const row = await jobs.findById(id, scope);
+    const row = await retryIfLost(() => jobs.findById(id, scope), true);
     return row ? ok(row) : err("not_found");
   }
 
@@ -118,7 +120,8 @@ export function createJobService(deps: {
   }
 
   async function heartbeat(id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
-    const row = await jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope);
+    // Extending a lease twice is extending it once.
+    const row = await retryIfLost(() => jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
     if (row) return ok(row);
     const { error } = await explainLoss(id, scope);
     lost("heartbeat");
@@ -228,7 +231,7 @@ export function createJobService(deps: {
     settle(
       scope,
       items,
-      async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!,
+      async (good) => matchWinners([good], await retryIfLost(() => jobs.completeManyIfLeased(good, scope, undefined, true), true))[0]!,
       items.map(() => null),
     );
 
@@ -237,13 +240,19 @@ export function createJobService(deps: {
     scope: TenantScope,
     a: { leaseToken: string; error: { message: string; code?: string | undefined }; retryable: boolean; retryAfterSeconds?: number | undefined },
   ) {
-    const row = await jobs.failIfLeased(id, {
-      ...a,
-      backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
-      backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
-      jitter: random(),
-      tenant: scope,
-    });
+    // A fail that requeued its job cannot be told from a lost lease on a second run: only when nothing ran.
+    const jitter = random();
+    const row = await retryIfLost(
+      () =>
+        jobs.failIfLeased(id, {
+          ...a,
+          backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
+          backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
+          jitter,
+          tenant: scope,
+        }),
+      false,
+    );
     if (row) {
       countWin("running", [row]);
       // Due by the database's clock (run_at and updated_at come from the same statement's now()),

@@ -21,6 +21,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
       const rows = await jobs.reapExpired(limit);
       for (const r of rows) {
         metrics.reaperRecoveries.inc({ to: r.status });
+        metrics.leaseExpired(r);
         metrics.transitions.inc({ from: "running", to: r.status });
         if (r.status === "queued") notifier.notify(r.queue);
       }
