@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
 import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
+import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
 
@@ -43,6 +44,7 @@ export function createJobService(deps: {
   const shared = createSharedStatements(deps.sql, jobs);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
   const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin });
+  const operator = createOperatorActions({ jobs, notifier, metrics, countWin });
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
@@ -88,12 +90,12 @@ export function createJobService(deps: {
     // A concurrent claim or retry can move the job between the two guarded
     // writes; each pass is atomic, so a few passes always settle.
     for (let pass = 0; pass < 5; pass++) {
-      const cancelled = await jobs.cancelIfQueued(id, scope, version);
+      const [cancelled] = await jobs.cancelIfQueued([id], scope, version);
       if (cancelled) {
         countWin("queued", [cancelled]);
         return ok(cancelled);
       }
-      const requested = await jobs.requestCancelIfRunning(id, scope, version);
+      const [requested] = await jobs.requestCancelIfRunning([id], scope, version);
       if (requested) return ok(requested);
       const { row, error } = await explainLoss(id, scope, version);
       if (error) return error;
@@ -286,6 +288,9 @@ export function createJobService(deps: {
     completeMany,
     completeOwn,
     fail,
+    retry: operator.retry,
+    remove: operator.remove,
+    bulk: operator.bulk,
     newLeaseId: randomUUID,
   };
 }

@@ -12,33 +12,45 @@ const scope = (q: Queryable, tenant: string | null, column = "tenant") =>
   tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 const atVersion = (q: Queryable, version: number | undefined) => (version === undefined ? q`` : q`AND version = ${version}`);
 
-/** queued → cancelled, with the batch count and events (finaliseTail). */
-export async function cancelIfQueued(id: string, tenant: string | null, version: number | undefined, q: Queryable) {
-  const rows = await q<JobRow[]>`
-        WITH j AS (
-          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = version + 1
-          WHERE id = ${id} AND ${jobGuard(q, "cancel")}
+/**
+ * queued → cancelled, with the batch count and events (finaliseTail). Over an array of ids:
+ * the single cancel passes one, bulk cancel a chunk (rows locked in id order).
+ */
+export async function cancelIfQueued(ids: string[], tenant: string | null, version: number | undefined, q: Queryable) {
+  if (ids.length === 0) return [];
+  return q<JobRow[]>`
+        WITH l AS (
+          SELECT id FROM jobs
+          WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "cancel")}
             ${scope(q, tenant)}
             ${atVersion(q, version)}
-          RETURNING *
+          ORDER BY id FOR NO KEY UPDATE
+        ), j AS (
+          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM l WHERE jobs.id = l.id
+          RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}
         SELECT * FROM j`;
-  return rows[0] ?? null;
 }
 
-/** running → running with cancelRequested; the lease holder learns of it on heartbeat. */
-export async function requestCancelIfRunning(id: string, tenant: string | null, version: number | undefined, q: Queryable) {
-  const rows = await q<JobRow[]>`
+/** running → running with cancelRequested; the lease holder learns of it on heartbeat. Array form as above. */
+export async function requestCancelIfRunning(ids: string[], tenant: string | null, version: number | undefined, q: Queryable) {
+  if (ids.length === 0) return [];
+  return q<JobRow[]>`
+        WITH l AS (
+          SELECT id FROM jobs
+          WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "requestCancel")}
+            ${scope(q, tenant)}
+            ${atVersion(q, version)}
+          ORDER BY id FOR NO KEY UPDATE
+        )
         UPDATE jobs SET cancel_requested = true,
                -- A repeated request changes nothing, so neither version nor updated_at moves.
-               updated_at = CASE WHEN cancel_requested THEN updated_at ELSE now() END,
-               version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
-        WHERE id = ${id} AND ${jobGuard(q, "requestCancel")}
-          ${scope(q, tenant)}
-          ${atVersion(q, version)}
-        RETURNING *`;
-  return rows[0] ?? null;
+               updated_at = CASE WHEN jobs.cancel_requested THEN jobs.updated_at ELSE now() END,
+               version = jobs.version + (CASE WHEN jobs.cancel_requested THEN 0 ELSE 1 END)
+        FROM l WHERE jobs.id = l.id
+        RETURNING jobs.*`;
 }
 
 /** running → running with a later lease expiry, fenced by the lease token. */
