@@ -166,3 +166,33 @@ describe("races (200 trials each, real connections)", () => {
     console.log(`batch-job retry vs batch retry: the job's retry won ${jobWins} of ${TRIALS}`);
   });
 });
+
+describe("error history", () => {
+  it("keeps the last 20 failed attempts from fail and the reaper, shown by GET and carried by the webhook", async () => {
+    const job = await submitJob<{ id: string }>(t.env, t.client, { queue: "op_err", kind: "k", maxAttempts: 30, webhookUrl: HOOK });
+    for (let i = 1; i <= 22; i++) {
+      const [j] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+      expect(j?.id).toBe(job.id);
+      await svc().fail(j!.id, null, { leaseToken: j!.leaseToken!, error: { message: `boom ${i}`, code: `E${i}` }, retryable: true, retryAfterSeconds: 0 });
+    }
+    // The 23rd attempt's lease expires: the reaper records it.
+    const [j] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    await t.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${j!.id}`;
+    await t.env.c.repos.jobs.reapExpired(10);
+    const got = (await http("get", `/v1/jobs/${job.id}`)).body;
+    expect(got.errors).toHaveLength(20);
+    expect(got.errors[0]).toMatchObject({ attempt: 4, code: "E4", message: "boom 4" });
+    expect(got.errors[18]).toMatchObject({ attempt: 22, code: "E22", message: "boom 22" });
+    expect(got.errors[19]).toMatchObject({ attempt: 23, code: "lease_expired", message: "lease expired" });
+    expect(Date.parse(got.errors[19].at)).not.toBeNaN();
+    // The final failure's webhook body carries the history too.
+    const [k] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    await svc().fail(k!.id, null, { leaseToken: k!.leaseToken!, error: { message: "last" }, retryable: false });
+    const [ev] = await t.env.c.sql<{ data: { errors: Array<{ message: string; code: string | null }> } }[]>`
+      SELECT data FROM webhook_outbox WHERE subject_id = ${job.id} AND event_type = 'job.failed'`;
+    const { jobDto, camelize } = await import("../../src/services/representation.js");
+    const body = jobDto(camelize(ev!.data as unknown as Record<string, unknown>));
+    expect(body.errors).toHaveLength(20);
+    expect(body.errors.at(-1)).toMatchObject({ attempt: 24, code: null, message: "last" });
+  });
+});

@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { heldTagValue, jobGuard, sameRow } from "../sql.js";
+import { appendError, heldTagValue, jobGuard, sameRow } from "../sql.js";
 import { HOLD_AHEAD_MS } from "./fairness.js";
 import { finaliseTail } from "./finalise.js";
 import type { CompleteItem, JobRow, LeanJobRow } from "./rows.js";
@@ -172,6 +172,7 @@ export async function failIfLeased(id: string, a: FailArgs, q: Queryable) {
         WITH j AS (
           UPDATE jobs SET status = ${next},
                  last_error = ${JSON.stringify(a.error)}::text::jsonb,
+                 errors = ${appendError(q, q`${JSON.stringify(a.error)}::text::jsonb->'code'`, q`${JSON.stringify(a.error)}::text::jsonb->'message'`)},
                  run_at = CASE WHEN ${next} = 'queued' THEN now() + make_interval(secs => (${retryDelayMs}) / 1000.0) ELSE jobs.run_at END,
                  -- A retry further ahead than HOLD_AHEAD_MS is held like a scheduled submit, so an
                  -- outage that sends many jobs into long backoff does not slow every claim.
@@ -236,6 +237,7 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
             -- Also when the job ends cancelled: the error of an attempt before would let the
             -- holder's late fail with that same error pass for a replay of its own call.
             last_error = jsonb_build_object('message', 'lease expired', 'code', 'lease_expired'),
+            errors = ${appendError(q, q`'"lease_expired"'::jsonb`, q`'"lease expired"'::jsonb`)},
             lease_token = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_token END,
             lease_expires_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_expires_at END,
             finished_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN now() END,
