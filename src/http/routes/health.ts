@@ -6,11 +6,11 @@ import type { Api } from "../types.js";
 export async function healthRoutes(app: Api, c: Container) {
   const Status = z.object({ status: z.string(), detail: z.string().optional() }).meta({ id: "Health" });
 
-  app.get("/healthz", { schema: { tags: ["ops"], security: [], response: { 200: Status } } }, async () => ({ status: "ok" }));
+  app.get("/healthz", { schema: { operationId: "getHealth", tags: ["ops"], summary: "The process is up", security: [], response: { 200: Status } } }, async () => ({ status: "ok" }));
 
   app.get(
     "/readyz",
-    { schema: { tags: ["ops"], summary: "Database reachable and migrations applied", security: [], response: { 200: Status, 503: Status } } },
+    { schema: { tags: ["ops"], operationId: "getReadiness", summary: "Database reachable and migrations applied", security: [], response: { 200: Status, 503: Status } } },
     async (_req, reply) => {
       try {
         const ok = await Promise.race([
@@ -25,7 +25,7 @@ export async function healthRoutes(app: Api, c: Container) {
     },
   );
 
-  app.get("/metrics", { schema: { tags: ["ops"], security: [], hide: false, produces: ["text/plain"] } }, async (_req, reply) => {
+  app.get("/metrics", { schema: { operationId: "getMetrics", tags: ["ops"], summary: "Prometheus metrics", security: [], hide: false, produces: ["text/plain"] } }, async (_req, reply) => {
     reply.type(c.metrics.registry.contentType);
     return c.metrics.registry.metrics();
   });
