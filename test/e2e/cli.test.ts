@@ -33,12 +33,13 @@ beforeAll(async () => {
     env: { ...env, DATABASE_URL: db.url, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: admin },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  const deadline = Date.now() + 30_000;
+  // Generous: a loaded machine (2 shared cores) can take long to load the sources through tsx.
+  const deadline = Date.now() + 120_000;
   while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error("server did not become ready");
+    if (Date.now() > deadline || server!.exitCode !== null) throw new Error("server did not become ready");
     await new Promise((r) => setTimeout(r, 100));
   }
-});
+}, 180_000);
 
 afterAll(async () => {
   if (server && server.exitCode === null) {
