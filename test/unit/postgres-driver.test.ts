@@ -7,8 +7,8 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 
 // postgres.js 3.4.9 kills the process when a buffered write meets a connection that has just
-// closed (porsager/postgres#1154); patches/postgres+3.4.9.patch guards it, applied by patch-package
-// at install. The behaviour is exercised by test/e2e/worker-pg-restart.test.ts, which crashed the
+// closed (porsager/postgres#1154); patches/postgres+3.4.9.patch guards it (and adds the hooks of
+// src/db/gate.ts), applied by patch-package at install. The behaviour is exercised by test/e2e/worker-pg-restart.test.ts, which crashed the
 // API about one run in two without the guard once claims and completes shared statements.
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -52,6 +52,8 @@ describe("the installed postgres.js driver", () => {
     const applied = await patchPackage(d, "--error-on-fail");
     expect(applied.code, applied.output).toBe(0);
     for (const f of FILES) expect(readFileSync(join(d, "node_modules", "postgres", f), "utf8")).toContain("null-socket guard");
+    for (const f of [...FILES, "src/index.js", "cjs/src/index.js", "cf/src/index.js"])
+      expect(readFileSync(join(d, "node_modules", "postgres", f), "utf8"), f).toContain("/* jobline: gate */");
   });
 
   it("a driver whose code moved makes the install fail", async () => {
@@ -62,5 +64,11 @@ describe("the installed postgres.js driver", () => {
     const out = await patchPackage(d, "--error-on-fail");
     expect(out.code).not.toBe(0);
     expect(out.output).toContain("postgres");
+  });
+
+  it("carries the hooks of src/db/gate.ts (the pool asks the gate first; a cancelled first query frees its connection)", () => {
+    const root = dirname(dirname(fileURLToPath(import.meta.resolve("postgres"))));
+    for (const f of ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js", "src/index.js", "cjs/src/index.js", "cf/src/index.js"])
+      expect(readFileSync(join(root, f), "utf8"), f).toContain("/* jobline: gate */");
   });
 });
