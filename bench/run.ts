@@ -11,7 +11,7 @@ import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { bareExchange, type CpuPerJob, cpuWindow } from "./budget.js";
 import { renderBarChart } from "./chart.js";
-import { wakeUpCostUs } from "./lib.js";
+import { trackPostgres, wakeUpCostUs } from "./lib.js";
 import { updateReadme } from "./readme.js";
 import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } from "./competitors.js";
 import {
@@ -50,6 +50,7 @@ const progress = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "jobline-bench-"));
 const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+trackPostgres(dataDir);
 let dbCounter = 0;
 /** A fresh database per measurement, so no run sees another's dead rows. */
 async function freshDb(migrated: boolean): Promise<string> {

@@ -34,6 +34,12 @@ export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldes
     labelNames: ["to"] as const,
     registers: [registry],
   });
+  const pollStatements = new client.Counter({
+    name: "jobline_poll_statements_total",
+    help: "Statements polls ran: claim (alone or with acknowledgements) and promote (held jobs falling due), by whether they found any job",
+    labelNames: ["statement", "outcome"] as const,
+    registers: [registry],
+  });
   const httpDuration = new client.Histogram({
     name: "jobline_http_request_duration_seconds",
     help: "HTTP request latency",
@@ -63,7 +69,7 @@ export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldes
       for (const r of rows) this.set({ queue: r.queue }, Math.max(0, r.age));
     },
   });
-  return { registry, claims, transitions, racesLost, webhookDeliveries, reaperRecoveries, httpDuration };
+  return { registry, claims, pollStatements, transitions, racesLost, webhookDeliveries, reaperRecoveries, httpDuration };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -99,6 +99,11 @@ export function createJobService(deps: {
     for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
+  /** Counts a poll's statement by whether it found anything; returns what it found. */
+  const countStatement = <T extends unknown[]>(statement: "claim" | "promote", found: T, any = found.some((x) => !Array.isArray(x) || x.length > 0)) => {
+    metrics.pollStatements.inc({ statement, outcome: any ? "found" : "empty" });
+    return found;
+  };
 
   type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
   type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
@@ -110,7 +115,7 @@ export function createJobService(deps: {
     async (key, requests) => {
       const live = requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
       if (live.every((r) => r.max === 0)) return live.map(() => []);
-      return jobs.claimNextFor(key, live);
+      return countStatement("claim", await jobs.claimNextFor(key, live));
     },
     {
       inFlight: COALESCE_IN_FLIGHT,
@@ -181,6 +186,7 @@ export function createJobService(deps: {
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
       try {
         const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
+        countStatement("claim", r.claimed);
         return zip(matchWinners(acks, r.completed), r.claimed);
       } catch (e) {
         if (!isDataError(e)) throw e;
@@ -285,6 +291,7 @@ export function createJobService(deps: {
     const queues = new Set<string>();
     for (let round = 0; round < 10; round++) {
       const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
+      countStatement("promote", r.queues);
       for (const q of r.queues) {
         queues.add(q);
         notifier.notify(q);
@@ -359,7 +366,7 @@ export function createJobService(deps: {
         since = notifier.mark();
         rows =
           f.shared === false
-            ? await jobs.claimNext({ ...f, tenant: f.scope })
+            ? countStatement("claim", await jobs.claimNext({ ...f, tenant: f.scope }))
             : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
       }
       if (rows.length > 0) {
