@@ -9,7 +9,8 @@ import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.js";
 import { type CpuPerJob, cpuWindow } from "./budget.js";
-import { post, startApi } from "./jobline.js";
+import { Pool } from "undici";
+import { startApi } from "./jobline.js";
 import { sleep, startBenchPostgres, stats } from "./lib.js";
 
 export interface ModerateOptions {
@@ -77,15 +78,32 @@ async function window(o: ModerateOptions, producer: { readonly sent: number }, f
   return { cpu, total: cpu.server + cpu.postgres + cpu.clients, jobs: producer.sent - sent0, finished: done, backlog: producer.sent - finished() };
 }
 
+/** POSTs through its own keep-alive pool: workers' polls must not queue behind the producer's submits. */
+function poster(api: { url: string; key: string }, connections: number) {
+  const pool = new Pool(api.url, { connections });
+  const post = async <T>(path: string, body: unknown) => {
+    const r = await pool.request({
+      path,
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { authorization: `Bearer ${api.key}`, "content-type": "application/json" },
+    });
+    return { status: r.statusCode, body: (await r.body.json()) as T };
+  };
+  return { post, close: () => pool.destroy() };
+}
+
 export async function joblineModerate(url: string, opts: Partial<ModerateOptions> = {}): Promise<ModerateResult> {
   const o = { ...defaults, ...opts };
   const api = await startApi(url);
+  const polls = poster(api, o.workers);
+  const submits = poster(api, 64);
   let stopping = false;
   let done = 0;
   const workers = Array.from({ length: o.workers }, async (_, i) => {
     let owed: { id: string; leaseToken: string }[] = [];
     while (!stopping || owed.length > 0) {
-      const r = await post<{ jobs: typeof owed }>(api, "/v1/process-next", {
+      const r = await polls.post<{ jobs: typeof owed }>("/v1/process-next", {
         queues: ["bench"],
         workerId: `w${i}`,
         max: 10,
@@ -98,7 +116,7 @@ export async function joblineModerate(url: string, opts: Partial<ModerateOptions
     }
   });
   const producer = pacedProducer(o.rate, async () => {
-    const r = await post(api, "/v1/jobs", { queue: "bench", kind: "noop", payload: {} });
+    const r = await submits.post("/v1/jobs", { queue: "bench", kind: "noop", payload: {} });
     if (r.status !== 201) throw new Error(`submit ${r.status}`);
   });
   try {
@@ -111,6 +129,7 @@ export async function joblineModerate(url: string, opts: Partial<ModerateOptions
     producer.stop();
     stopping = true;
     await Promise.all(workers);
+    await Promise.all([polls.close(), submits.close()]);
     await api.stop();
   }
 }

@@ -40,6 +40,12 @@ export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldes
     labelNames: ["statement", "outcome"] as const,
     registers: [registry],
   });
+  const pollWakes = new client.Counter({
+    name: "jobline_poll_wakes_total",
+    help: "Claims a waiting long poll ran when it woke, by what woke it (announcement: a job was announced; recheck: its periodic re-check) and whether it found a job",
+    labelNames: ["by", "outcome"] as const,
+    registers: [registry],
+  });
   const httpDuration = new client.Histogram({
     name: "jobline_http_request_duration_seconds",
     help: "HTTP request latency",
@@ -69,7 +75,7 @@ export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldes
       for (const r of rows) this.set({ queue: r.queue }, Math.max(0, r.age));
     },
   });
-  return { registry, claims, pollStatements, transitions, racesLost, webhookDeliveries, reaperRecoveries, httpDuration };
+  return { registry, claims, pollStatements, pollWakes, transitions, racesLost, webhookDeliveries, reaperRecoveries, httpDuration };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

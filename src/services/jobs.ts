@@ -9,7 +9,7 @@ import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import type { Cancel } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
-import type { Notifier } from "./notifier.js";
+import type { Announcement, Notifier } from "./notifier.js";
 import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
 
 /**
@@ -220,6 +220,11 @@ export function createJobService(deps: {
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
   );
 
+  /** Wakes one waiting poll that can take `row`, when it is claimable now (run_at and created_at are the database's clock). */
+  const announce = (row: JobRow) => {
+    if (row.runAt.getTime() <= row.createdAt.getTime()) notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
+  };
+
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
     const requestHash = idempotencyKey
@@ -229,12 +234,12 @@ export function createJobService(deps: {
     if (bad) return err("invalid", bad);
     if (!idempotencyKey) {
       const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
-      notifier.notify(row.queue);
+      announce(row);
       return ok(row);
     }
     const row = await jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash }));
     if (row) {
-      notifier.notify(row.queue);
+      announce(row);
       return ok(row);
     }
     // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
@@ -349,9 +354,19 @@ export function createJobService(deps: {
     // jobs this poll cannot take (another kind or tenant), must not keep a poll spinning,
     // nor have its own NOTIFYs wake it to promote again and again.
     let retriedAfterPromotion = false;
+    const interest = { queues: f.queues, kinds: f.kinds, tenant: f.scope };
+    // The announcement that woke this poll: one waiting poll wakes per job, so a poll that
+    // leaves without having claimed hands it on (passOn), or the job would wait for a re-check.
+    let woke: Announcement | null = null;
+    let waited = false;
+    const handOn = () => {
+      if (woke) notifier.passOn(woke);
+      woke = null;
+    };
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
       if (f.signal?.aborted && !first) {
+        handOn();
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
@@ -361,13 +376,22 @@ export function createJobService(deps: {
         ({ rows, since } = first);
         first = undefined;
       } else {
-        await promoteIfDue();
-        // Before the claim: a job committed after its snapshot is announced after this mark.
-        since = notifier.mark();
-        rows =
-          f.shared === false
-            ? countStatement("claim", await jobs.claimNext({ ...f, tenant: f.scope }))
-            : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        try {
+          await promoteIfDue();
+          // Before the claim: a job committed after its snapshot is announced after this mark.
+          since = notifier.mark();
+          rows =
+            f.shared === false
+              ? countStatement("claim", await jobs.claimNext({ ...f, tenant: f.scope }))
+              : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        } catch (e) {
+          handOn();
+          throw e;
+        }
+        if (waited) metrics.pollWakes.inc({ by: woke ? "announcement" : "recheck", outcome: rows.length > 0 ? "found" : "empty" });
+        // Left while its claim was queued: it took nothing.
+        if (rows.length === 0 && f.signal?.aborted) handOn();
+        woke = null;
       }
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
@@ -385,7 +409,8 @@ export function createJobService(deps: {
         return rows;
       }
       // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
-      await notifier.wait(f.queues, Math.min(left, 1000), f.signal, since);
+      woke = await notifier.wait(interest, Math.min(left, 1000), f.signal, since);
+      waited = true;
     }
   }
 
@@ -535,7 +560,8 @@ export function createJobService(deps: {
       countWin("running", [row]);
       // Due by the database's clock (run_at and updated_at come from the same statement's now()),
       // not this process's: with the two apart, a retry that is due would go unannounced.
-      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) notifier.notify(row.queue);
+      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
+        notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
       return ok(row);
     }
     const { row: cur, error } = await explainLoss(id, scope);
