@@ -34,6 +34,7 @@ describe("long polls waiting on one queue, and submits", () => {
     const before = {
       woke: await wakes("announcement", "found"),
       wokeEmpty: await wakes("announcement", "empty"),
+      recheckFound: await wakes("recheck", "found"),
       claimsFound: await statements("claim", "found"),
       promotions: (await statements("promote", "found")) + (await statements("promote", "empty")),
     };
@@ -46,17 +47,20 @@ describe("long polls waiting on one queue, and submits", () => {
     }
     const woke = (await wakes("announcement", "found")) - before.woke;
     const wokeEmpty = (await wakes("announcement", "empty")) - before.wokeEmpty;
+    // A poll's 1 s re-check (a slow machine makes this test last seconds) can take a job
+    // before the poll its submit woke claims: that poll then finds nothing.
+    const recheckFound = (await wakes("recheck", "found")) - before.recheckFound;
     const claimsFound = (await statements("claim", "found")) - before.claimsFound;
     const promotions = (await statements("promote", "found")) + (await statements("promote", "empty")) - before.promotions;
-    console.log(`${N} submits, ${M} waiting polls: ${woke} woke and found, ${wokeEmpty} woke and found nothing, ${claimsFound} claims found, ${promotions} promotions`);
+    console.log(`${N} submits, ${M} waiting polls: ${woke} woke and found, ${wokeEmpty} woke and found nothing, ${recheckFound} re-checks found one, ${claimsFound} claims found, ${promotions} promotions`);
     for (const s of stop) s.trip();
     await Promise.all(polls);
     expect(taken.sort()).toEqual(ids.sort());
     // Woken by an announcement: exactly one poll per submit, and it found its job. Waking every
     // waiting poll made 8 + 7 + … + 3 = 33 wake-ups, 27 of them claims that found nothing
     // (a shared statement and a promotion each time).
-    expect(woke).toBe(N);
-    expect(wokeEmpty).toBe(0);
+    expect(woke + wokeEmpty).toBe(N);
+    expect(wokeEmpty).toBeLessThanOrEqual(recheckFound);
     expect(claimsFound).toBe(N);
   });
 
