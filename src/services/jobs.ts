@@ -9,7 +9,7 @@ import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import type { Cancel } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
-import type { Notifier } from "./notifier.js";
+import type { Announcement, Notifier } from "./notifier.js";
 import { inTx, isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown, retryIfLost } from "./tx.js";
 
 /**
@@ -99,6 +99,11 @@ export function createJobService(deps: {
     for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
+  /** Counts a poll's statement by whether it found anything; returns what it found. */
+  const countStatement = <T extends unknown[]>(statement: "claim" | "promote", found: T, any = found.some((x) => !Array.isArray(x) || x.length > 0)) => {
+    metrics.pollStatements.inc({ statement, outcome: any ? "found" : "empty" });
+    return found;
+  };
 
   type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
   type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
@@ -111,7 +116,7 @@ export function createJobService(deps: {
       const live = requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
       if (live.every((r) => r.max === 0)) return live.map(() => []);
       // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
-      return retryIfLost(() => jobs.claimNextFor(key, live), false);
+      return countStatement("claim", await retryIfLost(() => jobs.claimNextFor(key, live), false));
     },
     {
       inFlight: COALESCE_IN_FLIGHT,
@@ -184,6 +189,7 @@ export function createJobService(deps: {
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
       try {
         const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers), false);
+        countStatement("claim", r.claimed);
         return zip(matchWinners(acks, r.completed), r.claimed);
       } catch (e) {
         // Lost after it was sent: the completions are safe to run again (fenced), the claims are
@@ -221,6 +227,11 @@ export function createJobService(deps: {
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
   );
 
+  /** Wakes one waiting poll that can take `row`, when it is claimable now (run_at and created_at are the database's clock). */
+  const announce = (row: JobRow) => {
+    if (row.runAt.getTime() <= row.createdAt.getTime()) notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
+  };
+
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
     const requestHash = idempotencyKey
@@ -230,13 +241,13 @@ export function createJobService(deps: {
     if (bad) return err("invalid", bad);
     if (!idempotencyKey) {
       const row = await submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
-      notifier.notify(row.queue);
+      announce(row);
       return ok(row);
     }
     // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
     const row = await retryIfLost(() => jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
     if (row) {
-      notifier.notify(row.queue);
+      announce(row);
       return ok(row);
     }
     // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
@@ -293,6 +304,7 @@ export function createJobService(deps: {
     const queues = new Set<string>();
     for (let round = 0; round < 10; round++) {
       const r = await inTx(deps.sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
+      countStatement("promote", r.queues);
       for (const q of r.queues) {
         queues.add(q);
         notifier.notify(q);
@@ -350,9 +362,19 @@ export function createJobService(deps: {
     // jobs this poll cannot take (another kind or tenant), must not keep a poll spinning,
     // nor have its own NOTIFYs wake it to promote again and again.
     let retriedAfterPromotion = false;
+    const interest = { queues: f.queues, kinds: f.kinds, tenant: f.scope };
+    // The announcement that woke this poll: one waiting poll wakes per job, so a poll that
+    // leaves without having claimed hands it on (passOn), or the job would wait for a re-check.
+    let woke: Announcement | null = null;
+    let waited = false;
+    const handOn = () => {
+      if (woke) notifier.passOn(woke);
+      woke = null;
+    };
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
       if (f.signal?.aborted && !first) {
+        handOn();
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
@@ -362,13 +384,22 @@ export function createJobService(deps: {
         ({ rows, since } = first);
         first = undefined;
       } else {
-        await promoteIfDue();
-        // Before the claim: a job committed after its snapshot is announced after this mark.
-        since = notifier.mark();
-        rows =
-          f.shared === false
-            ? await jobs.claimNext({ ...f, tenant: f.scope })
-            : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        try {
+          await promoteIfDue();
+          // Before the claim: a job committed after its snapshot is announced after this mark.
+          since = notifier.mark();
+          rows =
+            f.shared === false
+              ? countStatement("claim", await jobs.claimNext({ ...f, tenant: f.scope }))
+              : await claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        } catch (e) {
+          handOn();
+          throw e;
+        }
+        if (waited) metrics.pollWakes.inc({ by: woke ? "announcement" : "recheck", outcome: rows.length > 0 ? "found" : "empty" });
+        // Left while its claim was queued: it took nothing.
+        if (rows.length === 0 && f.signal?.aborted) handOn();
+        woke = null;
       }
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
@@ -386,7 +417,8 @@ export function createJobService(deps: {
         return rows;
       }
       // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
-      await notifier.wait(f.queues, Math.min(left, 1000), f.signal, since);
+      woke = await notifier.wait(interest, Math.min(left, 1000), f.signal, since);
+      waited = true;
     }
   }
 
@@ -543,7 +575,8 @@ export function createJobService(deps: {
       countWin("running", [row]);
       // Due by the database's clock (run_at and updated_at come from the same statement's now()),
       // not this process's: with the two apart, a retry that is due would go unannounced.
-      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) notifier.notify(row.queue);
+      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
+        notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
       return ok(row);
     }
     const { row: cur, error } = await explainLoss(id, scope);

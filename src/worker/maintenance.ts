@@ -39,7 +39,7 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
       c.metrics.reaperRecoveries.inc({ to: r.status });
       c.metrics.leaseExpired(r);
       c.metrics.transitions.inc({ from: "running", to: r.status });
-      if (r.status === "queued") c.notifier.notify(r.queue);
+      if (r.status === "queued") c.notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
     }
     total += rows.length;
     if (rows.length < limit) break;
