@@ -8,7 +8,8 @@
 // Two more edits serve src/db/gate.ts (a deadline and a fail-fast while PostgreSQL is away):
 // the pool's query handler first asks `options.gate(query)`, which may refuse the query, and a
 // query cancelled while it waited for a connection being opened no longer leaves that
-// connection stuck in `connecting` (upstream assumes the first query always runs).
+// connection stuck in `connecting` (upstream assumes the first query always runs). And the
+// type lookup of a new connection no longer rejects unhandled when that connection is lost.
 // Idempotent; run by `postinstall` and by .ci/run. test/unit/postgres-driver.test.ts checks it.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -31,6 +32,10 @@ const edits = [
     "      initial && !initial.reserve && execute(initial)\n",
     `      ${GATE}\n      if (initial && !initial.reserve && initial.cancelled) {\n        options.shared.retries = retries = 0\n        initial = null\n        return onopen(connection)\n      }\n      initial && !initial.reserve && execute(initial)\n`,
   ],
+  // The type lookup a new connection runs first is a promise nobody awaits: a connection lost
+  // during it (PostgreSQL shutting down as it connects) was an unhandled rejection that killed
+  // the process. The close that caused it retries the waiting query on a new connection.
+  ["        return fetchArrayTypes()\n", "        return fetchArrayTypes().catch(() => {}) /* jobline: types lookup guard */\n"],
 ];
 const indexEdits = [["  function handler(query) {\n", `  function handler(query) {\n    ${GATE}\n    if (options.gate && options.gate(query))\n      return\n`]];
 
