@@ -64,8 +64,9 @@ export function connect(url: string, opts: { max?: number; application?: string;
   const options = {
     onnotice: () => {},
     idle_timeout: 30,
-    // A connect that hangs (an address that drops packets) fails, and trips the gate, within the acquire bound.
-    connect_timeout: Math.max(1, Math.ceil(acquireTimeoutMs / 1000)),
+    // Not the acquire bound: a loaded PostgreSQL may take seconds to accept, and a timed-out
+    // connect trips the gate. An address that drops packets trips it after these 5 s.
+    connect_timeout: 5,
     backoff: reconnectDelay,
     connection: { application_name: opts.application ?? "jobline" },
   };
