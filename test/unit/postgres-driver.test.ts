@@ -71,4 +71,10 @@ describe("the installed postgres.js driver", () => {
     for (const f of ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js", "src/index.js", "cjs/src/index.js", "cf/src/index.js"])
       expect(readFileSync(join(root, f), "utf8"), f).toContain("/* jobline: gate */");
   });
+
+  it("catches the type lookup of a new connection (lost as PostgreSQL shuts down, it was an unhandled rejection)", () => {
+    const root = dirname(dirname(fileURLToPath(import.meta.resolve("postgres"))));
+    for (const f of ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js"])
+      expect(readFileSync(join(root, f), "utf8"), f).toContain("/* jobline: types lookup guard */");
+  });
 });
