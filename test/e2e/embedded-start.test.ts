@@ -18,9 +18,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(): Promise<Child & { url: string }> {
+async function start(env: Record<string, string> = {}): Promise<Child & { url: string }> {
   const port = await freePort();
-  const c = spawnChild(["bin/jobline.js", "start"], { JOBLINE_DATA_DIR: dir, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn" }, [
+  const base = { JOBLINE_DATA_DIR: dir, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", ...env };
+  const c = spawnChild(["bin/jobline.js", "start"], base, [
     "DATABASE_URL",
     "JOBLINE_BOOTSTRAP_KEY",
   ]);
@@ -61,11 +62,13 @@ function restartOutside() {
 
 /** SIGTERM, and how the process ended; SIGKILL only past `graceMs` (then the test fails on the signal). */
 async function terminate(c: Child, graceMs = 60_000) {
+  const t0 = Date.now();
   process.kill(c.pid, "SIGTERM");
   const t = setTimeout(() => alive(c.pid) && process.kill(c.pid, "SIGKILL"), graceMs);
   const end = await c.exited;
   clearTimeout(t);
   await c.stop();
+  console.log(`jobline start (pid ${c.pid}) stopped in ${Date.now() - t0} ms: ${JSON.stringify(end)}`);
   return end;
 }
 
@@ -95,7 +98,8 @@ describe("jobline start without DATABASE_URL", () => {
   }, 240_000);
 
   it("after PostgreSQL was restarted outside jobline, shutdown is clean and stops that server too", async () => {
-    const third = await start();
+    // A shutdown timeout longer than the grace below: a stop that hangs is killed and fails the test.
+    const third = await start({ JOBLINE_SHUTDOWN_TIMEOUT_MS: "600000" });
     restartOutside();
     const pid = postmasterPid();
     await until("ready after the outside restart", async () => ((await fetch(`${third.url}/readyz`)).ok ? true : undefined), 60_000, 200);
