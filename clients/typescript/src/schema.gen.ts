@@ -1250,7 +1250,10 @@ export interface paths {
                         jobs: components["schemas"]["BatchJobSubmitInput"][];
                         /** @default true */
                         seal?: boolean;
-                        /** Format: uri */
+                        /**
+                         * Format: uri
+                         * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+                         */
                         webhookUrl?: string;
                         /** @description Only a platform key (tenant `*`) may name it; default `default`. */
                         tenant?: string;
@@ -2303,7 +2306,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
@@ -2400,7 +2406,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
         };
         /** @description Jobs of the batch per status */
@@ -2435,8 +2444,8 @@ export interface components {
             secret: string;
         };
         HealthInput: {
-            status: string;
-            detail?: string;
+            /** @enum {string} */
+            status: "ok" | "ready" | "not_ready";
         };
         JobListInput: {
             items: components["schemas"]["JobInput"][];
@@ -2521,7 +2530,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
@@ -2618,7 +2630,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
         };
         /** @description Jobs of the batch per status */
@@ -2653,8 +2668,8 @@ export interface components {
             secret: string;
         };
         Health: {
-            status: string;
-            detail?: string;
+            /** @enum {string} */
+            status: "ok" | "ready" | "not_ready";
         };
         JobList: {
             items: components["schemas"]["Job"][];
