@@ -10,7 +10,7 @@ let dispatchers: WebhookDispatcher[] = [];
 const receivers: Array<{ close: () => Promise<void> }> = [];
 
 beforeAll(async () => {
-  env = await createTestEnv("worker_webhooks");
+  env = await createTestEnv("worker_webhooks", { JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
 });
 afterEach(async () => {
   await Promise.all(dispatchers.map((d) => d.stop()));
