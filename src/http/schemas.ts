@@ -24,7 +24,11 @@ export const LeaseSeconds = z.number().int().min(1).max(3600);
 export const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)
-  .refine((s) => pgUnsafeString(s) === null, "invalid characters");
+  .refine((s) => pgUnsafeString(s) === null, "invalid characters")
+  .describe(
+    "http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused " +
+      "(400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.",
+  );
 
 const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
 const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");

@@ -3,7 +3,7 @@ import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
-import { storableProblem } from "../domain/json.js";
+import { storable, storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
@@ -55,6 +55,13 @@ export function canonicalJson(v: unknown): string {
 }
 
 export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
+
+/** Why a job's result cannot be stored: held to the payload's 256 KiB (413), and to what jsonb stores (400). */
+export function resultRefusal(result: unknown) {
+  const s = storable(result);
+  if (!s.ok) return err("invalid", `result ${s.problem}`);
+  return s.bytes > MAX_PAYLOAD_BYTES ? err("payload_too_large", "result exceeds 256 KiB") : null;
+}
 
 export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
   return {
@@ -446,8 +453,8 @@ export function createJobService(deps: {
   }
 
   async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
-    const bad = storableProblem(result);
-    if (bad) return err("invalid", `result ${bad}`);
+    const bad = resultRefusal(result);
+    if (bad) return bad;
     const row =
       q === undefined
         ? (await completeTogether(scope, [{ id, leaseToken, result }]))[0]!
@@ -480,8 +487,8 @@ export function createJobService(deps: {
     scope: TenantScope,
     items: Array<{ id: string; leaseToken: string; result?: unknown }>,
     complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
-    /** Each result's storableProblem; a caller that checked them already passes nulls. */
-    problems = items.map((i) => storableProblem(i.result)),
+    /** Each result's refusal; a caller that checked them already passes nulls. */
+    problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
   ) {
     const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
     countWin(
@@ -492,8 +499,8 @@ export function createJobService(deps: {
     let g = 0;
     for (const [k, i] of items.entries()) {
       const problem = problems[k];
-      if (problem !== null) {
-        out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
+      if (problem) {
+        out.push({ id: i.id, outcome: problem });
         continue;
       }
       const r = rows[g++];
@@ -542,7 +549,7 @@ export function createJobService(deps: {
 
   /**
    * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
-   * back. Its results must have passed storableProblem already (createWorker fails a job whose
+   * back. Its results must have passed resultRefusal already (createWorker fails a job whose
    * result does not), so they are not serialised once more here.
    */
   const completeOwn = (scope: TenantScope, items: Array<{ id: string; leaseToken: string; result?: unknown }>) =>

@@ -452,7 +452,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
@@ -549,7 +552,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
         };
         /** @description Jobs of the batch per status */
@@ -584,8 +590,8 @@ export interface components {
             secret: string;
         };
         HealthInput: {
-            status: string;
-            detail?: string;
+            /** @enum {string} */
+            status: "ok" | "ready" | "not_ready";
         };
         JobListInput: {
             items: components["schemas"]["JobInput"][];
@@ -670,7 +676,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
@@ -767,7 +776,10 @@ export interface components {
             /** Format: date-time */
             runAt?: string;
             maxAttempts?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
             webhookUrl?: string;
         };
         /** @description Jobs of the batch per status */
@@ -802,8 +814,8 @@ export interface components {
             secret: string;
         };
         Health: {
-            status: string;
-            detail?: string;
+            /** @enum {string} */
+            status: "ok" | "ready" | "not_ready";
         };
         JobList: {
             items: components["schemas"]["Job"][];
@@ -1928,7 +1940,10 @@ export interface operations {
                     jobs: components["schemas"]["BatchJobSubmitInput"][];
                     /** @default true */
                     seal?: boolean;
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+                     */
                     webhookUrl?: string;
                     /** @description Only a platform key (tenant `*`) may name it; default `default`. */
                     tenant?: string;

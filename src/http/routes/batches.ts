@@ -11,6 +11,7 @@ import { errors, fail, problem, sendProblem } from "../problem.js";
 import { IdParams, JobSubmitFields, TenantName, WebhookUrl, Timestamp } from "../schemas.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
+import { webhookUrlGuard } from "../webhookUrls.js";
 
 /**
  * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
@@ -56,6 +57,9 @@ export async function batchRoutes(app: Api, c: Container) {
   const svc = c.services.batches;
   const client = requireRole(c, "client");
   const tags = ["batches"];
+  const refuseWebhookUrls = webhookUrlGuard(c);
+  const jobUrls = (jobs: Array<{ webhookUrl?: string | undefined }>) =>
+    jobs.map((j, i): [string, string | undefined] => [`jobs[${i}].webhookUrl`, j.webhookUrl]);
   const send = (reply: FastifyReply, v: Parameters<typeof batchDto>, code = 200) =>
     reply.code(code).header("etag", `"${v[0].version}"`).send(batchDto(...v));
 
@@ -89,6 +93,7 @@ export async function batchRoutes(app: Api, c: Container) {
       if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
       const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl], ...jobUrls(input.jobs)])) return reply;
       const out = await svc.create(tenant, {
         ...input,
         jobs: input.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
@@ -116,6 +121,7 @@ export async function batchRoutes(app: Api, c: Container) {
       },
     },
     async (req, reply) => {
+      if (refuseWebhookUrls(reply, jobUrls(req.body.jobs))) return reply;
       const out = await svc.addJobs(
         req.params.id,
         scope(req),

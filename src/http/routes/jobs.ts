@@ -21,12 +21,14 @@ import {
 } from "../schemas.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
+import { webhookUrlGuard } from "../webhookUrls.js";
 
 export async function jobRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
   const client = requireRole(c, "client");
   const worker = requireRole(c, "worker");
   const tags = ["jobs"];
+  const refuseWebhookUrls = webhookUrlGuard(c);
 
   app.post(
     "/v1/jobs",
@@ -47,6 +49,7 @@ export async function jobRoutes(app: Api, c: Container) {
       if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
       const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl]])) return reply;
       const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
       reply.header("etag", `"${out.value.version}"`);
