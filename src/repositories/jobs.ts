@@ -3,7 +3,7 @@ import type { Queryable } from "../db/client.js";
 import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
 import { uuidv7 } from "../domain/ids.js";
 import type { JobStatus } from "../domain/jobs.js";
-import { finaliseTail, heldTag, heldTagValue, jobGuard, sameRow, tagged } from "./sql.js";
+import { finaliseTail, heldTag, heldTagValue, jobGuard, tagged } from "./sql.js";
 
 export interface JobRow {
   id: string;
@@ -173,7 +173,7 @@ export function jobsRepository(sql: Queryable) {
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = completed_items.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM completed_items WHERE ${sameRow(q, "jobs.id", "completed_items.id")}
+          FROM completed_items WHERE jobs.id = completed_items.id
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}`;
