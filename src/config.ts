@@ -23,6 +23,8 @@ const ConfigSchema = z.object({
   JOBLINE_BACKOFF_BASE_MS: z.coerce.number().int().min(0).default(1000),
   JOBLINE_BACKOFF_MAX_MS: z.coerce.number().int().min(0).default(3_600_000),
   JOBLINE_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  // Longest wait for a database connection before a request is answered 503 (nothing changed).
+  JOBLINE_DB_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),

@@ -17,7 +17,11 @@ import { createNotifier } from "./services/notifier.js";
  * fastify here: HTTP is one adapter over these services, the worker another.
  */
 export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
-  const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
+  const database: Database = connect(databaseUrl, {
+    max: config.JOBLINE_DB_POOL_MAX,
+    application: opts.application,
+    acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
+  });
   const { sql, db } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });

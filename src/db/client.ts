@@ -1,6 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { rememberLast } from "../domain/memo.js";
+import { createGate, type Gate } from "./gate.js";
 import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
@@ -25,6 +26,8 @@ export const driverError = (e: unknown): unknown => {
 export interface Database {
   sql: Sql;
   db: PostgresJsDatabase<typeof schema>;
+  /** Fails statements fast while PostgreSQL is unreachable (src/db/gate.ts). */
+  gate: Gate;
   close: () => Promise<void>;
 }
 
@@ -49,11 +52,19 @@ const timestamptz = {
   parse: parseTimestamptz,
 };
 
-export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
+/**
+ * Seconds before a closed connection tries again. postgres.js's default grows to 20 s, which
+ * delayed recovery by as much after PostgreSQL returned; the gate keeps statements from
+ * piling onto a pool that cannot connect, so short waits do not hammer the server.
+ */
+const reconnectDelay = (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.01 * 2 ** retries, 0.5);
+
+export function connect(url: string, opts: { max?: number; application?: string; acquireTimeoutMs?: number } = {}): Database {
   const options = {
     onnotice: () => {},
     idle_timeout: 30,
     connect_timeout: 5,
+    backoff: reconnectDelay,
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
@@ -61,10 +72,15 @@ export function connect(url: string, opts: { max?: number; application?: string 
   // gets a small pool of its own and the repositories keep real Dates.
   const drizzleClient = postgres(url, { ...options, max: 4 });
   const db = drizzle(drizzleClient, { schema });
+  const gate = createGate({ acquireTimeoutMs: opts.acquireTimeoutMs ?? 2000 });
+  gate.install(sql);
+  gate.install(drizzleClient);
   return {
     sql,
     db,
+    gate,
     close: async () => {
+      gate.close();
       await Promise.all([sql.end({ timeout: 5 }), drizzleClient.end({ timeout: 5 })]);
     },
   };

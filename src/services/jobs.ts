@@ -10,7 +10,7 @@ import type { Metrics } from "../metrics.js";
 import type { Cancel } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
 import type { Notifier } from "./notifier.js";
-import { inTx, isConflictVictim, isDataError, isDbUnavailable } from "./tx.js";
+import { inTx, isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown, retryIfLost } from "./tx.js";
 
 /**
  * Statements of one kind (and filter) a process runs at once; calls arriving
@@ -110,7 +110,8 @@ export function createJobService(deps: {
     async (key, requests) => {
       const live = requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
       if (live.every((r) => r.max === 0)) return live.map(() => []);
-      return jobs.claimNextFor(key, live);
+      // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
+      return retryIfLost(() => jobs.claimNextFor(key, live), false);
     },
     {
       inFlight: COALESCE_IN_FLIGHT,
@@ -151,7 +152,9 @@ export function createJobService(deps: {
     const items = distinctItems(requests);
     const out: Row[] = [];
     const bad = new Set<string>();
-    for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
+    // Fenced by the lease token: a second run finds the first one's rows and answers them as replays.
+    const run = (part: CompleteItem[]) => retryIfLost(() => jobs.completeManyIfLeased(part, scope, undefined, lean), true);
+    for (const p of await inHalves(items, run, isDataError)) {
       if (p.ok) out.push(...(p.out as Row[]));
       else if (p.items.length === 1 && isDataError(p.error)) bad.add(itemKey(p.items[0]!));
       else throw p.error;
@@ -180,9 +183,12 @@ export function createJobService(deps: {
       const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
       try {
-        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
+        const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers), false);
         return zip(matchWinners(acks, r.completed), r.claimed);
       } catch (e) {
+        // Lost after it was sent: the completions are safe to run again (fenced), the claims are
+        // not; jobs the lost statement may have claimed go back to the queue when their lease ends.
+        if (isOutcomeUnknown(e)) return zip(await completeShared(true, key.tenant, acks), takers.map(() => []));
         if (!isDataError(e)) throw e;
         const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
         const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
@@ -204,8 +210,9 @@ export function createJobService(deps: {
     async (_queue, batch) => {
       // Alone, one statement: a multi-row insert takes five round trips, which an idle
       // service would add to every submit's latency.
-      if (batch.length === 1) return [(await jobs.insert(batch[0]!))!];
-      const rows = await inTx(deps.sql, (tx) => jobs.insertMany(batch, tx));
+      // Run again only when the lost statement certainly did nothing: without a key, a second insert could duplicate.
+      if (batch.length === 1) return [(await retryIfLost(() => jobs.insert(batch[0]!), false))!];
+      const rows = await retryIfLost(() => inTx(deps.sql, (tx) => jobs.insertMany(batch, tx)), false);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return batch.map((j) => byId.get(j.id)!);
     },
@@ -226,7 +233,8 @@ export function createJobService(deps: {
       notifier.notify(row.queue);
       return ok(row);
     }
-    const row = await jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash }));
+    // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
+    const row = await retryIfLost(() => jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
     if (row) {
       notifier.notify(row.queue);
       return ok(row);
@@ -240,7 +248,7 @@ export function createJobService(deps: {
   }
 
   async function get(id: string, scope: TenantScope) {
-    const row = await jobs.findById(id, scope);
+    const row = await retryIfLost(() => jobs.findById(id, scope), true);
     return row ? ok(row) : err("not_found");
   }
 
@@ -397,7 +405,8 @@ export function createJobService(deps: {
   }
 
   async function heartbeat(id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
-    const row = await jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope);
+    // Extending a lease twice is extending it once.
+    const row = await retryIfLost(() => jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
     if (row) return ok(row);
     const { error } = await explainLoss(id, scope);
     lost("heartbeat");
@@ -508,7 +517,7 @@ export function createJobService(deps: {
     settle(
       scope,
       items,
-      async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!,
+      async (good) => matchWinners([good], await retryIfLost(() => jobs.completeManyIfLeased(good, scope, undefined, true), true))[0]!,
       items.map(() => null),
     );
 
@@ -517,13 +526,19 @@ export function createJobService(deps: {
     scope: TenantScope,
     a: { leaseToken: string; error: { message: string; code?: string | undefined }; retryable: boolean; retryAfterSeconds?: number | undefined },
   ) {
-    const row = await jobs.failIfLeased(id, {
-      ...a,
-      backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
-      backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
-      jitter: random(),
-      tenant: scope,
-    });
+    // A fail that requeued its job cannot be told from a lost lease on a second run: only when nothing ran.
+    const jitter = random();
+    const row = await retryIfLost(
+      () =>
+        jobs.failIfLeased(id, {
+          ...a,
+          backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
+          backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
+          jitter,
+          tenant: scope,
+        }),
+      false,
+    );
     if (row) {
       countWin("running", [row]);
       // Due by the database's clock (run_at and updated_at come from the same statement's now()),

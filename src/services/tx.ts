@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import { driverError } from "../db/client.js";
+import { markSent, wasSent } from "../db/gate.js";
 
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
@@ -18,9 +19,16 @@ export const JOB_LOCK_WAIT_MS = 250;
  */
 export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    // A connection lost before COMMIT was sent rolled everything back; after, the outcome is unknown.
+    let committing = false;
     try {
-      return (await sql.begin(fn)) as T;
+      return (await sql.begin(async (tx) => {
+        const out = await fn(tx);
+        committing = true;
+        return out;
+      })) as T;
     } catch (e) {
+      markSent(driverError(e), committing);
       if (attempt >= 8 || !RERUN_CODES.has(String(codeOf(e) ?? ""))) throw e;
       await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
     }
@@ -61,5 +69,42 @@ export const isDbUnavailable = (e: unknown): boolean => {
   // A SQLSTATE: five characters of a class PostgreSQL defines (EPIPE is not one).
   if (/^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/.test(code)) return /^(0800[01346]|57P0[1-3]|53300)$/.test(code);
   const message = String((err as { message?: unknown } | null)?.message ?? "");
-  return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_/.test(`${code} ${message}`);
+  return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|DB_UNAVAILABLE/.test(`${code} ${message}`);
 };
+
+/**
+ * Failures that certainly happened before anything could commit: no connection (refused,
+ * timed out, the gate's refusal, PostgreSQL starting or full) or a statement the gate saw fail
+ * before it was sent, or a transaction that lost its connection before COMMIT.
+ */
+const NEVER_RAN = /^(DB_UNAVAILABLE|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|CONNECT_TIMEOUT|57P03|53300)$/;
+
+/**
+ * The database may or may not have applied the statement: the connection died after it was
+ * sent (CONNECTION_CLOSED, ECONNRESET, 57P01 admin shutdown, …, when not known to be unsent),
+ * or PostgreSQL said so (08007). Sending the same request again is safe only when it is
+ * idempotent (an Idempotency-Key, a fenced completion); the answer is 503 `outcome_unknown`.
+ */
+export const isOutcomeUnknown = (e: unknown): boolean => {
+  const err = driverError(e);
+  const code = String(codeOf(err) ?? "");
+  if (code === "08007") return true;
+  if (!isDbUnavailable(err) || NEVER_RAN.test(code)) return false;
+  return wasSent(err) !== false;
+};
+
+/**
+ * Runs `fn`, and once more at once when its connection was lost and running it again is safe:
+ * the statement certainly did nothing, or `idempotent` says a second run finds the first one's
+ * effect (a fenced completion, an insert keyed by an Idempotency-Key). A killed backend then
+ * costs one statement on a fresh connection instead of a 503 and the client's resend. Not
+ * while the gate fails fast: PostgreSQL is away, and the client is told so at once.
+ */
+export async function retryIfLost<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isDbUnavailable(e) || NEVER_RAN.test(String(codeOf(e) ?? "")) || (!idempotent && isOutcomeUnknown(e))) throw e;
+    return fn();
+  }
+}

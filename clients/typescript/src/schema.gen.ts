@@ -65,7 +65,7 @@ export interface paths {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -178,7 +178,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -273,7 +273,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -356,7 +356,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -467,7 +467,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -579,7 +579,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -680,7 +680,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -782,7 +782,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -867,7 +867,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -975,7 +975,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1072,7 +1072,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1143,7 +1143,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1220,7 +1220,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1305,7 +1305,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1416,7 +1416,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1514,7 +1514,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1597,7 +1597,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1697,7 +1697,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1795,7 +1795,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1868,7 +1868,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1943,7 +1943,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2010,7 +2010,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2093,7 +2093,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2174,7 +2174,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2260,7 +2260,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
