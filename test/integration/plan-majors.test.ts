@@ -98,7 +98,7 @@ async function captureHotStatements(url: string): Promise<Stmt[]> {
  * The table shapes, built in turn on one database and analysed before their plans are taken.
  * Random ids: the physical order no longer follows the key, as after months of updates.
  */
-const SHAPES: Array<{ name: string; rows: string }> = [
+const SHAPES: Array<{ name: string; rows: string; majors?: number[] }> = [
   { name: "empty", rows: "" },
   {
     name: "100 rows",
@@ -122,10 +122,15 @@ const SHAPES: Array<{ name: string; rows: string }> = [
   },
   {
     name: "1M finished",
+    // Only on the oldest and newest majors: it is most of the test's time (a million rows and
+    // their indexes), and the reported flip showed at the 86,000-row shape, not here.
+    majors: [15, 18],
     rows: `INSERT INTO jobs (id, tenant, queue, kind, payload, status, attempts, lease_token, started_at, finished_at)
        SELECT gen_random_uuid(), 'acme', '${Q}', 'k', '{}', 'succeeded', 1, gen_random_uuid(), now(), now() FROM generate_series(1, 1000000)`,
   },
 ];
+
+const shapesOf = (major: number) => SHAPES.filter((s) => !s.majors || s.majors.includes(major));
 
 /**
  * Empties jobs and fills it with one INSERT ... SELECT, without its triggers (job_list is not read
@@ -191,7 +196,7 @@ describe.sequential.each(PG_MAJORS)("PostgreSQL $major", (m) => {
       const found: string[] = [];
       const checked: string[] = [];
       try {
-        for (const shape of SHAPES) {
+        for (const shape of shapesOf(m.major)) {
           await buildShape(sql, shape.rows);
           // A table of a few pages is read whole for less than one index probe costs, and PostgreSQL
           // plans a scan of it even for "WHERE id = $1" (every statement here, on every major).
@@ -205,7 +210,7 @@ describe.sequential.each(PG_MAJORS)("PostgreSQL $major", (m) => {
       } finally {
         await sql.end();
       }
-      expect(checked).toEqual(SHAPES.slice(2).map((s) => s.name));
+      expect(checked).toEqual(shapesOf(m.major).slice(2).map((s) => s.name));
       expect(found).toEqual([]);
     } finally {
       await server.stop();
