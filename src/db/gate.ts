@@ -49,7 +49,7 @@ export interface GateOptions {
  * reaching a connection is taken out of the queue and refused; after a failed connect every
  * new statement is refused at once, except one per `probeEveryMs` let through as a probe,
  * whose success ends the outage. Installed through the `options.gate` hook that
- * scripts/patch-postgres.mjs adds to the pool's query handler.
+ * patches/postgres+3.4.9.patch adds to the pool's query handler.
  */
 export function createGate(o: GateOptions) {
   const probeEveryMs = o.probeEveryMs ?? 250;

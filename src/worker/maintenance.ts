@@ -37,6 +37,7 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
     const rows = await c.repos.jobs.reapExpired(limit);
     for (const r of rows) {
       c.metrics.reaperRecoveries.inc({ to: r.status });
+      c.metrics.leaseExpired(r);
       c.metrics.transitions.inc({ from: "running", to: r.status });
       if (r.status === "queued") c.notifier.notify(r.queue);
     }

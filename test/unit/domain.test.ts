@@ -19,6 +19,7 @@ const DESIGN_JOB_EDGES: Record<JobTransition, { from: JobStatus[]; to: JobStatus
   complete: { from: ["running"], to: ["succeeded"], fenced: true },
   fail: { from: ["running"], to: ["queued", "failed", "cancelled"], fenced: true },
   reap: { from: ["running"], to: ["queued", "failed", "cancelled"], fenced: false },
+  release: { from: ["running"], to: ["queued"], fenced: true },
   batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fenced: false },
 };
 

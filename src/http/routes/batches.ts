@@ -67,6 +67,7 @@ export async function batchRoutes(app: Api, c: Container) {
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
         tags,
+        operationId: "createBatch",
         summary: "Create a batch of jobs; sealed at once unless `seal: false`",
         description:
           "Up to 10,000 jobs per request (413 beyond; body up to 32 MiB, each payload up to 256 KiB). With `seal: false` " +
@@ -106,6 +107,7 @@ export async function batchRoutes(app: Api, c: Container) {
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
         tags,
+        operationId: "addBatchJobs",
         summary: "Add jobs to a batch that is still preparing",
         description: "Up to 10,000 jobs per request (413 beyond). 409 once the batch is sealed.",
         params: IdParams,
@@ -130,6 +132,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "sealBatch",
         summary: "Seal a batch: its jobs become claimable (idempotent)",
         params: IdParams,
         body: z.strictObject({}).nullish(),
@@ -147,7 +150,7 @@ export async function batchRoutes(app: Api, c: Container) {
     "/v1/batches/:id",
     {
       onRequest: client,
-      schema: { tags, summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
+      schema: { tags, operationId: "getBatch", summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await svc.get(req.params.id, scope(req));
@@ -162,6 +165,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "listBatches",
         summary: "List batches, newest first (keyset pagination)",
         querystring: z.strictObject({
           status: z.enum(BATCH_STATUSES).optional(),
@@ -191,6 +195,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "cancelBatch",
         summary: "Cancel a batch: queued jobs are cancelled, running ones asked to stop",
         params: IdParams,
         body: z.strictObject({}).nullish(),
@@ -210,6 +215,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "retryBatch",
         summary: "Requeue a finished batch's failed and cancelled jobs (attempts reset)",
         params: IdParams,
         body: z.strictObject({}).nullish(),

@@ -34,6 +34,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "submitJob",
         summary: "Submit a job",
         body: JobSubmitBody,
         headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional() }),
@@ -58,7 +59,7 @@ export async function jobRoutes(app: Api, c: Container) {
     "/v1/jobs/:id",
     {
       onRequest: client,
-      schema: { tags, summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
+      schema: { tags, operationId: "getJob", summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await svc.get(req.params.id, scope(req));
@@ -73,6 +74,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "listJobs",
         summary: "List jobs, newest first (keyset pagination)",
         querystring: z.strictObject({
           queue: Name.optional(),
@@ -105,6 +107,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "cancelJob",
         summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
         params: IdParams,
         headers: IfMatchHeaders,
@@ -125,6 +128,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "claimJob",
         summary: "Claim one specific queued job (optimistic with If-Match)",
         params: IdParams,
         headers: IfMatchHeaders,
@@ -149,6 +153,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "heartbeatJob",
         summary: "Extend the lease; learn whether a cancel was requested",
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
@@ -171,6 +176,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "completeJob",
         summary: "Complete a running job (idempotent for the same lease token)",
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, result: JsonValue.optional() }),
@@ -190,6 +196,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "completeJobs",
         summary: "Complete many running jobs in one statement; each item is answered on its own",
         body: z.strictObject({ items: z.array(CompleteItem).min(1).max(1000) }),
         response: {
@@ -216,6 +223,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "failJob",
         summary: "Report a failure: retried with backoff while attempts remain",
         params: IdParams,
         body: z.strictObject({
