@@ -9,14 +9,14 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { Metrics } from "../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
-import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
-export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
 
 const refusedProblem = () => err("invalid", "the database refused this result");
@@ -42,6 +42,11 @@ function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobSt
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 
+/** Wakes one waiting poll that can take `row`, when it is claimable now (run_at and created_at are the database's clock). */
+function announce(c: JobCtx, row: JobRow) {
+  if (row.runAt.getTime() <= row.createdAt.getTime()) c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
+}
+
 export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
   if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
   const requestHash = idempotencyKey
@@ -51,13 +56,13 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
   if (bad) return err("invalid", bad);
   if (!idempotencyKey) {
     const row = await c.shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
-    c.notifier.notify(row.queue);
+    announce(c, row);
     return ok(row);
   }
   // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
   const row = await retryIfLost(() => c.jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
   if (row) {
-    c.notifier.notify(row.queue);
+    announce(c, row);
     return ok(row);
   }
   // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
@@ -127,8 +132,8 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
 }
 
 export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
-  const bad = storableProblem(result);
-  if (bad) return err("invalid", `result ${bad}`);
+  const bad = resultRefusal(result);
+  if (bad) return bad;
   const row =
     q === undefined
       ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
@@ -162,8 +167,8 @@ async function settle<R extends { status: JobStatus }>(
   scope: TenantScope,
   items: AckItem[],
   complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
-  /** Each result's storableProblem; a caller that checked them already passes nulls. */
-  problems = items.map((i) => storableProblem(i.result)),
+  /** Each result's refusal; a caller that checked them already passes nulls. */
+  problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
 ) {
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
   countWin(c.metrics, 
@@ -174,8 +179,8 @@ async function settle<R extends { status: JobStatus }>(
   let g = 0;
   for (const [k, i] of items.entries()) {
     const problem = problems[k];
-    if (problem !== null) {
-      out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
+    if (problem) {
+      out.push({ id: i.id, outcome: problem });
       continue;
     }
     const r = rows[g++];
@@ -223,7 +228,7 @@ export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckIt
 
 /**
  * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
- * back. Its results must have passed storableProblem already (createWorker fails a job whose
+ * back. Its results must have passed resultRefusal already (createWorker fails a job whose
  * result does not), so they are not serialised once more here.
  */
 export const completeOwn = (c: JobCtx, scope: TenantScope, items: AckItem[]) =>
@@ -258,7 +263,8 @@ export async function fail(
     countWin(c.metrics, "running", [row]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
-    if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) c.notifier.notify(row.queue);
+    if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
+      c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope);
@@ -284,8 +290,8 @@ export function createJobService(deps: {
   random?: () => number;
 }) {
   const { jobs, notifier, metrics } = deps;
-  const shared = createSharedStatements(deps.sql, jobs);
-  const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
+  const shared = createSharedStatements(deps.sql, jobs, metrics);
+  const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
   const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
   const c: JobCtx = { jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
   return {
