@@ -25,6 +25,9 @@ const ConfigSchema = z.object({
   JOBLINE_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  // A schedule's tick later than this was missed (catchUp decides); the scheduler's longest sleep.
+  JOBLINE_SCHEDULE_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  JOBLINE_SCHEDULER_MAX_IDLE_MS: z.coerce.number().int().min(10).default(500),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
   // A module (path or specifier) whose default export is createWorker's options minus `container`.
   JOBLINE_HANDLERS_MODULE: z.string().min(1).optional(),

@@ -11,6 +11,7 @@ import { createAuthService } from "./services/auth.js";
 import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
 import { createNotifier } from "./services/notifier.js";
+import { createScheduleService } from "./services/schedules.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
@@ -32,6 +33,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
+  const scheduleService = createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS });
 
   return {
     config,
@@ -42,7 +44,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     metrics,
     notifier,
     repos,
-    services: { auth, jobs: jobService, batches: batchService },
+    services: { auth, jobs: jobService, batches: batchService, schedules: scheduleService },
     async close() {
       notifier.wakeAll();
       await database.close();

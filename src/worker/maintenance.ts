@@ -1,6 +1,7 @@
 import type { Container } from "../container.js";
 import { createWebhookDispatcher } from "../services/webhooks.js";
 import { retainOnce } from "./retention.js";
+import { startScheduler } from "./scheduler.js";
 
 /** A loop that runs `tick` every `intervalMs` until stopped; a failed tick is logged and retried next time. */
 export function every(name: string, intervalMs: number, tick: () => Promise<unknown>, c: Container) {
@@ -61,6 +62,7 @@ export function startMaintenance(c: Container) {
   const webhooks = createWebhookDispatcher({ ...c, outbox: c.repos.outbox, tenants: c.repos.tenants });
   webhooks.start();
   const loops = [
+    startScheduler(c),
     every("reaper", c.config.JOBLINE_REAPER_INTERVAL_MS, () => reapOnce(c), c),
     every("retention", c.config.JOBLINE_RETENTION_INTERVAL_MS, () => retainOnce(c), c),
   ];
