@@ -20,6 +20,8 @@ Commands:
                         submit a job to a running server (JOBLINE_URL, JOBLINE_API_KEY)
   jobs get ID           print a job from a running server
   queues                print queue depths from a running server
+  schedules list|create|pause|resume|delete
+                        manage cron schedules on a running server
 
 \`jobline <command> --help\` describes one command.
 

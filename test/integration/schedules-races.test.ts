@@ -45,7 +45,12 @@ describe("concurrent schedulers", () => {
       const now = clock;
       // All at once, and each a second time, as a scheduler whose pass overlaps the next.
       const outs = await Promise.all(
-        [...schedulers, ...schedulers].map((s) => s.runDue(now).catch((e: unknown) => (errors.push(e), []))),
+        [...schedulers, ...schedulers].map((s) =>
+          s.runDue(now).catch((e: unknown) => {
+            errors.push(e);
+            return [];
+          }),
+        ),
       );
       made += outs.reduce((a, o) => a + o.length, 0);
     }
