@@ -10,30 +10,51 @@ import { tenantsRepository } from "./repositories/tenants.js";
 import { createAuthService } from "./services/auth.js";
 import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
+import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
+import { createQueueService } from "./services/queues.js";
+import { createRetentionService } from "./services/retention.js";
 import { createScheduleService } from "./services/schedules.js";
+import { createTenantService } from "./services/tenants.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
  * fastify here: HTTP is one adapter over these services, the worker another.
  */
 export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
-  const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
-  const { sql, db } = database;
+  const database: Database = connect(databaseUrl, {
+    max: config.JOBLINE_DB_POOL_MAX,
+    application: opts.application,
+    acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
+  });
+  const { sql } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),
-    apiKeys: apiKeysRepository(db),
+    apiKeys: apiKeysRepository(sql),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
-  const metrics = createMetrics(repos.jobs);
+  const metrics = createMetrics(sql, {
+    tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
+    samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
+    renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
+  });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
-  const scheduleService = createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS });
+  const services = {
+    auth,
+    jobs: jobService,
+    batches: batchService,
+    queues: createQueueService({ jobs: repos.jobs }),
+    tenants: createTenantService({ tenants: repos.tenants }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier }),
+    retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
+    schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
+  };
 
   return {
     config,
@@ -44,7 +65,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     metrics,
     notifier,
     repos,
-    services: { auth, jobs: jobService, batches: batchService, schedules: scheduleService },
+    services,
     async close() {
       notifier.wakeAll();
       await database.close();

@@ -1,65 +1,13 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { CATCH_UP, OVERLAP } from "../../domain/schedules.js";
 import type { ScheduleRow } from "../../repositories/schedules.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { requireRole, scope } from "../auth.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { IdParams, JobSubmitFields, Name, TenantName, Timestamp } from "../schemas.js";
+import { IdParams } from "../schemas/common.js";
+import { ScheduleCreate, SchedulePatch, ScheduleSchema } from "../schemas/schedules.js";
 import type { Api } from "../types.js";
-
-const { runAt: _runAt, ...templateFields } = JobSubmitFields;
-const ScheduleJob = z.strictObject(templateFields).meta({ id: "ScheduleJob", description: "The job each tick submits (POST /v1/jobs's fields without runAt)" });
-const Cron = z.string().min(1).max(256).describe("5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first");
-const Timezone = z.string().min(1).max(64).describe("IANA time zone, default UTC");
-const Overlap = z.enum(OVERLAP).describe('"skip": no new run while the previous run of this schedule is queued or running');
-const CatchUp = z.enum(CATCH_UP).describe('after downtime: "none" runs nothing, "latest" one run for the latest missed tick');
-
-const ScheduleFields = {
-  name: Name,
-  cron: Cron,
-  timezone: Timezone.optional(),
-  job: ScheduleJob,
-  overlap: Overlap.optional(),
-  catchUp: CatchUp.optional(),
-  paused: z.boolean().optional(),
-};
-
-const ScheduleCreate = z
-  .strictObject({ ...ScheduleFields, tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`.") })
-  .meta({ id: "ScheduleCreate" });
-const SchedulePatch = z
-  .strictObject({
-    name: Name.optional(),
-    cron: Cron.optional(),
-    timezone: Timezone.optional(),
-    job: ScheduleJob.optional(),
-    overlap: Overlap.optional(),
-    catchUp: CatchUp.optional(),
-    paused: z.boolean().optional().describe("false resumes from the next tick after now; ticks missed while paused do not run"),
-  })
-  .meta({ id: "SchedulePatch" });
-
-export const ScheduleSchema = z
-  .object({
-    id: z.uuid(),
-    tenant: z.string(),
-    name: z.string(),
-    cron: z.string(),
-    timezone: z.string(),
-    job: z.record(z.string(), z.unknown()),
-    overlap: z.enum(OVERLAP),
-    catchUp: z.enum(CATCH_UP),
-    paused: z.boolean(),
-    nextRunAt: Timestamp.nullable().describe("null while paused"),
-    lastRunAt: Timestamp.nullable().describe("the tick of the last job this schedule made"),
-    lastJobId: z.uuid().nullable(),
-    createdAt: Timestamp,
-    updatedAt: Timestamp,
-    version: z.number().int(),
-  })
-  .meta({ id: "Schedule" });
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 

@@ -2,8 +2,8 @@ import type { Sql } from "../../db/client.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
 import type { Cancel } from "../tripwire.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
-import { inTx } from "../../db/tx.js";
-import { isDataError } from "../../db/errors.js";
+import { isDataError, isOutcomeUnknown } from "../../db/errors.js";
+import { inTx, retryIfLost } from "../../db/tx.js";
 import { sameUuid, type TenantScope } from "./input.js";
 
 // Calls of one kind (and filter) that arrive together share one statement (group commit,
@@ -61,7 +61,8 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
     async (key, requests) => {
       const live = liveTakers(requests);
       if (live.every((r) => r.max === 0)) return live.map(() => []);
-      return jobs.claimNextFor(key, live);
+      // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
+      return retryIfLost(() => jobs.claimNextFor(key, live), false);
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.max, keyOf: claimKeyOf },
   );
@@ -74,7 +75,9 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
     const items = distinctItems(requests);
     const out: Row[] = [];
     const bad = new Set<string>();
-    for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
+    // Fenced by the lease token: a second run finds the first one's rows and answers them as replays.
+    const run = (part: CompleteItem[]) => retryIfLost(() => jobs.completeManyIfLeased(part, scope, undefined, lean), true);
+    for (const p of await inHalves(items, run, isDataError)) {
       if (p.ok) out.push(...(p.out as Row[]));
       else if (p.items.length === 1 && isDataError(p.error)) bad.add(itemKey(p.items[0]!));
       else throw p.error;
@@ -99,9 +102,12 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
       const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
       try {
-        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
+        const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers), false);
         return zip(matchWinners(acks, r.completed), r.claimed);
       } catch (e) {
+        // Lost after it was sent: the completions are safe to run again (fenced), the claims are
+        // not; jobs the lost statement may have claimed go back to the queue when their lease ends.
+        if (isOutcomeUnknown(e)) return zip(await completeShared(true, key.tenant, acks), takers.map(() => []));
         if (!isDataError(e)) throw e;
         const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
         const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
@@ -118,8 +124,9 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
     async (_queue, batch) => {
       // Alone, one statement: a multi-row insert takes five round trips, which an idle
       // service would add to every submit's latency.
-      if (batch.length === 1) return [(await jobs.insert(batch[0]!))!];
-      const rows = await inTx(sql, (tx) => jobs.insertMany(batch, tx));
+      // Run again only when the lost statement certainly did nothing: without a key, a second insert could duplicate.
+      if (batch.length === 1) return [(await retryIfLost(() => jobs.insert(batch[0]!), false))!];
+      const rows = await retryIfLost(() => inTx(sql, (tx) => jobs.insertMany(batch, tx)), false);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return batch.map((j) => byId.get(j.id)!);
     },
