@@ -5,6 +5,7 @@ import { migrate } from "./db/migrate.js";
 import { resolveDatabase, run } from "./server.js";
 import { ROLES, type Role } from "./services/auth.js";
 import { REMOTE_HELP, runRemote, UsageError } from "./cliRemote.js";
+import { ScheduleUsageError } from "./cliSchedules.js";
 
 const HELP = `jobline <command> [options]
 
@@ -47,7 +48,7 @@ async function main(argv: string[]) {
     try {
       process.exitCode = await runRemote(command, rest);
     } catch (e) {
-      if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return fail((e as Error).message);
+      if (e instanceof UsageError || e instanceof ScheduleUsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return fail((e as Error).message);
       throw e;
     }
     return;

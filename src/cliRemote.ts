@@ -1,17 +1,14 @@
 // CLI commands that talk to a running server over HTTP, through the generated SDK client.
 import { parseArgs } from "node:util";
 import { createJoblineClient } from "../clients/typescript/src/client.js";
+import { SCHEDULE_OPTIONS, SCHEDULES_HELP, schedulesCommand } from "./cliSchedules.js";
 
 export const REMOTE_HELP: Record<string, string> = {
   submit: `jobline submit --queue Q --kind K [--payload JSON] [--priority N] [--group-key G] [--idempotency-key K]
   Submit a job to the server at JOBLINE_URL with the key in JOBLINE_API_KEY; prints the job as JSON.`,
   jobs: `jobline jobs get ID
   Print one job as JSON (JOBLINE_URL, JOBLINE_API_KEY).`,
-  schedules: `jobline schedules list [--limit N] [--cursor C]
-jobline schedules create --name N --cron "C" --queue Q --kind K [--timezone TZ] [--payload JSON]
-                         [--overlap allow|skip] [--catch-up none|latest] [--paused]
-jobline schedules pause ID | resume ID | delete ID
-  Manage cron schedules on the server at JOBLINE_URL (JOBLINE_API_KEY, a client key); prints JSON.`,
+  schedules: SCHEDULES_HELP,
   queues: `jobline queues
   Print per-queue counts by status and the oldest queued age (JOBLINE_URL, JOBLINE_API_KEY).`,
 };
@@ -22,61 +19,6 @@ function parsePayload(text: string | undefined): unknown {
     return JSON.parse(text);
   } catch {
     throw new UsageError("--payload must be JSON");
-  }
-}
-
-async function schedules(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      name: { type: "string" },
-      cron: { type: "string" },
-      timezone: { type: "string" },
-      queue: { type: "string" },
-      kind: { type: "string" },
-      payload: { type: "string" },
-      overlap: { type: "string" },
-      "catch-up": { type: "string" },
-      paused: { type: "boolean" },
-      limit: { type: "string" },
-      cursor: { type: "string" },
-    },
-  });
-  const [action, id] = positionals;
-  const api = client();
-  const path = { params: { path: { id: id ?? "" } } };
-  switch (action) {
-    case "list":
-      return report(
-        await api.GET("/v1/schedules", {
-          params: { query: { ...(values.limit ? { limit: Number(values.limit) } : {}), ...(values.cursor ? { cursor: values.cursor } : {}) } },
-        }),
-      );
-    case "create": {
-      if (!values.name || !values.cron || !values.queue || !values.kind) throw new UsageError(REMOTE_HELP.schedules!);
-      const body = {
-        name: values.name,
-        cron: values.cron,
-        job: { queue: values.queue, kind: values.kind, payload: parsePayload(values.payload) },
-        ...(values.timezone ? { timezone: values.timezone } : {}),
-        ...(values.overlap ? { overlap: values.overlap as "allow" | "skip" } : {}),
-        ...(values["catch-up"] ? { catchUp: values["catch-up"] as "none" | "latest" } : {}),
-        ...(values.paused ? { paused: true } : {}),
-      };
-      return report(await api.POST("/v1/schedules", { body }));
-    }
-    case "pause":
-    case "resume":
-      if (!id) throw new UsageError(REMOTE_HELP.schedules!);
-      return report(await api.PATCH("/v1/schedules/{id}", { ...path, body: { paused: action === "pause" } }));
-    case "delete": {
-      if (!id) throw new UsageError(REMOTE_HELP.schedules!);
-      const r = await api.DELETE("/v1/schedules/{id}", path);
-      return r.response.ok ? 0 : report(r);
-    }
-    default:
-      throw new UsageError(REMOTE_HELP.schedules!);
   }
 }
 
@@ -136,8 +78,10 @@ export async function runRemote(command: string, args: string[]): Promise<number
     }
     case "queues":
       return report(await client().GET("/v1/queues"));
-    case "schedules":
-      return schedules(args);
+    case "schedules": {
+      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: SCHEDULE_OPTIONS });
+      return schedulesCommand(positionals[0], positionals[1], values, client());
+    }
     default:
       throw new UsageError(`unknown command ${command}`);
   }
