@@ -18,7 +18,8 @@ export type JobTransition =
   | "fail"
   | "reap"
   | "release"
-  | "batchRetry";
+  | "batchRetry"
+  | "retry";
 
 interface TransitionRule {
   from: readonly JobStatus[];
@@ -40,6 +41,8 @@ export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   // A lease whose poll answer never reached its client: the attempt did not run.
   release: { from: ["running"], to: ["queued"], fencedByLease: true },
   batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
+  // The operator's job retry (POST /v1/jobs/{id}/retry, bulk retry): attempts reset, a new event identity.
+  retry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
 };
 
 export function fromStatuses(t: JobTransition): readonly JobStatus[] {
@@ -48,18 +51,4 @@ export function fromStatuses(t: JobTransition): readonly JobStatus[] {
 
 export function isTerminal(s: JobStatus): s is TerminalJobStatus {
   return (TERMINAL_JOB_STATUSES as readonly string[]).includes(s);
-}
-
-export function canTransition(t: JobTransition, from: JobStatus, to: JobStatus): boolean {
-  const rule = JOB_TRANSITIONS[t];
-  return rule.from.includes(from) && rule.to.includes(to);
-}
-
-/** Every (from, to) pair the machine allows, for tests and docs. */
-export function legalEdges(): Array<[JobStatus, JobStatus]> {
-  const edges = new Set<string>();
-  for (const rule of Object.values(JOB_TRANSITIONS)) {
-    for (const f of rule.from) for (const t of rule.to) edges.add(`${f}>${t}`);
-  }
-  return [...edges].map((e) => e.split(">") as [JobStatus, JobStatus]);
 }

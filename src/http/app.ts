@@ -16,13 +16,14 @@ import type { Api } from "./types.js";
 import { apiKeyRoutes } from "./routes/apiKeys.js";
 import { batchRoutes } from "./routes/batches.js";
 import { healthRoutes } from "./routes/health.js";
+import { jobActionRoutes } from "./routes/jobActions.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../db/errors.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 /** Longer than the longest name a path carries (tenant names are at most 128), so no path answers 414. */
@@ -191,6 +192,7 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
   await app.register(async (api) => {
     await healthRoutes(api, c);
     await jobRoutes(api, c);
+    await jobActionRoutes(api, c);
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
     await batchRoutes(api, c);
