@@ -125,8 +125,10 @@ export function createLongPoll(deps: {
           await promoteIfDue();
           // Before the claim: a job committed after its snapshot is announced after this mark.
           since = notifier.mark();
-          rows =
-            f.shared === false
+          // Stopped during the promotion: a claim now could lease a job submitted after the stop.
+          rows = f.signal?.aborted
+            ? []
+            : f.shared === false
               ? countStatement(metrics, "claim", await jobs.claimNext({ ...f, tenant: f.scope }))
               : await shared.claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
         } catch (e) {
