@@ -13,6 +13,7 @@ export type ErrorCode =
   | "not_claimable"
   | "terminal"
   | "lease_lost"
+  | "timeout"
   | "not_running"
   | "version_mismatch"
   | "idempotency_mismatch"

@@ -123,9 +123,15 @@ export function createJobService(deps: {
     // Extending a lease twice is extending it once.
     const row = await retryIfLost(() => jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
     if (row) return ok(row);
-    const { error } = await explainLoss(id, scope);
+    const { row: cur, error } = await explainLoss(id, scope);
     lost("heartbeat");
-    return error ?? err("lease_lost", "the lease expired or belongs to another worker");
+    if (error) return error;
+    // Still this holder's, still running: only the deadline guard refused it (by the database's
+    // clock). Past the deadline the holder learns it timed out, whether or not the reaper has run.
+    const timedOut = cur!.status === "running" && sameUuid(cur!.leaseToken, leaseToken) && cur!.deadlineAt !== null;
+    if (timedOut || (cur!.lastError as { code?: string } | null)?.code === "timeout")
+      return err("timeout", "the attempt ran past its deadline (timeoutSeconds)");
+    return err("lease_lost", "the lease expired or belongs to another worker");
   }
 
   async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {

@@ -15,8 +15,17 @@ import { isDataError } from "../db/errors.js";
  */
 export const MAX_BATCH = 2000;
 
+/** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
+export class JobTimeoutError extends Error {
+  readonly code = "timeout";
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: execution timed out`);
+    this.name = "JobTimeoutError";
+  }
+}
+
 export interface JobContext {
-  /** Aborts when a cancel is requested, the lease is lost, or the worker's stop() gives up waiting. */
+  /** Aborts when a cancel is requested, the lease is lost, the attempt's deadline passes, or stop() gives up waiting. */
   signal: AbortSignal;
   /** Extends the lease now (it is also extended every third of the lease automatically). */
   heartbeat: () => Promise<void>;
@@ -84,6 +93,8 @@ const pause = (ms: number, signal: AbortSignal) =>
  */
 class RunningJob {
   leaseLost = false;
+  /** Date.now() time of the attempt's deadline, if it has one. */
+  readonly deadlineMs: number;
   private ac: AbortController | null = null;
   private abortedBy: Error | null = null;
 
@@ -92,7 +103,13 @@ class RunningJob {
     /** performance.now() time of the next automatic heartbeat: a wall-clock step must not delay it. */
     public nextBeatAt: number,
     private readonly beat: (r: RunningJob) => ReturnType<JobService["heartbeat"]>,
-  ) {}
+  ) {
+    this.deadlineMs = row.deadlineAt?.getTime() ?? Number.POSITIVE_INFINITY;
+  }
+
+  get timedOut(): boolean {
+    return this.abortedBy instanceof JobTimeoutError;
+  }
 
   /** Made when the handler first reads it: most handlers never do. */
   get signal(): AbortSignal {
@@ -112,7 +129,8 @@ class RunningJob {
   async heartbeat(): Promise<void> {
     if (this.leaseLost) return;
     const r = await this.beat(this);
-    if (!r.ok) {
+    if (!r.ok && r.error === "timeout") this.abort(new JobTimeoutError(this.row.id));
+    else if (!r.ok) {
       this.leaseLost = true;
       this.abort(new Error(`lease lost: ${r.error}`));
     } else if (r.value.cancelRequested) this.abort(new Error("cancel requested"));
@@ -245,7 +263,9 @@ export function createWorker(o: WorkerOptions) {
   let ticker: NodeJS.Timeout | null = null;
   const tick = () => {
     const now = performance.now();
+    const wall = Date.now();
     for (const r of running) {
+      if (r.deadlineMs <= wall) r.abort(new JobTimeoutError(r.row.id));
       if (r.nextBeatAt > now) continue;
       r.nextBeatAt = now + beatEveryMs;
       r.heartbeat().catch((e: unknown) => log.warn({ err: e, job: r.row.id }, "heartbeat failed"));
@@ -300,7 +320,9 @@ export function createWorker(o: WorkerOptions) {
       }
     } catch (e) {
       if (giveUp.signal.aborted) return settle(r);
-      if (!r.leaseLost) await recordFailure(row, e);
+      // Stopped at its deadline: recorded as the timeout it is, whatever the handler threw.
+      if (r.timedOut) await recordFailure(row, new JobTimeoutError(row.id));
+      else if (!r.leaseLost) await recordFailure(row, e);
       else stats.lost++;
       settle(r);
     }

@@ -18,6 +18,7 @@ export {
   JobCancelRequestedError,
   type JobContext,
   type JobHandler,
+  JobTimeoutError,
   LeaseLostError,
   NonRetryableError,
   type RunHttpWorkerOptions,

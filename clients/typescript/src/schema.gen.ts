@@ -2339,6 +2339,20 @@ export interface components {
             maxAttempts?: number;
             /** Format: uri */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
+            /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
+            dedupe?: {
+                key: string;
+                replace?: boolean;
+            };
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
         };
@@ -2370,6 +2384,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2406,6 +2425,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2427,6 +2451,15 @@ export interface components {
             maxAttempts?: number;
             /** Format: uri */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -2470,6 +2503,7 @@ export interface components {
         HeartbeatInput: {
             leaseExpiresAt: string;
             cancelRequested: boolean;
+            deadlineAt: string | null;
         };
         CompleteManyResultInput: {
             items: {
@@ -2557,6 +2591,20 @@ export interface components {
             maxAttempts?: number;
             /** Format: uri */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
+            /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
+            dedupe?: {
+                key: string;
+                replace?: boolean;
+            };
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
         };
@@ -2588,6 +2636,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2624,6 +2677,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2645,6 +2703,15 @@ export interface components {
             maxAttempts?: number;
             /** Format: uri */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -2688,6 +2755,7 @@ export interface components {
         Heartbeat: {
             leaseExpiresAt: string;
             cancelRequested: boolean;
+            deadlineAt: string | null;
         };
         CompleteManyResult: {
             items: {

@@ -141,7 +141,9 @@ export async function jobRoutes(app: Api, c: Container) {
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
         response: {
-          200: z.object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean() }).meta({ id: "Heartbeat" }),
+          200: z
+            .object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean(), deadlineAt: z.string().nullable() })
+            .meta({ id: "Heartbeat" }),
           ...errors(404, 409),
         },
       },
@@ -149,7 +151,11 @@ export async function jobRoutes(app: Api, c: Container) {
     async (req, reply) => {
       const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60);
       if (!out.ok) return fail(reply, out);
-      return { leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(), cancelRequested: out.value.cancelRequested };
+      return {
+        leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(),
+        cancelRequested: out.value.cancelRequested,
+        deadlineAt: out.value.deadlineAt?.toISOString() ?? null,
+      };
     },
   );
 

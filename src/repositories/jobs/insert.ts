@@ -22,10 +22,10 @@ export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
   const rows = await q<JobRow[]>`
         WITH ${tagged}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
+                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id, timeout_seconds, expires_at)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
-               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
+               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}, ${j.timeoutSeconds ?? null}::int, ${j.expiresAt ?? null}::timestamptz
         FROM g
         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *`;
@@ -50,15 +50,17 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, batch_id)
+                          max_attempts, webhook_url, batch_id, timeout_seconds, expires_at)
         SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
-               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
+               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id, t.timeout_seconds, t.expires_at
         FROM unnest(
           ${col((j) => j.id ?? uuidv7(now))}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
           ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
           ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
-          ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[]
-        ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
+          ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[],
+          ${col((j) => j.timeoutSeconds ?? null)}::int[], ${col((j) => j.expiresAt?.toISOString() ?? null)}::timestamptz[]
+        ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id,
+               timeout_seconds, expires_at)
         RETURNING *`;
 }

@@ -41,12 +41,16 @@ export async function requestCancelIfRunning(id: string, tenant: string | null, 
   return rows[0] ?? null;
 }
 
-/** running → running with a later lease expiry, fenced by the lease token. */
+/**
+ * running → running with a later lease expiry (never past the attempt's deadline), fenced by
+ * the lease token; refused once the deadline has passed, even before the reaper ends the attempt.
+ */
 export async function heartbeatIfLeased(id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable) {
   const rows = await q<JobRow[]>`
-        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+        UPDATE jobs SET lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), deadline_at),
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
+          AND (deadline_at IS NULL OR deadline_at > now())
           ${scope(q, tenant)}
         RETURNING *`;
   return rows[0] ?? null;
@@ -223,7 +227,10 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
                           ELSE 'failed'::job_status END,
             -- Also when the job ends cancelled: the error of an attempt before would let the
             -- holder's late fail with that same error pass for a replay of its own call.
-            last_error = jsonb_build_object('message', 'lease expired', 'code', 'lease_expired'),
+            -- The lease is capped at the deadline (claim.ts), so a timed-out attempt is reaped here too.
+            last_error = CASE WHEN jobs.deadline_at <= now()
+                              THEN jsonb_build_object('message', 'execution timed out', 'code', 'timeout')
+                              ELSE jsonb_build_object('message', 'lease expired', 'code', 'lease_expired') END,
             lease_token = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_token END,
             lease_expires_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_expires_at END,
             finished_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN now() END,
