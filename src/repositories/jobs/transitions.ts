@@ -242,3 +242,28 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
         ${finaliseTail(q)}
         SELECT * FROM j`;
 }
+
+/**
+ * queued → cancelled for jobs past their expiresAt (lastError.code expired), with batch counts
+ * and events. The claim's `expires_at > now()` and this `<= now()` split every instant, and
+ * both lock the row, so of a claim and an expiry at once exactly one wins.
+ */
+export async function expireDue(limit: number, q: Queryable): Promise<JobRow[]> {
+  return q<JobRow[]>`
+        WITH c AS (
+          SELECT id FROM jobs
+          WHERE ${jobGuard(q, "expire")} AND expires_at IS NOT NULL AND expires_at <= now()
+          ORDER BY expires_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ), j AS (
+          UPDATE jobs SET status = 'cancelled',
+                 last_error = jsonb_build_object('message', 'expired before it started', 'code', 'expired'),
+                 finished_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM c
+          WHERE jobs.id = c.id AND ${jobGuard(q, "expire", "jobs.status")} AND jobs.expires_at <= now()
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+}
