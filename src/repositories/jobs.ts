@@ -50,7 +50,8 @@ export function jobsRepository(sql: Queryable) {
     releaseQueuedOfSealed: (batchId: string, q: Queryable) => batchJobs.releaseQueuedOfSealed(batchId, q),
     releaseStragglers: (limit: number, q: Queryable = sql) => batchJobs.releaseStragglers(limit, q),
     lockUnfinishedOfBatch: (batchId: string, lockTimeoutMs: number, q: Queryable) => batchJobs.lockUnfinishedOfBatch(batchId, lockTimeoutMs, q),
-    cancelQueuedOfBatch: (batchId: string, opts: { skipLocked: boolean }, q: Queryable) => batchJobs.cancelQueuedOfBatch(batchId, opts, q),
+    cancelQueuedOfBatch: (batchId: string, opts: Parameters<typeof batchJobs.cancelQueuedOfBatch>[1], q: Queryable) =>
+      batchJobs.cancelQueuedOfBatch(batchId, opts, q),
     requestCancelRunningOfBatch: (batchId: string, q: Queryable) => batchJobs.requestCancelRunningOfBatch(batchId, q),
   };
 }

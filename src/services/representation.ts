@@ -82,6 +82,7 @@ export function batchDto(r: BatchRow, counts?: BatchCounts) {
     createdAt: iso(r.createdAt)!,
     updatedAt: iso(r.updatedAt)!,
     sealedAt: iso(r.sealedAt),
+    sealBy: iso(r.sealBy),
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
     version: r.version,

@@ -49,15 +49,18 @@ describe("expiresAt / ttlSeconds", () => {
       const queue = `race${i}`;
       const job = await submitJob(setup.env, setup.client, { queue, kind: "k" });
       // The expiry a few ms ahead by the database's clock; both statements start around it.
-      const aheadMs = 20 + (i % 7);
+      const aheadMs = 30;
       await setup.env.c.sql`UPDATE jobs SET expires_at = now() + make_interval(secs => ${aheadMs / 1000}) WHERE id = ${job.id}`;
-      await new Promise((r) => setTimeout(r, aheadMs - 3 + (i % 5)));
+      // Started at spread offsets, so some trials fall before the instant, some after, some on it.
+      await new Promise((r) => setTimeout(r, (i % 12) * 3));
       const [claimed, expired] = await Promise.all([
         jobs.claimNext({ queues: [queue], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 }),
         jobs.expireDue(100),
       ]);
-      // Whatever neither took (both ran before the instant) is settled once it has passed.
-      const later = claimed.length + expired.length === 0 ? await settle(job.id) : [];
+      // Once the instant has passed, the expiry runs again: it settles a job neither took (both
+      // ran before the instant) and must never take one the claim won.
+      await new Promise((r) => setTimeout(r, 40));
+      const later = await jobs.expireDue(100);
       const wonByClaim = claimed.some((r) => r.id === job.id);
       const wonByExpiry = [...expired, ...later].some((r) => r.id === job.id);
       expect(Number(wonByClaim) + Number(wonByExpiry), `trial ${i}`).toBe(1);
@@ -70,10 +73,31 @@ describe("expiresAt / ttlSeconds", () => {
     expect(claims + expiries).toBe(trials);
   });
 
-  async function settle(id: string) {
-    await new Promise((r) => setTimeout(r, 30));
-    const expired = await setup.env.c.repos.jobs.expireDue(100);
-    expect(expired.map((r) => r.id)).toContain(id);
-    return expired;
-  }
+  it("an open batch not sealed within sealWithinSeconds is cancelled with its jobs (seal_timeout); a sealed one is not", async () => {
+    const create = (sealWithinSeconds?: number) =>
+      http().post("/v1/batches").set("authorization", setup.client).send({
+        seal: false, webhookUrl: "https://example.com/hook", ...(sealWithinSeconds ? { sealWithinSeconds } : {}),
+        jobs: [{ queue: "b1", kind: "k" }, { queue: "b1", kind: "k" }],
+      });
+    const open = await create(1);
+    expect(open.status).toBe(201);
+    expect(Date.parse(open.body.sealBy) - Date.parse(open.body.createdAt)).toBe(1000);
+    const byDefault = await create();
+    expect(Date.parse(byDefault.body.sealBy) - Date.parse(byDefault.body.createdAt)).toBe(86_400_000);
+    const sealedInTime = await create(1);
+    expect((await http().post(`/v1/batches/${sealedInTime.body.id}/seal`).set("authorization", setup.client).send({})).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1200));
+
+    await reapOnce(setup.env.c);
+    const b = await http().get(`/v1/batches/${open.body.id}`).set("authorization", setup.client);
+    expect(b.body).toMatchObject({ status: "cancelled", counts: { cancelled: 2 } });
+    const jobs = await setup.env.c.sql<{ status: string; lastError: { code: string } }[]>`
+      SELECT status::text, last_error FROM jobs WHERE batch_id = ${open.body.id}`;
+    expect(jobs.map((j) => [j.status, j.lastError.code])).toEqual([["cancelled", "seal_timeout"], ["cancelled", "seal_timeout"]]);
+    expect((await events(open.body.id)).map((e) => e.eventType)).toEqual(["batch.completed"]);
+    for (const other of [byDefault, sealedInTime]) {
+      const o = await http().get(`/v1/batches/${other.body.id}`).set("authorization", setup.client);
+      expect(o.body.status).not.toBe("cancelled");
+    }
+  });
 });

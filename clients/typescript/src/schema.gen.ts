@@ -1275,6 +1275,8 @@ export interface paths {
                         jobs: components["schemas"]["BatchJobSubmitInput"][];
                         /** @default true */
                         seal?: boolean;
+                        /** @description An open batch not sealed within this (default 86400) is cancelled with its jobs (seal_timeout) */
+                        sealWithinSeconds?: number;
                         /** Format: uri */
                         webhookUrl?: string;
                         /** @description Only a platform key (tenant `*`) may name it; default `default`. */
@@ -2485,6 +2487,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             sealedAt: string | null;
+            /** @description An open batch not sealed by then is cancelled (seal_timeout) */
+            sealBy: string | null;
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
@@ -2737,6 +2741,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             sealedAt: string | null;
+            /** @description An open batch not sealed by then is cancelled (seal_timeout) */
+            sealBy: string | null;
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
