@@ -16,6 +16,7 @@ export { CLOCK_KEY, fairKey, HOLD_AHEAD_MS } from "./jobs/fairness.js";
 export function jobsRepository(sql: Queryable) {
   return {
     insert: (j: NewJob, q: Queryable = sql) => insert.insert(j, q),
+    insertDeduped: (j: NewJob & { dedupeKey: string }, replace: boolean, q: Queryable = sql) => insert.insertDeduped(j, replace, q),
     /** Must run inside the caller's transaction. */
     insertMany: (jobs: NewJob[], q: Queryable) => insert.insertMany(jobs, q),
     countByQueue: (tenant: string | null, q: Queryable = sql) => read.countByQueue(tenant, q),

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
-import { isConflictVictim, isDbUnavailable } from "../db/errors.js";
+import { isConflictVictim, isDbUnavailable, isUniqueViolationOn } from "../db/errors.js";
 import { retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
@@ -51,6 +51,7 @@ export function createJobService(deps: {
       : null;
     const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
     if (bad) return err("invalid", bad);
+    if (input.dedupe) return submitDeduped(tenant, input, input.dedupe, idempotencyKey, requestHash);
     if (!idempotencyKey) {
       const row = await shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
       notifier.notify(row.queue);
@@ -62,12 +63,47 @@ export function createJobService(deps: {
       notifier.notify(row.queue);
       return ok(row);
     }
-    // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
-    const winner = await jobs.findByIdempotencyKey(tenant, idempotencyKey!);
+    return idempotentReplay(tenant, idempotencyKey, requestHash);
+  }
+
+  /** The job an Idempotency-Key made, for a submit that found the key taken. */
+  async function idempotentReplay(tenant: string, idempotencyKey: string, requestHash: string | null) {
+    // The conflicting insert waited for the winner to commit, so it is visible now.
+    const winner = await jobs.findByIdempotencyKey(tenant, idempotencyKey);
     if (!winner) return err("not_found", "the job for this idempotency key was removed; retry");
     if (winner.requestHash !== requestHash)
       return err("idempotency_mismatch", "this Idempotency-Key was used with a different request body");
     return ok(winner, true);
+  }
+
+  /**
+   * A submit with `dedupe`: one statement creates the job or returns the live one with that key
+   * (replacing payload, priority and runAt when asked and it is still queued). An Idempotency-Key
+   * already used returns the job it made (or 422 for another body); a concurrent first use is
+   * caught by the key's unique index.
+   */
+  async function submitDeduped(
+    tenant: string,
+    input: SubmitInput,
+    dedupe: { key: string; replace?: boolean | undefined },
+    idempotencyKey: string | undefined,
+    requestHash: string | null,
+  ) {
+    // The key first: a live match would answer before the insert reaches the key's index.
+    if (idempotencyKey && (await jobs.findByIdempotencyKey(tenant, idempotencyKey)))
+      return idempotentReplay(tenant, idempotencyKey, requestHash);
+    const job = { ...toNewJob(tenant, input, { idempotencyKey: idempotencyKey ?? null, requestHash }), dedupeKey: dedupe.key };
+    let out: { row: JobRow; inserted: boolean };
+    try {
+      // Run again after a lost commit: the second finds the first as its match.
+      out = await retryIfLost(() => jobs.insertDeduped(job, dedupe.replace === true), true);
+    } catch (e) {
+      if (idempotencyKey && isUniqueViolationOn(e, "jobs_idempotency_uidx")) return idempotentReplay(tenant, idempotencyKey, requestHash);
+      throw e;
+    }
+    if (out.row.status === "queued") notifier.notify(out.row.queue);
+    if (out.inserted) return ok(out.row);
+    return { ...ok(out.row, true), deduplicated: true as const };
   }
 
   async function get(id: string, scope: TenantScope) {

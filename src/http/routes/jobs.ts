@@ -37,6 +37,7 @@ export async function jobRoutes(app: Api, c: Container) {
       const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
       reply.header("etag", `"${out.value.version}"`);
+      if ("deduplicated" in out) reply.header("jobline-deduplicated", "true");
       if (out.replay) return reply.code(200).send(jobDto(out.value));
       return reply.code(201).header("location", `/v1/jobs/${out.value.id}`).send(jobDto(out.value));
     },
