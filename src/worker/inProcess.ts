@@ -162,7 +162,6 @@ export function createWorker(o: WorkerOptions) {
   const log = c.logger.child({ component: "worker" });
   const concurrency = o.concurrency ?? 10;
   const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, MAX_BATCH);
-  const refillAt = Math.max(1, Math.floor(batchSize / 2));
   const leaseSeconds = o.leaseSeconds ?? 60;
   const waitMs = o.waitMs ?? 5000;
   const scope = o.tenant ?? null;
@@ -178,11 +177,21 @@ export function createWorker(o: WorkerOptions) {
   let slotWaiters: Array<() => void> = [];
   /** stop() calls waiting for the last lease to be settled. */
   const drained: Array<() => void> = [];
-  const release = () => {
-    held--;
+  // Slots freed in one turn of the event loop (a completion statement settles many at once)
+  // wake the claim loops once, so they claim them in one statement, not one each.
+  let wakeQueued = false;
+  const wake = () => {
+    wakeQueued = false;
     const waiters = slotWaiters;
     slotWaiters = [];
     for (const w of waiters) w();
+  };
+  const release = () => {
+    held--;
+    if (!wakeQueued) {
+      wakeQueued = true;
+      setImmediate(wake);
+    }
     if (held === 0) for (const d of drained.splice(0)) d();
   };
 
@@ -347,9 +356,9 @@ export function createWorker(o: WorkerOptions) {
   async function claimLoop() {
     while (!stopping.signal.aborted) {
       const free = concurrency - held;
-      // Refill in batches: claiming as soon as one slot frees would turn a busy worker's
-      // claims into one-row statements, the costliest way to use the database.
-      if (free <= 0 || (held > 0 && free < refillAt)) {
+      // Claim as soon as a slot frees: waiting for half of them left slots idle behind long
+      // jobs while jobs were queued. Slots freed together are claimed together (release()).
+      if (free <= 0) {
         await new Promise<void>((r) => {
           slotWaiters.push(r);
         });
