@@ -17,6 +17,7 @@ export type Problem = z.infer<typeof ProblemSchema>;
 const STATUS: Record<ErrorCode | string, number> = {
   invalid: 400,
   invalid_request: 400,
+  webhook_url_not_allowed: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

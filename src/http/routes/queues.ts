@@ -12,6 +12,7 @@ export async function queueRoutes(app: Api, c: Container) {
       onRequest: requireRole(c, "client", "worker"),
       schema: {
         tags: ["queues"],
+        operationId: "listQueues",
         summary: "Per queue: job counts by status and the age of the oldest claimable job",
         response: {
           200: z

@@ -1,3 +1,5 @@
+import { storable } from "../../domain/json.js";
+import { err } from "../../domain/outcomes.js";
 import type { NewJob } from "../../repositories/jobs.js";
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -37,6 +39,13 @@ export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?
 /** expiresAt, or ttlSeconds from now (by this process's clock: a TTL is coarse by nature). */
 export const expiryOf = (i: SubmitInput): Date | null =>
   i.expiresAt ? new Date(i.expiresAt) : i.ttlSeconds !== undefined ? new Date(Date.now() + i.ttlSeconds * 1000) : null;
+
+/** Why a job's result cannot be stored: held to the payload's 256 KiB (413), and to what jsonb stores (400). */
+export function resultRefusal(result: unknown) {
+  const s = storable(result);
+  if (!s.ok) return err("invalid", `result ${s.problem}`);
+  return s.bytes > MAX_PAYLOAD_BYTES ? err("payload_too_large", "result exceeds 256 KiB") : null;
+}
 
 export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
   return {

@@ -1,4 +1,5 @@
 import type { Sql } from "../../db/client.js";
+import type { Metrics } from "../../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
 import type { Cancel } from "../tripwire.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
@@ -53,16 +54,27 @@ function distinctItems(requests: CompleteItem[][]) {
   return requests.flat().filter((i) => !seen.has(itemKey(i)) && seen.add(itemKey(i)));
 }
 
+/** Counts a poll's statement by whether it found anything; returns what it found. */
+export function countStatement<T extends unknown[]>(
+  metrics: Metrics,
+  statement: "claim" | "promote",
+  found: T,
+  any = found.some((x) => !Array.isArray(x) || x.length > 0),
+) {
+  metrics.pollStatements.inc({ statement, outcome: any ? "found" : "empty" });
+  return found;
+}
+
 /** A poll whose client left while it queued takes nothing, so no job is leased to nobody. */
 const liveTakers = (requests: ClaimRequest[]) => requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
 
-export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
+export function createSharedStatements(sql: Sql, jobs: JobsRepository, metrics: Metrics) {
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
     async (key, requests) => {
       const live = liveTakers(requests);
       if (live.every((r) => r.max === 0)) return live.map(() => []);
       // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
-      return retryIfLost(() => jobs.claimNextFor(key, live), false);
+      return countStatement(metrics, "claim", await retryIfLost(() => jobs.claimNextFor(key, live), false));
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.max, keyOf: claimKeyOf },
   );
@@ -103,6 +115,7 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
       try {
         const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers), false);
+        countStatement(metrics, "claim", r.claimed);
         return zip(matchWinners(acks, r.completed), r.claimed);
       } catch (e) {
         // Lost after it was sent: the completions are safe to run again (fenced), the claims are
