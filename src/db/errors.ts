@@ -62,3 +62,7 @@ export const isOutcomeUnknown = (e: unknown): boolean => {
   if (!isDbUnavailable(err) || NEVER_RAN.test(code)) return false;
   return wasSent(err) !== false;
 };
+
+/** A unique violation on the named index (SQLSTATE 23505). */
+export const isUniqueViolationOn = (e: unknown, index: string): boolean =>
+  codeOf(e) === "23505" && (driverError(e) as { constraint_name?: unknown } | null)?.constraint_name === index;

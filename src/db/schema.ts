@@ -65,6 +65,8 @@ export const batches = pgTable(
     createdAt: tz("created_at").notNull().defaultNow(),
     updatedAt: tz("updated_at").notNull().defaultNow(),
     sealedAt: tz("sealed_at"),
+    // An open batch not sealed by then is cancelled by the reaper (seal_timeout).
+    sealBy: tz("seal_by"),
     startedAt: tz("started_at"),
     finishedAt: tz("finished_at"),
     version: integer("version").notNull().default(1),
@@ -82,6 +84,9 @@ export const batches = pgTable(
     index("batches_preparing_idx")
       .on(t.id)
       .where(sql`${t.status} = 'preparing'`),
+    index("batches_seal_by_idx")
+      .on(t.sealBy)
+      .where(sql`${t.status} = 'preparing' AND ${t.sealBy} IS NOT NULL`),
   ],
 );
 
@@ -118,6 +123,12 @@ export const jobs = pgTable(
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
     webhookUrl: text("webhook_url"),
+    // Execution timeout per attempt; the claim sets deadline_at from it.
+    timeoutSeconds: integer("timeout_seconds"),
+    deadlineAt: tz("deadline_at"),
+    // A queued job past this is never claimed; the reaper ends it cancelled (expired).
+    expiresAt: tz("expires_at"),
+    dedupeKey: text("dedupe_key"),
     createdAt: tz("created_at").notNull().defaultNow(),
     updatedAt: tz("updated_at").notNull().defaultNow(),
     startedAt: tz("started_at"),
@@ -168,6 +179,14 @@ export const jobs = pgTable(
     index("jobs_lease_idx")
       .on(t.leaseExpiresAt)
       .where(sql`${t.status} = 'running' AND ${t.leaseExpiresAt} IS NOT NULL`),
+    // What the reaper's expiry reads.
+    index("jobs_expires_idx")
+      .on(t.expiresAt)
+      .where(sql`${t.status} = 'queued' AND ${t.expiresAt} IS NOT NULL`),
+    // One live job per dedupe key: the submit's ON CONFLICT arbiter, so concurrent submits make one.
+    uniqueIndex("jobs_dedupe_uidx")
+      .on(t.tenant, t.queue, t.dedupeKey)
+      .where(sql`${t.status} IN ('queued','running') AND ${t.dedupeKey} IS NOT NULL`),
     uniqueIndex("jobs_idempotency_uidx")
       .on(t.tenant, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} IS NOT NULL`),

@@ -12,6 +12,7 @@ export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
 export type JobTransition =
   | "claim"
   | "cancel"
+  | "expire"
   | "requestCancel"
   | "heartbeat"
   | "complete"
@@ -31,6 +32,8 @@ interface TransitionRule {
 export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   claim: { from: ["queued"], to: ["running"], fencedByLease: false },
   cancel: { from: ["queued"], to: ["cancelled"], fencedByLease: false },
+  // A queued job past its expiresAt, ended by the reaper (lastError.code expired).
+  expire: { from: ["queued"], to: ["cancelled"], fencedByLease: false },
   // A running job is not moved: the holder learns of the request on heartbeat.
   requestCancel: { from: ["running"], to: ["running"], fencedByLease: false },
   heartbeat: { from: ["running"], to: ["running"], fencedByLease: true },

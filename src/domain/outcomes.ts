@@ -15,6 +15,7 @@ export type ErrorCode =
   | "not_retryable"
   | "not_finished"
   | "lease_lost"
+  | "timeout"
   | "not_running"
   | "version_mismatch"
   | "idempotency_mismatch"

@@ -30,6 +30,7 @@ const STATUS: Record<ErrorCode | string, number> = {
   not_retryable: 409,
   not_finished: 409,
   lease_lost: 409,
+  timeout: 409,
   not_running: 409,
   batch_sealed: 409,
   batch_cancelled: 409,

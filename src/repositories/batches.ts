@@ -19,6 +19,7 @@ export interface BatchRow {
   createdAt: Date;
   updatedAt: Date;
   sealedAt: Date | null;
+  sealBy: Date | null;
   startedAt: Date | null;
   finishedAt: Date | null;
   version: number;
@@ -53,10 +54,14 @@ function withCounts(r: BatchRow & { jobCounts: Partial<BatchCounts> }): CountedB
 export function batchesRepository(sql: Queryable) {
   return {
     /** A new open batch that already counts the `n` jobs its creator inserts in the same transaction. */
-    async create(a: { tenant: string; webhookUrl: string | null; jobs: number }, q: Queryable = sql): Promise<BatchRow> {
+    async create(
+      a: { tenant: string; webhookUrl: string | null; jobs: number; sealWithinSeconds: number | null },
+      q: Queryable = sql,
+    ): Promise<BatchRow> {
       const rows = await q<BatchRow[]>`
-        INSERT INTO batches (tenant, webhook_url, status, total, remaining)
-        VALUES (${a.tenant}, ${a.webhookUrl}, ${BATCH_STATUSES[0]}, ${a.jobs}, ${a.jobs})
+        INSERT INTO batches (tenant, webhook_url, status, total, remaining, seal_by)
+        VALUES (${a.tenant}, ${a.webhookUrl}, ${BATCH_STATUSES[0]}, ${a.jobs}, ${a.jobs},
+                now() + make_interval(secs => ${a.sealWithinSeconds}::int))
         RETURNING *`;
       return rows[0]!;
     },
@@ -139,6 +144,21 @@ export function batchesRepository(sql: Queryable) {
                updated_at = CASE WHEN cancel_requested THEN updated_at ELSE now() END,
                version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
         WHERE id = ${id} AND generation = ${generation} AND ${batchGuard(q, "cancel")} AND status <> 'preparing'
+        RETURNING *`;
+      return rows[0] ?? null;
+    },
+
+    /**
+     * One open batch past its seal_by, marked as cancelIfPreparing marks (sealed, cancel
+     * requested) in the same guarded statement: a seal or cancel that commits first wins.
+     */
+    async cancelOneUnsealed(q: Queryable): Promise<BatchRow | null> {
+      const rows = await q<BatchRow[]>`
+        UPDATE batches SET status = 'pending', sealed_at = now(), cancel_requested = true,
+               updated_at = now(), version = version + 1
+        WHERE id = (SELECT id FROM batches WHERE status = 'preparing' AND seal_by IS NOT NULL AND seal_by < now()
+                    ORDER BY seal_by LIMIT 1 FOR UPDATE SKIP LOCKED)
+          AND ${batchGuard(q, "cancel")} AND status = 'preparing' AND seal_by < now()
         RETURNING *`;
       return rows[0] ?? null;
     },

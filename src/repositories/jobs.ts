@@ -17,6 +17,7 @@ export { CLOCK_KEY, fairKey, HOLD_AHEAD_MS } from "./jobs/fairness.js";
 export function jobsRepository(sql: Queryable) {
   return {
     insert: (j: NewJob, q: Queryable = sql) => insert.insert(j, q),
+    insertDeduped: (j: NewJob & { dedupeKey: string }, replace: boolean, q: Queryable = sql) => insert.insertDeduped(j, replace, q),
     /** Must run inside the caller's transaction. */
     insertMany: (jobs: NewJob[], q: Queryable) => insert.insertMany(jobs, q),
     countByQueue: (tenant: string | null, q: Queryable = sql) => read.countByQueue(tenant, q),
@@ -48,12 +49,14 @@ export function jobsRepository(sql: Queryable) {
       t.completeManyIfLeased(items, tenant, q, lean),
     failIfLeased: (id: string, a: t.FailArgs, q: Queryable = sql) => t.failIfLeased(id, a, q),
     reapExpired: (limit: number, q: Queryable = sql) => t.reapExpired(limit, q),
+    expireDue: (limit: number, q: Queryable = sql) => t.expireDue(limit, q),
     releaseIfLeased: (items: Array<{ id: string; leaseToken: string }>, q: Queryable = sql) => t.releaseIfLeased(items, q),
 
     releaseQueuedOfSealed: (batchId: string, q: Queryable) => batchJobs.releaseQueuedOfSealed(batchId, q),
     releaseStragglers: (limit: number, q: Queryable = sql) => batchJobs.releaseStragglers(limit, q),
     lockUnfinishedOfBatch: (batchId: string, lockTimeoutMs: number, q: Queryable) => batchJobs.lockUnfinishedOfBatch(batchId, lockTimeoutMs, q),
-    cancelQueuedOfBatch: (batchId: string, opts: { skipLocked: boolean }, q: Queryable) => batchJobs.cancelQueuedOfBatch(batchId, opts, q),
+    cancelQueuedOfBatch: (batchId: string, opts: Parameters<typeof batchJobs.cancelQueuedOfBatch>[1], q: Queryable) =>
+      batchJobs.cancelQueuedOfBatch(batchId, opts, q),
     requestCancelRunningOfBatch: (batchId: string, q: Queryable) => batchJobs.requestCancelRunningOfBatch(batchId, q),
   };
 }

@@ -10,6 +10,8 @@ import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, to
 import type { Notifier } from "./notifier.js";
 import { inTx } from "../db/tx.js";
 
+/** An open batch not sealed within this is cancelled by the reaper (DESIGN.md: default 86400). */
+export const DEFAULT_SEAL_WITHIN_SECONDS = 86_400;
 /** How long a batch cancel waits for one job's row lock before starting over. */
 const JOB_LOCK_WAIT_MS = 250;
 
@@ -50,11 +52,15 @@ export function createBatchService(deps: {
     return (await batches.finaliseIfDone(id, tx)) ?? sealed;
   }
 
-  async function create(tenant: string, input: { jobs: SubmitInput[]; seal: boolean; webhookUrl?: string | undefined }) {
+  async function create(
+    tenant: string,
+    input: { jobs: SubmitInput[]; seal: boolean; webhookUrl?: string | undefined; sealWithinSeconds?: number | undefined },
+  ) {
     const invalid = checkJobs(input.jobs);
     if (invalid) return invalid;
     const batch = await inTx(sql, async (tx) => {
-      const b = await batches.create({ tenant, webhookUrl: input.webhookUrl ?? null, jobs: input.jobs.length }, tx);
+      const sealWithinSeconds = input.seal ? null : (input.sealWithinSeconds ?? DEFAULT_SEAL_WITHIN_SECONDS);
+      const b = await batches.create({ tenant, webhookUrl: input.webhookUrl ?? null, jobs: input.jobs.length, sealWithinSeconds }, tx);
       // Sealed in this same transaction: tagged now. Open: tagged when sealed.
       await jobs.insertMany(
         input.jobs.map((j) => toNewJob(tenant, j, { batchId: b.id, untilSealed: !input.seal })),
@@ -183,7 +189,28 @@ export function createBatchService(deps: {
 
   const throughput = (scope: TenantScope, minutes: number) => batches.throughput(scope, minutes);
 
-  return { create, addJobs, seal, get, list, cancel, retry, throughput };
+  /**
+   * The reaper's part: open batches not sealed within their sealWithinSeconds are cancelled
+   * with their queued jobs (code seal_timeout), one batch per transaction, as a cancel would.
+   */
+  async function cancelUnsealed(limit = 100): Promise<number> {
+    let n = 0;
+    for (; n < limit; n++) {
+      const done = await inTx(sql, async (tx) => {
+        const marked = await batches.cancelOneUnsealed(tx);
+        if (!marked) return false;
+        const error = { message: "the batch was not sealed in time", code: "seal_timeout" };
+        const cancelled = await jobs.cancelQueuedOfBatch(marked.id, { skipLocked: true, error }, tx);
+        await batches.finaliseIfDone(marked.id, tx);
+        if (cancelled > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, cancelled);
+        return true;
+      });
+      if (!done) break;
+    }
+    return n;
+  }
+
+  return { create, addJobs, seal, get, list, cancel, retry, throughput, cancelUnsealed };
 }
 
 export type BatchService = ReturnType<typeof createBatchService>;

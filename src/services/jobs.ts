@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
-import { isConflictVictim, isDbUnavailable } from "../db/errors.js";
+import { isConflictVictim, isDbUnavailable, isUniqueViolationOn } from "../db/errors.js";
 import { retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
@@ -55,6 +55,7 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
     : null;
   const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
   if (bad) return err("invalid", bad);
+  if (input.dedupe) return submitDeduped(c, tenant, input, input.dedupe, idempotencyKey, requestHash);
   if (!idempotencyKey) {
     const row = await c.shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
     announce(c, row);
@@ -66,12 +67,50 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
     announce(c, row);
     return ok(row);
   }
-  // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
-  const winner = await c.jobs.findByIdempotencyKey(tenant, idempotencyKey!);
+  return idempotentReplay(c, tenant, idempotencyKey, requestHash);
+}
+
+/** The job an Idempotency-Key made, for a submit that found the key taken. */
+async function idempotentReplay(c: JobCtx, tenant: string, idempotencyKey: string, requestHash: string | null) {
+  // The conflicting insert waited for the winner to commit, so it is visible now.
+  const winner = await c.jobs.findByIdempotencyKey(tenant, idempotencyKey);
   if (!winner) return err("not_found", "the job for this idempotency key was removed; retry");
   if (winner.requestHash !== requestHash)
     return err("idempotency_mismatch", "this Idempotency-Key was used with a different request body");
   return ok(winner, true);
+}
+
+/**
+ * A submit with `dedupe`: one statement creates the job or returns the live one with that key
+ * (replacing payload, priority and runAt when asked and it is still queued). An Idempotency-Key
+ * already used returns the job it made (or 422 for another body); a concurrent first use is
+ * caught by the key's unique index.
+ */
+async function submitDeduped(
+  c: JobCtx,
+  tenant: string,
+  input: SubmitInput,
+  dedupe: { key: string; replace?: boolean | undefined },
+  idempotencyKey: string | undefined,
+  requestHash: string | null,
+) {
+  // The key first: a live match would answer before the insert reaches the key's index.
+  if (idempotencyKey && (await c.jobs.findByIdempotencyKey(tenant, idempotencyKey)))
+    return idempotentReplay(c, tenant, idempotencyKey, requestHash);
+  const job = { ...toNewJob(tenant, input, { idempotencyKey: idempotencyKey ?? null, requestHash }), dedupeKey: dedupe.key };
+  let out: { row: JobRow; inserted: boolean };
+  try {
+    // Run again after a lost commit: the second finds the first as its match.
+    out = await retryIfLost(() => c.jobs.insertDeduped(job, dedupe.replace === true), true);
+  } catch (e) {
+    if (idempotencyKey && isUniqueViolationOn(e, "jobs_idempotency_uidx")) return idempotentReplay(c, tenant, idempotencyKey, requestHash);
+    throw e;
+  }
+  // Claimable now, by the database's clock (a join that changed nothing wakes a poll for nothing: harmless).
+  if (out.row.status === "queued" && out.row.runAt.getTime() <= out.row.updatedAt.getTime())
+    c.notifier.notify(out.row.queue, { kind: out.row.kind, tenant: out.row.tenant });
+  if (out.inserted) return ok(out.row);
+  return { ...ok(out.row, true), deduplicated: true as const };
 }
 
 export async function get(c: JobCtx, id: string, scope: TenantScope) {
@@ -127,9 +166,15 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
   // Extending a lease twice is extending it once.
   const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
   if (row) return ok(row);
-  const { error } = await explainLoss(c, id, scope);
+  const { row: cur, error } = await explainLoss(c, id, scope);
   lost(c.metrics, "heartbeat");
-  return error ?? err("lease_lost", "the lease expired or belongs to another worker");
+  if (error) return error;
+  // Still this holder's, still running: only the deadline guard refused it (by the database's
+  // clock). Past the deadline the holder learns it timed out, whether or not the reaper has run.
+  const timedOut = cur!.status === "running" && sameUuid(cur!.leaseToken, leaseToken) && cur!.deadlineAt !== null;
+  if (timedOut || (cur!.lastError as { code?: string } | null)?.code === "timeout")
+    return err("timeout", "the attempt ran past its deadline (timeoutSeconds)");
+  return err("lease_lost", "the lease expired or belongs to another worker");
 }
 
 export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {

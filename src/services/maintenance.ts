@@ -28,6 +28,12 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
       total += rows.length;
       if (rows.length < limit) break;
     }
+    // Queued jobs past their expiresAt (never claimable already; this records it, with events).
+    for (;;) {
+      const rows = await jobs.expireDue(limit);
+      if (rows.length > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, rows.length);
+      if (rows.length < limit) break;
+    }
     for (;;) {
       const rows = await jobs.releaseStragglers(limit);
       for (const q of new Set(rows.filter((r) => r.status === "queued").map((r) => r.queue))) notifier.notify(q);

@@ -14,8 +14,17 @@ import { isDataError } from "../db/errors.js";
  */
 export const MAX_BATCH = 2000;
 
+/** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
+export class JobTimeoutError extends Error {
+  readonly code = "timeout";
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: execution timed out`);
+    this.name = "JobTimeoutError";
+  }
+}
+
 export interface JobContext {
-  /** Aborts when a cancel is requested, the lease is lost, or the worker's stop() gives up waiting. */
+  /** Aborts when a cancel is requested, the lease is lost, the attempt's deadline passes, or stop() gives up waiting. */
   signal: AbortSignal;
   /** Extends the lease now (it is also extended every third of the lease automatically). */
   heartbeat: () => Promise<void>;
@@ -83,6 +92,8 @@ const pause = (ms: number, signal: AbortSignal) =>
  */
 class RunningJob {
   leaseLost = false;
+  /** Date.now() time of the attempt's deadline, if it has one. */
+  readonly deadlineMs: number;
   private ac: AbortController | null = null;
   private abortedBy: Error | null = null;
 
@@ -91,7 +102,13 @@ class RunningJob {
     /** performance.now() time of the next automatic heartbeat: a wall-clock step must not delay it. */
     public nextBeatAt: number,
     private readonly beat: (r: RunningJob) => ReturnType<JobService["heartbeat"]>,
-  ) {}
+  ) {
+    this.deadlineMs = row.deadlineAt?.getTime() ?? Number.POSITIVE_INFINITY;
+  }
+
+  get timedOut(): boolean {
+    return this.abortedBy instanceof JobTimeoutError;
+  }
 
   /** Made when the handler first reads it: most handlers never do. */
   get signal(): AbortSignal {
@@ -111,7 +128,8 @@ class RunningJob {
   async heartbeat(): Promise<void> {
     if (this.leaseLost) return;
     const r = await this.beat(this);
-    if (!r.ok) {
+    if (!r.ok && r.error === "timeout") this.abort(new JobTimeoutError(this.row.id));
+    else if (!r.ok) {
       this.leaseLost = true;
       this.abort(new Error(`lease lost: ${r.error}`));
     } else if (r.value.cancelRequested) this.abort(new Error("cancel requested"));
@@ -143,7 +161,6 @@ export function createWorker(o: WorkerOptions) {
   const log = c.logger.child({ component: "worker" });
   const concurrency = o.concurrency ?? 10;
   const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, MAX_BATCH);
-  const refillAt = Math.max(1, Math.floor(batchSize / 2));
   const leaseSeconds = o.leaseSeconds ?? 60;
   const waitMs = o.waitMs ?? 5000;
   const scope = o.tenant ?? null;
@@ -159,11 +176,21 @@ export function createWorker(o: WorkerOptions) {
   let slotWaiters: Array<() => void> = [];
   /** stop() calls waiting for the last lease to be settled. */
   const drained: Array<() => void> = [];
-  const release = () => {
-    held--;
+  // Slots freed in one turn of the event loop (a completion statement settles many at once)
+  // wake the claim loops once, so they claim them in one statement, not one each.
+  let wakeQueued = false;
+  const wake = () => {
+    wakeQueued = false;
     const waiters = slotWaiters;
     slotWaiters = [];
     for (const w of waiters) w();
+  };
+  const release = () => {
+    held--;
+    if (!wakeQueued) {
+      wakeQueued = true;
+      setImmediate(wake);
+    }
     if (held === 0) for (const d of drained.splice(0)) d();
   };
 
@@ -244,7 +271,9 @@ export function createWorker(o: WorkerOptions) {
   let ticker: NodeJS.Timeout | null = null;
   const tick = () => {
     const now = performance.now();
+    const wall = Date.now();
     for (const r of running) {
+      if (r.deadlineMs <= wall) r.abort(new JobTimeoutError(r.row.id));
       if (r.nextBeatAt > now) continue;
       r.nextBeatAt = now + beatEveryMs;
       r.heartbeat().catch((e: unknown) => log.warn({ err: e, job: r.row.id }, "heartbeat failed"));
@@ -299,7 +328,9 @@ export function createWorker(o: WorkerOptions) {
       }
     } catch (e) {
       if (giveUp.signal.aborted) return settle(r);
-      if (!r.leaseLost) await recordFailure(row, e);
+      // Stopped at its deadline: recorded as the timeout it is, whatever the handler threw.
+      if (r.timedOut) await recordFailure(row, new JobTimeoutError(row.id));
+      else if (!r.leaseLost) await recordFailure(row, e);
       else stats.lost++;
       settle(r);
     }
@@ -324,9 +355,9 @@ export function createWorker(o: WorkerOptions) {
   async function claimLoop() {
     while (!stopping.signal.aborted) {
       const free = concurrency - held;
-      // Refill in batches: claiming as soon as one slot frees would turn a busy worker's
-      // claims into one-row statements, the costliest way to use the database.
-      if (free <= 0 || (held > 0 && free < refillAt)) {
+      // Claim as soon as a slot frees: waiting for half of them left slots idle behind long
+      // jobs while jobs were queued. Slots freed together are claimed together (release()).
+      if (free <= 0) {
         await new Promise<void>((r) => {
           slotWaiters.push(r);
         });

@@ -8,6 +8,7 @@ import {
   JoblineApiError,
   type JoblineClient,
   type JobHandler,
+  JobTimeoutError,
   LeaseLostError,
   runHttpWorker,
   type RunHttpWorkerOptions,
@@ -137,7 +138,7 @@ function startWorker(queue: string, handlers: Record<string, JobHandler>, opts: 
   return { run, stop, rec, errors };
 }
 
-const submit = (queue: string, kind: string, extra: { payload?: unknown; maxAttempts?: number } = {}) =>
+const submit = (queue: string, kind: string, extra: { payload?: unknown; maxAttempts?: number; timeoutSeconds?: number } = {}) =>
   unwrap(client.POST("/v1/jobs", { body: { queue, kind, ...extra } }));
 const getJob = (id: string) => unwrap(client.GET("/v1/jobs/{id}", { params: { path: { id } } }));
 const listJobs = (queue: string, status: "queued" | "running" | "succeeded" | "failed" | "cancelled") =>
@@ -327,6 +328,22 @@ describe("runHttpWorker", () => {
     });
     expect(seen.reason).toBeInstanceOf(JobCancelRequestedError);
     expect(done.lastError?.message).toMatch(/cancel requested/);
+    w.stop.abort();
+    expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
+  });
+
+  it("the handler's signal aborts at deadlineAt (timeoutSeconds); the attempt is failed with code timeout", async () => {
+    const job = await submit("deadline", "wait", { timeoutSeconds: 1, maxAttempts: 1 });
+    // A 30 s lease: only the deadline can end this attempt within the test.
+    const { w, started, seen } = startAbortWaiter("deadline", 30);
+    const claimed = await started.promise;
+    expect(Date.parse(claimed.deadlineAt!) - Date.parse(claimed.startedAt!)).toBe(1000);
+    const done = await until("the job to fail", async () => {
+      const j = await getJob(job.id);
+      return j.status === "failed" ? j : undefined;
+    }, 15_000);
+    expect(seen.reason).toBeInstanceOf(JobTimeoutError);
+    expect(done.lastError?.code).toBe("timeout");
     w.stop.abort();
     expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
   });

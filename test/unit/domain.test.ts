@@ -22,6 +22,8 @@ const codeEdges = (t: JobTransition) => JOB_TRANSITIONS[t].from.flatMap((f) => J
 const WORDING: Record<JobTransition, string | null> = {
   claim: "claim",
   cancel: "cancel",
+  // The contract's "Time limits" section: an expired queued job ends cancelled, the cancel edge.
+  expire: "cancel",
   // A cancel request leaves the job running: the table lists no edge of its own for it.
   requestCancel: null,
   heartbeat: "heartbeat",

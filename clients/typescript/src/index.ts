@@ -22,6 +22,7 @@ export {
   JobCancelRequestedError,
   type JobContext,
   type JobHandler,
+  JobTimeoutError,
   LeaseLostError,
   NonRetryableError,
   type RunHttpWorkerOptions,

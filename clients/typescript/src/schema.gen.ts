@@ -1110,6 +1110,20 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
+            /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
+            dedupe?: {
+                key: string;
+                replace?: boolean;
+            };
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
         };
@@ -1148,6 +1162,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1195,6 +1214,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1223,6 +1247,15 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -1248,6 +1281,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             sealedAt: string | null;
+            /** @description An open batch not sealed by then is cancelled (seal_timeout) */
+            sealBy: string | null;
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
@@ -1283,6 +1318,15 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         ScheduleCreateInput: {
             name: string;
@@ -1365,6 +1409,7 @@ export interface components {
         HeartbeatInput: {
             leaseExpiresAt: string;
             cancelRequested: boolean;
+            deadlineAt: string | null;
         };
         CompleteManyResultInput: {
             items: {
@@ -1464,6 +1509,20 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
+            /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
+            dedupe?: {
+                key: string;
+                replace?: boolean;
+            };
             /** @description Only a platform key (tenant `*`) may name it; default `default`. */
             tenant?: string;
         };
@@ -1502,6 +1561,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1549,6 +1613,11 @@ export interface components {
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
+            timeoutSeconds: number | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            expiresAt: string | null;
+            dedupeKey: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1577,6 +1646,15 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1602,6 +1680,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             sealedAt: string | null;
+            /** @description An open batch not sealed by then is cancelled (seal_timeout) */
+            sealBy: string | null;
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
@@ -1637,6 +1717,15 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
+            /** @description Execution timeout of each attempt */
+            timeoutSeconds?: number;
+            /**
+             * Format: date-time
+             * @description Not started by then: never starts, ends cancelled (lastError.code expired)
+             */
+            expiresAt?: string;
+            /** @description expiresAt as seconds from now */
+            ttlSeconds?: number;
         };
         ScheduleCreate: {
             name: string;
@@ -1719,6 +1808,7 @@ export interface components {
         Heartbeat: {
             leaseExpiresAt: string;
             cancelRequested: boolean;
+            deadlineAt: string | null;
         };
         CompleteManyResult: {
             items: {
@@ -2844,6 +2934,8 @@ export interface operations {
                     jobs: components["schemas"]["BatchJobSubmitInput"][];
                     /** @default true */
                     seal?: boolean;
+                    /** @description An open batch not sealed within this (default 86400) is cancelled with its jobs (seal_timeout) */
+                    sealWithinSeconds?: number;
                     /**
                      * Format: uri
                      * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.

@@ -4,7 +4,9 @@ import { type ClaimedJob, createJoblineClient, JoblineApiError, type JoblineClie
 export interface JobContext {
   /**
    * Aborted when the job must stop: a heartbeat reported `cancelRequested`
-   * (reason: `JobCancelRequestedError`) or the lease was lost (`LeaseLostError`).
+   * (reason: `JobCancelRequestedError`), the lease was lost (`LeaseLostError`), or the
+   * attempt's `deadlineAt` (the job's `timeoutSeconds`) passed (`JobTimeoutError`; the job is
+   * then failed with code `timeout`, retried per its attempts).
    * Pass it on to fetch() and friends. After a cancel request the outcome is still reported
    * (a throw becomes `cancelled`, a return `succeeded`: the work was done); after a lost lease
    * nothing is reported (the job is no longer ours).
@@ -64,6 +66,14 @@ export class JobCancelRequestedError extends Error {
   constructor(readonly jobId: string) {
     super(`job ${jobId}: cancel requested`);
     this.name = "JobCancelRequestedError";
+  }
+}
+
+export class JobTimeoutError extends Error {
+  readonly code = "timeout";
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: execution timed out`);
+    this.name = "JobTimeoutError";
   }
 }
 
@@ -214,6 +224,11 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       });
       if (r.data) {
         confirmedAt = sent;
+      } else if (r.response.status === 409 && (r.error as { code?: unknown } | undefined)?.code === "timeout") {
+        timeUp();
+        return;
+      }
+      if (r.data) {
         if (r.data.cancelRequested && !ctl.signal.aborted) ctl.abort(new JobCancelRequestedError(job.id));
       } else if (isLeaseLost(r.response.status)) {
         lost = new LeaseLostError(job.id, r.response.status);
@@ -224,6 +239,11 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     };
     // Heartbeats chain (never overlap); a transport error is reported and retried at the next tick.
     let timer: ReturnType<typeof setTimeout> | null = null;
+    // At the deadline (by this process's clock; a heartbeat answered `timeout` says so too).
+    const timeUp = () => {
+      if (!ctl.signal.aborted) ctl.abort(new JobTimeoutError(job.id));
+    };
+    const deadline = job.deadlineAt ? setTimeout(timeUp, Math.max(0, Date.parse(job.deadlineAt) - Date.now())) : null;
     let beating: Promise<void> = Promise.resolve();
     let released = false;
     const schedule = () => {
@@ -243,6 +263,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       release: async () => {
         released = true;
         if (timer) clearTimeout(timer);
+        if (deadline) clearTimeout(deadline);
         await beating;
       },
     };
@@ -269,7 +290,8 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       onError(lost, job);
       return;
     }
-    if (!outcome.ok) return failJob(job, lease, outcome.error);
+    // Stopped at its deadline: reported as the timeout it is, whatever the handler threw.
+    if (!outcome.ok) return failJob(job, lease, lease.signal.reason instanceof JobTimeoutError ? lease.signal.reason : outcome.error);
     const ack = { job, lease, result: outcome.result };
     if (waitingForSlot) {
       // The poll loop sends its next poll as soon as this slot frees: the completion goes with it.

@@ -53,6 +53,13 @@ export async function batchRoutes(app: Api, c: Container) {
         body: z.strictObject({
           jobs: JobArray,
           seal: z.boolean().default(true),
+          sealWithinSeconds: z
+            .number()
+            .int()
+            .min(1)
+            .max(31_536_000)
+            .optional()
+            .describe("An open batch not sealed within this (default 86400) is cancelled with its jobs (seal_timeout)"),
           webhookUrl: WebhookUrl.optional(),
           tenant: NamedTenant,
         })

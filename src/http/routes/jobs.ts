@@ -41,6 +41,7 @@ export async function jobRoutes(app: Api, c: Container) {
       const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
       reply.header("etag", `"${out.value.version}"`);
+      if ("deduplicated" in out) reply.header("jobline-deduplicated", "true");
       if (out.replay) return reply.code(200).send(jobDto(out.value));
       return reply.code(201).header("location", `/v1/jobs/${out.value.id}`).send(jobDto(out.value));
     },
@@ -149,7 +150,9 @@ export async function jobRoutes(app: Api, c: Container) {
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
         response: {
-          200: z.object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean() }).meta({ id: "Heartbeat" }),
+          200: z
+            .object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean(), deadlineAt: z.string().nullable() })
+            .meta({ id: "Heartbeat" }),
           ...errors(404, 409),
         },
       },
@@ -157,7 +160,11 @@ export async function jobRoutes(app: Api, c: Container) {
     async (req, reply) => {
       const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60);
       if (!out.ok) return fail(reply, out);
-      return { leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(), cancelRequested: out.value.cancelRequested };
+      return {
+        leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(),
+        cancelRequested: out.value.cancelRequested,
+        deadlineAt: out.value.deadlineAt?.toISOString() ?? null,
+      };
     },
   );
 

@@ -22,6 +22,7 @@ export const BatchSchema = z
     createdAt: Timestamp,
     updatedAt: Timestamp,
     sealedAt: Timestamp.nullable(),
+    sealBy: Timestamp.nullable().describe("An open batch not sealed by then is cancelled (seal_timeout)"),
     startedAt: Timestamp.nullable(),
     finishedAt: Timestamp.nullable(),
     version: z.number().int(),

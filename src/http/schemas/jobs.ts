@@ -22,13 +22,30 @@ export const JobSubmitFields = {
     .optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
+  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt"),
+  expiresAt: z.iso
+    .datetime({ offset: true })
+    .refine((s) => {
+      const t = Date.parse(s);
+      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
+    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
+    .optional()
+    .describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
+  ttlSeconds: z.number().int().min(1).max(31_536_000).optional().describe("expiresAt as seconds from now"),
 };
+
+/** Submit-only: a batch's jobs take no dedupe key. */
+export const Dedupe = z
+  .strictObject({ key: safeText(256).pipe(z.string().min(1)), replace: z.boolean().optional() })
+  .describe("While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true)");
 
 export const JobSubmitBody = z
   .strictObject({
     ...JobSubmitFields,
+    dedupe: Dedupe.optional(),
     tenant: NamedTenant,
   })
+  .refine((b) => b.expiresAt === undefined || b.ttlSeconds === undefined, "give expiresAt or ttlSeconds, not both")
   .meta({ id: "JobSubmit" });
 
 const ErrorInfo = z.object({ message: z.string(), code: z.string().optional() }).passthrough();
@@ -57,6 +74,10 @@ export const JobSchema = z
     batchId: z.uuid().nullable(),
     idempotencyKey: z.string().nullable(),
     webhookUrl: z.string().nullable(),
+    timeoutSeconds: z.number().int().nullable(),
+    deadlineAt: Timestamp.nullable().describe("The current (or last) attempt's deadline"),
+    expiresAt: Timestamp.nullable(),
+    dedupeKey: z.string().nullable(),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     startedAt: Timestamp.nullable(),

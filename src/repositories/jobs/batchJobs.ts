@@ -97,13 +97,18 @@ export async function lockUnfinishedOfBatch(id: string, lockTimeoutMs: number, q
  * `skipLocked`: a queued job of an open batch can only be locked by a single-job cancel,
  * which finishes it anyway.
  */
-export async function cancelQueuedOfBatch(id: string, opts: { skipLocked: boolean }, q: Queryable): Promise<number> {
+export async function cancelQueuedOfBatch(
+  id: string,
+  opts: { skipLocked: boolean; error?: { message: string; code: string } },
+  q: Queryable,
+): Promise<number> {
   const rows = await q<{ n: number }[]>`
         WITH c AS (
           SELECT id FROM jobs WHERE batch_id = ${id} AND ${jobGuard(q, "cancel")}
           ORDER BY id FOR UPDATE ${opts.skipLocked ? q`SKIP LOCKED` : q``}
         ), j AS (
-          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = jobs.version + 1
+          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = jobs.version + 1,
+                 last_error = coalesce(${opts.error ? JSON.stringify(opts.error) : null}::text::jsonb, jobs.last_error)
           FROM c WHERE jobs.id = c.id AND ${jobGuard(q, "cancel", "jobs.status")}
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),

@@ -12,6 +12,9 @@ const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n
 const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${job}.batch_id`)} IS NULL OR NOT EXISTS (
             SELECT 1 FROM batches b WHERE b.id = ${q.unsafe(`${job}.batch_id`)} AND ${batchIs(q, "addJobs", "b.status")}))`;
 
+/** Not past its expiresAt: such a job never starts, even before the reaper ends it. */
+const notExpired = (q: Queryable, job: string) => q.unsafe(`(${job}.expires_at IS NULL OR ${job}.expires_at > now())`);
+
 /** queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED). */
 // (test/integration/plan-stability.test.ts finds claims by the name claimable.)
 const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number) => {
@@ -22,7 +25,7 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number) => {
         WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
           ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
-          AND ${notInOpenBatch(q, "j")}
+          AND ${notInOpenBatch(q, "j")} AND ${notExpired(q, "j")}
         ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
         LIMIT ${limitOf(q, total)}
         FOR UPDATE OF j SKIP LOCKED
@@ -30,8 +33,11 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number) => {
 };
 
 /** The lease a claim writes on each job it takes. */
+// The attempt's deadline (null without a timeout; LEAST skips nulls) also caps the lease, so the
+// reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
 const lease = (q: Queryable, leaseSeconds: number) => q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
-               lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+               deadline_at = now() + make_interval(secs => jobs.timeout_seconds),
+               lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), now() + make_interval(secs => jobs.timeout_seconds)),
                started_at = now(), updated_at = now(), version = jobs.version + 1`;
 
 /**
@@ -130,7 +136,7 @@ export async function claimIfQueued(
           WHERE id = ${id} AND ${jobGuard(q, "claim")} AND run_at <= now()
             ${f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`}
             ${f.version === undefined ? q`` : q`AND version = ${f.version}`}
-            AND ${notInOpenBatch(q, "jobs")}
+            AND ${notInOpenBatch(q, "jobs")} AND ${notExpired(q, "jobs")}
           RETURNING *
         ), ${startBatches(q)}
         SELECT * FROM u`;

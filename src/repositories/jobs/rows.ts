@@ -27,6 +27,10 @@ export interface JobRow {
   idempotencyKey: string | null;
   requestHash: string | null;
   webhookUrl: string | null;
+  timeoutSeconds: number | null;
+  deadlineAt: Date | null;
+  expiresAt: Date | null;
+  dedupeKey: string | null;
   createdAt: Date;
   updatedAt: Date;
   startedAt: Date | null;
@@ -62,6 +66,8 @@ export interface NewJob {
   idempotencyKey: string | null;
   requestHash: string | null;
   batchId: string | null;
+  timeoutSeconds?: number | null;
+  expiresAt?: Date | null;
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
   /** A schedule's job: the insert is a no-op when this tick has its job already. */

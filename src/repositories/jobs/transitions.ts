@@ -53,12 +53,16 @@ export async function requestCancelIfRunning(ids: string[], tenant: string | nul
         RETURNING jobs.*`;
 }
 
-/** running → running with a later lease expiry, fenced by the lease token. */
+/**
+ * running → running with a later lease expiry (never past the attempt's deadline), fenced by
+ * the lease token; refused once the deadline has passed, even before the reaper ends the attempt.
+ */
 export async function heartbeatIfLeased(id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable) {
   const rows = await q<JobRow[]>`
-        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+        UPDATE jobs SET lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), deadline_at),
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
+          AND (deadline_at IS NULL OR deadline_at > now())
           ${scope(q, tenant)}
         RETURNING *`;
   return rows[0] ?? null;
@@ -241,8 +245,15 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
                           ELSE 'failed'::job_status END,
             -- Also when the job ends cancelled: the error of an attempt before would let the
             -- holder's late fail with that same error pass for a replay of its own call.
-            last_error = jsonb_build_object('message', 'lease expired', 'code', 'lease_expired'),
-            errors = ${appendError(q, q`'"lease_expired"'::jsonb`, q`'"lease expired"'::jsonb`)},
+            -- The lease is capped at the deadline (claim.ts), so a timed-out attempt is reaped here too.
+            last_error = CASE WHEN jobs.deadline_at <= now()
+                              THEN jsonb_build_object('message', 'execution timed out', 'code', 'timeout')
+                              ELSE jsonb_build_object('message', 'lease expired', 'code', 'lease_expired') END,
+            errors = ${appendError(
+              q,
+              q`CASE WHEN jobs.deadline_at <= now() THEN '"timeout"'::jsonb ELSE '"lease_expired"'::jsonb END`,
+              q`CASE WHEN jobs.deadline_at <= now() THEN '"execution timed out"'::jsonb ELSE '"lease expired"'::jsonb END`,
+            )},
             lease_token = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_token END,
             lease_expires_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN jobs.lease_expires_at END,
             finished_at = CASE WHEN jobs.cancel_requested OR jobs.attempts >= jobs.max_attempts THEN now() END,
@@ -251,6 +262,31 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
           WHERE jobs.id = c.id AND ${jobGuard(q, "reap", "jobs.status")} AND jobs.lease_expires_at < now()
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j WHERE status IN ('failed', 'cancelled')),
+        ${finaliseTail(q)}
+        SELECT * FROM j`;
+}
+
+/**
+ * queued → cancelled for jobs past their expiresAt (lastError.code expired), with batch counts
+ * and events. The claim's `expires_at > now()` and this `<= now()` split every instant, and
+ * both lock the row, so of a claim and an expiry at once exactly one wins.
+ */
+export async function expireDue(limit: number, q: Queryable): Promise<JobRow[]> {
+  return q<JobRow[]>`
+        WITH c AS (
+          SELECT id FROM jobs
+          WHERE ${jobGuard(q, "expire")} AND expires_at IS NOT NULL AND expires_at <= now()
+          ORDER BY expires_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ), j AS (
+          UPDATE jobs SET status = 'cancelled',
+                 last_error = jsonb_build_object('message', 'expired before it started', 'code', 'expired'),
+                 finished_at = now(), updated_at = now(), version = jobs.version + 1
+          FROM c
+          WHERE jobs.id = c.id AND ${jobGuard(q, "expire", "jobs.status")} AND jobs.expires_at <= now()
+          RETURNING jobs.*
+        ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}
         SELECT * FROM j`;
 }

@@ -16,6 +16,10 @@ export interface SubmitInput {
   runAt?: string | undefined;
   maxAttempts?: number | undefined;
   webhookUrl?: string | undefined;
+  timeoutSeconds?: number | undefined;
+  expiresAt?: string | undefined;
+  ttlSeconds?: number | undefined;
+  dedupe?: { key: string; replace?: boolean | undefined } | undefined;
 }
 
 /** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
@@ -31,6 +35,10 @@ export function canonicalJson(v: unknown): string {
 }
 
 export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
+
+/** expiresAt, or ttlSeconds from now (by this process's clock: a TTL is coarse by nature). */
+export const expiryOf = (i: SubmitInput): Date | null =>
+  i.expiresAt ? new Date(i.expiresAt) : i.ttlSeconds !== undefined ? new Date(Date.now() + i.ttlSeconds * 1000) : null;
 
 /** Why a job's result cannot be stored: held to the payload's 256 KiB (413), and to what jsonb stores (400). */
 export function resultRefusal(result: unknown) {
@@ -50,6 +58,8 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
     runAt: i.runAt ? new Date(i.runAt) : null,
     maxAttempts: i.maxAttempts ?? 5,
     webhookUrl: i.webhookUrl ?? null,
+    timeoutSeconds: i.timeoutSeconds ?? null,
+    expiresAt: expiryOf(i),
     idempotencyKey: null,
     requestHash: null,
     batchId: null,
