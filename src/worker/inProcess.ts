@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { Container } from "../container.js";
 import type { JobRow } from "../repositories/jobs.js";
 import { type JobService, resultRefusal } from "../services/jobs.js";
-import { type JobDto, jobDto } from "../services/representation.js";
+import { jobDto } from "../services/representation.js";
 import { isDataError } from "../db/errors.js";
 
 /**
