@@ -36,6 +36,9 @@ export interface JobRow {
   version: number;
 }
 
+/** A finalised job, lean: what the acknowledgement and the metrics need. */
+export type DoneRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt">;
+
 export interface NewJob {
   /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */
   id?: string;
@@ -485,19 +488,26 @@ export function jobsRepository(sql: Queryable) {
       f: Omit<ClaimFilter, "workerId" | "max">,
       takers: Array<{ workerId: string; max: number }>,
       q: Queryable = sql,
-    ): Promise<{ completed: Array<Pick<JobRow, "id" | "leaseToken" | "status">>; claimed: JobRow[][] }> {
-      type Row = JobRow & { rn: number | null; acked: Array<[string, string, JobStatus]> | null };
+    ): Promise<{ completed: DoneRow[]; claimed: JobRow[][] }> {
+      type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string];
+      type Row = JobRow & { rn: number | null; acked: Acked[] | null };
       // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
       // claimed; they ride on the first row only.
       const rows = await q<Row[]>`
         WITH ${completeCtes(items, f.tenant, q)}, ${claimParts(f, takers, q).forTakers(true)}
         SELECT u.*, CASE WHEN u.rn IS NULL OR u.rn = 1 THEN
-                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status)), '[]'::json) FROM j)
+                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status, j.tenant, j.queue, j.kind,
+                   j.started_at, j.finished_at, j.updated_at)), '[]'::json) FROM j)
                END AS acked
         FROM (SELECT) one LEFT JOIN u ON true`;
       const acked = rows.find((r) => r.acked !== null)?.acked ?? [];
       return {
-        completed: acked.map(([id, leaseToken, status]) => ({ id, leaseToken, status })),
+        completed: acked.map(([id, leaseToken, status, tenant, queue, kind, startedAt, finishedAt, updatedAt]) => ({
+          id, leaseToken, status, tenant, queue, kind,
+          startedAt: startedAt === null ? null : new Date(startedAt),
+          finishedAt: finishedAt === null ? null : new Date(finishedAt),
+          updatedAt: new Date(updatedAt),
+        })),
         claimed: byTaker(rows.filter((r): r is Row & { rn: number } => r.rn !== null), takers),
       };
     },
@@ -592,12 +602,12 @@ export function jobsRepository(sql: Queryable) {
       q: Queryable = sql,
       /** Only id, lease token and status back: a worker that needs no more parses a tenth of the bytes. */
       lean?: Lean,
-    ): Promise<Lean extends true ? Array<Pick<JobRow, "id" | "leaseToken" | "status">> : JobRow[]> {
+    ): Promise<Lean extends true ? DoneRow[] : JobRow[]> {
       if (items.length === 0) return [];
       // (test/integration/plan-stability.test.ts finds this statement by the name completed_items.)
       return q<JobRow[]>`
         WITH ${completeCtes(items, tenant, q)}
-        SELECT ${lean ? q`id, lease_token, status` : q`*`} FROM j`;
+        SELECT ${lean ? q`id, lease_token, status, tenant, queue, kind, started_at, finished_at, updated_at` : q`*`} FROM j`;
     },
 
     /**

@@ -5,7 +5,7 @@ import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storable, storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
-import type { JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
+import type { DoneRow, JobRow, JobsRepository, NewJob } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import type { Cancel } from "./cancel.js";
 import { inHalves, keyedCoalescer } from "./coalesce.js";
@@ -99,11 +99,14 @@ export function createJobService(deps: {
   const { jobs, notifier, metrics } = deps;
   const random = deps.random ?? Math.random;
 
-  const countWin = (from: JobStatus, rows: Array<{ status: JobStatus }>) => {
+  const countWin = (from: JobStatus, rows: Array<DoneRow | JobRow>) => {
     // One increment per resulting status, not per row: labels are hashed on every call.
     const by = new Map<JobStatus, number>();
     for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
     for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
+    // Wait and run-time histograms from the rows the statement returned: no query of their own.
+    if (from === "running") metrics.jobsFinished(rows);
+    else if (by.get("running")) metrics.jobsStarted(rows.filter((r): r is JobRow => r.status === "running" && "runAt" in r));
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
   /** Counts a poll's statement by whether it found anything; returns what it found. */
@@ -175,7 +178,7 @@ export function createJobService(deps: {
     if (bad.size === 0) return answers;
     return requests.map((req, r) => req.map((i, k) => (bad.has(itemKey(i)) ? REFUSED : answers[r]![k]!)));
   }
-  type LeanRow = Pick<JobRow, "id" | "leaseToken" | "status">;
+  type LeanRow = DoneRow;
   const completeOptions = { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r: CompleteItem[]) => r.length, keyOf: (k: TenantScope) => k ?? "*" };
   const completeTogether = keyedCoalescer<TenantScope, CompleteItem[], Array<JobRow | null | typeof REFUSED>>(
     (scope, requests) => completeShared(false, scope, requests),
@@ -483,7 +486,7 @@ export function createJobService(deps: {
    * must not fail a statement shared with others. The ones that lost are
    * explained one by one (a replay, a lost lease, an unknown id).
    */
-  async function settle<R extends { status: JobStatus }>(
+  async function settle<R extends DoneRow>(
     scope: TenantScope,
     items: Array<{ id: string; leaseToken: string; result?: unknown }>,
     complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,

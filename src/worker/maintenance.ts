@@ -41,6 +41,7 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
       c.metrics.transitions.inc({ from: "running", to: r.status });
       if (r.status === "queued") c.notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
     }
+    c.metrics.jobsFinished(rows);
     total += rows.length;
     if (rows.length < limit) break;
   }
