@@ -11,7 +11,7 @@ import { createContainer } from "../src/container.js";
 import { freePort } from "../src/db/embedded.js";
 import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
 import { toNewJob } from "../src/services/jobs.js";
-import { createWorker } from "../src/worker/handlers.js";
+import { createWorker } from "../src/worker/inProcess.js";
 import { LATENCY_WARMUP } from "./competitors.js";
 import { withTimeout } from "./lib.js";
 

@@ -8,7 +8,6 @@ import postgres from "postgres";
 import { camelColumns } from "../src/db/client.js";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
-import { batchesRepository } from "../src/repositories/batches.js";
 import { jobsRepository } from "../src/repositories/jobs.js";
 import { toNewJob } from "../src/services/jobs.js";
 
@@ -51,10 +50,10 @@ await sql.begin((tx) => jobs.insertMany(input, tx));
 await sql`UPDATE jobs SET run_at = now() - interval '1 second' WHERE batch_id = ${b!.id}`;
 await measure(`open batch of ${N} due jobs${before ? " (tagged as before open-batch tags)" : ""}`);
 if (!before) {
-  const sweep = await timed(50, () => batchesRepository(sql).releaseStragglers(1000));
+  const sweep = await timed(50, () => jobs.releaseStragglers(1000));
   console.log(`reaper's straggler release with the batch open: median ${sweep} ms`);
   const t0 = performance.now();
-  const released = await sql.begin((tx) => batchesRepository(sql).releaseSealedJobs(b!.id, tx));
+  const released = await sql.begin((tx) => jobs.releaseQueuedOfSealed(b!.id, tx));
   console.log(`seal's release of ${released} jobs: ${(performance.now() - t0).toFixed(0)} ms`);
 }
 await sql.end();

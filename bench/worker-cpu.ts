@@ -11,7 +11,7 @@ import { testConfig } from "../src/config.js";
 import { createContainer } from "../src/container.js";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
-import { createWorker } from "../src/worker/handlers.js";
+import { createWorker } from "../src/worker/inProcess.js";
 import { seedJobs } from "./jobline.js";
 import { postgresCpuMs } from "./lib.js";
 

@@ -11,7 +11,11 @@ import { tenantsRepository } from "./repositories/tenants.js";
 import { createAuthService } from "./services/auth.js";
 import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
+import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
+import { createQueueService } from "./services/queues.js";
+import { createRetentionService } from "./services/retention.js";
+import { createTenantService } from "./services/tenants.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
@@ -23,13 +27,13 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     application: opts.application,
     acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
   });
-  const { sql, db } = database;
+  const { sql } = database;
   const logger = opts.logger ?? createLogger(config);
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),
-    apiKeys: apiKeysRepository(db),
+    apiKeys: apiKeysRepository(sql),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
   };
@@ -41,6 +45,15 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
+  const services = {
+    auth,
+    jobs: jobService,
+    batches: batchService,
+    queues: createQueueService({ jobs: repos.jobs }),
+    tenants: createTenantService({ tenants: repos.tenants }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier }),
+    retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
+  };
 
   return {
     config,
@@ -51,7 +64,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     metrics,
     notifier,
     repos,
-    services: { auth, jobs: jobService, batches: batchService },
+    services,
     async close() {
       notifier.wakeAll();
       await database.close();

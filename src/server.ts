@@ -8,7 +8,7 @@ import { migrate } from "./db/migrate.js";
 import { describeError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { buildOpsApp } from "./http/opsApp.js";
-import { createWorker, type WorkerOptions } from "./worker/handlers.js";
+import { createWorker, type WorkerOptions } from "./worker/inProcess.js";
 import { startMaintenance } from "./worker/maintenance.js";
 
 export interface Runtime {
@@ -63,10 +63,8 @@ export async function ensureAdminKey(c: Container, log: (m: string) => void) {
     await c.services.auth.ensureBootstrapKey(c.config.JOBLINE_BOOTSTRAP_KEY);
     return;
   }
-  const admins = await c.sql`SELECT 1 FROM api_keys WHERE tenant = '*' AND 'admin' = ANY(roles) LIMIT 1`;
-  if (admins.length > 0) return;
-  const k = await c.services.auth.createKey({ tenant: "*", roles: ["admin"], name: "initial admin" });
-  log(`created the first admin API key (shown once, store it now): ${k!.key}`);
+  const k = await c.services.auth.ensureAdminKey();
+  if (k) log(`created the first admin API key (shown once, store it now): ${k.key}`);
 }
 
 export type HandlerSpec = Omit<WorkerOptions, "container">;

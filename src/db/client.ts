@@ -1,15 +1,13 @@
-import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { rememberLast } from "../domain/memo.js";
 import { createGate, type Gate } from "./gate.js";
-import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
 /** A connection or an open transaction: every write accepts either. */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /**
- * The driver's error behind `e`: drizzle (the API-key and tenant repositories, the migrator) wraps it in a
+ * The driver's error behind `e`: drizzle (the migrator) wraps it in a
  * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
  * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
  */
@@ -25,7 +23,6 @@ export const driverError = (e: unknown): unknown => {
 
 export interface Database {
   sql: Sql;
-  db: PostgresJsDatabase<typeof schema>;
   /** Fails statements fast while PostgreSQL is unreachable (src/db/gate.ts). */
   gate: Gate;
   close: () => Promise<void>;
@@ -71,20 +68,15 @@ export function connect(url: string, opts: { max?: number; application?: string;
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
-  // drizzle rewrites its client's type parsers (timestamps stay strings), so it
-  // gets a small pool of its own and the repositories keep real Dates.
-  const drizzleClient = postgres(url, { ...options, max: 4 });
-  const db = drizzle(drizzleClient, { schema });
+  // One pool per process: drizzle is the schema and migration tool only (db/migrate.ts).
   const gate = createGate({ acquireTimeoutMs });
   gate.install(sql);
-  gate.install(drizzleClient);
   return {
     sql,
-    db,
     gate,
     close: async () => {
       gate.close();
-      await Promise.all([sql.end({ timeout: 5 }), drizzleClient.end({ timeout: 5 })]);
+      await sql.end({ timeout: 5 });
     },
   };
 }

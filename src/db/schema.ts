@@ -19,7 +19,7 @@ import { JOB_STATUSES } from "../domain/jobs.js";
 /**
  * The fairness tag of a held job: one submitted with a runAt more than a few seconds
  * ahead. It takes no tag from its group and stays out of the claim index; when it is due,
- * the promotion (repositories/jobs.ts promoteDue) gives it a tag as a submit at that moment
+ * the promotion (repositories/jobs/claim.ts promoteDue) gives it a tag as a submit at that moment
  * would. Without this, 100,000 jobs scheduled for tomorrow sat in the claim index ahead of
  * their group's later jobs and every claim walked past all of them (21 ms instead of 1.1).
  * 2^52: normal tags grow by one per job and never come near it.
@@ -94,7 +94,7 @@ export const jobs = pgTable(
     payload: jsonb("payload").notNull(),
     priority: integer("priority").notNull().default(0),
     groupKey: text("group_key"),
-    // Start-time fair queuing tag: claims order by (priority, fair_tag), see repositories/jobs.ts.
+    // Start-time fair queuing tag: claims order by (priority, fair_tag), see repositories/jobs/fairness.ts.
     fairTag: bigint("fair_tag", { mode: "number" }).notNull().default(0),
     runAt: tz("run_at").notNull().defaultNow(),
     status: jobStatus("status").notNull().default("queued"),

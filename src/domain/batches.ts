@@ -37,11 +37,28 @@ export function isBatchTerminal(s: BatchStatus): boolean {
   return (TERMINAL_BATCH_STATUSES as readonly string[]).includes(s);
 }
 
-/** The terminal status a batch takes from its jobs' final statuses. */
-export function batchOutcome(c: { succeeded: number; failed: number; cancelled: number }): BatchStatus {
+/**
+ * The terminal status a finished batch takes, as ordered rules: the first that holds wins.
+ * The finalising SQL (repositories/jobs/finalise.ts) is written from this list, so the two agree.
+ */
+export const BATCH_OUTCOME_RULES = [
+  { when: "cancelRequested", status: "cancelled" },
+  { when: "allSucceeded", status: "succeeded" },
+  { when: "someSucceeded", status: "partially_succeeded" },
+  { when: "someFailed", status: "failed" },
+  { when: "otherwise", status: "cancelled" },
+] as const satisfies ReadonlyArray<{ when: string; status: BatchStatus }>;
+export type BatchOutcomeCondition = (typeof BATCH_OUTCOME_RULES)[number]["when"];
+
+/** The terminal status a batch takes from its jobs' final counts (cancel requested first, as the SQL). */
+export function batchOutcome(c: { cancelRequested?: boolean; succeeded: number; failed: number; cancelled: number }): BatchStatus {
   const total = c.succeeded + c.failed + c.cancelled;
-  if (c.succeeded === total) return "succeeded";
-  if (c.cancelled === total) return "cancelled";
-  if (c.succeeded === 0) return c.failed > 0 ? "failed" : "cancelled";
-  return "partially_succeeded";
+  const holds: Record<BatchOutcomeCondition, boolean> = {
+    cancelRequested: c.cancelRequested === true,
+    allSucceeded: c.succeeded === total,
+    someSucceeded: c.succeeded > 0,
+    someFailed: c.failed > 0,
+    otherwise: true,
+  };
+  return BATCH_OUTCOME_RULES.find((r) => holds[r.when])!.status;
 }

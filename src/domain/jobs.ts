@@ -49,17 +49,3 @@ export function fromStatuses(t: JobTransition): readonly JobStatus[] {
 export function isTerminal(s: JobStatus): s is TerminalJobStatus {
   return (TERMINAL_JOB_STATUSES as readonly string[]).includes(s);
 }
-
-export function canTransition(t: JobTransition, from: JobStatus, to: JobStatus): boolean {
-  const rule = JOB_TRANSITIONS[t];
-  return rule.from.includes(from) && rule.to.includes(to);
-}
-
-/** Every (from, to) pair the machine allows, for tests and docs. */
-export function legalEdges(): Array<[JobStatus, JobStatus]> {
-  const edges = new Set<string>();
-  for (const rule of Object.values(JOB_TRANSITIONS)) {
-    for (const f of rule.from) for (const t of rule.to) edges.add(`${f}>${t}`);
-  }
-  return [...edges].map((e) => e.split(">") as [JobStatus, JobStatus]);
-}

@@ -22,7 +22,7 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../db/errors.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 /** Longer than the longest name a path carries (tenant names are at most 128), so no path answers 414. */

@@ -1,7 +1,8 @@
 import type { Queryable } from "../db/client.js";
 import { BATCH_STATUSES, type BatchStatus } from "../domain/batches.js";
 import { JOB_STATUSES, type JobStatus } from "../domain/jobs.js";
-import { batchGuard, finaliseTail, heldTagValue, jobGuard, openBatchTag, statusIn, tagged } from "./sql.js";
+import { finaliseIfDone } from "./jobs/finalise.js";
+import { batchGuard, heldTagValue, jobGuard, tagged } from "./sql.js";
 
 export interface BatchRow {
   id: string;
@@ -39,9 +40,6 @@ export interface BatchCursor {
 const scoped = (q: Queryable, tenant: string | null, column = "tenant") =>
   tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 
-/** A batch that may still finalise; a finaliser only ever moves a batch out of these. */
-const finalisable = (q: Queryable, column = "status") => batchGuard(q, "finalise", column);
-
 // The live counts: one GROUP BY over the jobs_batch_idx (batch_id, status) per batch.
 const countsOf = (q: Queryable, batchIdColumn: string) => q`
   (SELECT coalesce(jsonb_object_agg(s.status, s.n), '{}'::jsonb)
@@ -69,7 +67,7 @@ export function batchesRepository(sql: Queryable) {
      * a seal, itself an UPDATE guarded by status = 'preparing', waits for it and
      * then sees the new total; an add that comes after the seal finds no row.
      */
-    async reserveJobs(id: string, tenant: string | null, n: number, q: Queryable): Promise<BatchRow | null> {
+    async reserveIfPreparing(id: string, tenant: string | null, n: number, q: Queryable): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`
         UPDATE batches SET total = total + ${n}, remaining = remaining + ${n}, updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${batchGuard(q, "addJobs")} ${scoped(q, tenant)}
@@ -78,7 +76,7 @@ export function batchesRepository(sql: Queryable) {
     },
 
     /** preparing → pending. */
-    async seal(id: string, tenant: string | null, q: Queryable = sql): Promise<BatchRow | null> {
+    async sealIfPreparing(id: string, tenant: string | null, q: Queryable = sql): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`
         UPDATE batches SET status = 'pending', sealed_at = now(), updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${batchGuard(q, "seal")} ${scoped(q, tenant)}
@@ -86,36 +84,8 @@ export function batchesRepository(sql: Queryable) {
       return rows[0] ?? null;
     },
 
-    /**
-     * Finalises a sealed batch none of whose jobs is left (empty, or all
-     * terminal before the seal or a retry). The same guard as finaliseTail's
-     * (remaining = 0, a finalisable status) and the same outbox identity, so
-     * whichever statement gets there first is the only finaliser.
-     */
-    async finaliseIfDone(id: string, q: Queryable = sql): Promise<BatchRow | null> {
-      // Same outcome rule as finaliseTail in sql.ts; keep the two in step.
-      const rows = await q<BatchRow[]>`
-        WITH b AS (
-          UPDATE batches SET
-            status = CASE
-              WHEN cancel_requested THEN 'cancelled'::batch_status
-              WHEN succeeded_count = total THEN 'succeeded'::batch_status
-              WHEN succeeded_count > 0 THEN 'partially_succeeded'::batch_status
-              WHEN failed_count > 0 THEN 'failed'::batch_status
-              ELSE 'cancelled'::batch_status END,
-            finished_at = now(), updated_at = now(), version = version + 1
-          WHERE id = ${id} AND remaining = 0 AND ${finalisable(q)}
-          RETURNING *
-        ), ev AS (
-          INSERT INTO webhook_outbox (tenant, subject_id, event_type, generation, url, data)
-          SELECT tenant, id, 'batch.completed', generation, webhook_url, to_jsonb(b) FROM b
-          WHERE webhook_url IS NOT NULL
-          ON CONFLICT (subject_id, event_type, generation) DO NOTHING
-          RETURNING 1
-        )
-        SELECT * FROM b`;
-      return rows[0] ?? null;
-    },
+    /** Finalises a sealed batch none of whose jobs is left (see finalise.ts). */
+    finaliseIfDone: (id: string, q: Queryable = sql) => finaliseIfDone(id, q),
 
     async findById(id: string, tenant: string | null, q: Queryable = sql): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`SELECT * FROM batches WHERE id = ${id} ${scoped(q, tenant)}`;
@@ -154,73 +124,6 @@ export function batchesRepository(sql: Queryable) {
       return c;
     },
 
-    /**
-     * A sealed batch's jobs leave the open-batch tag for the held one; the next promotion
-     * (any claiming process, at once after an empty claim) tags them as submits at that
-     * moment. Run in the seal's transaction, which holds the batch row: SKIP LOCKED, because
-     * the only other holder of such a job's lock is a single-job cancel, which locks the
-     * batch after the job (waiting for it here would close a cycle). That cancel finishes
-     * the job; if it rolls back instead, the reaper's releaseStragglers takes the job.
-     */
-    async releaseSealedJobs(id: string, q: Queryable): Promise<number> {
-      const rows = await q`
-        WITH c AS (
-          SELECT id FROM jobs
-          WHERE batch_id = ${id} AND status = 'queued' AND ${openBatchTag(q, "jobs")}
-          FOR UPDATE SKIP LOCKED
-        )
-        UPDATE jobs SET fair_tag = ${heldTagValue(q)}
-        FROM c WHERE jobs.id = c.id
-        RETURNING 1`;
-      return rows.length;
-    },
-
-    /**
-     * The same for jobs a seal left behind: skipped under a cancel that then rolled back,
-     * or sealed by a release from before open-batch tags (rolling upgrades). A job of a batch
-     * cancelled while open is cancelled here instead, with its batch's count and events (the
-     * cancel skipped it the same way): released, it would have run in a cancelled batch. The
-     * reaper runs it; SKIP LOCKED lets every worker process do so at once. The open batches
-     * are found by skipping from one batch id to the next in jobs_preparing_idx (one probe per
-     * open batch, not one per job: 100,000 open-batch jobs made a plain join take 40-70 ms).
-     * Returns the jobs' queues and new statuses.
-     */
-    async releaseStragglers(limit: number, q: Queryable = sql): Promise<Array<{ queue: string; status: JobStatus }>> {
-      const open = (t: string) => q`${q.unsafe(`${t}.status = 'queued'`)} AND ${openBatchTag(q, t)}`;
-      return q<Array<{ queue: string; status: JobStatus }>>`
-        WITH sealed AS (
-          -- A cancel of an open batch seals it and marks it in one statement, so a batch
-          -- seen here sealed and not marked was sealed by a seal: its jobs are to run.
-          SELECT b.id, b.cancel_requested FROM batches b JOIN (
-            -- Recursive on its own: WITH RECURSIVE over the whole statement would let every
-            -- item refer to every other, which PostgreSQL refuses for the finalisation tail.
-            WITH RECURSIVE ids AS (
-              (SELECT j.batch_id FROM jobs j WHERE ${open("j")} ORDER BY j.batch_id LIMIT 1)
-              UNION ALL
-              SELECT (SELECT j.batch_id FROM jobs j WHERE ${open("j")} AND j.batch_id > ids.batch_id ORDER BY j.batch_id LIMIT 1)
-              FROM ids WHERE ids.batch_id IS NOT NULL
-            ) SELECT batch_id FROM ids
-          ) ids ON b.id = ids.batch_id
-          WHERE b.status <> 'preparing'
-        ), c AS (
-          SELECT j.id, s.cancel_requested AS cancel FROM jobs j JOIN sealed s ON j.batch_id = s.id
-          WHERE ${open("j")}
-          LIMIT ${limit}
-          FOR UPDATE OF j SKIP LOCKED
-        ), j AS (
-          UPDATE jobs SET
-            fair_tag = CASE WHEN c.cancel THEN jobs.fair_tag ELSE ${heldTagValue(q)} END,
-            status = CASE WHEN c.cancel THEN 'cancelled'::job_status ELSE jobs.status END,
-            finished_at = CASE WHEN c.cancel THEN now() ELSE jobs.finished_at END,
-            updated_at = CASE WHEN c.cancel THEN now() ELSE jobs.updated_at END,
-            version = CASE WHEN c.cancel THEN jobs.version + 1 ELSE jobs.version END
-          FROM c WHERE jobs.id = c.id AND ${jobGuard(q, "cancel", "jobs.status")}
-          RETURNING jobs.*
-        ), fin AS (SELECT * FROM j WHERE status = 'cancelled'),
-        ${finaliseTail(q)}
-        SELECT queue, status FROM j`;
-    },
-
     /** The queues that have claimable jobs of this batch, to wake their long-pollers. */
     async queuedQueues(id: string, q: Queryable = sql): Promise<string[]> {
       const rows = await q<{ queue: string }[]>`
@@ -228,28 +131,8 @@ export function batchesRepository(sql: Queryable) {
       return rows.map((r) => r.queue);
     },
 
-    /**
-     * Locks every unfinished job of a sealed batch, in id order; while held,
-     * no job of the batch can move between queued and running. Jobs are locked
-     * before their batch, as claim, complete, fail and the reaper do. A caller
-     * that locks several jobs in another order (the multi-complete) could
-     * still close a cycle with us, so the wait is bounded: past `lockTimeoutMs`
-     * this fails with 55P03 and the caller's transaction (holding nothing but
-     * these job locks) is rolled back and re-run, instead of one side being
-     * picked as a deadlock victim a second later.
-     */
-    async lockUnfinishedJobs(id: string, lockTimeoutMs: number, q: Queryable): Promise<number> {
-      const [prev] = await q<{ v: string }[]>`SELECT current_setting('lock_timeout') AS v`;
-      await q`SELECT set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
-      const rows = await q`
-        SELECT id FROM jobs WHERE batch_id = ${id} AND ${statusIn(q, "status", ["queued", "running"])}
-        ORDER BY id FOR UPDATE`;
-      await q`SELECT set_config('lock_timeout', ${prev!.v}, true)`;
-      return rows.length;
-    },
-
     /** Marks a sealed, unfinished batch of the generation the caller locked the jobs of. */
-    async requestCancel(id: string, generation: number, q: Queryable): Promise<BatchRow | null> {
+    async requestCancelIfUnfinished(id: string, generation: number, q: Queryable): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`
         -- A repeated cancel changes nothing: neither version (the ETag) nor updatedAt moves.
         UPDATE batches SET cancel_requested = true,
@@ -261,43 +144,13 @@ export function batchesRepository(sql: Queryable) {
     },
 
     /** Cancel of an open batch: it is sealed as it is marked, so no add can follow. */
-    async cancelPreparing(id: string, tenant: string | null, q: Queryable): Promise<BatchRow | null> {
+    async cancelIfPreparing(id: string, tenant: string | null, q: Queryable): Promise<BatchRow | null> {
       const rows = await q<BatchRow[]>`
         UPDATE batches SET status = 'pending', sealed_at = now(), cancel_requested = true,
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${batchGuard(q, "cancel")} AND status = 'preparing' ${scoped(q, tenant)}
         RETURNING *`;
       return rows[0] ?? null;
-    },
-
-    /**
-     * queued → cancelled for every queued job of the batch, one statement
-     * through finaliseTail (counters, job events, and the batch's completion
-     * if these were its last jobs). `skipLocked`: a queued job of an open
-     * batch can only be locked by a single-job cancel, which finishes it anyway.
-     */
-    async cancelQueuedJobs(id: string, opts: { skipLocked: boolean }, q: Queryable): Promise<number> {
-      const rows = await q<{ n: number }[]>`
-        WITH c AS (
-          SELECT id FROM jobs WHERE batch_id = ${id} AND ${jobGuard(q, "cancel")}
-          ORDER BY id FOR UPDATE ${opts.skipLocked ? q`SKIP LOCKED` : q``}
-        ), j AS (
-          UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), version = jobs.version + 1
-          FROM c WHERE jobs.id = c.id AND ${jobGuard(q, "cancel", "jobs.status")}
-          RETURNING jobs.*
-        ), fin AS (SELECT * FROM j),
-        ${finaliseTail(q)}
-        SELECT count(*)::int AS n FROM j`;
-      return rows[0]!.n;
-    },
-
-    /** running → running with cancelRequested: each lease holder learns of it on heartbeat, fail or reap. */
-    async requestCancelRunningJobs(id: string, q: Queryable): Promise<number> {
-      const rows = await q`
-        UPDATE jobs SET cancel_requested = true, updated_at = now(), version = version + 1
-        WHERE batch_id = ${id} AND ${jobGuard(q, "requestCancel")} AND NOT cancel_requested
-        RETURNING id`;
-      return rows.length;
     },
 
     /**
@@ -308,7 +161,7 @@ export function batchesRepository(sql: Queryable) {
      * exactly the jobs requeued, so remaining stays the count of unfinished
      * jobs of the new generation.
      */
-    async retry(
+    async retryIfFinished(
       id: string,
       tenant: string | null,
       q: Queryable,

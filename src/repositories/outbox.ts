@@ -20,7 +20,7 @@ export interface OutboxDelivery {
 }
 
 /**
- * The webhook outbox. Rows are written by finaliseTail() (sql.ts) in the same
+ * The webhook outbox. Rows are written by finaliseTail() (jobs/finalise.ts) in the same
  * statement as the job or batch finalisation; this repository only claims,
  * settles and prunes them. Every settlement is fenced by the claim's lease
  * token, so a dispatcher whose lease ran out cannot mark a row another one

@@ -8,7 +8,10 @@ import type { JobsRepository } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
 import type { Notifier } from "./notifier.js";
-import { inTx, JOB_LOCK_WAIT_MS } from "./tx.js";
+import { inTx } from "../db/tx.js";
+
+/** How long a batch cancel waits for one job's row lock before starting over. */
+const JOB_LOCK_WAIT_MS = 250;
 
 /** Jobs per create or add request; one multi-row INSERT carries them all. */
 export const MAX_BATCH_JOBS = 10_000;
@@ -41,7 +44,7 @@ export function createBatchService(deps: {
 
   /** preparing → pending, and at once → terminal when no job is left to run (empty, or all cancelled while open). */
   async function sealIn(tx: Tx, id: string, scope: TenantScope): Promise<BatchRow | null> {
-    const sealed = await batches.seal(id, scope, tx);
+    const sealed = await batches.sealIfPreparing(id, scope, tx);
     if (!sealed) return null;
     if (sealed.remaining > 0) return sealed;
     return (await batches.finaliseIfDone(id, tx)) ?? sealed;
@@ -68,7 +71,7 @@ export function createBatchService(deps: {
     const invalid = checkJobs(input);
     if (invalid) return invalid;
     const added = await inTx(sql, async (tx) => {
-      const b = await batches.reserveJobs(id, scope, input.length, tx);
+      const b = await batches.reserveIfPreparing(id, scope, input.length, tx);
       if (!b) return null;
       await jobs.insertMany(
         input.map((j) => toNewJob(b.tenant, j, { batchId: b.id, untilSealed: true })),
@@ -90,7 +93,7 @@ export function createBatchService(deps: {
       if (!batch) return null;
       // Created open, so its jobs carry the open-batch tag until now (a batch created
       // sealed was tagged at insert).
-      await batches.releaseSealedJobs(id, tx);
+      await jobs.releaseQueuedOfSealed(id, tx);
       const queues = batch.status === "pending" ? await batches.queuedQueues(id, tx) : [];
       return { view: { batch, counts: await batches.counts(id, tx) }, queues };
     });
@@ -135,16 +138,16 @@ export function createBatchService(deps: {
         let marked: BatchRow | null;
         let cancelled: number;
         if (cur.status === "preparing") {
-          marked = await batches.cancelPreparing(id, scope, tx);
+          marked = await batches.cancelIfPreparing(id, scope, tx);
           if (!marked) return null;
-          cancelled = await batches.cancelQueuedJobs(id, { skipLocked: true }, tx);
+          cancelled = await jobs.cancelQueuedOfBatch(id, { skipLocked: true }, tx);
         } else {
-          await batches.lockUnfinishedJobs(id, JOB_LOCK_WAIT_MS, tx);
+          await jobs.lockUnfinishedOfBatch(id, JOB_LOCK_WAIT_MS, tx);
           // Guarded by the generation read above: a batch that finished and was retried meanwhile has other jobs.
-          marked = await batches.requestCancel(id, cur.generation, tx);
+          marked = await batches.requestCancelIfUnfinished(id, cur.generation, tx);
           if (!marked) return null;
-          cancelled = await batches.cancelQueuedJobs(id, { skipLocked: false }, tx);
-          await batches.requestCancelRunningJobs(id, tx);
+          cancelled = await jobs.cancelQueuedOfBatch(id, { skipLocked: false }, tx);
+          await jobs.requestCancelRunningOfBatch(id, tx);
         }
         await batches.finaliseIfDone(id, tx);
         // Locked by this transaction since the mark: the row as it will commit.
@@ -162,7 +165,7 @@ export function createBatchService(deps: {
 
   async function retry(id: string, scope: TenantScope) {
     const out = await inTx(sql, async (tx) => {
-      const r = await batches.retry(id, scope, tx);
+      const r = await batches.retryIfFinished(id, scope, tx);
       if (!r) return null;
       const batch = r.batch.remaining > 0 ? r.batch : ((await batches.finaliseIfDone(id, tx)) ?? r.batch);
       return { ...r, view: { batch, counts: await batches.counts(id, tx) } };

@@ -1,5 +1,5 @@
 import type { Sql } from "../db/client.js";
-import type { Cancel } from "./cancel.js";
+import type { Cancel } from "./tripwire.js";
 
 const CHANNEL = "jobline_jobs";
 

@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/client.js";
 import type { Metrics } from "../metrics.js";
-import { type JobRow, releaseIfLeased } from "../repositories/jobs.js";
+import type { JobRow } from "../repositories/jobs.js";
+import { releaseIfLeased } from "../repositories/jobs/transitions.js";
 import type { Notifier } from "./notifier.js";
 
 /**
@@ -13,7 +14,7 @@ export async function releaseUndelivered(
   rows: ReadonlyArray<Pick<JobRow, "id" | "leaseToken">>,
 ): Promise<JobRow[]> {
   const items = rows.flatMap((r) => (r.leaseToken ? [{ id: r.id, leaseToken: r.leaseToken }] : []));
-  const released = await releaseIfLeased(d.sql, items);
+  const released = await releaseIfLeased(items, d.sql);
   for (const r of released) {
     d.metrics.leaseReleased(r, "undelivered");
     d.metrics.transitions.inc({ from: "running", to: "queued" });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createWorker } from "../../src/worker/handlers.js";
+import { createWorker } from "../../src/worker/inProcess.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Tripwire } from "../../src/services/cancel.js";
+import { Tripwire } from "../../src/services/tripwire.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 

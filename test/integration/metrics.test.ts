@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { reapOnce } from "../../src/worker/maintenance.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 let env: TestEnv;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { HELD_TAG } from "../../src/db/schema.js";
 import { HOLD_AHEAD_MS } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { inTx } from "../../src/services/tx.js";
+import { inTx } from "../../src/db/tx.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Jobs submitted with a runAt well ahead are held: no fairness tag from their group, not in

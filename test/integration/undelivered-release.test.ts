@@ -138,7 +138,7 @@ describe("a poll whose answer is not delivered", () => {
   });
 
   it("the release is fenced by the lease token: a job completed or re-leased meanwhile is untouched", async () => {
-    const { releaseIfLeased } = await import("../../src/repositories/jobs.js");
+    const { releaseIfLeased } = env.c.repos.jobs;
     const [a, b] = await submit("fence", 2);
     const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["fence"], workerId: "w", max: 2 });
     const jobs = r.body.jobs as Array<{ id: string; leaseToken: string }>;
@@ -146,11 +146,11 @@ describe("a poll whose answer is not delivered", () => {
     const jb = jobs.find((j) => j.id === b)!;
     expect((await env.http().post(`/v1/jobs/${a}/complete`).set("authorization", worker).send({ leaseToken: ja.leaseToken })).status).toBe(200);
     const wrong = "00000000-0000-4000-8000-000000000000";
-    const released = await releaseIfLeased(env.c.sql, [ja, { id: b!, leaseToken: wrong }]);
+    const released = await releaseIfLeased([ja, { id: b!, leaseToken: wrong }]);
     expect(released).toEqual([]);
     const status = async (id: string) => (await rows([id]))[0]!.status;
     expect(await status(a!)).toBe("succeeded");
     expect(await status(b!)).toBe("running");
-    expect((await releaseIfLeased(env.c.sql, [jb])).map((j) => j.id)).toEqual([b]);
+    expect((await releaseIfLeased([jb])).map((j) => j.id)).toEqual([b]);
   });
 });

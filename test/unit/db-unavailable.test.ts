@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DbUnavailableError, markSent } from "../../src/db/gate.js";
-import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../../src/services/tx.js";
+import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../../src/db/errors.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
 

@@ -443,6 +443,15 @@ export interface components {
                 message: string;
             }[];
         };
+        ApiKeyInput: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
+        };
         JobSubmitInput: {
             queue: string;
             kind: string;
@@ -533,15 +542,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKeyInput: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmitInput: {
             queue: string;
@@ -667,6 +667,15 @@ export interface components {
                 message: string;
             }[];
         };
+        ApiKey: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
+        };
         JobSubmit: {
             queue: string;
             kind: string;
@@ -757,15 +766,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKey: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmit: {
             queue: string;

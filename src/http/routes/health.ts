@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { migrationsApplied } from "../../db/migrate.js";
 import { SampleUnavailable } from "../../metrics.js";
 import { ProblemSchema, problem, sendProblem } from "../problem.js";
 import type { Api } from "../types.js";
@@ -17,16 +16,9 @@ export async function healthRoutes(app: Api, c: Container) {
     "/readyz",
     { schema: { tags: ["ops"], operationId: "getReadiness", summary: "Database reachable and migrations applied", security: [], response: { 200: Status, 503: Status } } },
     async (req, reply) => {
-      try {
-        const ok = await Promise.race([
-          migrationsApplied(c.sql),
-          new Promise<boolean>((_, rej) => setTimeout(() => rej(new Error("database timeout")), 2000).unref()),
-        ]);
-        if (ok) return { status: "ready" as const };
-        req.log.warn("not ready: migrations not applied");
-      } catch (e) {
-        req.log.warn({ err: e }, "not ready: database unreachable");
-      }
+      const r = await c.services.maintenance.readiness();
+      if (r.ready) return { status: "ready" as const };
+      req.log.warn({ err: r.error }, `not ready: ${r.detail}`);
       return reply.code(503).send({ status: "not_ready" as const });
     },
   );

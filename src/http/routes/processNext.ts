@@ -1,12 +1,13 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import type { JobRow } from "../../repositories/jobs.js";
-import { Tripwire } from "../../services/cancel.js";
+import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto } from "../../services/representation.js";
 import { releaseUndelivered } from "../../services/undelivered.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
-import { ClaimedJobSchema, CompleteItem, LeaseSeconds, Name, WorkerId } from "../schemas.js";
+import { LeaseSeconds, Name, WorkerId } from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 
 export async function processNextRoutes(app: Api, c: Container) {

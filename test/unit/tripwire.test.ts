@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Tripwire } from "../../src/services/cancel.js";
+import { Tripwire } from "../../src/services/tripwire.js";
 
 describe("Tripwire", () => {
   it("calls each listener once when tripped (one added twice too), and none added after", () => {

@@ -1,39 +1,9 @@
-import type postgres from "postgres";
-import { driverError } from "../db/client.js";
-import { markSent, wasSent } from "../db/gate.js";
+import { driverError } from "./client.js";
+import { wasSent } from "./gate.js";
 
-type Sql = postgres.Sql;
-type Tx = postgres.TransactionSql;
+// What a database error means for the caller: rerun, refuse the value, or answer 503.
 
-const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
-
-/** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
-const RERUN_CODES = new Set(["40P01", "55P03"]);
-/** How long the cancel waits for one job's row lock before starting over. */
-export const JOB_LOCK_WAIT_MS = 250;
-
-/**
- * A transaction that a lock conflict rolled back is run again from the
- * start: each run is atomic, so a re-run repeats nothing, and having
- * released its locks it has let the other side finish.
- */
-export async function inTx<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    // A connection lost before COMMIT was sent rolled everything back; after, the outcome is unknown.
-    let committing = false;
-    try {
-      return (await sql.begin(async (tx) => {
-        const out = await fn(tx);
-        committing = true;
-        return out;
-      })) as T;
-    } catch (e) {
-      markSent(driverError(e), committing);
-      if (attempt >= 8 || !RERUN_CODES.has(String(codeOf(e) ?? ""))) throw e;
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
-    }
-  }
-}
+export const codeOf = (e: unknown): unknown => (driverError(e) as { code?: unknown } | null)?.code;
 
 /**
  * A deadlock or serialization victim (40P01, 40001): PostgreSQL rolled the statement back, so it
@@ -77,7 +47,7 @@ export const isDbUnavailable = (e: unknown): boolean => {
  * timed out, the gate's refusal, PostgreSQL starting or full) or a statement the gate saw fail
  * before it was sent, or a transaction that lost its connection before COMMIT.
  */
-const NEVER_RAN = /^(DB_UNAVAILABLE|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|CONNECT_TIMEOUT|57P03|53300)$/;
+export const NEVER_RAN = /^(DB_UNAVAILABLE|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|CONNECT_TIMEOUT|57P03|53300)$/;
 
 /**
  * The database may or may not have applied the statement: the connection died after it was
@@ -92,19 +62,3 @@ export const isOutcomeUnknown = (e: unknown): boolean => {
   if (!isDbUnavailable(err) || NEVER_RAN.test(code)) return false;
   return wasSent(err) !== false;
 };
-
-/**
- * Runs `fn`, and once more at once when its connection was lost and running it again is safe:
- * the statement certainly did nothing, or `idempotent` says a second run finds the first one's
- * effect (a fenced completion, an insert keyed by an Idempotency-Key). A killed backend then
- * costs one statement on a fresh connection instead of a 503 and the client's resend. Not
- * while the gate fails fast: PostgreSQL is away, and the client is told so at once.
- */
-export async function retryIfLost<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (!isDbUnavailable(e) || NEVER_RAN.test(String(codeOf(e) ?? "")) || (!idempotent && isOutcomeUnknown(e))) throw e;
-    return fn();
-  }
-}

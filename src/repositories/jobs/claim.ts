@@ -1,0 +1,181 @@
+import type { Queryable } from "../../db/client.js";
+import { batchIs, heldTag, jobGuard, tagged } from "../sql.js";
+import { allocateTags } from "./fairness.js";
+import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
+import { completeCtes } from "./transitions.js";
+import type { JobStatus } from "../../domain/jobs.js";
+
+/** Small limits go into the text, so each has a reusable generic plan (docs/performance-notes.md). */
+const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n <= 32 ? q.unsafe(String(n)) : q`${n}`);
+
+/** Not a job of a batch still being built (the batch's addJobs status). */
+const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${job}.batch_id`)} IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = ${q.unsafe(`${job}.batch_id`)} AND ${batchIs(q, "addJobs", "b.status")}))`;
+
+/** queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED). */
+// (test/integration/plan-stability.test.ts finds claims by the name claimable.)
+const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number) => {
+  const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
+  return q`
+      claimable AS (
+        SELECT j.id, j.priority, j.fair_tag FROM jobs j
+        WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
+          ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
+          ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
+          AND ${notInOpenBatch(q, "j")}
+        ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
+        LIMIT ${limitOf(q, total)}
+        FOR UPDATE OF j SKIP LOCKED
+      )`;
+};
+
+/** The lease a claim writes on each job it takes. */
+const lease = (q: Queryable, leaseSeconds: number) => q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
+               lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+               started_at = now(), updated_at = now(), version = jobs.version + 1`;
+
+/**
+ * pending → running for the batches of the jobs just claimed (CTE `u`). besideFinalisation: the
+ * statement also finalises jobs (fin_counts); a batch with a running job left pending when its
+ * first job was claimed, so the two never meet, and the guard keeps one statement from ever
+ * updating a batch row twice, which PostgreSQL would not do reliably.
+ */
+const startBatches = (q: Queryable, besideFinalisation = false) => q`
+      started AS (
+        UPDATE batches SET status = 'running', started_at = now(), updated_at = now(), version = batches.version + 1
+        WHERE batches.id IN (SELECT batch_id FROM u WHERE batch_id IS NOT NULL) AND ${batchIs(q, "start", "batches.status")}
+          ${besideFinalisation ? q`AND batches.id NOT IN (SELECT batch_id FROM fin_counts)` : q``}
+        RETURNING 1
+      )`;
+
+/** Several takers: row rn (in claim order) carries the worker id of the taker it goes to. */
+const forTakers = (q: Queryable, f: SharedClaimFilter, takers: Taker[], besideFinalisation = false) => {
+  const workerIds = takers.flatMap((t) => Array<string>(t.max).fill(t.workerId));
+  const total = takers.reduce((n, t) => n + t.max, 0);
+  return q`
+      ${claimableCte(q, f, total)}, n AS (
+        SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
+      ), u AS (
+        UPDATE jobs SET ${lease(q, f.leaseSeconds)}, worker_id = (${workerIds}::text[])[n.rn]
+        FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+        RETURNING jobs.*, n.rn
+      ), ${startBatches(q, besideFinalisation)}`;
+};
+
+/**
+ * The same claim for several takers at once (coalesced polls): one statement leases up to
+ * the sum of their `max`, in claim order, and taker i gets the next `max_i` rows with its own
+ * worker id written on them. The UPDATE finds its rows by `= ANY` (docs/performance-notes.md).
+ */
+export async function claimNextFor(f: SharedClaimFilter, takers: Taker[], q: Queryable): Promise<JobRow[][]> {
+  if (takers.length === 1) {
+    // One taker (a worker's own claim, or a poll with no company): its worker id as one
+    // value, not one array element per row, and the claim order from a sort of the result.
+    return [
+      await q<JobRow[]>`
+          WITH ${claimableCte(q, f, takers[0]!.max)}, u AS (
+            UPDATE jobs SET ${lease(q, f.leaseSeconds)}, worker_id = ${takers[0]!.workerId}
+            WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
+            RETURNING jobs.*
+          ), ${startBatches(q)}
+          SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
+    ];
+  }
+  return byTaker(await q<Array<JobRow & { rn: number }>>`WITH ${forTakers(q, f, takers)} SELECT * FROM u`, takers);
+}
+
+/** queued → running for up to `max` jobs of the filter, one statement; jobs of an open batch excluded. */
+export async function claimNext(f: ClaimFilter, q: Queryable): Promise<JobRow[]> {
+  const { workerId, max, ...filter } = f;
+  return (await claimNextFor(filter, [{ workerId, max }], q))[0]!;
+}
+
+/**
+ * A poll's acknowledgements and the claim of its next jobs in one statement: one round trip,
+ * one executor start and one commit instead of two of each. The rows are disjoint (the
+ * acknowledged jobs are running, the claimed ones queued, in one snapshot), so a job
+ * completed here is never claimed here. Acknowledgements come back lean, claims as claimNextFor's.
+ */
+export async function completeAndClaimFor(
+  items: CompleteItem[],
+  f: SharedClaimFilter,
+  takers: Taker[],
+  q: Queryable,
+): Promise<{ completed: LeanJobRow[]; claimed: JobRow[][] }> {
+  type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string];
+  type Row = JobRow & { rn: number | null; acked: Acked[] | null };
+  // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
+  // claimed; they ride on the first row only.
+  const rows = await q<Row[]>`
+        WITH ${completeCtes(items, f.tenant, q)}, ${forTakers(q, f, takers, true)}
+        SELECT u.*, CASE WHEN u.rn IS NULL OR u.rn = 1 THEN
+                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status, j.tenant, j.queue, j.kind,
+                   j.started_at, j.finished_at, j.updated_at)), '[]'::json) FROM j)
+               END AS acked
+        FROM (SELECT) one LEFT JOIN u ON true`;
+  const acked = rows.find((r) => r.acked !== null)?.acked ?? [];
+  return {
+    completed: acked.map(([id, leaseToken, status, tenant, queue, kind, startedAt, finishedAt, updatedAt]) => ({
+      id,
+      leaseToken,
+      status,
+      tenant,
+      queue,
+      kind,
+      startedAt: startedAt === null ? null : new Date(startedAt),
+      finishedAt: finishedAt === null ? null : new Date(finishedAt),
+      updatedAt: new Date(updatedAt),
+    })),
+    claimed: byTaker(rows.filter((r): r is Row & { rn: number } => r.rn !== null), takers),
+  };
+}
+
+/** queued → running for one named job, optionally only at a given version (If-Match). */
+export async function claimIfQueued(
+  id: string,
+  f: { tenant: string | null; workerId: string; leaseSeconds: number; version?: number | undefined },
+  q: Queryable,
+): Promise<JobRow | null> {
+  const rows = await q<JobRow[]>`
+        WITH u AS (
+          UPDATE jobs SET ${lease(q, f.leaseSeconds)}, worker_id = ${f.workerId}
+          WHERE id = ${id} AND ${jobGuard(q, "claim")} AND run_at <= now()
+            ${f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`}
+            ${f.version === undefined ? q`` : q`AND version = ${f.version}`}
+            AND ${notInOpenBatch(q, "jobs")}
+          RETURNING *
+        ), ${startBatches(q)}
+        SELECT * FROM u`;
+  return rows[0] ?? null;
+}
+
+/**
+ * Held jobs that are due get their fairness tag, as a submit at this moment would give
+ * them, and so enter the claim index. Up to `limit` per call, earliest first; SKIP LOCKED
+ * lets every process run it at once. Must run inside the caller's transaction (the
+ * rows stay locked from the pick to the update). Returns how many, and their queues.
+ */
+export async function promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
+  const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
+        SELECT id, tenant, queue, group_key FROM jobs
+        WHERE status = 'queued' AND ${heldTag(q, "jobs")}
+          AND run_at <= now()
+          -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
+          -- (only a single-job cancel can hold one), so a job locked here would stay queued
+          -- and run after its batch was cancelled. Such jobs carry PREPARING_TAG and are not
+          -- read here at all; this guards those an older release inserted.
+          AND (batch_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
+        ORDER BY run_at, id LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`;
+  if (due.length === 0) return { promoted: 0, queues: [] };
+  const tags = await allocateTags(due, q);
+  await q`
+        UPDATE jobs SET fair_tag = t.tag
+        FROM unnest(${due.map((d) => d.id)}::uuid[], ${tags}::bigint[]) AS t(id, tag)
+        -- Not a state change (queued stays queued): the guard is the claim's, "still claimable".
+        -- = ANY(ARRAY[t.id]): a primary-key probe per row in either plan (see completeCtes);
+        -- as "=" a custom plan for 1,000 promotions on 31,000 jobs hashed them and read all of jobs.
+        WHERE jobs.id = ANY(ARRAY[t.id]) AND ${jobGuard(q, "claim", "jobs.status")}`;
+  return { promoted: due.length, queues: [...new Set(due.map((d) => d.queue))] };
+}

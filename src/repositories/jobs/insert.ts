@@ -1,0 +1,64 @@
+import type { Queryable } from "../../db/client.js";
+import { HELD_TAG, PREPARING_TAG } from "../../db/schema.js";
+import { uuidv7 } from "../../domain/ids.js";
+import { advanceClocks, allocateTags, fairKey, isHeld, virtualTime } from "./fairness.js";
+import type { JobRow, NewJob } from "./rows.js";
+
+/** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
+export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
+  // A held job takes no tag from its group (and moves no clock): promoteDue tags it when due.
+  const tagged = j.untilSealed
+    ? q`g AS (SELECT ${PREPARING_TAG}::bigint AS last_tag)`
+    : isHeld(j, Date.now())
+    ? q`g AS (SELECT ${HELD_TAG}::bigint AS last_tag)`
+    : q`g AS (
+            INSERT INTO job_groups (queue, fair_key, last_tag)
+            VALUES (${j.queue}, ${fairKey(j.tenant, j.groupKey)}, ${virtualTime(q, j.queue)})
+            ON CONFLICT (queue, fair_key) DO UPDATE
+              SET last_tag = GREATEST(job_groups.last_tag + 1, EXCLUDED.last_tag), updated_at = now()
+            RETURNING queue, last_tag
+          ),
+          ${advanceClocks(q, q`SELECT queue, last_tag FROM g`)}`;
+  const rows = await q<JobRow[]>`
+        WITH ${tagged}
+        INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
+        SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
+               ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
+               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
+        FROM g
+        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING *`;
+  return rows[0] ?? null;
+}
+
+/**
+ * Multi-row insert for batches: tags for each (queue, group) are allocated
+ * as one range, then every job goes in with a single INSERT … SELECT unnest.
+ * Must run inside the caller's transaction.
+ */
+export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const now = Date.now();
+  const fixed = jobs.map((j) => (j.untilSealed ? PREPARING_TAG : isHeld(j, now) ? HELD_TAG : null));
+  const allocated = await allocateTags(
+    jobs.filter((_, i) => fixed[i] === null),
+    q,
+  );
+  let k = 0;
+  const tags = fixed.map((t) => t ?? allocated[k++]!);
+  const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
+  return q<JobRow[]>`
+        INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
+                          max_attempts, webhook_url, batch_id)
+        SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
+               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id
+        FROM unnest(
+          ${col((j) => j.id ?? uuidv7(now))}::uuid[],
+          ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
+          ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
+          ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
+          ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[]
+        ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id)
+        RETURNING *`;
+}

@@ -1,0 +1,69 @@
+import type { Queryable } from "../../db/client.js";
+import type { JobStatus } from "../../domain/jobs.js";
+import { heldTag, tagged } from "../sql.js";
+import type { JobRow } from "./rows.js";
+
+export async function findById(id: string, tenant: string | null, q: Queryable): Promise<JobRow | null> {
+  const rows = await q<JobRow[]>`
+        SELECT * FROM jobs WHERE id = ${id} ${tenant === null ? q`` : q`AND tenant = ${tenant}`}`;
+  return rows[0] ?? null;
+}
+
+export async function findByIdempotencyKey(tenant: string, key: string, q: Queryable): Promise<JobRow | null> {
+  const rows = await q<JobRow[]>`SELECT * FROM jobs WHERE tenant = ${tenant} AND idempotency_key = ${key}`;
+  return rows[0] ?? null;
+}
+
+export interface JobListFilter {
+  tenant: string | null;
+  queue?: string | undefined;
+  status?: JobStatus | undefined;
+  kind?: string | undefined;
+  batchId?: string | undefined;
+  limit: number;
+  /** Keyset position: created_at as PostgreSQL text (microseconds kept) and id. */
+  after?: { createdAt: string; id: string } | undefined;
+}
+
+/** Newest first. The order comes from job_list (written once per job), each entry then finds its job by primary key. */
+export async function list(f: JobListFilter, q: Queryable): Promise<Array<JobRow & { cursorTs: string }>> {
+  const conds = [
+    f.tenant === null ? null : q`l.tenant = ${f.tenant}`,
+    f.queue === undefined ? null : q`j.queue = ${f.queue}`,
+    f.status === undefined ? null : q`j.status = ${f.status}`,
+    f.kind === undefined ? null : q`j.kind = ${f.kind}`,
+    f.batchId === undefined ? null : q`j.batch_id = ${f.batchId}`,
+    // Sent as text: postgres.js rounds a timestamptz parameter through a JS Date (milliseconds).
+    f.after === undefined ? null : q`(l.created_at, l.id) < (${f.after.createdAt}::text::timestamptz, ${f.after.id}::uuid)`,
+  ].filter((c) => c !== null);
+  const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
+  return q<Array<JobRow & { cursorTs: string }>>`
+        SELECT j.*, j.created_at::text AS cursor_ts FROM job_list l JOIN jobs j ON j.id = l.id ${where}
+        ORDER BY l.created_at DESC NULLS LAST, l.id DESC NULLS LAST LIMIT ${f.limit}`;
+}
+
+/** Jobs per queue and status (GET /v1/queues, the queue-depth gauge). Reads every retained job. */
+export function countByQueue(tenant: string | null, q: Queryable) {
+  return q<{ queue: string; status: JobStatus; n: number }[]>`
+        SELECT queue, status, count(*)::int AS n FROM jobs
+        ${tenant === null ? q`` : q`WHERE tenant = ${tenant}`}
+        GROUP BY queue, status ORDER BY queue`;
+}
+
+/**
+ * Per queue, the age of the oldest claimable job: due, tagged or held, not in an open
+ * batch. Written as the claim index's and the held index's predicates, so it reads the
+ * queued jobs only, not the retained history (1M finished jobs: 100 ms as one filter).
+ */
+export function oldestClaimableByQueue(tenant: string | null, q: Queryable) {
+  const t = tenant === null ? q`` : q`AND tenant = ${tenant}`;
+  return q<{ queue: string; age: number }[]>`
+        SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
+          SELECT queue, run_at FROM jobs
+          WHERE status = 'queued' AND ${tagged(q, "jobs")} AND run_at <= now() ${t}
+          UNION ALL
+          SELECT queue, run_at FROM jobs
+          WHERE status = 'queued' AND ${heldTag(q, "jobs")}
+            AND run_at <= now() ${t}
+        ) due GROUP BY queue`;
+}

@@ -1,0 +1,92 @@
+import type { JobStatus } from "../../domain/jobs.js";
+
+/** A row of `jobs` as postgres.js hands it back (columns camel-cased by the driver's transform). */
+export interface JobRow {
+  id: string;
+  tenant: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority: number;
+  groupKey: string | null;
+  fairTag: string;
+  runAt: Date;
+  status: JobStatus;
+  attempts: number;
+  maxAttempts: number;
+  leaseToken: string | null;
+  leaseExpiresAt: Date | null;
+  workerId: string | null;
+  cancelRequested: boolean;
+  result: unknown;
+  lastError: unknown;
+  batchId: string | null;
+  generation: number;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  webhookUrl: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  version: number;
+}
+
+/** What an acknowledgement that asked for lean rows gets back. */
+/** A finalised job, lean: what the acknowledgement and the metrics need. */
+export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt">;
+
+export interface NewJob {
+  /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */
+  id?: string;
+  tenant: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority: number;
+  groupKey: string | null;
+  runAt: Date | null;
+  maxAttempts: number;
+  webhookUrl: string | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  batchId: string | null;
+  /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
+  untilSealed?: boolean;
+}
+
+export interface ClaimFilter {
+  queues: string[];
+  kinds?: string[] | undefined;
+  /** null: a platform worker (tenant `*`) that may claim any tenant's jobs. */
+  tenant: string | null;
+  workerId: string;
+  leaseSeconds: number;
+  max: number;
+}
+
+/** A claim's filter without its taker: what several coalesced polls share. */
+export type SharedClaimFilter = Omit<ClaimFilter, "workerId" | "max">;
+export interface Taker {
+  workerId: string;
+  max: number;
+}
+
+/** One acknowledgement item: the job, the lease that must still hold it, its result. */
+export interface CompleteItem {
+  id: string;
+  leaseToken: string;
+  result: unknown;
+}
+
+/** Taker i gets the next max_i rows in claim order. rn stays on the rows: copying every row without it cost more than the claim's parsing. */
+export function byTaker(rows: Array<JobRow & { rn: number }>, takers: Array<{ max: number }>): JobRow[][] {
+  const sorted: JobRow[] = [...rows].sort((a, b) => a.rn - b.rn);
+  const out: JobRow[][] = [];
+  let k = 0;
+  for (const t of takers) {
+    out.push(sorted.slice(k, k + t.max));
+    k += t.max;
+  }
+  return out;
+}

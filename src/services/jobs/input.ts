@@ -1,0 +1,61 @@
+import { storable } from "../../domain/json.js";
+import { err } from "../../domain/outcomes.js";
+import type { NewJob } from "../../repositories/jobs.js";
+
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/** `null` tenant scope means a platform key (tenant `*`) that sees every tenant. */
+export type TenantScope = string | null;
+
+export interface SubmitInput {
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority?: number | undefined;
+  groupKey?: string | undefined;
+  runAt?: string | undefined;
+  maxAttempts?: number | undefined;
+  webhookUrl?: string | undefined;
+}
+
+/** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
+
+/** Why a job's result cannot be stored: held to the payload's 256 KiB (413), and to what jsonb stores (400). */
+export function resultRefusal(result: unknown) {
+  const s = storable(result);
+  if (!s.ok) return err("invalid", `result ${s.problem}`);
+  return s.bytes > MAX_PAYLOAD_BYTES ? err("payload_too_large", "result exceeds 256 KiB") : null;
+}
+
+export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
+  return {
+    tenant,
+    queue: i.queue,
+    kind: i.kind,
+    payload: i.payload ?? null,
+    priority: i.priority ?? 0,
+    groupKey: i.groupKey ?? null,
+    runAt: i.runAt ? new Date(i.runAt) : null,
+    maxAttempts: i.maxAttempts ?? 5,
+    webhookUrl: i.webhookUrl ?? null,
+    idempotencyKey: null,
+    requestHash: null,
+    batchId: null,
+    ...extra,
+  };
+}
+
+/** UUIDs as clients may send them (any case) against PostgreSQL's lower-case text. */
+export const sameUuid = (a: string | null, b: string) => a !== null && a.toLowerCase() === b.toLowerCase();
