@@ -156,6 +156,20 @@ export function program(): Command {
       const { getJob } = await import("./cliRemote.js");
       process.exitCode = await getJob(id);
     });
+  jobs
+    .command("retry <id>")
+    .description("retry a failed or cancelled job (→ queued) and print it")
+    .action(async (id: string) => {
+      const { retryJob } = await import("./cliRemote.js");
+      process.exitCode = await retryJob(id);
+    });
+  jobs
+    .command("delete <id>")
+    .description("delete a finished job")
+    .action(async (id: string) => {
+      const { deleteJob } = await import("./cliRemote.js");
+      process.exitCode = await deleteJob(id);
+    });
   p.command("queues")
     .summary("print queue depths from a running server")
     .description(`Print per-queue counts by status and the oldest queued age. ${remote}`)

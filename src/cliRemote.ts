@@ -122,3 +122,14 @@ export async function getJob(id: string): Promise<number> {
 export async function listQueues(): Promise<number> {
   return report(await call(remoteFromEnv(), "GET", "/v1/queues"));
 }
+
+/** `jobline jobs retry <id>`: POST /v1/jobs/{id}/retry, the job printed. */
+export async function retryJob(id: string): Promise<number> {
+  return report(await call(remoteFromEnv(), "POST", `/v1/jobs/${encodeURIComponent(id)}/retry`, {}));
+}
+
+/** `jobline jobs delete <id>`: DELETE /v1/jobs/{id} (finished jobs only). */
+export async function deleteJob(id: string): Promise<number> {
+  const r = await call(remoteFromEnv(), "DELETE", `/v1/jobs/${encodeURIComponent(id)}`);
+  return r.ok ? 0 : report(r);
+}

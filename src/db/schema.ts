@@ -108,6 +108,10 @@ export const jobs = pgTable(
     lastError: jsonb("last_error"),
     batchId: uuid("batch_id").references(() => batches.id, { onDelete: "cascade" }),
     generation: integer("generation").notNull().default(1),
+    // Operator retries (POST /v1/jobs/{id}/retry); the job's events are keyed by generation + retries.
+    retries: integer("retries").notNull().default(0),
+    // The last 20 failed attempts, appended by the statement that records each failure.
+    errors: jsonb("errors").notNull().default(sql`'[]'::jsonb`),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
     webhookUrl: text("webhook_url"),

@@ -12,6 +12,8 @@ export type ErrorCode =
   | "not_queued"
   | "not_claimable"
   | "terminal"
+  | "not_retryable"
+  | "not_finished"
   | "lease_lost"
   | "not_running"
   | "version_mismatch"

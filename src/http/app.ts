@@ -16,6 +16,7 @@ import type { Api } from "./types.js";
 import { apiKeyRoutes } from "./routes/apiKeys.js";
 import { batchRoutes } from "./routes/batches.js";
 import { healthRoutes } from "./routes/health.js";
+import { jobActionRoutes } from "./routes/jobActions.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
@@ -201,6 +202,7 @@ export async function buildApp(c: Container): Promise<Api> {
   await app.register(async (api) => {
     await healthRoutes(api, c);
     await jobRoutes(api, c);
+    await jobActionRoutes(api, c);
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
     await batchRoutes(api, c);

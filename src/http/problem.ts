@@ -27,6 +27,8 @@ const STATUS: Record<ErrorCode | string, number> = {
   not_queued: 409,
   not_claimable: 409,
   terminal: 409,
+  not_retryable: 409,
+  not_finished: 409,
   lease_lost: 409,
   not_running: 409,
   batch_sealed: 409,

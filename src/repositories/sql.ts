@@ -36,3 +36,15 @@ export const openBatchTag = (q: Queryable, alias: string) => q.unsafe(`${alias}.
 /** The held tag as a literal, for SET and CASE. */
 export const heldTagValue = (q: Queryable) => q.unsafe(String(HELD_TAG));
 
+/** How many failed attempts a job's error history keeps. */
+export const ERROR_HISTORY = 20;
+
+/**
+ * `errors` with one failed attempt appended, the oldest dropped past ERROR_HISTORY: for the SET
+ * of the statement that records the failure. `attempt` and the error come from the locked row.
+ */
+export function appendError(q: Queryable, code: postgres.PendingQuery<postgres.Row[]>, message: postgres.PendingQuery<postgres.Row[]>) {
+  return q`jsonb_path_query_array(
+      jobs.errors || jsonb_build_array(jsonb_build_object('attempt', jobs.attempts, 'at', now(), 'code', ${code}, 'message', ${message})),
+      ${q.unsafe(`'$[last-${ERROR_HISTORY - 1} to last]'`)})`;
+}

@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow } from "../repositories/jobs.js";
 import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
+import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
 
@@ -94,12 +95,12 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
   // A concurrent claim or retry can move the job between the two guarded
   // writes; each pass is atomic, so a few passes always settle.
   for (let pass = 0; pass < 5; pass++) {
-    const cancelled = await c.jobs.cancelIfQueued(id, scope, version);
+    const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
       countWin(c.metrics, "queued", [cancelled]);
       return ok(cancelled);
     }
-    const requested = await c.jobs.requestCancelIfRunning(id, scope, version);
+    const [requested] = await c.jobs.requestCancelIfRunning([id], scope, version);
     if (requested) return ok(requested);
     const { row, error } = await explainLoss(c, id, scope, version);
     if (error) return error;
@@ -297,6 +298,7 @@ export function createJobService(deps: {
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
   const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
   const c: JobCtx = { jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
     get: (id: string, scope: TenantScope) => get(c, id, scope),
@@ -310,6 +312,9 @@ export function createJobService(deps: {
     completeMany: (scope: TenantScope, items: AckItem[]) => completeMany(c, scope, items),
     completeOwn: (scope: TenantScope, items: AckItem[]) => completeOwn(c, scope, items),
     fail: (id: string, scope: TenantScope, a: Parameters<typeof fail>[3]) => fail(c, id, scope, a),
+    retry: operator.retry,
+    remove: operator.remove,
+    bulk: operator.bulk,
     newLeaseId: randomUUID,
   };
 }

@@ -9,6 +9,9 @@ export type ClaimedJob = Schemas["ClaimedJob"];
 export type Batch = Schemas["Batch"];
 export type Problem = Schemas["Problem"];
 export type JobStatus = Job["status"];
+/** The body of `POST /v1/jobs/bulk` and its answer. */
+export type JobBulk = Schemas["JobBulk"];
+export type JobBulkResult = Schemas["JobBulkResult"];
 /** The body of `POST /v1/jobs`. */
 export type JobSubmit = paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"];
 

@@ -87,7 +87,82 @@ export interface paths {
         get: operations["getJob"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a finished job */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource's state does not allow it (the problem's code says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -189,6 +264,180 @@ export interface paths {
         put?: never;
         /** Report a failure: retried with backoff while attempts remain */
         post: operations["failJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry a failed or cancelled job (→ queued, attempts reset) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never> | null;
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Job"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource's state does not allow it (the problem's code says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["JobBulkInput"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["JobBulkResult"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -494,6 +743,13 @@ export interface components {
             } & {
                 [key: string]: unknown;
             }) | null;
+            /** @description the last 20 failed attempts, oldest first */
+            errors: {
+                attempt: number;
+                at: string;
+                code: string | null;
+                message: string;
+            }[];
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
@@ -530,6 +786,13 @@ export interface components {
             } & {
                 [key: string]: unknown;
             }) | null;
+            /** @description the last 20 failed attempts, oldest first */
+            errors: {
+                attempt: number;
+                at: string;
+                code: string | null;
+                message: string;
+            }[];
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
@@ -586,6 +849,24 @@ export interface components {
             finishedAt: string | null;
             version: number;
         };
+        JobBulkInput: {
+            /** @enum {string} */
+            action: "cancel" | "retry" | "delete";
+            ids?: string[];
+            filter?: {
+                queue?: string;
+                /** @enum {string} */
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                kind?: string;
+                /** Format: uuid */
+                batchId?: string;
+                /** Format: date-time */
+                createdAfter?: string;
+                /** Format: date-time */
+                createdBefore?: string;
+            };
+            limit?: number;
+        };
         WebhookSecretInput: {
             secret: string;
         };
@@ -609,6 +890,11 @@ export interface components {
                 job?: components["schemas"]["JobInput"];
                 problem?: components["schemas"]["ProblemInput"];
             }[];
+        };
+        JobBulkResultInput: {
+            matched: number;
+            changed: number;
+            skipped: number;
         };
         ProcessNextResultInput: {
             jobs: components["schemas"]["ClaimedJobInput"][];
@@ -718,6 +1004,13 @@ export interface components {
             } & {
                 [key: string]: unknown;
             }) | null;
+            /** @description the last 20 failed attempts, oldest first */
+            errors: {
+                attempt: number;
+                at: string;
+                code: string | null;
+                message: string;
+            }[];
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
@@ -754,6 +1047,13 @@ export interface components {
             } & {
                 [key: string]: unknown;
             }) | null;
+            /** @description the last 20 failed attempts, oldest first */
+            errors: {
+                attempt: number;
+                at: string;
+                code: string | null;
+                message: string;
+            }[];
             batchId: string | null;
             idempotencyKey: string | null;
             webhookUrl: string | null;
@@ -810,6 +1110,24 @@ export interface components {
             finishedAt: string | null;
             version: number;
         };
+        JobBulk: {
+            /** @enum {string} */
+            action: "cancel" | "retry" | "delete";
+            ids?: string[];
+            filter?: {
+                queue?: string;
+                /** @enum {string} */
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                kind?: string;
+                /** Format: uuid */
+                batchId?: string;
+                /** Format: date-time */
+                createdAfter?: string;
+                /** Format: date-time */
+                createdBefore?: string;
+            };
+            limit?: number;
+        };
         WebhookSecret: {
             secret: string;
         };
@@ -833,6 +1151,11 @@ export interface components {
                 job?: components["schemas"]["Job"];
                 problem?: components["schemas"]["Problem"];
             }[];
+        };
+        JobBulkResult: {
+            matched: number;
+            changed: number;
+            skipped: number;
         };
         ProcessNextResult: {
             jobs: components["schemas"]["ClaimedJob"][];

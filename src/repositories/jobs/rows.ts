@@ -22,6 +22,8 @@ export interface JobRow {
   lastError: unknown;
   batchId: string | null;
   generation: number;
+  retries: number;
+  errors: JobErrorEntry[];
   idempotencyKey: string | null;
   requestHash: string | null;
   webhookUrl: string | null;
@@ -30,6 +32,14 @@ export interface JobRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   version: number;
+}
+
+/** One failed attempt in a job's error history. */
+export interface JobErrorEntry {
+  attempt: number;
+  at: string;
+  code: string | null;
+  message: string;
 }
 
 /** What an acknowledgement that asked for lean rows gets back. */
