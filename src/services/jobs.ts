@@ -36,13 +36,16 @@ export interface JobCtx {
 }
 
 /** One increment per resulting status, not per row: labels are hashed on every call. */
-function countWin(metrics: Metrics, from: JobStatus, rows: Array<LeanJobRow | JobRow>) {
+const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in r && "kind" in r;
+const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
+
+function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
   const by = new Map<JobStatus, number>();
   for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
-  if (from === "running") metrics.jobsFinished(rows);
-  else if (by.get("running")) metrics.jobsStarted(rows.filter((r): r is JobRow => r.status === "running" && "runAt" in r));
+  if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
+  else if (by.get("running")) metrics.jobsStarted(rows.filter(isStarted));
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 

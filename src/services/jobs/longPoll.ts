@@ -88,7 +88,7 @@ export function createLongPoll(deps: {
   metrics: Metrics;
   shared: SharedStatements;
   promoteIfDue: (always?: boolean) => Promise<Set<string>>;
-  countWin: (from: JobStatus, rows: JobRow[]) => void;
+  countWin: (from: JobStatus, rows: Array<{ status: JobStatus }>) => void;
 }) {
   const { jobs, notifier, metrics, shared, promoteIfDue, countWin } = deps;
   return async function claimNext(f: ClaimInput, first?: { rows: JobRow[]; since: number }) {
