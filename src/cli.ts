@@ -170,6 +170,24 @@ export function program(): Command {
       const { deleteJob } = await import("./cliRemote.js");
       process.exitCode = await deleteJob(id);
     });
+  p.command("schedules <action> [id]")
+    .summary("manage cron schedules on a running server")
+    .description(`list | create | pause ID | resume ID | delete ID; prints JSON. ${remote}`)
+    .option("--name <name>")
+    .option("--cron <expr>", "5 fields, or 6 with seconds")
+    .option("--timezone <tz>", "IANA time zone (default UTC)")
+    .option("--queue <queue>")
+    .option("--kind <kind>")
+    .option("--payload <json>")
+    .option("--overlap <mode>", "allow | skip")
+    .option("--catch-up <mode>", "none | latest")
+    .option("--paused")
+    .option("--limit <n>")
+    .option("--cursor <cursor>")
+    .action(async (action: string, id: string | undefined, o: Record<string, unknown>) => {
+      const { schedulesCommand } = await import("./cliSchedules.js");
+      process.exitCode = await schedulesCommand(action, id, o);
+    });
   p.command("queues")
     .summary("print queue depths from a running server")
     .description(`Print per-queue counts by status and the oldest queued age. ${remote}`)

@@ -28,7 +28,7 @@ function causeOf(e: unknown): string {
   return parts.join(": ") || String(e);
 }
 
-async function call(r: Remote, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+export async function call(r: Remote, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const url = `${r.baseUrl}${path}`;
   let res: Response;
   try {
@@ -52,7 +52,7 @@ async function call(r: Remote, method: string, path: string, body?: unknown, hea
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
 /** Prints the body on success; returns the exit code (1 for an HTTP error, whose problem goes to stderr). */
-function report(r: { status: number; ok: boolean; data: unknown }): number {
+export function report(r: { status: number; ok: boolean; data: unknown }): number {
   if (r.ok) {
     print(r.data);
     return 0;

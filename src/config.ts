@@ -38,6 +38,9 @@ const ConfigSchema = z.object({
   JOBLINE_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   JOBLINE_IDLE_TIMEOUT_MS: z.coerce.number().int().min(35_000).default(65_000),
   JOBLINE_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
+  // A schedule's tick later than this was missed (catchUp decides); the scheduler's longest sleep.
+  JOBLINE_SCHEDULE_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  JOBLINE_SCHEDULER_MAX_IDLE_MS: z.coerce.number().int().min(10).default(500),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
   // /metrics: bearer token (unset: open), tenant label (false: gauges and counters aggregate
   // across tenants), how often the counting gauges may query the database, and how long

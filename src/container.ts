@@ -15,6 +15,7 @@ import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
 import { createQueueService } from "./services/queues.js";
 import { createRetentionService } from "./services/retention.js";
+import { createScheduleService } from "./services/schedules.js";
 import { createTenantService } from "./services/tenants.js";
 
 /**
@@ -53,6 +54,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     tenants: createTenantService({ tenants: repos.tenants }),
     maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
+    schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
   };
 
   return {

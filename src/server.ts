@@ -100,7 +100,7 @@ export async function run(
     const m = startMaintenance(c);
     // Stopping claims first and waiting for running handlers; what outlives the timeout stays leased until the reaper takes it back.
     const w = handlers ? createWorker({ ...handlers, container: c }) : null;
-    log(`jobline worker running (reaper, webhooks, retention${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
+    log(`jobline worker running (reaper, webhooks, retention, schedules${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
     if (w) stops.push(() => w.stop(config.JOBLINE_SHUTDOWN_TIMEOUT_MS));
     stops.push(() => m.stop());
     // With the API in the process, its /metrics already serves this registry.

@@ -23,6 +23,7 @@ export type ErrorCode =
   | "batch_cancelled"
   | "batch_not_retryable"
   | "batch_not_cancellable"
+  | "name_taken"
   | "forbidden"
   | "invalid"
   | "unavailable"

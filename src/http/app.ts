@@ -20,6 +20,7 @@ import { jobActionRoutes } from "./routes/jobActions.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
+import { scheduleRoutes } from "./routes/schedules.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
@@ -206,6 +207,7 @@ export async function buildApp(c: Container): Promise<Api> {
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
     await batchRoutes(api, c);
+    await scheduleRoutes(api, c);
     await statsRoutes(api, c);
     await apiKeyRoutes(api, c);
     await tenantRoutes(api, c);

@@ -35,6 +35,7 @@ const STATUS: Record<ErrorCode | string, number> = {
   batch_cancelled: 409,
   batch_not_retryable: 409,
   batch_not_cancellable: 409,
+  name_taken: 409,
   version_mismatch: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -39,6 +39,8 @@ export function jobDto(r: JobRow) {
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
     version: r.version,
+    scheduleId: r.scheduleId ?? null,
+    scheduledFor: iso(r.scheduledFor),
   };
 }
 

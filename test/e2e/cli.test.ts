@@ -65,6 +65,21 @@ describe("jobline CLI", () => {
     await expect(cli(["jobs", "get", "00000000-0000-4000-8000-000000000000"])).rejects.toMatchObject({ code: 1 });
   });
 
+  it("creates, lists, pauses, resumes and deletes a schedule", async () => {
+    const created = JSON.parse(
+      (await cli(["schedules", "create", "--name", "nightly", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin", "--queue", "cliq", "--kind", "report", "--payload", '{"a":1}', "--overlap", "skip"])).stdout,
+    ) as { id: string; nextRunAt: string; overlap: string; job: unknown; tenant: string };
+    expect(created).toMatchObject({ overlap: "skip", job: { queue: "cliq", kind: "report", payload: { a: 1 } }, tenant: "default" });
+    expect(JSON.parse((await cli(["schedules", "pause", created.id])).stdout)).toMatchObject({ paused: true, nextRunAt: null });
+    const list = JSON.parse((await cli(["schedules", "list"])).stdout) as { items: Array<{ id: string; paused: boolean }>; nextCursor: string | null };
+    expect(list.items.find((s) => s.id === created.id)?.paused).toBe(true);
+    expect(JSON.parse((await cli(["schedules", "resume", created.id])).stdout)).toMatchObject({ paused: false, nextRunAt: created.nextRunAt });
+    expect((await cli(["schedules", "delete", created.id])).stdout).toBe("");
+    // A 404 is an HTTP error (exit 1); bad usage exits 2.
+    await expect(cli(["schedules", "delete", created.id])).rejects.toMatchObject({ code: 1 });
+    await expect(cli(["schedules", "create", "--name", "x"])).rejects.toMatchObject({ code: 2 });
+  }, 300_000);
+
   it("creates a key directly in the database with keys create", async () => {
     const out = await cli(["keys", "create", "--tenant", "acme", "--role", "client"], { DATABASE_URL: databaseUrl });
     const k = JSON.parse(out.stdout) as { key: string; tenant: string; roles: string[] };
@@ -74,7 +89,7 @@ describe("jobline CLI", () => {
   });
 
   it("answers --help for every command and refuses bad usage with exit 2", async () => {
-    for (const cmd of ["start", "serve", "worker", "migrate", "keys", "keys create", "submit", "jobs", "jobs get", "queues"]) {
+    for (const cmd of ["start", "serve", "worker", "migrate", "keys", "keys create", "submit", "jobs", "jobs get", "queues", "schedules"]) {
       const out = await cli([...cmd.split(" "), "--help"]);
       expect(out.stdout).toContain(`Usage: jobline ${cmd}`);
     }

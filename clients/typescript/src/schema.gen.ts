@@ -590,6 +590,401 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules, newest first (keyset pagination) */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ScheduleList"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a cron schedule */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ScheduleCreateInput"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource's state does not allow it (the problem's code says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Request body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its jobs stay) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Change a schedule (pause, resume, cron, job, …) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SchedulePatchInput"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource's state does not allow it (the problem's code says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Request body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
     "/v1/stats/throughput": {
         parameters: {
             query?: never;
@@ -760,6 +1155,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
+            /** @description The schedule that made this job, if any */
+            scheduleId: string | null;
+            /** @description The schedule's tick this job was made for */
+            scheduledFor: string | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -803,6 +1202,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
+            /** @description The schedule that made this job, if any */
+            scheduleId: string | null;
+            /** @description The schedule's tick this job was made for */
+            scheduledFor: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -867,6 +1270,87 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
+        ScheduleJobInput: {
+            queue: string;
+            kind: string;
+            payload?: unknown;
+            priority?: number;
+            groupKey?: string;
+            maxAttempts?: number;
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
+            webhookUrl?: string;
+        };
+        ScheduleCreateInput: {
+            name: string;
+            /** @description 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first */
+            cron: string;
+            /** @description IANA time zone, default UTC */
+            timezone?: string;
+            job: components["schemas"]["ScheduleJobInput"];
+            /**
+             * @description "skip": no new run while the previous run of this schedule is queued or running
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /**
+             * @description after downtime: "none" runs nothing, "latest" one run for the latest missed tick
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest";
+            paused?: boolean;
+            /** @description Only a platform key (tenant `*`) may name it; default `default`. */
+            tenant?: string;
+        };
+        SchedulePatchInput: {
+            name?: string;
+            /** @description 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first */
+            cron?: string;
+            /** @description IANA time zone, default UTC */
+            timezone?: string;
+            job?: components["schemas"]["ScheduleJobInput"];
+            /**
+             * @description "skip": no new run while the previous run of this schedule is queued or running
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /**
+             * @description after downtime: "none" runs nothing, "latest" one run for the latest missed tick
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest";
+            /** @description false resumes from the next tick after now; ticks missed while paused do not run */
+            paused?: boolean;
+        };
+        ScheduleInput: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            name: string;
+            cron: string;
+            timezone: string;
+            job: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            overlap: "allow" | "skip";
+            /** @enum {string} */
+            catchUp: "none" | "latest";
+            paused: boolean;
+            /** @description null while paused */
+            nextRunAt: string | null;
+            /** @description the tick of the last job this schedule made */
+            lastRunAt: string | null;
+            lastJobId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            version: number;
+        };
         WebhookSecretInput: {
             secret: string;
         };
@@ -924,6 +1408,10 @@ export interface components {
         };
         BatchListInput: {
             items: components["schemas"]["BatchInput"][];
+            nextCursor: string | null;
+        };
+        ScheduleListInput: {
+            items: components["schemas"]["ScheduleInput"][];
             nextCursor: string | null;
         };
         ThroughputInput: {
@@ -1021,6 +1509,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
+            /** @description The schedule that made this job, if any */
+            scheduleId: string | null;
+            /** @description The schedule's tick this job was made for */
+            scheduledFor: string | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1064,6 +1556,10 @@ export interface components {
             startedAt: string | null;
             finishedAt: string | null;
             version: number;
+            /** @description The schedule that made this job, if any */
+            scheduleId: string | null;
+            /** @description The schedule's tick this job was made for */
+            scheduledFor: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1128,6 +1624,87 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
+        ScheduleJob: {
+            queue: string;
+            kind: string;
+            payload?: unknown;
+            priority?: number;
+            groupKey?: string;
+            maxAttempts?: number;
+            /**
+             * Format: uri
+             * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
+             */
+            webhookUrl?: string;
+        };
+        ScheduleCreate: {
+            name: string;
+            /** @description 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first */
+            cron: string;
+            /** @description IANA time zone, default UTC */
+            timezone?: string;
+            job: components["schemas"]["ScheduleJob"];
+            /**
+             * @description "skip": no new run while the previous run of this schedule is queued or running
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /**
+             * @description after downtime: "none" runs nothing, "latest" one run for the latest missed tick
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest";
+            paused?: boolean;
+            /** @description Only a platform key (tenant `*`) may name it; default `default`. */
+            tenant?: string;
+        };
+        SchedulePatch: {
+            name?: string;
+            /** @description 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first */
+            cron?: string;
+            /** @description IANA time zone, default UTC */
+            timezone?: string;
+            job?: components["schemas"]["ScheduleJob"];
+            /**
+             * @description "skip": no new run while the previous run of this schedule is queued or running
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+            /**
+             * @description after downtime: "none" runs nothing, "latest" one run for the latest missed tick
+             * @enum {string}
+             */
+            catchUp?: "none" | "latest";
+            /** @description false resumes from the next tick after now; ticks missed while paused do not run */
+            paused?: boolean;
+        };
+        Schedule: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            name: string;
+            cron: string;
+            timezone: string;
+            job: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            overlap: "allow" | "skip";
+            /** @enum {string} */
+            catchUp: "none" | "latest";
+            paused: boolean;
+            /** @description null while paused */
+            nextRunAt: string | null;
+            /** @description the tick of the last job this schedule made */
+            lastRunAt: string | null;
+            lastJobId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            version: number;
+        };
         WebhookSecret: {
             secret: string;
         };
@@ -1185,6 +1762,10 @@ export interface components {
         };
         BatchList: {
             items: components["schemas"]["Batch"][];
+            nextCursor: string | null;
+        };
+        ScheduleList: {
+            items: components["schemas"]["Schedule"][];
             nextCursor: string | null;
         };
         Throughput: {

@@ -62,6 +62,8 @@ export const JobSchema = z
     startedAt: Timestamp.nullable(),
     finishedAt: Timestamp.nullable(),
     version: z.number().int(),
+    scheduleId: z.uuid().nullable().describe("The schedule that made this job, if any"),
+    scheduledFor: Timestamp.nullable().describe("The schedule's tick this job was made for"),
   })
   .meta({ id: "Job" });
 

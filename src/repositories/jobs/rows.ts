@@ -32,6 +32,8 @@ export interface JobRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   version: number;
+  scheduleId: string | null;
+  scheduledFor: Date | null;
 }
 
 /** One failed attempt in a job's error history. */
@@ -63,6 +65,8 @@ export interface NewJob {
   batchId: string | null;
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
+  /** A schedule's job: the insert is a no-op when this tick has its job already. */
+  schedule?: { id: string; tick: Date };
 }
 
 export interface ClaimFilter {

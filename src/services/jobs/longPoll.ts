@@ -55,7 +55,8 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
    * The queues that gained claimable jobs. `always` (after an empty claim): a promotion
    * already running may have read the held jobs before this caller's fell due, so the
    * caller joins the one that starts after it (one, shared by everyone who arrives
-   * meanwhile). Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
+   * meanwhile), and also counts the running one's queues: a later round of it may take
+   * the caller's job. Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
    */
   function promoteIfDue(always = false): Promise<Set<string>> {
     if (!always && (current || Date.now() - promotedAt < PROMOTE_EVERY_MS)) return Promise.resolve(new Set());
@@ -65,13 +66,12 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
       });
       return current;
     }
-    next ??= current
-      .catch(() => {})
-      .then(() => {
-        next = null;
-        return promoteIfDue(true);
-      });
-    return next;
+    const running = current.catch(() => new Set<string>());
+    next ??= running.then(() => {
+      next = null;
+      return promoteIfDue(true);
+    });
+    return Promise.all([running, next]).then(([a, b]) => new Set([...a, ...b]));
   }
   return promoteIfDue;
 }
@@ -125,8 +125,10 @@ export function createLongPoll(deps: {
           await promoteIfDue();
           // Before the claim: a job committed after its snapshot is announced after this mark.
           since = notifier.mark();
-          rows =
-            f.shared === false
+          // Stopped during the promotion: a claim now could lease a job submitted after the stop.
+          rows = f.signal?.aborted
+            ? []
+            : f.shared === false
               ? countStatement(metrics, "claim", await jobs.claimNext({ ...f, tenant: f.scope }))
               : await shared.claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
         } catch (e) {
