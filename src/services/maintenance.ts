@@ -25,6 +25,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
         metrics.transitions.inc({ from: "running", to: r.status });
         if (r.status === "queued") notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
       }
+      metrics.jobsFinished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }

@@ -7,6 +7,7 @@ export {
   type Job,
   JoblineApiError,
   type JoblineClient,
+  JoblineConnectionError,
   type JoblineClientOptions,
   type JobStatus,
   type JobSubmit,
@@ -29,3 +30,15 @@ export {
   runHttpWorker,
   type WorkerStats,
 } from "./worker.js";
+export {
+  Jobline,
+  type JoblineOptions,
+  type KindMap,
+  logError,
+  type SubmitOptions,
+  type TypedClaimedJob,
+  type TypedJob,
+  type Worker,
+  type WorkHandler,
+  type WorkOptions,
+} from "./jobline.js";
