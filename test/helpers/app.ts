@@ -53,11 +53,14 @@ export async function createTestEnv(label: string, overrides: Partial<Config> = 
  * in beforeAll). A file's own beforeAll runs after this one, its own afterAll before the close.
  */
 export function useTestEnv(label: string, overrides: Partial<Config> = {}, opts: { listen?: boolean } = {}) {
-  const t = {} as { env: TestEnv; client: string; worker: string; port: number };
+  const t = {} as { env: TestEnv; client: string; worker: string; base: string; port: number };
   beforeAll(async () => {
     t.env = await createTestEnv(label, overrides);
     // Real sockets, for tests whose requests must be concurrent all the way to PostgreSQL.
-    if (opts.listen) t.port = Number(new URL(await t.env.app.listen({ port: 0, host: "127.0.0.1" })).port);
+    if (opts.listen) {
+      t.base = await t.env.app.listen({ port: 0, host: "127.0.0.1" });
+      t.port = Number(new URL(t.base).port);
+    }
     t.client = await t.env.key("acme", "client");
     t.worker = await t.env.key("acme", "worker");
   });
@@ -67,6 +70,28 @@ export function useTestEnv(label: string, overrides: Partial<Config> = {}, opts:
     await t.env?.close();
   });
   return t;
+}
+
+/** For files whose tests need apps of their own (other settings): opens one, closed after the file's tests. */
+export function useTestEnvs() {
+  const envs: TestEnv[] = [];
+  afterAll(async () => {
+    for (const e of envs) await e.close();
+  });
+  return async (label: string, overrides: Partial<Config> = {}) => {
+    const env = await createTestEnv(label, overrides);
+    envs.push(env);
+    return env;
+  };
+}
+
+/** Keys made before the file's tests: `{ name: [tenant, ...roles] }` → `{ name: bearer header }`. */
+export function useKeys<K extends string>(t: { env: TestEnv }, spec: Record<K, [string, ...Role[]]>) {
+  const keys = {} as Record<K, string>;
+  beforeAll(async () => {
+    for (const [name, [tenant, ...roles]] of Object.entries(spec) as Array<[K, [string, ...Role[]]]>) keys[name] = await t.env.key(tenant, ...roles);
+  });
+  return keys;
 }
 
 /**

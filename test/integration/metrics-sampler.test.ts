@@ -1,9 +1,9 @@
 // /metrics: scrapes read a shared sample (counted with pg_stat_statements on the real server),
 // the optional bearer token, the tenant label switch, and a failed scrape when PostgreSQL is away.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { adminUrl } from "../helpers/db.js";
 import postgres from "postgres";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { type TestEnv, useTestEnvs } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 /** Parses the Prometheus text format into "name{labels}" → value. */
@@ -17,15 +17,7 @@ function parse(text: string): Map<string, number> {
   return out;
 }
 
-const envs: TestEnv[] = [];
-const open = async (label: string, overrides: Parameters<typeof createTestEnv>[1] = {}) => {
-  const env = await createTestEnv(label, overrides);
-  envs.push(env);
-  return env;
-};
-afterAll(async () => {
-  for (const e of envs) await e.close();
-});
+const open = useTestEnvs();
 
 const submit = async (env: TestEnv, key: string, queue: string, n: number) => {
   for (let i = 0; i < n; i++) expect((await env.http().post("/v1/jobs").set("authorization", key).send({ queue, kind: "k" })).status).toBe(201);
