@@ -1,19 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { reapOnce } from "../../src/worker/reaper.js";
 import { useTestEnv } from "../helpers/app.js";
+import { parseMetrics } from "../helpers/metrics.js";
 
 const setup = useTestEnv("metrics");
-
-/** Parses the Prometheus text format into "name{labels}" → value. */
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
 
 describe("GET /metrics after a workload", () => {
   it("counts exactly what happened", async () => {
@@ -43,7 +33,7 @@ describe("GET /metrics after a workload", () => {
     const queued = (await setup.env.http().get("/v1/jobs?status=queued&queue=mq").set("authorization", client)).body.items;
     expect((await post(`/v1/jobs/${queued[0].id}/cancel`, {}, client)).status).toBe(200);
 
-    const m = parse((await setup.env.http().get("/metrics")).text);
+    const m = parseMetrics((await setup.env.http().get("/metrics")).text);
     expect(m.get('jobline_claims_total{outcome="claimed"}')).toBe(8);
     expect(m.get('jobline_claims_total{outcome="empty"}')).toBe(1);
     expect(m.get('jobline_transitions_total{from="queued",to="running"}')).toBe(8);
