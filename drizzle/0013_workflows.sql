@@ -43,7 +43,7 @@ BEGIN
     WHERE jobs.status = 'waiting' ORDER BY jobs.id FOR NO KEY UPDATE OF jobs
   ), j AS (
     UPDATE jobs SET
-      pending_dependencies = GREATEST(jobs.pending_dependencies - l.n, 0),
+      pending_dependencies = jobs.pending_dependencies - l.n,
       status = CASE WHEN NOT p_succeeded THEN 'cancelled'::job_status
                     WHEN jobs.pending_dependencies - l.n <= 0 THEN 'queued'::job_status
                     ELSE jobs.status END,
