@@ -63,8 +63,8 @@ describe("workflow races (200 trials each)", () => {
       // Cancelled at the failed parent (whichever came first), so the count may stop at 1.
       if (bothSucceed) expect([c.pendingDependencies, c.version]).toEqual([0, 3]);
       expect(await cancelledEvents(c.id)).toBe(bothSucceed ? 0 : 1);
-      const [{ left }] = await t.env.c.sql<{ left: number }[]>`
-        SELECT count(*)::int AS left FROM job_dependencies WHERE child_id = ${c.id} AND NOT resolved`;
+      const { left } = (await t.env.c.sql<{ left: number }[]>`
+        SELECT count(*)::int AS left FROM job_dependencies WHERE child_id = ${c.id} AND NOT resolved`)[0]!;
       expect(left).toBe(0);
     });
   });

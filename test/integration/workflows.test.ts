@@ -83,7 +83,7 @@ describe("dependsOn", () => {
     }
     const many = Array.from({ length: 101 }, (_, i) => `01900000-0000-7000-8000-${String(i).padStart(12, "0")}`);
     expect((await http("post", "/v1/jobs").send({ queue: "wf_v", kind: "k", dependsOn: { jobs: many.slice(0, 60), batches: many.slice(60) } })).status).toBe(400);
-    const [{ n }] = await t.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'wf_v' AND tenant = 'acme'`;
+    const { n } = (await t.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'wf_v' AND tenant = 'acme'`)[0]!;
     expect(n).toBe(0);
   });
 
@@ -144,10 +144,10 @@ describe("dependsOn", () => {
     const requestMs = Date.now() - started;
     // The request took its few bounded steps; the worker's duty does the rest.
     for (let i = 0; i < 100 && (await cascadeOnce(t.env.c)) > 0; i++);
-    const [{ n }] = await t.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'wf_chain' AND status = 'cancelled'`;
+    const { n } = (await t.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'wf_chain' AND status = 'cancelled'`)[0]!;
     expect(n).toBe(999);
     expect((await get(ids[999]!)).lastError?.code).toBe("dependency_failed");
-    const [{ left }] = await t.env.c.sql<{ left: number }[]>`SELECT count(*)::int AS left FROM dependency_cascade`;
+    const { left } = (await t.env.c.sql<{ left: number }[]>`SELECT count(*)::int AS left FROM dependency_cascade`)[0]!;
     expect(left).toBe(0);
     console.log(`chain of 1000: cancel request ${requestMs} ms, cascade done ${Date.now() - started} ms after it`);
   }, 180_000);
@@ -171,7 +171,7 @@ describe("dependsOn", () => {
   });
 
   it("the resolution function's copy of the finalisation tail is the code's", async () => {
-    const [{ def }] = await t.env.c.sql<{ def: string }[]>`SELECT pg_get_functiondef('jobline_resolve_dependents'::regproc) AS def`;
+    const { def } = (await t.env.c.sql<{ def: string }[]>`SELECT pg_get_functiondef('jobline_resolve_dependents'::regproc) AS def`)[0]!;
     const norm = (s: string) => s.replace(/\s+/g, " ").trim();
     expect(norm(def)).toContain(norm(FINALISE_TAIL_SQL));
   });
