@@ -75,7 +75,10 @@ async function run(label: string, chained: boolean) {
   return rate;
 }
 
-const flat = await run("no dependencies", false);
-const chains = await run(`chains of ${CHAIN}`, true);
-console.log(`ratio chains/none: ${(chains / flat).toFixed(2)} (concurrency ${CONCURRENCY})`);
+// Alternated, twice by default (ROUNDS), so a shared machine's load drifts onto both sides.
+for (let round = 0; round < Number(process.env.ROUNDS ?? 2); round++) {
+  const flat = await run("no dependencies", false);
+  const chains = await run(`chains of ${CHAIN}`, true);
+  console.log(`ratio chains/none: ${(chains / flat).toFixed(2)} (concurrency ${CONCURRENCY})`);
+}
 process.exit(0);
