@@ -126,6 +126,21 @@ describe("dependsOn", () => {
     expect((await http("get", `/v1/batches/${r.body.id}`)).body).toMatchObject({ status: "cancelled", counts: { cancelled: 1, waiting: 0 } });
   });
 
+  it("the reaper's final lease expiry and an expiry cancel dependents too (the trigger fires on every terminal write)", async () => {
+    const p = await submit({ queue: "wf_reap", maxAttempts: 1 });
+    const b = await submit({ queue: "wf_reap2", dependsOn: { jobs: [p.id] } });
+    await svc().claimNext({ queues: ["wf_reap"], scope: null, workerId: "w", leaseSeconds: 1, max: 1, waitMs: 0 });
+    await t.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${p.id}`;
+    await t.env.c.services.maintenance.reapOnce();
+    expect((await get(p.id)).status).toBe("failed");
+    expect(await get(b.id)).toMatchObject({ status: "cancelled", lastError: { code: "dependency_failed" } });
+    const e = await submit({ queue: "wf_exp", ttlSeconds: 1 });
+    const f = await submit({ queue: "wf_exp2", dependsOn: { jobs: [e.id] } });
+    await t.env.c.sql`UPDATE jobs SET expires_at = now() - interval '1 second' WHERE id = ${e.id}`;
+    await t.env.c.services.maintenance.reapOnce();
+    expect((await get(f.id)).status).toBe("cancelled");
+  });
+
   it("a chain of 1,000: the cancel answers at once, the cascade finishes within seconds outside it", async () => {
     const root = await submit({ queue: "wf_chain0" });
     const ids = [root.id];
