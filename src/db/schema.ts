@@ -138,6 +138,9 @@ export const jobs = pgTable(
     // deleting a schedule leaves its jobs as they are.
     scheduleId: uuid("schedule_id"),
     scheduledFor: tz("scheduled_for"),
+    // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
+    traceparent: text("traceparent"),
+    tracestate: text("tracestate"),
   },
   (t) => [
     check(

@@ -45,6 +45,9 @@ export function jobDto(r: JobRow) {
     version: r.version,
     scheduleId: r.scheduleId ?? null,
     scheduledFor: iso(r.scheduledFor),
+    // A webhook snapshot taken before the columns existed has neither.
+    traceparent: r.traceparent ?? null,
+    tracestate: r.tracestate ?? null,
   };
 }
 

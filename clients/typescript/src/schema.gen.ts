@@ -547,6 +547,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -606,6 +610,9 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -658,6 +665,9 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -684,6 +694,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -755,6 +769,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreateInput: {
             name: string;
@@ -946,6 +964,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -1005,6 +1027,9 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1057,6 +1082,9 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1083,6 +1111,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1154,6 +1186,10 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreate: {
             name: string;
@@ -1475,6 +1511,10 @@ export interface operations {
             query?: never;
             header?: {
                 "idempotency-key"?: string;
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
             };
             path?: never;
             cookie?: never;
@@ -2569,7 +2609,12 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2654,7 +2699,12 @@ export interface operations {
     addBatchJobs: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path: {
                 id: string;
             };

@@ -38,6 +38,9 @@ export interface JobRow {
   version: number;
   scheduleId: string | null;
   scheduledFor: Date | null;
+  /** W3C trace context of the submit (null: none). */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 /** One failed attempt in a job's error history. */
@@ -50,7 +53,7 @@ export interface JobErrorEntry {
 
 /** What an acknowledgement that asked for lean rows gets back. */
 /** A finalised job, lean: what the acknowledgement and the metrics need. */
-export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt">;
+export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt" | "traceparent" | "tracestate">;
 
 export interface NewJob {
   /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */
@@ -73,6 +76,8 @@ export interface NewJob {
   untilSealed?: boolean;
   /** A schedule's job: the insert is a no-op when this tick has its job already. */
   schedule?: { id: string; tick: Date };
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 export interface ClaimFilter {
