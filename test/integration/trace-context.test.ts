@@ -2,10 +2,12 @@
 // worker and on to its webhook; with an OpenTelemetry SDK registered, jobline's spans for
 // submit, claim, finalisation, delivery and in-process work all join that trace.
 import type { AddressInfo } from "node:net";
-import { context, trace } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type ClaimedJob, Jobline } from "../../clients/typescript/src/index.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver } from "../e2e/helpers/util.js";
@@ -145,10 +147,12 @@ describe("trace context with an OpenTelemetry SDK registered", () => {
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
     trace.setGlobalTracerProvider(provider);
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   });
   afterAll(() => {
     trace.disable();
     context.disable();
+    propagation.disable();
   });
   const spans = (name: string) => exporter.getFinishedSpans().filter((s) => s.name === name);
 
@@ -201,5 +205,39 @@ describe("trace context with an OpenTelemetry SDK registered", () => {
     expect(proc?.parentSpanContext?.spanId).toBe(String(sub.body.traceparent).split("-")[2]);
     // The own acknowledgement's lean rows carry the trace context too.
     await until("its finalisation span", () => spans("jobline.finalise").find((s) => s.attributes["messaging.message.id"] === sub.body.id));
+  });
+
+  it("the SDK worker hands the handler job.traceparent; the wrapper docs/tracing.md shows runs it inside the job's trace", async () => {
+    const { port } = t.env.app.server.address() as AddressInfo;
+    const apiKey = (k: string) => k.replace(/^Bearer /, "");
+    const producer = new Jobline({ baseUrl: `http://127.0.0.1:${port}`, apiKey: apiKey(t.client) });
+    const job = await producer.submit("tc10", "k", {}, { traceparent: TP });
+    expect(job.traceparent).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    // docs/tracing.md's wrapper, as a user writes it with @opentelemetry/api.
+    const tracer = trace.getTracer("app");
+    const traced =
+      <J extends ClaimedJob, C>(h: (job: J, ctx: C) => unknown) =>
+      (job: J, ctx: C) =>
+        context.with(propagation.extract(context.active(), { traceparent: job.traceparent ?? "", tracestate: job.tracestate ?? "" }), () =>
+          tracer.startActiveSpan(`process ${job.kind}`, async (span) => {
+            try {
+              return await h(job, ctx);
+            } finally {
+              span.end();
+            }
+          }),
+        );
+    const seen: Array<{ traceparent: string | null; active?: string }> = [];
+    const worker = new Jobline({ baseUrl: `http://127.0.0.1:${port}`, apiKey: apiKey(t.worker) }).work(
+      "tc10",
+      traced(async (j) => void seen.push({ traceparent: j.traceparent, active: trace.getActiveSpan()?.spanContext().traceId })),
+      { waitMs: 200 },
+    );
+    try {
+      await until("the SDK worker's run", () => (seen.length > 0 ? true : undefined));
+    } finally {
+      await worker.stop();
+    }
+    expect(seen).toEqual([{ traceparent: job.traceparent, active: TRACE }]);
   });
 });
