@@ -142,6 +142,9 @@ export const jobs = pgTable(
     // Workflows (docs/workflows.md): the parents named at submit, and how many have not finished.
     dependsOn: jsonb("depends_on"),
     pendingDependencies: integer("pending_dependencies").notNull().default(0),
+    // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
+    traceparent: text("traceparent"),
+    tracestate: text("tracestate"),
   },
   (t) => [
     check(

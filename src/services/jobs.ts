@@ -16,6 +16,7 @@ import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } 
 import type { Notifier } from "./notifier.js";
 import { listDependents } from "../repositories/jobs/dependencies.js";
 import { continueAfter, linkChildren, lockAndCheck, type Parents, parentsOf } from "./jobs/workflows.js";
+import { endSpan, startSubmitSpan, traceClaimed, traceFinished } from "../tracing.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -42,13 +43,20 @@ export interface JobCtx {
 const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in r && "kind" in r;
 const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
 
-function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
+/** `since`: when the call began (this process's clock), the start of the claim and finalisation spans. */
+function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>, since?: number) {
   const by = new Map<JobStatus, number>();
   for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
-  if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
-  else if (by.get("running")) metrics.jobsStarted(rows.filter(isStarted));
+  if (from === "running") {
+    metrics.jobsFinished(rows.filter(isFinished));
+    traceFinished(rows.filter(isFinished), since);
+  } else if (by.get("running")) {
+    const started = rows.filter(isStarted);
+    metrics.jobsStarted(started);
+    traceClaimed(started, since);
+  }
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 
@@ -57,10 +65,28 @@ function announce(c: JobCtx, row: JobRow) {
   if (row.runAt.getTime() <= row.createdAt.getTime()) c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
 }
 
+/**
+ * A submit inside its span (src/tracing.ts): the job stores the span's trace context, which
+ * is the caller's own when no OpenTelemetry SDK records spans.
+ */
 export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
+  const { span, carrier } = startSubmitSpan({ traceparent: input.traceparent ?? null, tracestate: input.tracestate ?? null }, input.queue, input.kind);
+  try {
+    const out = await submitUntraced(c, tenant, { ...input, traceparent: carrier.traceparent ?? undefined, tracestate: carrier.tracestate ?? undefined }, idempotencyKey);
+    endSpan(span, out.ok ? { ok: true, id: out.value.id } : { ok: false, error: out.detail ?? out.error });
+    return out;
+  } catch (e) {
+    endSpan(span, { ok: false, error: e });
+    throw e;
+  }
+}
+
+async function submitUntraced(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
   if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
+  // Trace context is not part of the request: a retry from another span replays the same job.
+  const { traceparent: _tp, tracestate: _ts, ...request } = input;
   const requestHash = idempotencyKey
-    ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
+    ? createHash("sha256").update(canonicalJson({ tenant, ...request })).digest("hex")
     : null;
   const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
   if (bad) return err("invalid", bad);
@@ -189,10 +215,11 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
 }
 
 export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
+  const t0 = Date.now();
   const row = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
   if (row) {
     c.metrics.claims.inc({ outcome: "claimed" });
-    countWin(c.metrics, "queued", [row]);
+    countWin(c.metrics, "queued", [row], t0);
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope, a.version);
@@ -220,13 +247,14 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
 export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
   const bad = resultRefusal(result);
   if (bad) return bad;
+  const t0 = Date.now();
   const row =
     q === undefined
       ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
       : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
   if (row === REFUSED) return refusedProblem();
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c.metrics, "running", [row], t0);
     return ok(row);
   }
   return explainComplete(c, id, scope, leaseToken);
@@ -256,10 +284,13 @@ async function settle<R extends LeanJobRow>(
   /** Each result's refusal; a caller that checked them already passes nulls. */
   problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
 ) {
+  const t0 = Date.now();
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-  countWin(c.metrics, 
+  countWin(
+    c.metrics,
     "running",
     rows.filter((r): r is R => r !== null && r !== REFUSED),
+    t0,
   );
   const out = [];
   let g = 0;
@@ -334,6 +365,7 @@ export async function fail(
 ) {
   // A fail that requeued its job cannot be told from a lost lease on a second run: only when nothing ran.
   const jitter = c.random();
+  const t0 = Date.now();
   const row = await retryIfLost(
     () =>
       c.jobs.failIfLeased(id, {
@@ -346,7 +378,7 @@ export async function fail(
     false,
   );
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c.metrics, "running", [row], t0);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
     if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())

@@ -3,6 +3,7 @@ import { migrationsApplied } from "../db/migrate.js";
 import type { Metrics } from "../metrics.js";
 import type { JobsRepository } from "../repositories/jobs.js";
 import type { Notifier } from "./notifier.js";
+import { traceFinished } from "../tracing.js";
 
 export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier }) {
   const { jobs, metrics, notifier } = deps;
@@ -26,6 +27,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
         if (r.status === "queued") notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
       }
       metrics.jobsFinished(rows);
+      traceFinished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }

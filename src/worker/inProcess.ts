@@ -17,6 +17,7 @@ export const MAX_BATCH = 2000;
 export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
 export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
 import { JobTimeoutError, NonRetryableError, type JobContext, type WorkerOptions, type WorkerStats } from "./inProcessTypes.js";
+import { runTraced } from "../tracing.js";
 
 const errorOf = (e: unknown) => {
   const message = e instanceof Error ? e.message : String(e);
@@ -256,7 +257,8 @@ export function createWorker(o: WorkerOptions) {
     const r = new RunningJob(row, performance.now() + beatEveryMs, beat);
     track(r);
     try {
-      const result = await handler(jobDto(row), context(r));
+      // Inside a span that is a child of the job's trace context, when it carries one.
+      const result = await runTraced(row, () => handler(jobDto(row), context(r)));
       if (giveUp.signal.aborted) return settle(r);
       if (r.leaseLost) {
         stats.lost++;

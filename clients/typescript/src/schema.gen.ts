@@ -569,6 +569,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -635,6 +639,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -694,6 +701,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -725,6 +735,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -802,6 +816,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreateInput: {
             name: string;
@@ -1003,6 +1021,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -1069,6 +1091,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1128,6 +1153,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1159,6 +1187,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1236,6 +1268,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreate: {
             name: string;
@@ -1562,6 +1598,10 @@ export interface operations {
             query?: never;
             header?: {
                 "idempotency-key"?: string;
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
             };
             path?: never;
             cookie?: never;
@@ -2727,7 +2767,12 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2812,7 +2857,12 @@ export interface operations {
     addBatchJobs: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path: {
                 id: string;
             };

@@ -108,7 +108,7 @@ export async function completeAndClaimFor(
   takers: Taker[],
   q: Queryable,
 ): Promise<{ completed: LeanJobRow[]; claimed: JobRow[][] }> {
-  type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string];
+  type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string, string | null, string | null];
   type Row = JobRow & { rn: number | null; acked: Acked[] | null };
   // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
   // claimed; they ride on the first row only.
@@ -116,12 +116,12 @@ export async function completeAndClaimFor(
         WITH ${completeCtes(items, f.tenant, q)}, ${forTakers(q, f, takers, true)}
         SELECT u.*, CASE WHEN u.rn IS NULL OR u.rn = 1 THEN
                  (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status, j.tenant, j.queue, j.kind,
-                   j.started_at, j.finished_at, j.updated_at)), '[]'::json) FROM j)
+                   j.started_at, j.finished_at, j.updated_at, j.traceparent, j.tracestate)), '[]'::json) FROM j)
                END AS acked
         FROM (SELECT) one LEFT JOIN u ON true`;
   const acked = rows.find((r) => r.acked !== null)?.acked ?? [];
   return {
-    completed: acked.map(([id, leaseToken, status, tenant, queue, kind, startedAt, finishedAt, updatedAt]) => ({
+    completed: acked.map(([id, leaseToken, status, tenant, queue, kind, startedAt, finishedAt, updatedAt, traceparent, tracestate]) => ({
       id,
       leaseToken,
       status,
@@ -131,6 +131,8 @@ export async function completeAndClaimFor(
       startedAt: startedAt === null ? null : new Date(startedAt),
       finishedAt: finishedAt === null ? null : new Date(finishedAt),
       updatedAt: new Date(updatedAt),
+      traceparent,
+      tracestate,
     })),
     claimed: byTaker(rows.filter((r): r is Row & { rn: number } => r.rn !== null), takers),
   };
