@@ -11,6 +11,9 @@ import { createAuthService } from "./services/auth.js";
 import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
 import { createNotifier } from "./services/notifier.js";
+import { queuesRepository } from "./repositories/queues.js";
+import { createCappedQueues } from "./services/queues/capped.js";
+import { createQueueService } from "./services/queues/queues.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
@@ -27,10 +30,13 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     apiKeys: apiKeysRepository(db),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
+    queues: queuesRepository(sql),
   };
+  const capped = createCappedQueues(repos.queues, notifier);
   const metrics = createMetrics(repos.jobs);
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
-  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
+  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, metrics, config });
+  const queueService = createQueueService({ queues: repos.queues, capped, notifier });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
 
   return {
@@ -41,8 +47,9 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     logger,
     metrics,
     notifier,
+    capped,
     repos,
-    services: { auth, jobs: jobService, batches: batchService },
+    services: { auth, jobs: jobService, batches: batchService, queues: queueService },
     async close() {
       notifier.wakeAll();
       await database.close();

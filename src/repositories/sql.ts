@@ -48,3 +48,17 @@ export const heldTagValue = (q: Queryable) => q.unsafe(String(HELD_TAG));
  * keeps `= ANY`.
  */
 export const sameRow = (q: Queryable, col: string, other: string) => q.unsafe(`${col} >= ${other} AND ${col} <= ${other}`);
+
+/** Small limits go into the text, so each has a reusable generic plan (docs/performance-notes.md). */
+export const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n <= 32 ? q.unsafe(String(n)) : q`${n}`);
+
+/** Not a job of a batch still being built (the batch's addJobs status). */
+export const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${job}.batch_id`)} IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = ${q.unsafe(`${job}.batch_id`)} AND ${batchIs(q, "addJobs", "b.status")}))`;
+
+/**
+ * A job holding a queue-control slot: running, or requeued after an attempt (it keeps its key's
+ * turn). Written as jobs_slot_idx's predicate so every plan can use that index.
+ */
+export const holdsSlot = (q: Queryable, alias: string) =>
+  q.unsafe(`(${alias}.status = 'running' OR (${alias}.status = 'queued' AND ${alias}.attempts > 0))`);

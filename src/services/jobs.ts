@@ -12,6 +12,7 @@ import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitIn
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
 import { createSharedStatements, matchWinners, REFUSED } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -19,17 +20,25 @@ export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type 
 export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
 
 const refusedProblem = () => err("invalid", "the database refused this result");
-type AckItem = { id: string; leaseToken: string; result?: unknown };
+/** `queue`, when the caller knows it: a completion frees a slot there (long polls are woken). */
+type AckItem = { id: string; leaseToken: string; result?: unknown; queue?: string };
+
+const REFUSALS = {
+  queue_paused: "the queue is paused",
+  concurrency_limited: "the queue or the job's group key is at its concurrency limit",
+  rate_limited: "the queue's rate limit is spent for now",
+} as const;
 
 export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: CappedQueues;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random?: () => number;
 }) {
-  const { jobs, notifier, metrics } = deps;
+  const { jobs, notifier, metrics, capped } = deps;
   const random = deps.random ?? Math.random;
 
   const countWin = (from: JobStatus, rows: Array<{ status: JobStatus }>) => {
@@ -39,9 +48,9 @@ export function createJobService(deps: {
     for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   };
   const lost = (operation: string) => metrics.racesLost.inc({ operation });
-  const shared = createSharedStatements(deps.sql, jobs);
+  const shared = createSharedStatements(deps.sql, jobs, capped);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
-  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin });
+  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin });
 
   async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
     if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
@@ -89,6 +98,8 @@ export function createJobService(deps: {
       const cancelled = await jobs.cancelIfQueued(id, scope, version);
       if (cancelled) {
         countWin("queued", [cancelled]);
+        // A requeued retry held its key's slot until now.
+        capped.freed([cancelled.queue]);
         return ok(cancelled);
       }
       const requested = await jobs.requestCancelIfRunning(id, scope, version);
@@ -104,7 +115,11 @@ export function createJobService(deps: {
   }
 
   async function claim(id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
-    const row = await jobs.claimIfQueued(id, { ...a, tenant: scope });
+    const { row, refused } = await jobs.claimIfQueued(id, { ...a, tenant: scope });
+    if (refused) {
+      metrics.claims.inc({ outcome: "refused" });
+      return err(refused, REFUSALS[refused]);
+    }
     if (row) {
       metrics.claims.inc({ outcome: "claimed" });
       countWin("queued", [row]);
@@ -135,6 +150,7 @@ export function createJobService(deps: {
     if (row === REFUSED) return refusedProblem();
     if (row) {
       countWin("running", [row]);
+      capped.freed([row.queue]);
       return ok(row);
     }
     return explainComplete(id, scope, leaseToken);
@@ -164,10 +180,10 @@ export function createJobService(deps: {
     problems = items.map((i) => storableProblem(i.result)),
   ) {
     const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-    countWin(
-      "running",
-      rows.filter((r): r is R => r !== null && r !== REFUSED),
-    );
+    const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
+    countWin("running", won);
+    if (won.length > 0)
+      capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
     const out = [];
     let g = 0;
     for (const [k, i] of items.entries()) {
@@ -214,6 +230,8 @@ export function createJobService(deps: {
       const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
       return acks.map((a) => ({ id: a.id, outcome }));
     });
+    // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
+    if (completed.some((c) => c.outcome.ok)) capped.freed(f.queues);
     // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
     if (failure) return { jobs: first?.rows ?? [], completed, failure };
     return { jobs: await claimNext(f, first), completed, failure };
@@ -246,6 +264,7 @@ export function createJobService(deps: {
     });
     if (row) {
       countWin("running", [row]);
+      capped.freed([row.queue]);
       // Due by the database's clock (run_at and updated_at come from the same statement's now()),
       // not this process's: with the two apart, a retry that is due would go unannounced.
       if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) notifier.notify(row.queue);

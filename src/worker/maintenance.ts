@@ -40,6 +40,7 @@ export async function reapOnce(c: Container, limit = 1000): Promise<number> {
       c.metrics.transitions.inc({ from: "running", to: r.status });
       if (r.status === "queued") c.notifier.notify(r.queue);
     }
+    c.capped.freed(rows.map((r) => r.queue));
     total += rows.length;
     if (rows.length < limit) break;
   }

@@ -1,6 +1,8 @@
 import type { Sql } from "../../db/client.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
+import type { Taker } from "../../repositories/jobs/rows.js";
 import type { Cancel } from "../tripwire.js";
+import type { CappedQueues } from "../queues/capped.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
 import { inTx } from "../../db/tx.js";
 import { isDataError } from "../../db/errors.js";
@@ -56,12 +58,27 @@ function distinctItems(requests: CompleteItem[][]) {
 /** A poll whose client left while it queued takes nothing, so no job is leased to nobody. */
 const liveTakers = (requests: ClaimRequest[]) => requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
 
-export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
+export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: CappedQueues) {
+  /** After an empty free claim: were these queues capped (then the gated claim must run)? */
+  async function learnCapped(key: ClaimKey) {
+    if (!(await jobs.hasSettings(key))) return false;
+    for (const q of key.queues) capped.add(q);
+    return true;
+  }
+
+  /** A claim by the text its queues need: gated for queues with settings, free for the rest. */
+  async function claimRouted(key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
+    if (capped.any(key.queues)) return jobs.claimNextFor(key, takers, true);
+    const rows = await jobs.claimNextFor(key, takers);
+    if (rows.some((r) => r.length > 0) || !(await learnCapped(key))) return rows;
+    return jobs.claimNextFor(key, takers, true);
+  }
+
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
     async (key, requests) => {
       const live = liveTakers(requests);
       if (live.every((r) => r.max === 0)) return live.map(() => []);
-      return jobs.claimNextFor(key, live);
+      return claimRouted(key, live);
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.max, keyOf: claimKeyOf },
   );
@@ -98,12 +115,18 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
       const acks = requests.map((r) => r.acks);
       const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
+      const none = takers.every((t) => t.max === 0);
       try {
-        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers);
-        return zip(matchWinners(acks, r.completed), r.claimed);
+        const gated = capped.any(key.queues);
+        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers, gated);
+        const claimed =
+          gated || none || r.claimed.some((c) => c.length > 0) || !(await learnCapped(key))
+            ? r.claimed
+            : await jobs.claimNextFor(key, takers, true);
+        return zip(matchWinners(acks, r.completed), claimed);
       } catch (e) {
         if (!isDataError(e)) throw e;
-        const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
+        const claimed = none ? takers.map(() => []) : claimRouted(key, takers);
         const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
         return zip(answers, rows);
       }
@@ -128,7 +151,7 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository) {
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
   );
 
-  return { claimTogether, completeTogether, pollTogether, submitTogether };
+  return { claimRouted, claimTogether, completeTogether, pollTogether, submitTogether };
 }
 
 export type SharedStatements = ReturnType<typeof createSharedStatements>;
