@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createJoblineClient, JoblineApiError, queueControls } from "../../clients/typescript/src/index.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Queue controls over HTTP: the routes, their errors and tenant isolation, and each limit as
@@ -150,26 +151,41 @@ describe("limits in process-next and claim-by-id", () => {
     expect((await env.http().get("/v1/queues/r1").set("authorization", acme)).body.waitingBecause).toEqual(["rateLimit"]);
   });
 
-  it("a long poll on a full queue wakes when a slot frees, and on resume, well before its 1 s re-check", async () => {
+  it("a long poll on a full queue is woken by a completion that frees a slot, and by resume (not its timer)", async () => {
     await put("w1", { concurrency: 1 });
     await submit("w1");
     await submit("w1");
     const [held] = await poll("w1");
-    const started = Date.now();
-    const waiting = poll("w1", 1, 10_000);
-    await new Promise((r) => setTimeout(r, 300));
-    await complete(held!);
-    const got = await waiting;
-    expect(got).toHaveLength(1);
-    expect(Date.now() - started).toBeLessThan(9_000);
+    expect(await poll("w1")).toEqual([]);
+    // What a poll waits on after its empty claim; 20 s unless something announces the queue.
+    const woken = (queue: string) => {
+      const t0 = Date.now();
+      return env.c.notifier.wait([queue], 20_000, undefined, env.c.notifier.mark()).then(() => Date.now() - t0);
+    };
+    const w1 = woken("w1");
+    expect((await complete(held!)).status).toBe(200);
+    expect(await w1).toBeLessThan(15_000);
+    expect(await poll("w1")).toHaveLength(1);
 
     await env.http().post("/v1/queues/w2/pause").set("authorization", acme);
     await submit("w2");
-    const t0 = Date.now();
-    const w2 = poll("w2", 1, 10_000);
-    await new Promise((r) => setTimeout(r, 300));
+    expect(await poll("w2")).toEqual([]);
+    const w2 = woken("w2");
     await env.http().post("/v1/queues/w2/resume").set("authorization", acme);
-    expect(await w2).toHaveLength(1);
-    expect(Date.now() - t0).toBeLessThan(9_000);
+    expect(await w2).toBeLessThan(15_000);
+    expect(await poll("w2")).toHaveLength(1);
+  });
+});
+
+describe("SDK", () => {
+  it("queueControls: set, get, pause, resume; errors throw JoblineApiError", async () => {
+    const address = await env.app.listen({ host: "127.0.0.1", port: 0 });
+    const qc = queueControls(createJoblineClient({ baseUrl: address, apiKey: acme }));
+    expect((await qc.set("sdkq", { concurrency: 4, rateLimit: { limit: 5, periodSeconds: 1 } })).settings).toMatchObject({ concurrency: 4 });
+    expect((await qc.pause("sdkq")).settings.paused).toBe(true);
+    expect((await qc.get("sdkq")).settings).toMatchObject({ paused: true, concurrency: 4, rateLimit: { limit: 5, periodSeconds: 1 } });
+    expect((await qc.resume("sdkq")).settings.paused).toBe(false);
+    await expect(qc.set("sdkq", { concurrency: 0 })).rejects.toBeInstanceOf(JoblineApiError);
+    await expect(qc.get("sdkq", "other")).rejects.toMatchObject({ status: 404 });
   });
 });

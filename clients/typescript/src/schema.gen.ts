@@ -1097,7 +1097,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status and the age of the oldest claimable job */
+        /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
         get: {
             parameters: {
                 query?: never;
@@ -1157,6 +1157,342 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A queue's settings, counts and why its queued jobs wait */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Required with a platform key (tenant `*`). */
+                    tenant?: string;
+                };
+                header?: never;
+                path: {
+                    queue: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Queue"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /** Replace a queue's settings (limits are enforced in the claim) */
+        put: {
+            parameters: {
+                query?: {
+                    /** @description Required with a platform key (tenant `*`). */
+                    tenant?: string;
+                };
+                header?: never;
+                path: {
+                    queue: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["QueueSettingsPutInput"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Queue"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a queue: no job of it starts until resumed (idempotent) */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description Required with a platform key (tenant `*`). */
+                    tenant?: string;
+                };
+                header?: never;
+                path: {
+                    queue: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Queue"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused queue (idempotent) */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description Required with a platform key (tenant `*`). */
+                    tenant?: string;
+                };
+                header?: never;
+                path: {
+                    queue: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Queue"];
+                    };
+                };
+                /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The API key lacks the role this operation needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found, or not visible to this API key's tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -2431,6 +2767,45 @@ export interface components {
             finishedAt: string | null;
             version: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPutInput: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettingsInput: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        QueueInput: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettingsInput"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         WebhookSecretInput: {
             secret: string;
         };
@@ -2476,6 +2851,8 @@ export interface components {
                     cancelled: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAddedInput: {
@@ -2649,6 +3026,45 @@ export interface components {
             finishedAt: string | null;
             version: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPut: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettings: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        Queue: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettings"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         WebhookSecret: {
             secret: string;
         };
@@ -2694,6 +3110,8 @@ export interface components {
                     cancelled: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAdded: {

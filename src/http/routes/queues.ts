@@ -15,7 +15,7 @@ const Limit = z.number().int().min(1).max(1_000_000);
 
 const SettingsBody = z
   .strictObject({
-    paused: z.boolean().default(false),
+    paused: z.boolean().optional().describe("Default false."),
     concurrency: Limit.nullable().optional().describe("At most this many of the queue's jobs running at once."),
     groupConcurrency: Limit.nullable().optional().describe("At most this many running per groupKey; 1 = serial per key, in order."),
     rateLimit: z
@@ -25,7 +25,7 @@ const SettingsBody = z
       .describe("At most `limit` jobs start in any window of `periodSeconds`."),
     defaultTimeoutSeconds: z.number().int().min(1).max(86_400).nullable().optional(),
   })
-  .meta({ id: "QueueSettingsInput", description: "Replaces the whole settings object: an absent field means no limit (and not paused)." });
+  .meta({ id: "QueueSettingsPut", description: "Replaces the whole settings object: an absent field means no limit (and not paused)." });
 const Settings = z
   .object({
     paused: z.boolean(),
@@ -126,7 +126,7 @@ export async function queueRoutes(app: Api, c: Container) {
       if (tenant === null) return reply;
       const b = req.body;
       const out = await svc.replace(req.params.queue, tenant, {
-        paused: b.paused,
+        paused: b.paused ?? false,
         concurrency: b.concurrency ?? null,
         groupConcurrency: b.groupConcurrency ?? null,
         rateLimit: b.rateLimit ?? null,
