@@ -18,7 +18,7 @@ CREATE TABLE "queue_settings" (
 	CONSTRAINT "queue_settings_rate_pair" CHECK (("queue_settings"."rate_limit" IS NULL) = ("queue_settings"."rate_period_seconds" IS NULL))
 );
 --> statement-breakpoint
-CREATE INDEX "jobs_slot_idx" ON "jobs" USING btree ("queue","tenant","group_key") WHERE "jobs"."status" = 'running' OR ("jobs"."status" = 'queued' AND "jobs"."attempts" > 0);--> statement-breakpoint
+CREATE INDEX "jobs_slot_idx" ON "jobs" USING btree ("queue","tenant","group_key") WHERE "jobs"."attempts" > 0 AND ("jobs"."status" = 'running' OR "jobs"."status" = 'queued');--> statement-breakpoint
 -- The gate of capped claims: locks the settings rows of the given (queue, tenant)s in one order,
 -- then reads settings and counts. Each query of a VOLATILE plpgsql function takes a fresh
 -- snapshot under READ COMMITTED, so the counts include every claim that held the lock before
@@ -37,7 +37,7 @@ BEGIN
   RETURN QUERY
     SELECT s.queue, s.tenant, NULL::text, t, s.paused, s.concurrency, s.group_concurrency, s.rate_limit,
            (SELECT count(*)::int FROM jobs j WHERE j.queue = s.queue AND j.tenant = s.tenant
-              AND (j.status = 'running' OR (j.status = 'queued' AND j.attempts > 0)) AND j.status = 'running'),
+              AND (j.attempts > 0 AND (j.status = 'running' OR j.status = 'queued')) AND j.status = 'running'),
            NULL::int,
            coalesce((SELECT sum(r.n)::int FROM unnest(s.rate_at, s.rate_n) AS r(at, n)
                      WHERE r.at >= t - make_interval(secs => s.rate_period_seconds)), 0)
@@ -47,6 +47,6 @@ BEGIN
            (count(*) FILTER (WHERE j.status = 'running'))::int, count(j.id)::int, NULL
     FROM unnest(k_queue, k_tenant, k_key) AS k(queue, tenant, key)
     LEFT JOIN jobs j ON j.queue = k.queue AND j.tenant = k.tenant AND j.group_key = k.key
-         AND (j.status = 'running' OR (j.status = 'queued' AND j.attempts > 0))
+         AND (j.attempts > 0 AND (j.status = 'running' OR j.status = 'queued'))
     GROUP BY k.queue, k.tenant, k.key;
 END $$;

@@ -5,7 +5,11 @@
 // jobline must ride out a PostgreSQL restart, so the write is settled as a
 // CONNECTION_CLOSED error on the queries that waited for it, and teardown
 // forgets the cancelled timer so a reconnected socket flushes again.
-// Idempotent; run by `postinstall` and by .ci/run. test/unit/postgres-patch.test.ts checks it.
+// Two more edits serve src/db/gate.ts (a deadline and a fail-fast while PostgreSQL is away):
+// the pool's query handler first asks `options.gate(query)`, which may refuse the query, and a
+// query cancelled while it waited for a connection being opened no longer leaves that
+// connection stuck in `connecting` (upstream assumes the first query always runs).
+// Idempotent; run by `postinstall` and by .ci/run. test/unit/postgres-driver.test.ts checks it.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +17,8 @@ import { fileURLToPath } from "node:url";
 const MARK = "/* jobline: null-socket guard */";
 // The package's exports hide package.json; resolve its ESM entry (src/index.js) instead.
 const root = dirname(dirname(fileURLToPath(import.meta.resolve("postgres"))));
-const files = ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js"].map((f) => join(root, f));
+const builds = ["src", "cjs/src", "cf/src"];
+const GATE = "/* jobline: gate */";
 
 const edits = [
   [
@@ -22,7 +27,12 @@ const edits = [
   ],
   ["    clearImmediate(nextWriteTimer)\n    if (socket) {", "    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null\n    if (socket) {"],
   ["    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)", "    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null\n    socket.removeListener('data', data)"],
+  [
+    "      initial && !initial.reserve && execute(initial)\n",
+    `      ${GATE}\n      if (initial && !initial.reserve && initial.cancelled) {\n        options.shared.retries = retries = 0\n        initial = null\n        return onopen(connection)\n      }\n      initial && !initial.reserve && execute(initial)\n`,
+  ],
 ];
+const indexEdits = [["  function handler(query) {\n", `  function handler(query) {\n    ${GATE}\n    if (options.gate && options.gate(query))\n      return\n`]];
 
 // Only the release this was written against: another version may have the fix, or other
 // text; then warn (test/unit/postgres-driver.test.ts will say the guard is missing) rather
@@ -34,14 +44,23 @@ if (version !== "3.4.9") {
 }
 
 let patched = 0;
-for (const file of files) {
-  let text = readFileSync(file, "utf8");
-  if (text.includes(MARK)) continue;
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`patch-postgres: ${file} does not look like postgres 3.4.9 (missing ${JSON.stringify(from.slice(0, 40))})`);
-    text = text.replace(from, to);
+let total = 0;
+/** Applies each edit whose result is not in the file yet (a file patched by an older script gets the newer edits). */
+for (const [name, fileEdits] of [["connection.js", edits], ["index.js", indexEdits]]) {
+  for (const build of builds) {
+    const file = join(root, build, name);
+    let text = readFileSync(file, "utf8");
+    let changed = false;
+    total++;
+    for (const [from, to] of fileEdits) {
+      if (text.includes(to)) continue;
+      if (!text.includes(from)) throw new Error(`patch-postgres: ${file} does not look like postgres 3.4.9 (missing ${JSON.stringify(from.slice(0, 40))})`);
+      text = text.replace(from, to);
+      changed = true;
+    }
+    if (!changed) continue;
+    writeFileSync(file, text);
+    patched++;
   }
-  writeFileSync(file, text);
-  patched++;
 }
-console.log(`patch-postgres: ${patched} file(s) patched, ${files.length - patched} already patched`);
+console.log(`patch-postgres: ${patched} file(s) patched, ${total - patched} already patched`);

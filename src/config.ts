@@ -23,9 +23,18 @@ const ConfigSchema = z.object({
   JOBLINE_BACKOFF_BASE_MS: z.coerce.number().int().min(0).default(1000),
   JOBLINE_BACKOFF_MAX_MS: z.coerce.number().int().min(0).default(3_600_000),
   JOBLINE_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  // Longest wait for a database connection before a request is answered 503 (nothing changed).
+  JOBLINE_DB_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
+  // /metrics: bearer token (unset: open), tenant label (false: gauges and counters aggregate
+  // across tenants), how often the counting gauges may query the database, and how long
+  // scrapes share one rendering.
+  JOBLINE_METRICS_TOKEN: z.string().min(16).optional(),
+  JOBLINE_METRICS_TENANT_LABEL: bool.default(true),
+  JOBLINE_METRICS_SAMPLE_MS: z.coerce.number().int().min(100).default(10_000),
+  JOBLINE_METRICS_CACHE_MS: z.coerce.number().int().min(0).default(1000),
   // A module (path or specifier) whose default export is createWorker's options minus `container`.
   JOBLINE_HANDLERS_MODULE: z.string().min(1).optional(),
 });
@@ -44,5 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
   const level = (process.env.TEST_LOG_LEVEL ?? "silent") as Config["LOG_LEVEL"];
-  return { ...loadConfig({}), LOG_LEVEL: level, ...overrides };
+  // Tests read counters right after acting: no shared rendering unless a test asks for it.
+  return { ...loadConfig({}), LOG_LEVEL: level, JOBLINE_METRICS_CACHE_MS: 0, ...overrides };
 }

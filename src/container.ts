@@ -10,34 +10,53 @@ import { tenantsRepository } from "./repositories/tenants.js";
 import { createAuthService } from "./services/auth.js";
 import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
+import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
 import { queuesRepository } from "./repositories/queues.js";
+import { createQueueService } from "./services/queues.js";
 import { createCappedQueues } from "./services/queues/capped.js";
-import { createQueueService } from "./services/queues/queues.js";
+import { createRetentionService } from "./services/retention.js";
+import { createTenantService } from "./services/tenants.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
  * fastify here: HTTP is one adapter over these services, the worker another.
  */
 export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
-  const database: Database = connect(databaseUrl, { max: config.JOBLINE_DB_POOL_MAX, application: opts.application });
-  const { sql, db } = database;
+  const database: Database = connect(databaseUrl, {
+    max: config.JOBLINE_DB_POOL_MAX,
+    application: opts.application,
+    acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
+  });
+  const { sql } = database;
   const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),
-    apiKeys: apiKeysRepository(db),
+    apiKeys: apiKeysRepository(sql),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
     queues: queuesRepository(sql),
   };
   const capped = createCappedQueues(repos.queues, notifier);
-  const metrics = createMetrics(repos.jobs);
+  const metrics = createMetrics(sql, {
+    tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
+    samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
+    renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
+  });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, metrics, config });
-  const queueService = createQueueService({ queues: repos.queues, capped, notifier });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
+  const services = {
+    auth,
+    jobs: jobService,
+    batches: batchService,
+    queues: createQueueService({ jobs: repos.jobs, queues: repos.queues, capped, notifier }),
+    tenants: createTenantService({ tenants: repos.tenants }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped }),
+    retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
+  };
 
   return {
     config,
@@ -49,7 +68,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     notifier,
     capped,
     repos,
-    services: { auth, jobs: jobService, batches: batchService, queues: queueService },
+    services,
     async close() {
       notifier.wakeAll();
       await database.close();

@@ -1,9 +1,22 @@
 import client from "prom-client";
-import type { JobsRepository } from "./repositories/jobs.js";
+import type { Queryable } from "./db/client.js";
+import { countJobsByQueue, type DepthRow, type OldestRow, oldestClaimableAge } from "./repositories/queueSample.js";
+
+export interface MetricsOptions {
+  /** false: series carry no tenant label; queue figures are summed across tenants. */
+  tenantLabel: boolean;
+  /** How often the counting gauges may query the database, whatever the number of scrapes. */
+  samplePeriodMs: number;
+  /** Scrapes within this many ms of a rendering share it (0: each scrape renders). */
+  renderCacheMs: number;
+}
 
 /** One registry per container, so several apps in one test process do not collide. */
-export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldestClaimableByQueue">) {
+export function createMetrics(sql: Queryable, opts: MetricsOptions) {
   const registry = new client.Registry();
+  const byQueue = opts.tenantLabel ? ["tenant", "queue"] : ["queue"];
+  const queueLabels = (r: { tenant: string; queue: string }): Record<string, string> =>
+    opts.tenantLabel ? { tenant: r.tenant, queue: r.queue } : { queue: r.queue };
   const claims = new client.Counter({
     name: "jobline_claims_total",
     help: "Claim attempts by outcome (claimed counts jobs; empty and lost_race count requests)",
@@ -41,29 +54,138 @@ export function createMetrics(jobs: Pick<JobsRepository, "countByQueue" | "oldes
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30],
     registers: [registry],
   });
+  const leasesExpired = new client.Counter({
+    name: "jobline_leases_expired_total",
+    help: "Leases the reaper found expired, by queue (whatever it then did with the job)",
+    labelNames: byQueue,
+    registers: [registry],
+  });
+  const leasesReleased = new client.Counter({
+    name: "jobline_leases_released_total",
+    help: "Leases given back before expiry, by queue and reason (undelivered: the poll's answer never reached its client)",
+    labelNames: [...byQueue, "reason"],
+    registers: [registry],
+  });
+  const sampler = createSampler(async () => ({
+    depth: await countJobsByQueue(sql, opts.tenantLabel),
+    oldest: await oldestClaimableAge(sql, opts.tenantLabel),
+  }), opts.samplePeriodMs);
+  const samples = new client.Counter({
+    name: "jobline_metrics_samples_total",
+    help: "Counting queries the metrics sampler ran (at most one per sample period, whatever the number of scrapes)",
+    registers: [registry],
+  });
+  sampler.onRun = () => samples.inc();
   new client.Gauge({
     name: "jobline_queue_depth",
-    help: "Jobs per queue and status",
-    labelNames: ["queue", "status"] as const,
+    help: `Jobs per queue and status, sampled at most every ${opts.samplePeriodMs} ms`,
+    labelNames: [...byQueue, "status"],
     registers: [registry],
     async collect() {
+      const { depth } = await sampler.get();
       this.reset();
-      const rows = await jobs.countByQueue(null).catch(() => []);
-      for (const r of rows) this.set({ queue: r.queue, status: r.status }, r.n);
+      for (const r of depth) this.set({ ...queueLabels(r), status: r.status }, r.n);
     },
   });
   new client.Gauge({
     name: "jobline_oldest_queued_age_seconds",
-    help: "Age of the oldest claimable queued job per queue",
-    labelNames: ["queue"] as const,
+    help: `Age of the oldest claimable queued job per queue, sampled at most every ${opts.samplePeriodMs} ms`,
+    labelNames: byQueue,
     registers: [registry],
     async collect() {
+      const { oldest, at } = await sampler.get();
       this.reset();
-      const rows = await jobs.oldestClaimableByQueue(null).catch(() => []);
-      for (const r of rows) this.set({ queue: r.queue }, Math.max(0, r.age));
+      // Aged to now, so the figure grows between samples as the job waits.
+      for (const r of oldest) this.set(queueLabels(r), Math.max(0, r.age + (Date.now() - at) / 1000));
     },
   });
-  return { registry, claims, transitions, racesLost, webhookDeliveries, reaperRecoveries, httpDuration };
+  // Rendering the registry costs the API a few ms of CPU; scrapes close together share one.
+  const cacheMs = Math.min(opts.renderCacheMs, opts.samplePeriodMs);
+  let rendered: { at: number; text: Promise<string> } | null = null;
+  const render = (): Promise<string> => {
+    const now = Date.now();
+    if (rendered && now - rendered.at < cacheMs) return rendered.text;
+    const text = registry.metrics();
+    const entry = { at: now, text };
+    rendered = entry;
+    text.catch(() => {
+      if (rendered === entry) rendered = null;
+    });
+    return text;
+  };
+  return {
+    registry,
+    render,
+    claims,
+    transitions,
+    racesLost,
+    webhookDeliveries,
+    reaperRecoveries,
+    httpDuration,
+    sampler,
+    leaseExpired: (r: { tenant: string; queue: string }) => leasesExpired.inc(queueLabels(r)),
+    leaseReleased: (r: { tenant: string; queue: string }, reason: "undelivered") =>
+      leasesReleased.inc({ ...queueLabels(r), reason }),
+  };
+}
+
+/** The sampler has no fresh figures and could not get them: the scrape fails rather than read as "no queues". */
+export class SampleUnavailable extends Error {}
+
+/** How long a scrape waits for a sample in flight before it answers 503. */
+const SCRAPE_WAIT_MS = 5000;
+
+/**
+ * Counting figures shared by every scrape of the process: a scrape within `periodMs` of the
+ * last sample reads it; a later one starts the next sample, and every scrape meanwhile waits
+ * for that same one. So at most one sample is in flight and at most one starts per period,
+ * and scrapes cost the database nothing that grows with the table. Nothing runs unscraped.
+ */
+export function createSampler(take: () => Promise<{ depth: DepthRow[]; oldest: OldestRow[] }>, periodMs: number) {
+  type Sample = { depth: DepthRow[]; oldest: OldestRow[]; at: number };
+  let last: Sample | null = null;
+  let running: Promise<Sample> | null = null;
+  // After a failure, the next try waits a little (not a whole period): a failed sample is no data.
+  let failed: { at: number; error: unknown } | null = null;
+  const retryMs = Math.min(periodMs, 1000);
+  const self = {
+    onRun: () => {},
+    async get(): Promise<Sample> {
+      const now = Date.now();
+      if (last && now - last.at < periodMs) return last;
+      if (!running) {
+        if (failed && now - failed.at < retryMs) throw new SampleUnavailable("queue figures unavailable", { cause: failed.error });
+        running = run();
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new SampleUnavailable(`no queue figures within ${SCRAPE_WAIT_MS} ms`)), SCRAPE_WAIT_MS);
+      });
+      try {
+        return await Promise.race([running, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+  function run(): Promise<Sample> {
+    const at = Date.now();
+    self.onRun();
+    return take().then(
+      (s) => {
+        running = null;
+        failed = null;
+        last = { ...s, at };
+        return last;
+      },
+      (e: unknown) => {
+        running = null;
+        failed = { at: Date.now(), error: e };
+        throw new SampleUnavailable("queue figures unavailable", { cause: e });
+      },
+    );
+  }
+  return self;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -36,10 +36,8 @@ export async function ensureAdminKey(c: Container, log: (m: string) => void) {
     await c.services.auth.ensureBootstrapKey(c.config.JOBLINE_BOOTSTRAP_KEY);
     return;
   }
-  const admins = await c.sql`SELECT 1 FROM api_keys WHERE tenant = '*' AND 'admin' = ANY(roles) LIMIT 1`;
-  if (admins.length > 0) return;
-  const k = await c.services.auth.createKey({ tenant: "*", roles: ["admin"], name: "initial admin" });
-  log(`created the first admin API key (shown once, store it now): ${k!.key}`);
+  const k = await c.services.auth.ensureAdminKey();
+  if (k) log(`created the first admin API key (shown once, store it now): ${k.key}`);
 }
 
 export type HandlerSpec = Omit<WorkerOptions, "container">;

@@ -1,14 +1,13 @@
-import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { rememberLast } from "../domain/memo.js";
-import * as schema from "./schema.js";
+import { createGate, type Gate } from "./gate.js";
 
 export type Sql = postgres.Sql;
 /** A connection or an open transaction: every write accepts either. */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /**
- * The driver's error behind `e`: drizzle (the API-key and tenant repositories, the migrator) wraps it in a
+ * The driver's error behind `e`: drizzle (the migrator) wraps it in a
  * DrizzleQueryError whose `cause` it is, and a wrapper's own message and code say nothing of
  * what went wrong. Judged by the wrapper, a refused connection was a 500, not a 503.
  */
@@ -24,7 +23,8 @@ export const driverError = (e: unknown): unknown => {
 
 export interface Database {
   sql: Sql;
-  db: PostgresJsDatabase<typeof schema>;
+  /** Fails statements fast while PostgreSQL is unreachable (src/db/gate.ts). */
+  gate: Gate;
   close: () => Promise<void>;
 }
 
@@ -49,23 +49,31 @@ const timestamptz = {
   parse: parseTimestamptz,
 };
 
-export function connect(url: string, opts: { max?: number; application?: string } = {}): Database {
+/**
+ * Seconds before a closed connection tries again. postgres.js's default grows to 20 s, which
+ * delayed recovery by as much after PostgreSQL returned; the gate keeps statements from
+ * piling onto a pool that cannot connect, so short waits do not hammer the server.
+ */
+const reconnectDelay = (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.01 * 2 ** retries, 0.5);
+
+export function connect(url: string, opts: { max?: number; application?: string; acquireTimeoutMs?: number } = {}): Database {
   const options = {
     onnotice: () => {},
     idle_timeout: 30,
     connect_timeout: 5,
+    backoff: reconnectDelay,
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
-  // drizzle rewrites its client's type parsers (timestamps stay strings), so it
-  // gets a small pool of its own and the repositories keep real Dates.
-  const drizzleClient = postgres(url, { ...options, max: 4 });
-  const db = drizzle(drizzleClient, { schema });
+  // One pool per process: drizzle is the schema and migration tool only (db/migrate.ts).
+  const gate = createGate({ acquireTimeoutMs: opts.acquireTimeoutMs ?? 2000 });
+  gate.install(sql);
   return {
     sql,
-    db,
+    gate,
     close: async () => {
-      await Promise.all([sql.end({ timeout: 5 }), drizzleClient.end({ timeout: 5 })]);
+      gate.close();
+      await sql.end({ timeout: 5 });
     },
   };
 }

@@ -32,6 +32,8 @@ export async function startEmbeddedPostgres(opts: {
   port?: number;
   persistent?: boolean;
   onLog?: (msg: unknown) => void;
+  /** More server flags, e.g. the tests' `-c shared_preload_libraries=pg_stat_statements`. */
+  postgresFlags?: string[];
 }): Promise<EmbeddedServer> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -51,7 +53,7 @@ export async function startEmbeddedPostgres(opts: {
     createPostgresUser: true,
     onLog: opts.onLog ?? (() => {}),
     onError: opts.onLog ?? (() => {}),
-    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=on", "-c", "listen_addresses=127.0.0.1"],
+    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=on", "-c", "listen_addresses=127.0.0.1", ...(opts.postgresFlags ?? [])],
   });
   if (!existsSync(resolve(dbDir, "PG_VERSION"))) await pg.initialise();
   await pg.start();

@@ -1,4 +1,5 @@
 import { driverError } from "./client.js";
+import { wasSent } from "./gate.js";
 
 // What a database error means for the caller: rerun, refuse the value, or answer 503.
 
@@ -38,5 +39,26 @@ export const isDbUnavailable = (e: unknown): boolean => {
   // A SQLSTATE: five characters of a class PostgreSQL defines (EPIPE is not one).
   if (/^([0-9][0-9A-Z]|HV|P0|XX|F0)[0-9A-Z]{3}$/.test(code)) return /^(0800[01346]|57P0[1-3]|53300)$/.test(code);
   const message = String((err as { message?: unknown } | null)?.message ?? "");
-  return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_/.test(`${code} ${message}`);
+  return /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ENOTCONN|ETIMEDOUT|CONNECT_TIMEOUT|CONNECTION_|DB_UNAVAILABLE/.test(`${code} ${message}`);
+};
+
+/**
+ * Failures that certainly happened before anything could commit: no connection (refused,
+ * timed out, the gate's refusal, PostgreSQL starting or full) or a statement the gate saw fail
+ * before it was sent, or a transaction that lost its connection before COMMIT.
+ */
+export const NEVER_RAN = /^(DB_UNAVAILABLE|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|CONNECT_TIMEOUT|57P03|53300)$/;
+
+/**
+ * The database may or may not have applied the statement: the connection died after it was
+ * sent (CONNECTION_CLOSED, ECONNRESET, 57P01 admin shutdown, …, when not known to be unsent),
+ * or PostgreSQL said so (08007). Sending the same request again is safe only when it is
+ * idempotent (an Idempotency-Key, a fenced completion); the answer is 503 `outcome_unknown`.
+ */
+export const isOutcomeUnknown = (e: unknown): boolean => {
+  const err = driverError(e);
+  const code = String(codeOf(err) ?? "");
+  if (code === "08007") return true;
+  if (!isDbUnavailable(err) || NEVER_RAN.test(code)) return false;
+  return wasSent(err) !== false;
 };

@@ -20,7 +20,7 @@ import { JOB_STATUSES } from "../domain/jobs.js";
 /**
  * The fairness tag of a held job: one submitted with a runAt more than a few seconds
  * ahead. It takes no tag from its group and stays out of the claim index; when it is due,
- * the promotion (repositories/jobs.ts promoteDue) gives it a tag as a submit at that moment
+ * the promotion (repositories/jobs/claim.ts promoteDue) gives it a tag as a submit at that moment
  * would. Without this, 100,000 jobs scheduled for tomorrow sat in the claim index ahead of
  * their group's later jobs and every claim walked past all of them (21 ms instead of 1.1).
  * 2^52: normal tags grow by one per job and never come near it.
@@ -95,7 +95,7 @@ export const jobs = pgTable(
     payload: jsonb("payload").notNull(),
     priority: integer("priority").notNull().default(0),
     groupKey: text("group_key"),
-    // Start-time fair queuing tag: claims order by (priority, fair_tag), see repositories/jobs.ts.
+    // Start-time fair queuing tag: claims order by (priority, fair_tag), see repositories/jobs/fairness.ts.
     fairTag: bigint("fair_tag", { mode: "number" }).notNull().default(0),
     runAt: tz("run_at").notNull().defaultNow(),
     status: jobStatus("status").notNull().default("queued"),
@@ -171,7 +171,9 @@ export const jobs = pgTable(
     // its key's turn). The gate counts these; finished jobs never enter it, so counts stay flat.
     index("jobs_slot_idx")
       .on(t.queue, t.tenant, t.groupKey)
-      .where(sql`${t.status} = 'running' OR (${t.status} = 'queued' AND ${t.attempts} > 0)`),
+      // Written so that no statement about running jobs alone (completes, the reaper) implies
+      // it: a running job has attempts > 0 anyway, but only the gate's counts say so.
+      .where(sql`${t.attempts} > 0 AND (${t.status} = 'running' OR ${t.status} = 'queued')`),
   ],
 );
 

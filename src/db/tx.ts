@@ -1,5 +1,7 @@
 import type postgres from "postgres";
-import { codeOf } from "./errors.js";
+import { driverError } from "./client.js";
+import { codeOf, isDbUnavailable, isOutcomeUnknown, NEVER_RAN } from "./errors.js";
+import { markSent } from "./gate.js";
 
 /** deadlock_detected, lock_not_available (a bounded lock wait ran out). */
 const RERUN_CODES = new Set(["40P01", "55P03"]);
@@ -11,11 +13,34 @@ const RERUN_CODES = new Set(["40P01", "55P03"]);
  */
 export async function inTx<T>(sql: postgres.Sql, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    // A connection lost before COMMIT was sent rolled everything back; after, the outcome is unknown.
+    let committing = false;
     try {
-      return (await sql.begin(fn)) as T;
+      return (await sql.begin(async (tx) => {
+        const out = await fn(tx);
+        committing = true;
+        return out;
+      })) as T;
     } catch (e) {
+      markSent(driverError(e), committing);
       if (attempt >= 8 || !RERUN_CODES.has(String(codeOf(e) ?? ""))) throw e;
       await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
     }
+  }
+}
+
+/**
+ * Runs `fn`, and once more at once when its connection was lost and running it again is safe:
+ * the statement certainly did nothing, or `idempotent` says a second run finds the first one's
+ * effect (a fenced completion, an insert keyed by an Idempotency-Key). A killed backend then
+ * costs one statement on a fresh connection instead of a 503 and the client's resend. Not
+ * while the gate fails fast: PostgreSQL is away, and the client is told so at once.
+ */
+export async function retryIfLost<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isDbUnavailable(e) || NEVER_RAN.test(String(codeOf(e) ?? "")) || (!idempotent && isOutcomeUnknown(e))) throw e;
+    return fn();
   }
 }

@@ -17,6 +17,7 @@ export type JobTransition =
   | "complete"
   | "fail"
   | "reap"
+  | "release"
   | "batchRetry";
 
 interface TransitionRule {
@@ -36,6 +37,8 @@ export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   complete: { from: ["running"], to: ["succeeded"], fencedByLease: true },
   fail: { from: ["running"], to: ["queued", "failed", "cancelled"], fencedByLease: true },
   reap: { from: ["running"], to: ["queued", "failed", "cancelled"], fencedByLease: false },
+  // A lease whose poll answer never reached its client: the attempt did not run.
+  release: { from: ["running"], to: ["queued"], fencedByLease: true },
   batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
 };
 

@@ -21,9 +21,13 @@ import { queueRoutes } from "./routes/queues.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
-import { isConflictVictim, isDataError, isDbUnavailable } from "../db/errors.js";
+import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../db/errors.js";
 
 export const BODY_LIMIT = 1024 * 1024;
+
+const OUTCOME_UNKNOWN =
+  "the database connection was lost after the request reached it: it may or may not have taken effect. " +
+  "Send it again with the same Idempotency-Key (a submit), or as it was (complete, fail and heartbeat are fenced by the lease token); read the job to check otherwise";
 
 /** The fastify plugin tree. Only the entry point listens, reads the environment and handles signals. */
 export async function buildApp(c: Container, opts: { logRequests?: boolean } = {}): Promise<Api> {
@@ -115,10 +119,15 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       req.log.error({ err: error }, "the database refused a value of this request");
       return sendProblem(reply, problem("invalid", "the database refused a value in this request", 400));
     }
-    if (isDbUnavailable(error)) {
+    // A read changes nothing whatever happened to its connection; a write may have committed.
+    if (isOutcomeUnknown(error) && req.method !== "GET" && req.method !== "HEAD") {
+      req.log.warn({ err: error }, "database connection lost after the statement was sent");
+      return sendProblem(reply, problem("outcome_unknown", OUTCOME_UNKNOWN, 503));
+    }
+    if (isDbUnavailable(error) || isOutcomeUnknown(error)) {
       // Expected while PostgreSQL restarts; logged so that a wrong classification leaves a trace.
       req.log.warn({ err: error }, "database unavailable");
-      return sendProblem(reply, problem("unavailable", "database unavailable; retry", 503));
+      return sendProblem(reply, problem("unavailable", "database unavailable; nothing changed, send the request again", 503));
     }
     req.log.error({ err: error }, "unhandled error");
     return sendProblem(reply, problem("internal", "internal error", 500));

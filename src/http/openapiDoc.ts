@@ -31,7 +31,7 @@ const STATUS_TEXT: Record<string, string> = {
   415: "Request body is not UTF-8 JSON",
   422: "Idempotency-Key reused with a different request",
   500: "Internal error",
-  503: "Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After",
+  503: "`unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call)",
 };
 
 const HEADER = {

@@ -42,6 +42,7 @@ const STATUS: Record<ErrorCode | string, number> = {
   headers_too_large: 431,
   idempotency_mismatch: 422,
   unavailable: 503,
+  outcome_unknown: 503,
   internal: 500,
 };
 
@@ -76,7 +77,8 @@ export function problem(code: string, detail?: string, status = statusOf(code), 
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem) {
-  // 503 means "changed nothing, send it again": say when (RFC 9110 Retry-After).
+  // 503 `unavailable` means "changed nothing, send it again", `outcome_unknown` "send it again
+  // idempotently": either way, say when (RFC 9110 Retry-After).
   if (p.status === 503) reply.header("retry-after", "1");
   return reply.code(p.status).type("application/problem+json").send(p);
 }
@@ -98,7 +100,8 @@ export function itemAnswer<T, B>(id: string, outcome: { ok: true; value: T } | {
 
 /** Error responses for a route's schema, so every one appears in the OpenAPI document. */
 export function errors(...codes: number[]) {
-  // 503: the database is unreachable or the statement was a deadlock victim; nothing changed.
+  // 503: `unavailable` (database unreachable, deadlock victim: nothing changed) or
+  // `outcome_unknown` (the connection died after the statement was sent).
   return Object.fromEntries([400, 401, 403, 503, ...codes].map((c) => [c, ProblemSchema]));
 }
 

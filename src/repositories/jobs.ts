@@ -48,6 +48,7 @@ export function jobsRepository(sql: Queryable) {
       t.completeManyIfLeased(items, tenant, q, lean),
     failIfLeased: (id: string, a: t.FailArgs, q: Queryable = sql) => t.failIfLeased(id, a, q),
     reapExpired: (limit: number, q: Queryable = sql) => t.reapExpired(limit, q),
+    releaseIfLeased: (items: Array<{ id: string; leaseToken: string }>, q: Queryable = sql) => t.releaseIfLeased(items, q),
 
     releaseQueuedOfSealed: (batchId: string, q: Queryable) => batchJobs.releaseQueuedOfSealed(batchId, q),
     releaseStragglers: (limit: number, q: Queryable = sql) => batchJobs.releaseStragglers(limit, q),
@@ -58,3 +59,4 @@ export function jobsRepository(sql: Queryable) {
 }
 
 export type JobsRepository = ReturnType<typeof jobsRepository>;
+

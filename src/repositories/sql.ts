@@ -61,4 +61,4 @@ export const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${jo
  * turn). Written as jobs_slot_idx's predicate so every plan can use that index.
  */
 export const holdsSlot = (q: Queryable, alias: string) =>
-  q.unsafe(`(${alias}.status = 'running' OR (${alias}.status = 'queued' AND ${alias}.attempts > 0))`);
+  q.unsafe(`(${alias}.attempts > 0 AND (${alias}.status = 'running' OR ${alias}.status = 'queued'))`);

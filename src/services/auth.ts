@@ -77,8 +77,15 @@ export function createAuthService(deps: { apiKeys: ApiKeysRepository; tenants: T
     return createKey({ tenant: PLATFORM_TENANT, roles: ["admin"], name: "bootstrap", key });
   }
 
+  /** First start: some platform admin key must exist; returns the one made now (its key shown once), or null. */
+  async function ensureAdminKey() {
+    if (await deps.apiKeys.platformAdminExists()) return null;
+    return createKey({ tenant: PLATFORM_TENANT, roles: ["admin"], name: "initial admin" });
+  }
+
   return {
     authenticate,
+    ensureAdminKey,
     createKey,
     createKeyAs,
     deleteKeyAs,

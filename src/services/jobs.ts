@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
 import { isConflictVictim, isDbUnavailable } from "../db/errors.js";
+import { retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
@@ -10,7 +11,7 @@ import type { Metrics } from "../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
 import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
-import { createSharedStatements, matchWinners, REFUSED } from "./jobs/sharedStatements.js";
+import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
 import type { CappedQueues } from "./queues/capped.js";
 
@@ -29,6 +30,270 @@ const REFUSALS = {
   rate_limited: "the queue's rate limit is spent for now",
 } as const;
 
+/** What every job use case needs: the repository, the shared statements, the long poll. */
+export interface JobCtx {
+  jobs: JobsRepository;
+  notifier: Notifier;
+  capped: CappedQueues;
+  metrics: Metrics;
+  config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
+  random: () => number;
+  shared: SharedStatements;
+  promoteIfDue: (always?: boolean) => Promise<Set<string>>;
+  claimNext: ReturnType<typeof createLongPoll>;
+}
+
+/** One increment per resulting status, not per row: labels are hashed on every call. */
+function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
+  const by = new Map<JobStatus, number>();
+  for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
+  for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
+}
+const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
+
+export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
+  if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
+  const requestHash = idempotencyKey
+    ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
+    : null;
+  const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
+  if (bad) return err("invalid", bad);
+  if (!idempotencyKey) {
+    const row = await c.shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
+    c.notifier.notify(row.queue);
+    return ok(row);
+  }
+  // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
+  const row = await retryIfLost(() => c.jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
+  if (row) {
+    c.notifier.notify(row.queue);
+    return ok(row);
+  }
+  // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
+  const winner = await c.jobs.findByIdempotencyKey(tenant, idempotencyKey!);
+  if (!winner) return err("not_found", "the job for this idempotency key was removed; retry");
+  if (winner.requestHash !== requestHash)
+    return err("idempotency_mismatch", "this Idempotency-Key was used with a different request body");
+  return ok(winner, true);
+}
+
+export async function get(c: JobCtx, id: string, scope: TenantScope) {
+  const row = await retryIfLost(() => c.jobs.findById(id, scope), true);
+  return row ? ok(row) : err("not_found");
+}
+
+/** After a guarded write changed nothing, one read decides which loss it was. */
+async function explainLoss(c: JobCtx, id: string, scope: TenantScope, version?: number) {
+  const row = await c.jobs.findById(id, scope);
+  if (!row) return { row: null, error: err("not_found") };
+  if (version !== undefined && row.version !== version)
+    return { row, error: err("version_mismatch", `current version is ${row.version}`) };
+  return { row, error: null };
+}
+
+export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?: number) {
+  // A concurrent claim or retry can move the job between the two guarded
+  // writes; each pass is atomic, so a few passes always settle.
+  for (let pass = 0; pass < 5; pass++) {
+    const cancelled = await c.jobs.cancelIfQueued(id, scope, version);
+    if (cancelled) {
+      countWin(c.metrics, "queued", [cancelled]);
+      // A requeued retry held its key's slot until now.
+      c.capped.freed([cancelled.queue]);
+      return ok(cancelled);
+    }
+    const requested = await c.jobs.requestCancelIfRunning(id, scope, version);
+    if (requested) return ok(requested);
+    const { row, error } = await explainLoss(c, id, scope, version);
+    if (error) return error;
+    if (isTerminal(row!.status)) {
+      lost(c.metrics, "cancel");
+      return err("terminal", `job is ${row!.status}`);
+    }
+  }
+  return err("terminal", "job kept changing state; retry");
+}
+
+export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
+  const { row, refused } = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
+  if (refused) {
+    c.metrics.claims.inc({ outcome: "refused" });
+    return err(refused, REFUSALS[refused]);
+  }
+  if (row) {
+    c.metrics.claims.inc({ outcome: "claimed" });
+    countWin(c.metrics, "queued", [row]);
+    return ok(row);
+  }
+  const { row: cur, error } = await explainLoss(c, id, scope, a.version);
+  if (error) return error;
+  c.metrics.claims.inc({ outcome: "lost_race" });
+  if (cur!.status !== "queued") return err("not_queued", `job is ${cur!.status}`);
+  return err("not_claimable", "job is scheduled for later or its batch is still preparing");
+}
+
+export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
+  // Extending a lease twice is extending it once.
+  const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
+  if (row) return ok(row);
+  const { error } = await explainLoss(c, id, scope);
+  lost(c.metrics, "heartbeat");
+  return error ?? err("lease_lost", "the lease expired or belongs to another worker");
+}
+
+export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
+  const bad = storableProblem(result);
+  if (bad) return err("invalid", `result ${bad}`);
+  const row =
+    q === undefined
+      ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
+      : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
+  if (row === REFUSED) return refusedProblem();
+  if (row) {
+    countWin(c.metrics, "running", [row]);
+    c.capped.freed([row.queue]);
+    return ok(row);
+  }
+  return explainComplete(c, id, scope, leaseToken);
+}
+
+async function explainComplete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string) {
+  const { row: cur, error } = await explainLoss(c, id, scope);
+  if (error) return error;
+  // The same call repeated by the lease holder: same job, no second transition.
+  if (cur!.status === "succeeded" && sameUuid(cur!.leaseToken, leaseToken)) return ok(cur!, true);
+  lost(c.metrics, "complete");
+  return cur!.status === "running"
+    ? err("lease_lost", "the lease expired or belongs to another worker")
+    : err("not_running", `job is ${cur!.status}`);
+}
+
+/**
+ * Items answered one by one. An unstorable result is refused on its own: it
+ * must not fail a statement shared with others. The ones that lost are
+ * explained one by one (a replay, a lost lease, an unknown id).
+ */
+async function settle<R extends { status: JobStatus }>(
+  c: JobCtx,
+  scope: TenantScope,
+  items: AckItem[],
+  complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
+  /** Each result's storableProblem; a caller that checked them already passes nulls. */
+  problems = items.map((i) => storableProblem(i.result)),
+) {
+  const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
+  const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
+  countWin(c.metrics, "running", won);
+  if (won.length > 0)
+    c.capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
+  const out = [];
+  let g = 0;
+  for (const [k, i] of items.entries()) {
+    const problem = problems[k];
+    if (problem !== null) {
+      out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
+      continue;
+    }
+    const r = rows[g++];
+    if (r === REFUSED) out.push({ id: i.id, outcome: refusedProblem() });
+    else out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(c, i.id, scope, i.leaseToken) });
+  }
+  return out;
+}
+
+/** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
+export const completeMany = (c: JobCtx, scope: TenantScope, items: AckItem[]) => settle(c, scope, items, (good) => c.shared.completeTogether(scope, good));
+
+/**
+ * A poll that also acknowledges finished jobs (process-next's `complete`). The
+ * acknowledgements and the poll's first claim are one statement (pollTogether), shared with
+ * other such polls: a job being completed is running, never claimable, so they touch
+ * different rows, and the poll waits for one round trip instead of two. When that claim
+ * finds nothing, the poll waits as any other does.
+ * A statement that fails did neither: the completions are answered on their own items (503
+ * when the database is away or rolled it back, else 500; replaying a complete is safe either
+ * way) and the poll ends at once, so the worker learns it while its leases last.
+ * `failure` is the error, for the caller to log.
+ */
+export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckItem[]) {
+  if (acks.length === 0) return { jobs: await c.claimNext(f), completed: [], failure: undefined };
+  let failure: { error: unknown; expected: boolean } | undefined;
+  let first: { rows: JobRow[]; since: number } | undefined;
+  const completed = await settle(c, f.scope, acks, async (good) => {
+    if (good.length === 0) return [];
+    await c.promoteIfDue();
+    const since = c.notifier.mark();
+    const r = await c.shared.pollTogether(claimKey(f), { acks: good, taker: { workerId: f.workerId, max: f.max, signal: f.signal } });
+    first = { rows: r.claimed, since };
+    return r.answers;
+  }).catch((error: unknown) => {
+    const expected = isDbUnavailable(error) || isConflictVictim(error);
+    failure = { error, expected };
+    const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
+    return acks.map((a) => ({ id: a.id, outcome }));
+  });
+  // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
+  if (completed.some((x) => x.outcome.ok)) c.capped.freed(f.queues);
+  // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
+  if (failure) return { jobs: first?.rows ?? [], completed, failure };
+  return { jobs: await c.claimNext(f, first), completed, failure };
+}
+
+/**
+ * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
+ * back. Its results must have passed storableProblem already (createWorker fails a job whose
+ * result does not), so they are not serialised once more here.
+ */
+export const completeOwn = (c: JobCtx, scope: TenantScope, items: AckItem[]) =>
+  settle(
+    c,
+    scope,
+    items,
+    async (good) => matchWinners([good], await retryIfLost(() => c.jobs.completeManyIfLeased(good, scope, undefined, true), true))[0]!,
+    items.map(() => null),
+  );
+
+export async function fail(
+  c: JobCtx,
+  id: string,
+  scope: TenantScope,
+  a: { leaseToken: string; error: { message: string; code?: string | undefined }; retryable: boolean; retryAfterSeconds?: number | undefined },
+) {
+  // A fail that requeued its job cannot be told from a lost lease on a second run: only when nothing ran.
+  const jitter = c.random();
+  const row = await retryIfLost(
+    () =>
+      c.jobs.failIfLeased(id, {
+        ...a,
+        backoffBaseMs: c.config.JOBLINE_BACKOFF_BASE_MS,
+        backoffMaxMs: c.config.JOBLINE_BACKOFF_MAX_MS,
+        jitter,
+        tenant: scope,
+      }),
+    false,
+  );
+  if (row) {
+    countWin(c.metrics, "running", [row]);
+    c.capped.freed([row.queue]);
+    // Due by the database's clock (run_at and updated_at come from the same statement's now()),
+    // not this process's: with the two apart, a retry that is due would go unannounced.
+    if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) c.notifier.notify(row.queue);
+    return ok(row);
+  }
+  const { row: cur, error } = await explainLoss(c, id, scope);
+  if (error) return error;
+  // A replay is the holder's own call again: same token and same error. After the reaper
+  // finished the job (it keeps the token), a late fail is a lost race, not a replay.
+  const sameCall = sameUuid(cur!.leaseToken, a.leaseToken) && canonicalJson(cur!.lastError) === canonicalJson(a.error);
+  if ((cur!.status === "failed" || cur!.status === "cancelled") && sameCall)
+    return ok(cur!, true);
+  lost(c.metrics, "fail");
+  return cur!.status === "running"
+    ? err("lease_lost", "the lease expired or belongs to another worker")
+    : err("not_running", `job is ${cur!.status}`);
+}
+
+/** The job service the container hands out: the use cases above, bound to one context. */
 export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
@@ -39,263 +304,23 @@ export function createJobService(deps: {
   random?: () => number;
 }) {
   const { jobs, notifier, metrics, capped } = deps;
-  const random = deps.random ?? Math.random;
-
-  const countWin = (from: JobStatus, rows: Array<{ status: JobStatus }>) => {
-    // One increment per resulting status, not per row: labels are hashed on every call.
-    const by = new Map<JobStatus, number>();
-    for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
-    for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
-  };
-  const lost = (operation: string) => metrics.racesLost.inc({ operation });
   const shared = createSharedStatements(deps.sql, jobs, capped);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
-  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin });
-
-  async function submit(tenant: string, input: SubmitInput, idempotencyKey?: string) {
-    if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
-    const requestHash = idempotencyKey
-      ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
-      : null;
-    const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
-    if (bad) return err("invalid", bad);
-    if (!idempotencyKey) {
-      const row = await shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
-      notifier.notify(row.queue);
-      return ok(row);
-    }
-    const row = await jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash }));
-    if (row) {
-      notifier.notify(row.queue);
-      return ok(row);
-    }
-    // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
-    const winner = await jobs.findByIdempotencyKey(tenant, idempotencyKey!);
-    if (!winner) return err("not_found", "the job for this idempotency key was removed; retry");
-    if (winner.requestHash !== requestHash)
-      return err("idempotency_mismatch", "this Idempotency-Key was used with a different request body");
-    return ok(winner, true);
-  }
-
-  async function get(id: string, scope: TenantScope) {
-    const row = await jobs.findById(id, scope);
-    return row ? ok(row) : err("not_found");
-  }
-
-  /** After a guarded write changed nothing, one read decides which loss it was. */
-  async function explainLoss(id: string, scope: TenantScope, version?: number) {
-    const row = await jobs.findById(id, scope);
-    if (!row) return { row: null, error: err("not_found") };
-    if (version !== undefined && row.version !== version)
-      return { row, error: err("version_mismatch", `current version is ${row.version}`) };
-    return { row, error: null };
-  }
-
-  async function cancel(id: string, scope: TenantScope, version?: number) {
-    // A concurrent claim or retry can move the job between the two guarded
-    // writes; each pass is atomic, so a few passes always settle.
-    for (let pass = 0; pass < 5; pass++) {
-      const cancelled = await jobs.cancelIfQueued(id, scope, version);
-      if (cancelled) {
-        countWin("queued", [cancelled]);
-        // A requeued retry held its key's slot until now.
-        capped.freed([cancelled.queue]);
-        return ok(cancelled);
-      }
-      const requested = await jobs.requestCancelIfRunning(id, scope, version);
-      if (requested) return ok(requested);
-      const { row, error } = await explainLoss(id, scope, version);
-      if (error) return error;
-      if (isTerminal(row!.status)) {
-        lost("cancel");
-        return err("terminal", `job is ${row!.status}`);
-      }
-    }
-    return err("terminal", "job kept changing state; retry");
-  }
-
-  async function claim(id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
-    const { row, refused } = await jobs.claimIfQueued(id, { ...a, tenant: scope });
-    if (refused) {
-      metrics.claims.inc({ outcome: "refused" });
-      return err(refused, REFUSALS[refused]);
-    }
-    if (row) {
-      metrics.claims.inc({ outcome: "claimed" });
-      countWin("queued", [row]);
-      return ok(row);
-    }
-    const { row: cur, error } = await explainLoss(id, scope, a.version);
-    if (error) return error;
-    metrics.claims.inc({ outcome: "lost_race" });
-    if (cur!.status !== "queued") return err("not_queued", `job is ${cur!.status}`);
-    return err("not_claimable", "job is scheduled for later or its batch is still preparing");
-  }
-
-  async function heartbeat(id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
-    const row = await jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope);
-    if (row) return ok(row);
-    const { error } = await explainLoss(id, scope);
-    lost("heartbeat");
-    return error ?? err("lease_lost", "the lease expired or belongs to another worker");
-  }
-
-  async function complete(id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
-    const bad = storableProblem(result);
-    if (bad) return err("invalid", `result ${bad}`);
-    const row =
-      q === undefined
-        ? (await shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
-        : await jobs.completeIfLeased(id, leaseToken, result, scope, q);
-    if (row === REFUSED) return refusedProblem();
-    if (row) {
-      countWin("running", [row]);
-      capped.freed([row.queue]);
-      return ok(row);
-    }
-    return explainComplete(id, scope, leaseToken);
-  }
-
-  async function explainComplete(id: string, scope: TenantScope, leaseToken: string) {
-    const { row: cur, error } = await explainLoss(id, scope);
-    if (error) return error;
-    // The same call repeated by the lease holder: same job, no second transition.
-    if (cur!.status === "succeeded" && sameUuid(cur!.leaseToken, leaseToken)) return ok(cur!, true);
-    lost("complete");
-    return cur!.status === "running"
-      ? err("lease_lost", "the lease expired or belongs to another worker")
-      : err("not_running", `job is ${cur!.status}`);
-  }
-
-  /**
-   * Items answered one by one. An unstorable result is refused on its own: it
-   * must not fail a statement shared with others. The ones that lost are
-   * explained one by one (a replay, a lost lease, an unknown id).
-   */
-  async function settle<R extends { status: JobStatus }>(
-    scope: TenantScope,
-    items: AckItem[],
-    complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
-    /** Each result's storableProblem; a caller that checked them already passes nulls. */
-    problems = items.map((i) => storableProblem(i.result)),
-  ) {
-    const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-    const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
-    countWin("running", won);
-    if (won.length > 0)
-      capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
-    const out = [];
-    let g = 0;
-    for (const [k, i] of items.entries()) {
-      const problem = problems[k];
-      if (problem !== null) {
-        out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
-        continue;
-      }
-      const r = rows[g++];
-      if (r === REFUSED) out.push({ id: i.id, outcome: refusedProblem() });
-      else out.push(r ? { id: i.id, outcome: ok(r) } : { id: i.id, outcome: await explainComplete(i.id, scope, i.leaseToken) });
-    }
-    return out;
-  }
-
-  /** The batch acknowledgement (HTTP): shares statements with concurrent completes, full rows back. */
-  const completeMany = (scope: TenantScope, items: AckItem[]) => settle(scope, items, (good) => shared.completeTogether(scope, good));
-
-  /**
-   * A poll that also acknowledges finished jobs (process-next's `complete`). The
-   * acknowledgements and the poll's first claim are one statement (pollTogether), shared with
-   * other such polls: a job being completed is running, never claimable, so they touch
-   * different rows, and the poll waits for one round trip instead of two. When that claim
-   * finds nothing, the poll waits as any other does.
-   * A statement that fails did neither: the completions are answered on their own items (503
-   * when the database is away or rolled it back, else 500; replaying a complete is safe either
-   * way) and the poll ends at once, so the worker learns it while its leases last.
-   * `failure` is the error, for the caller to log.
-   */
-  async function claimNextAndComplete(f: ClaimInput, acks: AckItem[]) {
-    if (acks.length === 0) return { jobs: await claimNext(f), completed: [], failure: undefined };
-    let failure: { error: unknown; expected: boolean } | undefined;
-    let first: { rows: JobRow[]; since: number } | undefined;
-    const completed = await settle(f.scope, acks, async (good) => {
-      if (good.length === 0) return [];
-      await promoteIfDue();
-      const since = notifier.mark();
-      const r = await shared.pollTogether(claimKey(f), { acks: good, taker: { workerId: f.workerId, max: f.max, signal: f.signal } });
-      first = { rows: r.claimed, since };
-      return r.answers;
-    }).catch((error: unknown) => {
-      const expected = isDbUnavailable(error) || isConflictVictim(error);
-      failure = { error, expected };
-      const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
-      return acks.map((a) => ({ id: a.id, outcome }));
-    });
-    // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
-    if (completed.some((c) => c.outcome.ok)) capped.freed(f.queues);
-    // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
-    if (failure) return { jobs: first?.rows ?? [], completed, failure };
-    return { jobs: await claimNext(f, first), completed, failure };
-  }
-
-  /**
-   * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
-   * back. Its results must have passed storableProblem already (createWorker fails a job whose
-   * result does not), so they are not serialised once more here.
-   */
-  const completeOwn = (scope: TenantScope, items: AckItem[]) =>
-    settle(
-      scope,
-      items,
-      async (good) => matchWinners([good], await jobs.completeManyIfLeased(good, scope, undefined, true))[0]!,
-      items.map(() => null),
-    );
-
-  async function fail(
-    id: string,
-    scope: TenantScope,
-    a: { leaseToken: string; error: { message: string; code?: string | undefined }; retryable: boolean; retryAfterSeconds?: number | undefined },
-  ) {
-    const row = await jobs.failIfLeased(id, {
-      ...a,
-      backoffBaseMs: deps.config.JOBLINE_BACKOFF_BASE_MS,
-      backoffMaxMs: deps.config.JOBLINE_BACKOFF_MAX_MS,
-      jitter: random(),
-      tenant: scope,
-    });
-    if (row) {
-      countWin("running", [row]);
-      capped.freed([row.queue]);
-      // Due by the database's clock (run_at and updated_at come from the same statement's now()),
-      // not this process's: with the two apart, a retry that is due would go unannounced.
-      if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) notifier.notify(row.queue);
-      return ok(row);
-    }
-    const { row: cur, error } = await explainLoss(id, scope);
-    if (error) return error;
-    // A replay is the holder's own call again: same token and same error. After the reaper
-    // finished the job (it keeps the token), a late fail is a lost race, not a replay.
-    const sameCall = sameUuid(cur!.leaseToken, a.leaseToken) && canonicalJson(cur!.lastError) === canonicalJson(a.error);
-    if ((cur!.status === "failed" || cur!.status === "cancelled") && sameCall)
-      return ok(cur!, true);
-    lost("fail");
-    return cur!.status === "running"
-      ? err("lease_lost", "the lease expired or belongs to another worker")
-      : err("not_running", `job is ${cur!.status}`);
-  }
-
+  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
+  const c: JobCtx = { jobs, notifier, capped, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
   return {
-    submit,
-    get,
+    submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
+    get: (id: string, scope: TenantScope) => get(c, id, scope),
     list: jobs.list,
-    cancel,
+    cancel: (id: string, scope: TenantScope, version?: number) => cancel(c, id, scope, version),
     claimNext,
-    claimNextAndComplete,
-    claim,
-    heartbeat,
-    complete,
-    completeMany,
-    completeOwn,
-    fail,
+    claimNextAndComplete: (f: ClaimInput, acks: AckItem[]) => claimNextAndComplete(c, f, acks),
+    claim: (id: string, scope: TenantScope, a: Parameters<typeof claim>[3]) => claim(c, id, scope, a),
+    heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) => heartbeat(c, id, scope, leaseToken, leaseSeconds),
+    complete: (id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) => complete(c, id, scope, leaseToken, result, q),
+    completeMany: (scope: TenantScope, items: AckItem[]) => completeMany(c, scope, items),
+    completeOwn: (scope: TenantScope, items: AckItem[]) => completeOwn(c, scope, items),
+    fail: (id: string, scope: TenantScope, a: Parameters<typeof fail>[3]) => fail(c, id, scope, a),
     newLeaseId: randomUUID,
   };
 }

@@ -154,12 +154,10 @@ export interface DispatcherDeps {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Delivers outbox rows. Any number of dispatchers (one per worker process)
- * may run against one database: rows are leased with SKIP LOCKED, and the
- * lease outlives the request timeout, so a row is in one dispatcher's hands
- * at a time and only that dispatcher can settle it.
+ * Delivery of leased outbox rows: sign, post under the address policy, settle the row while
+ * its lease holds. The loop that claims and runs them is worker/webhooks.ts.
  */
-export function createWebhookDispatcher(d: DispatcherDeps) {
+export function createWebhookDelivery(d: DispatcherDeps) {
   const cfg = d.config;
   const allowHosts = new Set(
     cfg.JOBLINE_WEBHOOK_ALLOW_HOSTS.split(",")
@@ -218,65 +216,11 @@ export function createWebhookDispatcher(d: DispatcherDeps) {
     return outcome;
   }
 
-  let inflight = 0;
-  let stopped = true;
-  let nudge: (() => void) | null = null;
-  let loopDone: Promise<void> = Promise.resolve();
-  const idle = new Set<() => void>();
-  const wake = () => {
-    nudge?.();
-    nudge = null;
-  };
-
-  async function loop() {
-    const concurrency = cfg.JOBLINE_WEBHOOK_CONCURRENCY;
-    while (!stopped) {
-      const free = concurrency - inflight;
-      let saturated = false;
-      if (free > 0) {
-        try {
-          const rows = await d.outbox.claimDue(free, leaseMs);
-          saturated = rows.length === free;
-          for (const r of rows) {
-            inflight++;
-            deliver(r)
-              .catch((e: unknown) => log.error({ err: e, outbox: r.id }, "webhook delivery crashed; retried after its lease expires"))
-              .finally(() => {
-                inflight--;
-                if (inflight === 0) for (const f of idle) f();
-                // A freed slot only matters when more rows may be waiting.
-                if (saturated) wake();
-              });
-          }
-        } catch (e) {
-          log.warn({ err: e }, "claiming webhook deliveries failed");
-        }
-      }
-      if (saturated && inflight < concurrency) continue;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, cfg.JOBLINE_WEBHOOK_POLL_MS);
-        nudge = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-  }
-
   return {
-    start() {
-      if (!stopped) return;
-      stopped = false;
-      loopDone = loop();
-    },
-    /** Stops claiming and waits for the requests in flight (each bounded by the timeout). */
-    async stop() {
-      stopped = true;
-      wake();
-      await loopDone;
-      if (inflight > 0) await new Promise<void>((resolve) => idle.add(resolve));
-    },
+    leaseMs,
+    claimDue: (n: number) => d.outbox.claimDue(n, leaseMs),
+    deliver,
   };
 }
 
-export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
+export type WebhookDelivery = ReturnType<typeof createWebhookDelivery>;

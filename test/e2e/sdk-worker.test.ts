@@ -13,7 +13,7 @@ import {
   type RunHttpWorkerOptions,
   unwrap,
 } from "../../clients/typescript/src/index.js";
-import { reapOnce } from "../../src/worker/maintenance.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 import { refuseCompletions } from "../helpers/faults.js";
 import { until } from "../helpers/until.js";

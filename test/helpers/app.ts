@@ -1,5 +1,6 @@
 import type { Api } from "../../src/http/types.js";
 import supertest from "supertest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { type Config, testConfig } from "../../src/config.js";
 import { type Container, createContainer } from "../../src/container.js";
 import { buildApp } from "../../src/http/app.js";
@@ -43,4 +44,29 @@ export async function createTestEnv(label: string, overrides: Partial<Config> = 
       await db.drop();
     },
   };
+}
+
+/**
+ * The per-file set-up: a fresh database and app before the file's tests, closed after, with a
+ * client and a worker key of tenant acme. Read the fields inside tests and hooks (they are set
+ * in beforeAll).
+ */
+export function useTestEnv(label: string, overrides: Partial<Config> = {}, opts: { listen?: boolean } = {}) {
+  const t = {} as { env: TestEnv; client: string; worker: string };
+  beforeAll(async () => {
+    t.env = await createTestEnv(label, overrides);
+    // Real sockets, for tests whose requests must be concurrent all the way to PostgreSQL.
+    if (opts.listen) await t.env.app.listen({ port: 0, host: "127.0.0.1" });
+    t.client = await t.env.key("acme", "client");
+    t.worker = await t.env.key("acme", "worker");
+  });
+  afterAll(async () => t.env?.close());
+  return t;
+}
+
+/** POST /v1/jobs with `key`, expecting 201; the job as created. */
+export async function submitJob<T = { id: string; version: number }>(env: TestEnv, key: string, body: object): Promise<T> {
+  const r = await env.http().post("/v1/jobs").set("authorization", key).send(body);
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body as T;
 }

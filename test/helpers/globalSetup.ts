@@ -25,7 +25,12 @@ export default async function setup(project: TestProject) {
   let dataDir: string | null = null;
   if (!adminUrl) {
     dataDir = mkdtempSync(join(tmpdir(), "jobline-test-pg-"));
-    const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+    // pg_stat_statements lets a test count the statements a code path really ran.
+    const server = await startEmbeddedPostgres({
+      dataDir,
+      persistent: false,
+      postgresFlags: ["-c", "shared_preload_libraries=pg_stat_statements"],
+    });
     adminUrl = server.url();
     stop = server.stop;
   }

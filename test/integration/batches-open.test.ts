@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HELD_TAG, PREPARING_TAG } from "../../src/db/schema.js";
-import { reapOnce } from "../../src/worker/maintenance.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Jobs of an open batch carry the open-batch tag: out of the claim index and the held

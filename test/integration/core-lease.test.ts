@@ -1,33 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { reapOnce } from "../../src/worker/maintenance.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { reapOnce } from "../../src/worker/reaper.js";
+import { submitJob, useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("core_lease");
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("core_lease");
 
-const submit = async (queue: string, extra: object = {}) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload: { x: 1 }, ...extra });
-  expect(r.status).toBe(201);
-  return r.body as { id: string; version: number };
-};
+const submit = (queue: string, extra: object = {}) =>
+  submitJob<{ id: string; version: number }>(setup.env, setup.client, { queue, kind: "k", payload: { x: 1 }, ...extra });
 const processNext = async (queue: string, workerId: string) => {
-  const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId });
+  const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId });
   expect(r.status).toBe(200);
   return r.body.jobs as Array<{ id: string; leaseToken: string; version: number; attempts: number; workerId: string }>;
 };
 const complete = (id: string, leaseToken: string, result: unknown = { ok: true }) =>
-  env.http().post(`/v1/jobs/${id}/complete`).set("authorization", worker).send({ leaseToken, result });
+  setup.env.http().post(`/v1/jobs/${id}/complete`).set("authorization", setup.worker).send({ leaseToken, result });
 const outboxRows = async (id: string) =>
-  env.c.sql<{ eventType: string; data: { status: string; version: number } }[]>`
+  setup.env.c.sql<{ eventType: string; data: { status: string; version: number } }[]>`
     SELECT event_type, data FROM webhook_outbox WHERE subject_id = ${id}`;
-const expireLease = (id: string) => env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${id}`;
+const expireLease = (id: string) => setup.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${id}`;
 
 describe("lease fencing", () => {
   it("a stale lease token after expiry and re-claim gets 409; the second worker's complete wins", async () => {
@@ -36,20 +25,20 @@ describe("lease fencing", () => {
     expect(a).toMatchObject({ id: job.id, attempts: 1, workerId: "worker-a" });
 
     await expireLease(job.id);
-    expect(await reapOnce(env.c)).toBe(1);
+    expect(await reapOnce(setup.env.c)).toBe(1);
     const [b] = await processNext("lease1", "worker-b");
     expect(b).toMatchObject({ id: job.id, attempts: 2, workerId: "worker-b" });
     expect(b!.leaseToken).not.toBe(a!.leaseToken);
 
     // The first worker wakes up: heartbeat, complete and fail are all fenced.
-    const hb = await env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", worker).send({ leaseToken: a!.leaseToken });
+    const hb = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: a!.leaseToken });
     expect(hb.status).toBe(409);
     expect(hb.body.code).toBe("lease_lost");
     const staleComplete = await complete(job.id, a!.leaseToken, { from: "a" });
     expect(staleComplete.status).toBe(409);
     expect(staleComplete.headers["content-type"]).toMatch(/^application\/problem\+json/);
     expect(staleComplete.body.code).toBe("lease_lost");
-    const staleFail = await env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", worker)
+    const staleFail = await setup.env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", setup.worker)
       .send({ leaseToken: a!.leaseToken, error: { message: "late" } });
     expect(staleFail.status).toBe(409);
     expect(staleFail.body.code).toBe("lease_lost");
@@ -63,7 +52,7 @@ describe("lease fencing", () => {
     expect(after.status).toBe(409);
     expect(after.body.code).toBe("not_running");
 
-    const [row] = await env.c.sql<{ status: string; result: unknown; version: number }[]>`
+    const [row] = await setup.env.c.sql<{ status: string; result: unknown; version: number }[]>`
       SELECT status::text, result, version FROM jobs WHERE id = ${job.id}`;
     expect(row).toEqual({ status: "succeeded", result: { from: "b" }, version: won.body.version });
     const events = await outboxRows(job.id);
@@ -76,11 +65,11 @@ describe("lease fencing", () => {
     const job = await submit("lease2");
     const [a] = await processNext("lease2", "worker-a");
     await expireLease(job.id);
-    await reapOnce(env.c);
+    await reapOnce(setup.env.c);
     const r = await complete(job.id, a!.leaseToken);
     expect(r.status).toBe(409);
     expect(r.body.code).toBe("not_running");
-    const [row] = await env.c.sql<{ status: string }[]>`SELECT status::text FROM jobs WHERE id = ${job.id}`;
+    const [row] = await setup.env.c.sql<{ status: string }[]>`SELECT status::text FROM jobs WHERE id = ${job.id}`;
     expect(row!.status).toBe("queued");
   });
 
@@ -91,19 +80,19 @@ describe("lease fencing", () => {
     const job = await submit("lease3", { maxAttempts: 3 });
     const error = { message: "upstream timeout", code: "timeout" };
     const fail = (token: string) =>
-      env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", worker).send({ leaseToken: token, error, retryable: true, retryAfterSeconds: 0 });
+      setup.env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", setup.worker).send({ leaseToken: token, error, retryable: true, retryAfterSeconds: 0 });
     const [a] = await processNext("lease3", "worker-a");
     expect((await fail(a!.leaseToken)).status).toBe(200);
     const [b] = await processNext("lease3", "worker-b");
     expect(b).toMatchObject({ id: job.id, attempts: 2 });
-    const cancel = await env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", client).send({});
+    const cancel = await setup.env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", setup.client).send({});
     expect(cancel.body).toMatchObject({ status: "running", cancelRequested: true });
     await expireLease(job.id);
-    expect(await reapOnce(env.c)).toBe(1);
+    expect(await reapOnce(setup.env.c)).toBe(1);
     const late = await fail(b!.leaseToken);
     expect(late.status).toBe(409);
     expect(late.body.code).toBe("not_running");
-    const [row] = await env.c.sql<{ status: string; lastError: unknown }[]>`SELECT status::text, last_error FROM jobs WHERE id = ${job.id}`;
+    const [row] = await setup.env.c.sql<{ status: string; lastError: unknown }[]>`SELECT status::text, last_error FROM jobs WHERE id = ${job.id}`;
     expect(row).toEqual({ status: "cancelled", lastError: { message: "lease expired", code: "lease_expired" } });
   });
 
@@ -120,7 +109,7 @@ describe("lease fencing", () => {
       expect(r.body).toEqual(first.body);
       expect(r.headers.etag).toBe(`"${first.body.version}"`);
     }
-    const [row] = await env.c.sql<{ version: number; updatedAt: Date; result: unknown }[]>`
+    const [row] = await setup.env.c.sql<{ version: number; updatedAt: Date; result: unknown }[]>`
       SELECT version, updated_at, result FROM jobs WHERE id = ${job.id}`;
     expect(row!.version).toBe(first.body.version);
     expect(row!.updatedAt.toISOString()).toBe(first.body.updatedAt);
@@ -137,7 +126,7 @@ describe("lease fencing", () => {
         expect(r.status, JSON.stringify(r.body)).toBe(200);
         expect(r.body).toEqual(res[0]!.body);
       }
-      const [row] = await env.c.sql<{ version: number }[]>`SELECT version FROM jobs WHERE id = ${job.id}`;
+      const [row] = await setup.env.c.sql<{ version: number }[]>`SELECT version FROM jobs WHERE id = ${job.id}`;
       // submit = 1, claim = 2, complete = 3: no second write.
       expect(row!.version).toBe(3);
       expect(await outboxRows(job.id)).toHaveLength(1);
@@ -148,12 +137,12 @@ describe("lease fencing", () => {
     const job = await submit("lease5");
     const [a] = await processNext("lease5", "worker-a");
     await expireLease(job.id);
-    const hb = await env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", worker).send({ leaseToken: a!.leaseToken, leaseSeconds: 120 });
+    const hb = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: a!.leaseToken, leaseSeconds: 120 });
     expect(hb.status).toBe(200);
     expect(new Date(hb.body.leaseExpiresAt).getTime()).toBeGreaterThan(Date.now() + 60_000);
     // The heartbeat landed before the reaper: it must not reap a renewed lease.
-    expect(await reapOnce(env.c)).toBe(0);
-    const bad = await env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", worker)
+    expect(await reapOnce(setup.env.c)).toBe(0);
+    const bad = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker)
       .send({ leaseToken: "00000000-0000-4000-8000-000000000000" });
     expect(bad.status).toBe(409);
     expect(bad.body.code).toBe("lease_lost");

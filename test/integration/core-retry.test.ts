@@ -1,18 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { submitJob, useTestEnv } from "../helpers/app.js";
 
 const BASE_MS = 20_000;
 const MAX_MS = 50_000;
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("core_retry", { JOBLINE_BACKOFF_BASE_MS: BASE_MS, JOBLINE_BACKOFF_MAX_MS: MAX_MS });
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("core_retry", { JOBLINE_BACKOFF_BASE_MS: BASE_MS, JOBLINE_BACKOFF_MAX_MS: MAX_MS });
 
 interface Job {
   id: string;
@@ -26,23 +18,20 @@ interface Job {
   version: number;
 }
 
-const submit = async (queue: string, extra: object = {}) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", ...extra });
-  expect(r.status).toBe(201);
-  return r.body as Job;
-};
+const submit = (queue: string, extra: object = {}) =>
+  submitJob<Job>(setup.env, setup.client, { queue, kind: "k", ...extra });
 const processNext = async (queue: string) => {
-  const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w" });
+  const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId: "w" });
   expect(r.status).toBe(200);
   return r.body.jobs as Job[];
 };
 const failJob = async (j: Job, extra: object = {}) => {
-  const r = await env.http().post(`/v1/jobs/${j.id}/fail`).set("authorization", worker)
+  const r = await setup.env.http().post(`/v1/jobs/${j.id}/fail`).set("authorization", setup.worker)
     .send({ leaseToken: j.leaseToken, error: { message: "boom", code: "E1" }, ...extra });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body as Job;
 };
-const runNow = (id: string) => env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE id = ${id}`;
+const runNow = (id: string) => setup.env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE id = ${id}`;
 const delayMs = (j: Job) => new Date(j.runAt).getTime() - new Date(j.updatedAt).getTime();
 
 describe("fail and retry", () => {
@@ -60,13 +49,13 @@ describe("fail and retry", () => {
         expect(delayMs(f)).toBeLessThanOrEqual(ceiling);
         // Not claimable before runAt (a draw of under a second would make this check meaningless; it is 1 in 20,000).
         if (new Date(f.runAt).getTime() > Date.now() + 500) expect(await processNext("r1")).toEqual([]);
-        const claimById = await env.http().post(`/v1/jobs/${job.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+        const claimById = await setup.env.http().post(`/v1/jobs/${job.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
         if (new Date(f.runAt).getTime() > Date.now() + 500) {
           expect(claimById.status).toBe(409);
           expect(claimById.body.code).toBe("not_claimable");
         }
         // The old lease is gone with the retry.
-        const late = await env.http().post(`/v1/jobs/${job.id}/complete`).set("authorization", worker).send({ leaseToken: c!.leaseToken });
+        const late = await setup.env.http().post(`/v1/jobs/${job.id}/complete`).set("authorization", setup.worker).send({ leaseToken: c!.leaseToken });
         expect(late.status).toBe(409);
         await runNow(job.id);
       } else {
@@ -75,7 +64,7 @@ describe("fail and retry", () => {
       }
     }
     expect(await processNext("r1")).toEqual([]);
-    const events = await env.c.sql<{ eventType: string }[]>`SELECT event_type FROM webhook_outbox WHERE subject_id = ${job.id}`;
+    const events = await setup.env.c.sql<{ eventType: string }[]>`SELECT event_type FROM webhook_outbox WHERE subject_id = ${job.id}`;
     expect(events.map((e) => e.eventType)).toEqual(["job.failed"]);
   });
 
@@ -102,16 +91,16 @@ describe("fail and retry", () => {
     const f = await failJob(c!, { retryable: false });
     expect(f).toMatchObject({ id: job.id, status: "failed", attempts: 1 });
     expect(await processNext("r3")).toEqual([]);
-    const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${job.id}`;
+    const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${job.id}`;
     expect(n).toBe(1);
   });
 
   it("fail after a cancel request → cancelled, not retried", async () => {
     const job = await submit("r4", { maxAttempts: 5 });
     const [c] = await processNext("r4");
-    const cancel = await env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", client);
+    const cancel = await setup.env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", setup.client);
     expect(cancel.body).toMatchObject({ status: "running", cancelRequested: true });
-    const hb = await env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", worker).send({ leaseToken: c!.leaseToken });
+    const hb = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: c!.leaseToken });
     expect(hb.body.cancelRequested).toBe(true);
     const f = await failJob(c!, { retryAfterSeconds: 0 });
     expect(f).toMatchObject({ status: "cancelled", attempts: 1 });

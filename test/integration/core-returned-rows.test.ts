@@ -1,16 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("core_returned_rows");
-  await env.app.listen({ port: 0, host: "127.0.0.1" });
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("core_returned_rows", {}, { listen: true });
 
 interface Body {
   id: string;
@@ -24,7 +15,7 @@ interface Body {
 }
 
 async function dbRow(id: string) {
-  const [r] = await env.c.sql<{ status: string; updatedAt: Date; version: number; leaseExpiresAt: Date | null; attempts: number; cancelRequested: boolean }[]>`
+  const [r] = await setup.env.c.sql<{ status: string; updatedAt: Date; version: number; leaseExpiresAt: Date | null; attempts: number; cancelRequested: boolean }[]>`
     SELECT status::text, updated_at, version, lease_expires_at, attempts, cancel_requested FROM jobs WHERE id = ${id}`;
   return r!;
 }
@@ -42,7 +33,7 @@ async function expectMatchesDb(res: { status: number; body: Body; headers: Recor
 }
 
 const submit = async (queue: string) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", maxAttempts: 3 });
+  const r = await setup.env.http().post("/v1/jobs").set("authorization", setup.client).send({ queue, kind: "k", maxAttempts: 3 });
   expect(r.status).toBe(201);
   await expectMatchesDb({ status: 200, body: r.body, headers: r.headers }, "submit");
   return r.body as Body;
@@ -51,42 +42,42 @@ const submit = async (queue: string) => {
 describe("returned representations are the winning statement's row", () => {
   it("claim (process-next and by id), complete, fail, cancel: status, updatedAt and version equal the DB row", async () => {
     const a = await submit("rr");
-    const pn = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["rr"], workerId: "w" });
+    const pn = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: ["rr"], workerId: "w" });
     expect(pn.body.jobs).toHaveLength(1);
     await expectMatchesDb({ status: 200, body: pn.body.jobs[0], headers: { etag: `"${pn.body.jobs[0].version}"` } }, "process-next");
-    const completed = await env.http().post(`/v1/jobs/${a.id}/complete`).set("authorization", worker).send({ leaseToken: pn.body.jobs[0].leaseToken });
+    const completed = await setup.env.http().post(`/v1/jobs/${a.id}/complete`).set("authorization", setup.worker).send({ leaseToken: pn.body.jobs[0].leaseToken });
     await expectMatchesDb(completed, "complete");
     expect(completed.body.status).toBe("succeeded");
 
     const b = await submit("rr");
-    const byId = await env.http().post(`/v1/jobs/${b.id}/claim`).set("authorization", worker).set("if-match", `"${b.version}"`).send({ workerId: "w" });
+    const byId = await setup.env.http().post(`/v1/jobs/${b.id}/claim`).set("authorization", setup.worker).set("if-match", `"${b.version}"`).send({ workerId: "w" });
     await expectMatchesDb(byId, "claim by id");
-    const retried = await env.http().post(`/v1/jobs/${b.id}/fail`).set("authorization", worker).send({ leaseToken: byId.body.leaseToken, error: { message: "x" } });
+    const retried = await setup.env.http().post(`/v1/jobs/${b.id}/fail`).set("authorization", setup.worker).send({ leaseToken: byId.body.leaseToken, error: { message: "x" } });
     await expectMatchesDb(retried, "fail → queued");
     expect(retried.body.status).toBe("queued");
-    await env.c.sql`UPDATE jobs SET run_at = now() - interval '1 second' WHERE id = ${b.id}`;
-    const again = await env.http().post(`/v1/jobs/${b.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+    await setup.env.c.sql`UPDATE jobs SET run_at = now() - interval '1 second' WHERE id = ${b.id}`;
+    const again = await setup.env.http().post(`/v1/jobs/${b.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
     await expectMatchesDb(again, "claim after retry");
-    const requested = await env.http().post(`/v1/jobs/${b.id}/cancel`).set("authorization", client);
+    const requested = await setup.env.http().post(`/v1/jobs/${b.id}/cancel`).set("authorization", setup.client);
     await expectMatchesDb(requested, "cancel request on running");
     expect(requested.body).toMatchObject({ status: "running", cancelRequested: true });
-    const hb = await env.http().post(`/v1/jobs/${b.id}/heartbeat`).set("authorization", worker).send({ leaseToken: again.body.leaseToken, leaseSeconds: 300 });
+    const hb = await setup.env.http().post(`/v1/jobs/${b.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: again.body.leaseToken, leaseSeconds: 300 });
     expect(hb.status).toBe(200);
     expect(hb.body.leaseExpiresAt).toBe((await dbRow(b.id)).leaseExpiresAt!.toISOString());
-    const cancelledByFail = await env.http().post(`/v1/jobs/${b.id}/fail`).set("authorization", worker).send({ leaseToken: again.body.leaseToken, error: { message: "x" } });
+    const cancelledByFail = await setup.env.http().post(`/v1/jobs/${b.id}/fail`).set("authorization", setup.worker).send({ leaseToken: again.body.leaseToken, error: { message: "x" } });
     await expectMatchesDb(cancelledByFail, "fail → cancelled");
     expect(cancelledByFail.body.status).toBe("cancelled");
 
     const c = await submit("rr2");
-    const cancelled = await env.http().post(`/v1/jobs/${c.id}/cancel`).set("authorization", client).set("if-match", `"${c.version}"`);
+    const cancelled = await setup.env.http().post(`/v1/jobs/${c.id}/cancel`).set("authorization", setup.client).set("if-match", `"${c.version}"`);
     await expectMatchesDb(cancelled, "cancel queued");
     expect(cancelled.body.status).toBe("cancelled");
 
     const d = await submit("rr3");
-    const claimD = await env.http().post(`/v1/jobs/${d.id}/claim`).set("authorization", worker).send({ workerId: "w" });
-    const failed = await env.http().post(`/v1/jobs/${d.id}/fail`).set("authorization", worker).send({ leaseToken: claimD.body.leaseToken, error: { message: "x" }, retryable: false });
+    const claimD = await setup.env.http().post(`/v1/jobs/${d.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
+    const failed = await setup.env.http().post(`/v1/jobs/${d.id}/fail`).set("authorization", setup.worker).send({ leaseToken: claimD.body.leaseToken, error: { message: "x" }, retryable: false });
     await expectMatchesDb(failed, "fail → failed");
-    const got = await env.http().get(`/v1/jobs/${d.id}`).set("authorization", client);
+    const got = await setup.env.http().get(`/v1/jobs/${d.id}`).set("authorization", setup.client);
     await expectMatchesDb(got, "get");
   });
 
@@ -96,10 +87,10 @@ describe("returned representations are the winning statement's row", () => {
     let cancelFirst = 0;
     for (let t = 0; t < 200; t++) {
       const j = await submit("rr-race");
-      const claimed = await env.http().post(`/v1/jobs/${j.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+      const claimed = await setup.env.http().post(`/v1/jobs/${j.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
       const [cancel, complete] = await Promise.all([
-        env.http().post(`/v1/jobs/${j.id}/cancel`).set("authorization", client),
-        env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", worker).send({ leaseToken: claimed.body.leaseToken }),
+        setup.env.http().post(`/v1/jobs/${j.id}/cancel`).set("authorization", setup.client),
+        setup.env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", setup.worker).send({ leaseToken: claimed.body.leaseToken }),
       ]);
       expect(complete.status).toBe(200);
       expect(complete.body.status).toBe("succeeded");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { createTestEnv, submitJob, type TestEnv } from "../helpers/app.js";
 
 let env: TestEnv;
 const k = {} as Record<"xClient" | "xWorker" | "yClient" | "yWorker" | "platformClient" | "platformWorker", string>;
@@ -14,11 +14,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-const submit = async (key: string, body: object) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", key).send(body);
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
-  return r.body as { id: string; tenant: string; version: number };
-};
+const submit = (key: string, body: object) => submitJob<{ id: string; tenant: string; version: number }>(env, key, body);
 const expect404 = (r: { status: number; body: { code?: string }; headers: Record<string, string> }, what: string) => {
   expect(r.status, `${what}: ${JSON.stringify(r.body)}`).toBe(404);
   expect(r.headers["content-type"], what).toMatch(/^application\/problem\+json/);

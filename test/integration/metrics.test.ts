@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { reapOnce } from "../../src/worker/maintenance.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 let env: TestEnv;
@@ -58,13 +58,14 @@ describe("GET /metrics after a workload", () => {
     expect(m.get('jobline_transitions_total{from="queued",to="cancelled"}')).toBe(1);
     expect(m.get('jobline_races_lost_total{operation="complete"}')).toBe(1);
     expect(m.get('jobline_reaper_recoveries_total{to="queued"}')).toBe(1);
+    expect(m.get('jobline_leases_expired_total{tenant="m",queue="mq"}')).toBe(1);
     // depth: 3 succeeded, 2 failed, 1 cancelled, 1 running (wrong-token job), 3 queued (1 never claimed + retry + reaped)
-    expect(m.get('jobline_queue_depth{queue="mq",status="succeeded"}')).toBe(3);
-    expect(m.get('jobline_queue_depth{queue="mq",status="failed"}')).toBe(2);
-    expect(m.get('jobline_queue_depth{queue="mq",status="cancelled"}')).toBe(1);
-    expect(m.get('jobline_queue_depth{queue="mq",status="running"}')).toBe(1);
-    expect(m.get('jobline_queue_depth{queue="mq",status="queued"}')).toBe(3);
+    expect(m.get('jobline_queue_depth{tenant="m",queue="mq",status="succeeded"}')).toBe(3);
+    expect(m.get('jobline_queue_depth{tenant="m",queue="mq",status="failed"}')).toBe(2);
+    expect(m.get('jobline_queue_depth{tenant="m",queue="mq",status="cancelled"}')).toBe(1);
+    expect(m.get('jobline_queue_depth{tenant="m",queue="mq",status="running"}')).toBe(1);
+    expect(m.get('jobline_queue_depth{tenant="m",queue="mq",status="queued"}')).toBe(3);
     expect([...m.keys()].some((k) => k.startsWith("jobline_http_request_duration_seconds_bucket"))).toBe(true);
-    expect(m.has('jobline_oldest_queued_age_seconds{queue="mq"}')).toBe(true);
+    expect(m.has('jobline_oldest_queued_age_seconds{tenant="m",queue="mq"}')).toBe(true);
   });
 });

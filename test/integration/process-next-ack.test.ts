@@ -1,40 +1,29 @@
 // process-next's `complete`: a worker acknowledges what it finished with its next poll.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("process_next_ack");
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("process_next_ack");
 
 type Claimed = { id: string; leaseToken: string; version: number };
 type Answer = { id: string; status: number; problem?: { code: string; status: number } };
 type Ack = { id: string; leaseToken: string; result?: unknown };
 
-const submit = async (queue: string, extra: object = {}) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload: { x: 1 }, ...extra });
-  expect(r.status).toBe(201);
-  return r.body as { id: string };
-};
+const submit = (queue: string, extra: object = {}) =>
+  submitJob<{ id: string }>(setup.env, setup.client, { queue, kind: "k", payload: { x: 1 }, ...extra });
 const poll = async (queue: string, o: { complete?: Ack[]; waitMs?: number; max?: number; key?: string } = {}) => {
-  const { key = worker, ...body } = o;
-  const r = await env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", ...body });
+  const { key = setup.worker, ...body } = o;
+  const r = await setup.env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", ...body });
   expect(r.status).toBe(200);
   return r.body as { jobs: Claimed[]; completed?: Answer[] };
 };
-const job = async (id: string) => (await env.http().get(`/v1/jobs/${id}`).set("authorization", client)).body;
+const job = async (id: string) => (await setup.env.http().get(`/v1/jobs/${id}`).set("authorization", setup.client)).body;
 const events = async (id: string) =>
-  (await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'job.succeeded'`)[0]!.n;
+  (await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'job.succeeded'`)[0]!.n;
 /** A real rollback of one job's success, by a trigger raising `code`, while `fn` runs. */
 const refusingSuccessOf = async (id: string, code: string, fn: () => Promise<void>) => {
   const name = `refuse_${code.toLowerCase()}_${id.replaceAll("-", "")}`;
-  await env.c.sql.unsafe(`
+  await setup.env.c.sql.unsafe(`
     CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '${code}'; END $$;
     CREATE TRIGGER ${name} BEFORE UPDATE ON jobs FOR EACH ROW
@@ -42,7 +31,7 @@ const refusingSuccessOf = async (id: string, code: string, fn: () => Promise<voi
   try {
     await fn();
   } finally {
-    await env.c.sql.unsafe(`DROP TRIGGER ${name} ON jobs; DROP FUNCTION ${name}()`);
+    await setup.env.c.sql.unsafe(`DROP TRIGGER ${name} ON jobs; DROP FUNCTION ${name}()`);
   }
 };
 
@@ -84,9 +73,9 @@ describe("process-next with complete", () => {
 
   it("answers each item on its own, in order: a stale token 409, an unknown or another tenant's job 404; the poll still leases", async () => {
     const mine = await submit("ack3");
-    const other = await env.http().post("/v1/jobs").set("authorization", await env.key("globex", "client"))
+    const other = await setup.env.http().post("/v1/jobs").set("authorization", await setup.env.key("globex", "client"))
       .send({ queue: "ack3", kind: "k" });
-    const otherWorker = await env.key("globex", "worker");
+    const otherWorker = await setup.env.key("globex", "worker");
     const [theirs] = (await poll("ack3", { key: otherWorker })).jobs;
     expect(theirs!.id).toBe(other.body.id);
     const [jm] = (await poll("ack3")).jobs;
@@ -107,7 +96,7 @@ describe("process-next with complete", () => {
     ]);
     expect(r.jobs.map((j) => j.id)).toEqual([next.id]);
     expect((await job(mine.id)).status).toBe("running");
-    const theirsNow = await env.http().get(`/v1/jobs/${theirs!.id}`).set("authorization", await env.key("globex", "client"));
+    const theirsNow = await setup.env.http().get(`/v1/jobs/${theirs!.id}`).set("authorization", await setup.env.key("globex", "client"));
     expect(theirsNow.body.status).toBe("running");
   });
 
@@ -125,7 +114,7 @@ describe("process-next with complete", () => {
   it("refuses more than 100 items, and an item that is not a job reference", async () => {
     const many = Array.from({ length: 101 }, () => ({ id: crypto.randomUUID(), leaseToken: crypto.randomUUID() }));
     for (const complete of [many, [{ id: "nope", leaseToken: crypto.randomUUID() }], [{ id: crypto.randomUUID() }]]) {
-      const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["ack5"], workerId: "w", complete });
+      const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: ["ack5"], workerId: "w", complete });
       expect(r.status).toBe(400);
       expect(r.body.code).toBe("invalid_request");
     }
@@ -155,7 +144,7 @@ describe("process-next with complete", () => {
 
   it("one statement finalises a batch and starts another: both batch rows are right", async () => {
     const batch = async (n: number) => {
-      const r = await env.http().post("/v1/batches").set("authorization", client)
+      const r = await setup.env.http().post("/v1/batches").set("authorization", setup.client)
         .send({ jobs: Array.from({ length: n }, (_, i) => ({ queue: "ack_batches", kind: "k", payload: { i } })) });
       expect(r.status).toBe(201);
       return r.body as { id: string };
@@ -167,13 +156,13 @@ describe("process-next with complete", () => {
     const r = await poll("ack_batches", { complete: [{ id: jx!.id, leaseToken: jx!.leaseToken, result: 1 }] });
     expect(r.completed).toEqual([{ id: jx!.id, status: 200 }]);
     expect(r.jobs).toHaveLength(1);
-    const bx = (await env.http().get(`/v1/batches/${x.id}`).set("authorization", client)).body;
-    const by = (await env.http().get(`/v1/batches/${y.id}`).set("authorization", client)).body;
+    const bx = (await setup.env.http().get(`/v1/batches/${x.id}`).set("authorization", setup.client)).body;
+    const by = (await setup.env.http().get(`/v1/batches/${y.id}`).set("authorization", setup.client)).body;
     expect([bx.status, bx.counts.succeeded]).toEqual(["succeeded", 1]);
     expect([by.status, by.counts.running, by.counts.queued]).toEqual(["running", 1, 1]);
   });
 
-  it("a failed completion ends the poll's wait, so the worker hears of it while its lease lasts", async () => {
+  it("a failed completion ends the poll's wait, so the setup.worker hears of it while its lease lasts", async () => {
     const a = await submit("ack9");
     const [ja] = (await poll("ack9")).jobs;
     await refusingSuccessOf(a.id, "40P01", async () => {
@@ -195,9 +184,9 @@ describe("process-next with complete", () => {
     expect(await events(a.id)).toBe(1);
   });
 
-  it("a platform worker acknowledges any tenant's job", async () => {
+  it("a platform setup.worker acknowledges any tenant's job", async () => {
     const a = await submit("ack11");
-    const platform = await env.key("*", "worker");
+    const platform = await setup.env.key("*", "worker");
     const [ja] = (await poll("ack11", { key: platform })).jobs;
     const r = await poll("ack11", { key: platform, complete: [{ id: ja!.id, leaseToken: ja!.leaseToken }] });
     expect(r.completed).toEqual([{ id: a.id, status: 200 }]);
@@ -208,7 +197,7 @@ describe("process-next with complete", () => {
     const n = 300;
     const ids = new Set<string>();
     for (let i = 0; i < n; i += 100) {
-      const r = await env.http().post("/v1/batches").set("authorization", client)
+      const r = await setup.env.http().post("/v1/batches").set("authorization", setup.client)
         .send({ jobs: Array.from({ length: Math.min(100, n - i) }, () => ({ queue: "ack7", kind: "k" })) });
       expect(r.status).toBe(201);
     }
@@ -217,7 +206,7 @@ describe("process-next with complete", () => {
       Array.from({ length: 8 }, async (_, w) => {
         let pending: Ack[] = [];
         for (;;) {
-          const r = await env.http().post("/v1/process-next").set("authorization", worker)
+          const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker)
             .send({ queues: ["ack7"], workerId: `w${w}`, max: 1 + (w % 3), complete: pending });
           expect(r.status).toBe(200);
           expect((r.body.completed as Answer[]).every((c) => c.status === 200)).toBe(true);
@@ -231,7 +220,7 @@ describe("process-next with complete", () => {
     for (const id of seen) ids.add(id);
     expect(seen).toHaveLength(n);
     expect(ids.size).toBe(n);
-    const [counts] = await env.c.sql<{ ok: number; other: number }[]>`
+    const [counts] = await setup.env.c.sql<{ ok: number; other: number }[]>`
       SELECT count(*) FILTER (WHERE status = 'succeeded' AND attempts = 1)::int AS ok,
              count(*) FILTER (WHERE NOT (status = 'succeeded' AND attempts = 1))::int AS other
       FROM jobs WHERE queue = 'ack7'`;

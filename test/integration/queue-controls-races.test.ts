@@ -7,7 +7,7 @@ import { toNewJob } from "../../src/services/jobs.js";
 import { createSharedStatements } from "../../src/services/jobs/sharedStatements.js";
 import type { Notifier } from "../../src/services/notifier.js";
 import { createCappedQueues } from "../../src/services/queues/capped.js";
-import { reapOnce } from "../../src/worker/maintenance.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Queue controls under races (issue 25 point 6): 32 claimers, each on its own connection and

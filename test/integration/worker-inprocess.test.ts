@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/inProcess.js";
-import { every, reapOnce } from "../../src/worker/maintenance.js";
+import { every } from "../../src/worker/every.js";
+import { reapOnce } from "../../src/worker/reaper.js";
 import { until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 import { refuseCompletions } from "../helpers/faults.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../src/domain/jobs.js";
-import { createWebhookDispatcher } from "../../src/services/webhooks.js";
+import { createWebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver, until } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 

@@ -1,7 +1,8 @@
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
-import { createWebhookDispatcher, isBlockedAddress, signWebhook, type WebhookDispatcher } from "../../src/services/webhooks.js";
+import { isBlockedAddress, signWebhook } from "../../src/services/webhooks.js";
+import { createWebhookDispatcher, type WebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver, until, webhookHeaders } from "../e2e/helpers/util.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 

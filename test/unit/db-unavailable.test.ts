@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isConflictVictim, isDataError, isDbUnavailable } from "../../src/db/errors.js";
+import { DbUnavailableError, markSent } from "../../src/db/gate.js";
+import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../../src/db/errors.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
@@ -48,5 +49,28 @@ describe("isConflictVictim: a statement PostgreSQL rolled back to break a confli
     ["no code", new Error("deadlock detected"), false],
   ])("%s", (_, e, victim) => {
     expect(isConflictVictim(e)).toBe(victim);
+  });
+});
+
+describe("isOutcomeUnknown: a write whose connection died after it was sent (503 outcome_unknown, resend idempotently)", () => {
+  const sent = (e: Error, s: boolean) => {
+    markSent(e, s);
+    return e;
+  };
+  it.each([
+    ["connection closed while the statement ran", sent(pgError("CONNECTION_CLOSED", "write CONNECTION_CLOSED"), true), true],
+    ["admin shutdown of the backend running it", sent(pgError("57P01", "terminating connection due to administrator command"), true), true],
+    ["reset, not known whether sent", pgError("ECONNRESET", "read ECONNRESET"), true],
+    ["transaction resolution unknown", pgError("08007", "transaction resolution unknown"), true],
+    ["connection closed before the statement was sent", sent(pgError("CONNECTION_CLOSED", "write CONNECTION_CLOSED"), false), false],
+    ["sent once is sent for good", sent(sent(pgError("CONNECTION_CLOSED", "x"), true), false), true],
+    ["refused connection", pgError("ECONNREFUSED", "connect ECONNREFUSED"), false],
+    ["connect timeout", pgError("CONNECT_TIMEOUT", "write CONNECT_TIMEOUT"), false],
+    ["the gate's own refusal", new DbUnavailableError("database unavailable"), false],
+    ["starting up", pgError("57P03", "the database system is starting up"), false],
+    ["deadlock victim", pgError("40P01", "deadlock detected"), false],
+    ["a refused value", pgError("22023", "invalid parameter value"), false],
+  ])("%s", (_, e, unknown) => {
+    expect(isOutcomeUnknown(e)).toBe(unknown);
   });
 });

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { clientErrorProblem, problem, rawProblemResponse, statusOf } from "../../src/http/problem.js";
-import { jsonProblem, parseIfMatch } from "../../src/http/schemas.js";
+import { jsonProblem, parseIfMatch } from "../../src/http/schemas/common.js";
 import { canonicalJson } from "../../src/services/jobs.js";
 
 describe("parseIfMatch", () => {

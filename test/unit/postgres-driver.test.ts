@@ -14,4 +14,10 @@ describe("the installed postgres.js driver", () => {
     for (const f of ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js"])
       expect(readFileSync(join(root, f), "utf8"), f).toContain("/* jobline: null-socket guard */");
   });
+
+  it("carries the hooks of src/db/gate.ts (the pool asks the gate first; a cancelled first query frees its connection)", () => {
+    const root = dirname(dirname(fileURLToPath(import.meta.resolve("postgres"))));
+    for (const f of ["src/connection.js", "cjs/src/connection.js", "cf/src/connection.js", "src/index.js", "cjs/src/index.js", "cf/src/index.js"])
+      expect(readFileSync(join(root, f), "utf8"), f).toContain("/* jobline: gate */");
+  });
 });

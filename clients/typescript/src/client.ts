@@ -20,6 +20,48 @@ export interface JoblineClientOptions extends Omit<ClientOptions, "baseUrl"> {
   baseUrl: string;
   /** An API key (`jl_…`); sent as `Authorization: Bearer <key>` on every request. */
   apiKey: string;
+  /**
+   * Submits (`POST /v1/jobs`, `POST /v1/batches`) carry an `Idempotency-Key` unless the call
+   * sets one: generated once per call and reused by its retries, so a resend after a lost
+   * answer never makes a second job. Default true.
+   */
+  idempotencyKeys?: boolean;
+  /**
+   * How many times a submit is sent again after a 503 (after its Retry-After) or a network
+   * error: `unavailable` (nothing changed) always; `outcome_unknown` and network errors only
+   * when the resend is idempotent (a job submit with its key). Default 3; 0 turns it off.
+   */
+  submitRetries?: number;
+}
+
+const SUBMIT_PATH = /\/v1\/(jobs|batches)$/;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The fetch used for submits: resends the same request (same Idempotency-Key) when that is
+ * safe. A batch is resent only when nothing changed: the server does not deduplicate batches.
+ */
+function retryingFetch(base: (r: Request) => Promise<Response>, retries: number) {
+  return async (request: Request): Promise<Response> => {
+    if (request.method !== "POST" || retries === 0 || !SUBMIT_PATH.test(new URL(request.url).pathname)) return base(request);
+    const idempotent = new URL(request.url).pathname.endsWith("/v1/jobs") && request.headers.has("idempotency-key");
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= retries;
+      let response: Response;
+      try {
+        response = await base(last ? request : request.clone());
+      } catch (e) {
+        if (last || !idempotent || request.signal.aborted) throw e;
+        await sleep(200 * 2 ** attempt);
+        continue;
+      }
+      if (response.status !== 503 || last) return response;
+      const code = ((await response.clone().json().catch(() => null)) as { code?: unknown } | null)?.code;
+      if (code !== "unavailable" && !(code === "outcome_unknown" && idempotent)) return response;
+      const after = Number(response.headers.get("retry-after"));
+      await sleep(Number.isFinite(after) && after > 0 ? Math.min(after, 30) * 1000 : 1000);
+    }
+  };
 }
 
 /**
@@ -28,13 +70,16 @@ export interface JoblineClientOptions extends Omit<ClientOptions, "baseUrl"> {
  * problem+json body) otherwise, and only throws on network errors or an aborted signal.
  */
 export function createJoblineClient(options: JoblineClientOptions): JoblineClient {
-  const { apiKey, ...rest } = options;
+  const { apiKey, idempotencyKeys = true, submitRetries = 3, ...rest } = options;
   if (!apiKey) throw new TypeError("createJoblineClient: apiKey is required");
   const authorization = /^bearer /i.test(apiKey) ? apiKey : `Bearer ${apiKey}`;
-  const client = createClient<paths>(rest);
+  const base = rest.fetch ?? ((r: Request) => globalThis.fetch(r));
+  const client = createClient<paths>({ ...rest, fetch: retryingFetch(base, submitRetries) });
   const auth: Middleware = {
     onRequest({ request }) {
       request.headers.set("authorization", authorization);
+      if (idempotencyKeys && request.method === "POST" && SUBMIT_PATH.test(new URL(request.url).pathname) && !request.headers.has("idempotency-key"))
+        request.headers.set("idempotency-key", crypto.randomUUID());
       return request;
     },
   };

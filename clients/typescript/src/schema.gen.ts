@@ -65,7 +65,7 @@ export interface paths {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -92,6 +92,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Prometheus metrics; a bearer token is needed when JOBLINE_METRICS_TOKEN is set
+         * @description Queue gauges come from a sample shared by all scrapes (at most one counting query per JOBLINE_METRICS_SAMPLE_MS). 503 when there is no fresh sample and the database cannot give one.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -101,12 +105,33 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description OK */
+                /** @description Prometheus text exposition format */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "text/plain": string;
+                    };
+                };
+                /** @description Missing, malformed or unknown API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+                503: {
+                    headers: {
+                        "Retry-After": components["headers"]["Retry-After"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
                 };
             };
         };
@@ -178,7 +203,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -273,7 +298,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -356,7 +381,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -467,7 +492,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -579,7 +604,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -680,7 +705,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -782,7 +807,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -867,7 +892,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -975,7 +1000,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1072,7 +1097,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1143,7 +1168,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1230,7 +1255,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1306,7 +1331,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1394,7 +1419,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1481,7 +1506,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1556,7 +1581,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1641,7 +1666,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1752,7 +1777,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1850,7 +1875,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -1933,7 +1958,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2033,7 +2058,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2131,7 +2156,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2204,7 +2229,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2279,7 +2304,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2346,7 +2371,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2429,7 +2454,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2510,7 +2535,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2596,7 +2621,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Database unavailable or a transaction conflict: nothing changed; send the same request again after Retry-After */
+                /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
                 503: {
                     headers: {
                         "Retry-After": components["headers"]["Retry-After"];
@@ -2629,6 +2654,15 @@ export interface components {
                 path: string;
                 message: string;
             }[];
+        };
+        ApiKeyInput: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
         };
         JobSubmitInput: {
             queue: string;
@@ -2717,15 +2751,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKeyInput: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmitInput: {
             queue: string;
@@ -2889,6 +2914,15 @@ export interface components {
                 message: string;
             }[];
         };
+        ApiKey: {
+            /** Format: uuid */
+            id: string;
+            tenant: string;
+            roles: ("client" | "worker" | "admin")[];
+            name: string | null;
+            prefix: string;
+            createdAt: string;
+        };
         JobSubmit: {
             queue: string;
             kind: string;
@@ -2976,15 +3010,6 @@ export interface components {
             version: number;
             /** Format: uuid */
             leaseToken: string;
-        };
-        ApiKey: {
-            /** Format: uuid */
-            id: string;
-            tenant: string;
-            roles: ("client" | "worker" | "admin")[];
-            name: string | null;
-            prefix: string;
-            createdAt: string;
         };
         BatchJobSubmit: {
             queue: string;

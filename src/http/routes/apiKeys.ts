@@ -1,12 +1,12 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { ROLES } from "../../services/auth.js";
+import { PLATFORM_TENANT, ROLES } from "../../services/auth.js";
 import { requireRole } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { IdParams } from "../schemas.js";
+import { IdParams, TenantName } from "../schemas/common.js";
 import type { Api } from "../types.js";
 
-const KeyTenant = z.union([z.literal("*"), z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/)]);
+const KeyTenant = z.union([z.literal(PLATFORM_TENANT), TenantName]);
 const ApiKeySchema = z
   .object({ id: z.uuid(), tenant: z.string(), roles: z.array(z.enum(ROLES)), name: z.string().nullable(), prefix: z.string(), createdAt: z.string() })
   .meta({ id: "ApiKey" });

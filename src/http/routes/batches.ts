@@ -2,13 +2,13 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import { BATCH_STATUSES } from "../../domain/batches.js";
-import { JOB_STATUSES } from "../../domain/jobs.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { MAX_BATCH_JOBS } from "../../services/batches.js";
 import { batchDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { IdParams, JobSubmitFields, TenantName, WebhookUrl, Timestamp } from "../schemas.js";
+import { BatchSchema, JobArray } from "../schemas/batches.js";
+import { IdParams, NamedTenant, WebhookUrl } from "../schemas/common.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 
@@ -18,32 +18,6 @@ import { keysetPage, PageQuery } from "../cursor.js";
  * still held to 256 KiB and the count to 10,000.
  */
 export const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
-
-const BatchJob = z.strictObject(JobSubmitFields).meta({ id: "BatchJobSubmit" });
-const JobArray = z.array(BatchJob).max(MAX_BATCH_JOBS);
-
-const Counts = z
-  .object(Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>)
-  .meta({ id: "BatchCounts", description: "Jobs of the batch per status" });
-
-export const BatchSchema = z
-  .object({
-    id: z.uuid(),
-    tenant: z.string(),
-    status: z.enum(BATCH_STATUSES),
-    total: z.number().int(),
-    counts: Counts,
-    webhookUrl: z.string().nullable(),
-    generation: z.number().int(),
-    cancelRequested: z.boolean(),
-    createdAt: Timestamp,
-    updatedAt: Timestamp,
-    sealedAt: Timestamp.nullable(),
-    startedAt: Timestamp.nullable(),
-    finishedAt: Timestamp.nullable(),
-    version: z.number().int(),
-  })
-  .meta({ id: "Batch" });
 
 /** More than 10,000 jobs is "too large" (413), not "invalid" (400): answered before the array is validated item by item. */
 async function tooManyJobs(req: FastifyRequest, reply: FastifyReply) {
@@ -75,7 +49,7 @@ export async function batchRoutes(app: Api, c: Container) {
           jobs: JobArray,
           seal: z.boolean().default(true),
           webhookUrl: WebhookUrl.optional(),
-          tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
+          tenant: NamedTenant,
         })
           // A sealed batch of nothing would complete the moment it is created; only an open one may start empty.
           .refine((b) => b.jobs.length > 0 || b.seal === false, { message: "a sealed batch needs at least one job", path: ["jobs"] }),

@@ -1,6 +1,8 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { migrationsApplied } from "../../db/migrate.js";
+import { SampleUnavailable } from "../../metrics.js";
+import { ProblemSchema, problem, sendProblem } from "../problem.js";
 import type { Api } from "../types.js";
 
 export async function healthRoutes(app: Api, c: Container) {
@@ -12,21 +14,53 @@ export async function healthRoutes(app: Api, c: Container) {
     "/readyz",
     { schema: { tags: ["ops"], summary: "Database reachable and migrations applied", security: [], response: { 200: Status, 503: Status } } },
     async (_req, reply) => {
-      try {
-        const ok = await Promise.race([
-          migrationsApplied(c.sql),
-          new Promise<boolean>((_, rej) => setTimeout(() => rej(new Error("database timeout")), 2000).unref()),
-        ]);
-        if (!ok) return reply.code(503).send({ status: "not_ready", detail: "migrations not applied" });
-        return { status: "ready" };
-      } catch (e) {
-        return reply.code(503).send({ status: "not_ready", detail: (e as Error).message });
-      }
+      const r = await c.services.maintenance.readiness();
+      return r.ready ? { status: "ready" } : reply.code(503).send({ status: "not_ready", detail: r.detail });
     },
   );
 
-  app.get("/metrics", { schema: { tags: ["ops"], security: [], hide: false, produces: ["text/plain"] } }, async (_req, reply) => {
-    reply.type(c.metrics.registry.contentType);
-    return c.metrics.registry.metrics();
-  });
+  // Optional bearer protection; digests compared in constant time so the check leaks no prefix.
+  const token = c.config.JOBLINE_METRICS_TOKEN;
+  const want = token === undefined ? null : digest(token);
+  const authorised = (header: string | undefined) => {
+    if (want === null) return true;
+    const m = typeof header === "string" ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
+    return m !== null && timingSafeEqual(digest(m[1]!), want);
+  };
+
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        tags: ["ops"],
+        summary: "Prometheus metrics; a bearer token is needed when JOBLINE_METRICS_TOKEN is set",
+        description:
+          "Queue gauges come from a sample shared by all scrapes (at most one counting query per JOBLINE_METRICS_SAMPLE_MS). " +
+          "503 when there is no fresh sample and the database cannot give one.",
+        // Not an API key: the metrics token is its own secret, so no API security scheme applies.
+        security: [],
+        response: {
+          200: { description: "Prometheus text exposition format", content: { "text/plain": { schema: z.string() } } },
+          401: ProblemSchema,
+          503: ProblemSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      if (!authorised(req.headers.authorization)) {
+        reply.header("www-authenticate", "Bearer");
+        return sendProblem(reply, problem("unauthorized", "missing or wrong Authorization: Bearer <metrics token>"));
+      }
+      try {
+        const text = await c.metrics.render();
+        return reply.type(c.metrics.registry.contentType).send(text);
+      } catch (e) {
+        if (!(e instanceof SampleUnavailable)) throw e;
+        req.log.warn({ err: e.cause ?? e }, "metrics scrape without queue figures");
+        return sendProblem(reply, problem("unavailable", e.message, 503));
+      }
+    },
+  );
 }
+
+const digest = (s: string) => createHash("sha256").update(s).digest();

@@ -5,20 +5,8 @@ import { PLATFORM_TENANT } from "../../services/auth.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
-import {
-  ClaimedJobSchema,
-  CompleteItem,
-  IdParams,
-  IfMatchHeaders,
-  JobSchema,
-  JobSubmitBody,
-  JsonValue,
-  LeaseSeconds,
-  Name,
-  parseIfMatch,
-  Uuid,
-  WorkerId,
-} from "../schemas.js";
+import { IdParams, IfMatchHeaders, JsonValue, LeaseSeconds, Name, parseIfMatch, Uuid, WorkerId } from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 

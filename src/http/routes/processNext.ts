@@ -1,10 +1,13 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
+import type { JobRow } from "../../repositories/jobs.js";
 import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto } from "../../services/representation.js";
+import { releaseUndelivered } from "../../services/undelivered.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
-import { ClaimedJobSchema, CompleteItem, LeaseSeconds, Name, WorkerId } from "../schemas.js";
+import { LeaseSeconds, Name, WorkerId } from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 
 export async function processNextRoutes(app: Api, c: Container) {
@@ -47,23 +50,43 @@ export async function processNextRoutes(app: Api, c: Container) {
     async (req, reply) => {
       // A client that disconnects ends its long poll, so no job is leased to nobody. The
       // response's close (not the request's, which Node emits once the body is read) is the
-      // connection going away before we answered.
+      // connection going away before we answered. Jobs already leased to this answer when it
+      // goes away undelivered (closed before the response was written) are released at once.
       const gone = new Tripwire();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) gone.trip();
+      let leased: JobRow[] = [];
+      const release = () => {
+        const rows = leased;
+        leased = [];
+        if (rows.length === 0) return;
+        releaseUndelivered(c, rows).catch((e: unknown) =>
+          req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"),
+        );
       };
-      reply.raw.once("close", onClose);
-      try {
-        const { complete, ...poll } = req.body;
-        const input = { ...poll, scope: scope(req), signal: gone };
-        if (!complete) return { jobs: (await c.services.jobs.claimNext(input)).map(claimedJobDto) };
-        const out = await c.services.jobs.claimNextAndComplete(input, complete);
-        if (out.failure?.expected) req.log.warn({ err: out.failure.error }, "acknowledgements in a poll failed; answered 503 per item");
-        else if (out.failure) req.log.error({ err: out.failure.error }, "acknowledgements in a poll failed; answered 500 per item");
-        return { jobs: out.jobs.map(claimedJobDto), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
-      } finally {
-        reply.raw.off("close", onClose);
-      }
+      // Delivered: the whole answer went to the OS while the connection stood. Node emits
+      // 'finish' also when a reset connection dropped the unwritten rest, so the socket decides.
+      const socket = req.raw.socket;
+      let delivered = false;
+      reply.raw.once("finish", () => {
+        delivered = !socket.destroyed;
+      });
+      reply.raw.once("close", () => {
+        if (delivered) return;
+        gone.trip();
+        release();
+      });
+      const answer = (jobs: JobRow[]) => {
+        leased = jobs;
+        // Gone while the claim ran: nobody will read this answer.
+        if (gone.aborted) release();
+        return jobs.map(claimedJobDto);
+      };
+      const { complete, ...poll } = req.body;
+      const input = { ...poll, scope: scope(req), signal: gone };
+      if (!complete) return { jobs: answer(await c.services.jobs.claimNext(input)) };
+      const out = await c.services.jobs.claimNextAndComplete(input, complete);
+      if (out.failure?.expected) req.log.warn({ err: out.failure.error }, "acknowledgements in a poll failed; answered 503 per item");
+      else if (out.failure) req.log.error({ err: out.failure.error }, "acknowledgements in a poll failed; answered 500 per item");
+      return { jobs: answer(out.jobs), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
     },
   );
 }

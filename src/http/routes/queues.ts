@@ -1,45 +1,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { JOB_STATUSES } from "../../domain/jobs.js";
-import { WAIT_REASONS } from "../../repositories/queues.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { Name, TenantName } from "../schemas.js";
+import { JobCounts } from "../schemas/jobs.js";
+import { QueueParams, QueueQuery, QueueView, SettingsBody, WaitingBecause } from "../schemas/queues.js";
 import type { Api } from "../types.js";
-
-const Counts = z.object(Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>);
-const WaitingBecause = z.array(z.enum(WAIT_REASONS)).describe("Why queued jobs wait now (a snapshot; several may hold at once).");
-const Limit = z.number().int().min(1).max(1_000_000);
-
-const SettingsBody = z
-  .strictObject({
-    paused: z.boolean().optional().describe("Default false."),
-    concurrency: Limit.nullable().optional().describe("At most this many of the queue's jobs running at once."),
-    groupConcurrency: Limit.nullable().optional().describe("At most this many running per groupKey; 1 = serial per key, in order."),
-    rateLimit: z
-      .strictObject({ limit: Limit, periodSeconds: z.number().int().min(1).max(86_400) })
-      .nullable()
-      .optional()
-      .describe("At most `limit` jobs start in any window of `periodSeconds`."),
-    defaultTimeoutSeconds: z.number().int().min(1).max(86_400).nullable().optional(),
-  })
-  .meta({ id: "QueueSettingsPut", description: "Replaces the whole settings object: an absent field means no limit (and not paused)." });
-const Settings = z
-  .object({
-    paused: z.boolean(),
-    concurrency: z.number().int().nullable(),
-    groupConcurrency: z.number().int().nullable(),
-    rateLimit: z.object({ limit: z.number().int(), periodSeconds: z.number().int() }).nullable(),
-    defaultTimeoutSeconds: z.number().int().nullable(),
-  })
-  .meta({ id: "QueueSettings" });
-const QueueView = z
-  .object({ queue: z.string(), tenant: z.string(), settings: Settings, counts: Counts, waitingBecause: WaitingBecause })
-  .meta({ id: "Queue" });
-const params = z.strictObject({ queue: Name });
-const querystring = z.strictObject({ tenant: TenantName.optional().describe("Required with a platform key (tenant `*`).") });
 
 /** The tenant whose queue the request names: a platform key must say which; another tenant's is 404. */
 function tenantOf(req: FastifyRequest, reply: FastifyReply): string | null {
@@ -71,7 +38,7 @@ export async function queueRoutes(app: Api, c: Container) {
           200: z
             .object({
               items: z.array(
-                z.object({ queue: z.string(), counts: Counts, oldestQueuedAgeSeconds: z.number().nullable(), waitingBecause: WaitingBecause }),
+                z.object({ queue: z.string(), counts: JobCounts, oldestQueuedAgeSeconds: z.number().nullable(), waitingBecause: WaitingBecause }),
               ),
             })
             .meta({ id: "QueueList" }),
@@ -79,31 +46,10 @@ export async function queueRoutes(app: Api, c: Container) {
         },
       },
     },
-    async (req) => {
-      const tenant = scope(req);
-      const [rows, oldest] = await Promise.all([c.repos.jobs.countByQueue(tenant), c.repos.jobs.oldestClaimableByQueue(tenant)]);
-      const age = new Map(oldest.map((o) => [o.queue, Math.max(0, o.age)]));
-      const byQueue = new Map<string, { queue: string; counts: Record<string, number>; oldestQueuedAgeSeconds: number | null; waitingBecause: string[] }>();
-      for (const r of rows) {
-        const q = byQueue.get(r.queue) ?? {
-          queue: r.queue,
-          counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])),
-          oldestQueuedAgeSeconds: age.get(r.queue) ?? null,
-          waitingBecause: [],
-        };
-        q.counts[r.status] = r.n;
-        byQueue.set(r.queue, q);
-      }
-      const waiting = await svc.waitingBecause(
-        [...byQueue.values()].filter((q) => (q.counts.queued ?? 0) > 0).map((q) => q.queue),
-        tenant,
-      );
-      for (const [queue, reasons] of waiting) byQueue.get(queue)!.waitingBecause = reasons;
-      return { items: [...byQueue.values()] as never };
-    },
+    async (req) => ({ items: await svc.overview(scope(req)) as never }),
   );
 
-  const route = { tags: ["queues"], params, querystring };
+  const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
   app.get(
     "/v1/queues/:queue",
     { onRequest: admin, schema: { ...route, summary: "A queue's settings, counts and why its queued jobs wait", response: { 200: QueueView, ...errors(404) } } },

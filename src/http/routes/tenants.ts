@@ -1,20 +1,16 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { PLATFORM_TENANT } from "../../services/auth.js";
 import { requireRole } from "../auth.js";
-import { errors, problem, sendProblem } from "../problem.js";
-import { TenantName } from "../schemas.js";
+import { errors, fail } from "../problem.js";
+import { TenantName } from "../schemas/common.js";
 import type { Api } from "../types.js";
 
 const Secret = z.object({ secret: z.string() }).meta({ id: "WebhookSecret" });
 
 export async function tenantRoutes(app: Api, c: Container) {
   const admin = requireRole(c, "admin");
-  const tenants = c.repos.tenants;
+  const tenants = c.services.tenants;
   const params = z.strictObject({ tenant: TenantName });
-
-  const allowed = (principal: { tenant: string }, tenant: string) =>
-    principal.tenant === PLATFORM_TENANT || principal.tenant === tenant;
 
   app.get(
     "/v1/tenants/:tenant/webhook-secret",
@@ -23,10 +19,8 @@ export async function tenantRoutes(app: Api, c: Container) {
       schema: { tags: ["tenants"], summary: "The tenant's webhook signing secret (whsec_…)", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
-      const { tenant } = req.params;
-      if (!allowed(req.principal, tenant)) return sendProblem(reply, problem("forbidden", "another tenant's secret", 403));
-      if (!(await tenants.exists(tenant))) return sendProblem(reply, problem("not_found", "unknown tenant", 404));
-      return { secret: await tenants.ensure(tenant) };
+      const out = await tenants.webhookSecret(req.principal, req.params.tenant);
+      return out.ok ? { secret: out.value } : fail(reply, out);
     },
   );
 
@@ -37,11 +31,8 @@ export async function tenantRoutes(app: Api, c: Container) {
       schema: { tags: ["tenants"], summary: "Rotate the tenant's webhook signing secret", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
-      const { tenant } = req.params;
-      if (!allowed(req.principal, tenant)) return sendProblem(reply, problem("forbidden", "another tenant's secret", 403));
-      if (!(await tenants.exists(tenant))) return sendProblem(reply, problem("not_found", "unknown tenant", 404));
-      await tenants.ensure(tenant);
-      return { secret: (await tenants.rotate(tenant))! };
+      const out = await tenants.rotateWebhookSecret(req.principal, req.params.tenant);
+      return out.ok ? { secret: out.value } : fail(reply, out);
     },
   );
 }

@@ -179,6 +179,30 @@ export async function failIfLeased(id: string, a: FailArgs, q: Queryable) {
 }
 
 /**
+ * running → queued for leases whose poll answer never reached the client (the connection closed
+ * before the response was written). The attempt never ran, so it is given back (attempts - 1).
+ * Fenced by each lease token: a job completed, failed, reaped or re-claimed meanwhile is left
+ * alone, and so is one whose cancel was requested (the reaper ends it cancelled at lease expiry).
+ * Rows are locked in id order, as every multi-row writer does.
+ */
+export async function releaseIfLeased(items: Array<{ id: string; leaseToken: string }>, q: Queryable): Promise<JobRow[]> {
+  if (items.length === 0) return [];
+  return q<JobRow[]>`
+    WITH l AS (
+      SELECT jobs.id FROM jobs
+      JOIN unnest(${items.map((i) => i.id)}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[]) AS t(id, lease_token)
+        ON jobs.id = t.id AND jobs.lease_token = t.lease_token
+      WHERE ${jobGuard(q, "release", "jobs.status")} AND NOT jobs.cancel_requested
+      ORDER BY jobs.id
+      FOR NO KEY UPDATE OF jobs
+    )
+    UPDATE jobs SET status = 'queued', attempts = GREATEST(jobs.attempts - 1, 0), lease_token = NULL,
+           lease_expires_at = NULL, updated_at = now(), version = jobs.version + 1
+    FROM l WHERE jobs.id = l.id
+    RETURNING jobs.*`;
+}
+
+/**
  * The lease reaper: every running job whose lease expired goes back to queued, or to
  * failed/cancelled, in ONE statement. SKIP LOCKED lets every replica run it at once; a job
  * being completed right now is skipped, and the guard re-checks the lease so a heartbeat

@@ -4,8 +4,8 @@ import type { Taker } from "../../repositories/jobs/rows.js";
 import type { Cancel } from "../tripwire.js";
 import type { CappedQueues } from "../queues/capped.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
-import { inTx } from "../../db/tx.js";
-import { isDataError } from "../../db/errors.js";
+import { isDataError, isOutcomeUnknown } from "../../db/errors.js";
+import { inTx, retryIfLost } from "../../db/tx.js";
 import { sameUuid, type TenantScope } from "./input.js";
 
 // Calls of one kind (and filter) that arrive together share one statement (group commit,
@@ -67,11 +67,13 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
   }
 
   /** A claim by the text its queues need: gated for queues with settings, free for the rest. */
+  // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
   async function claimRouted(key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
-    if (capped.any(key.queues)) return jobs.claimNextFor(key, takers, true);
-    const rows = await jobs.claimNextFor(key, takers);
+    const claim = (gated: boolean) => retryIfLost(() => jobs.claimNextFor(key, takers, gated), false);
+    if (capped.any(key.queues)) return claim(true);
+    const rows = await claim(false);
     if (rows.some((r) => r.length > 0) || !(await learnCapped(key))) return rows;
-    return jobs.claimNextFor(key, takers, true);
+    return claim(true);
   }
 
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
@@ -91,7 +93,9 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
     const items = distinctItems(requests);
     const out: Row[] = [];
     const bad = new Set<string>();
-    for (const p of await inHalves(items, (part) => jobs.completeManyIfLeased(part, scope, undefined, lean), isDataError)) {
+    // Fenced by the lease token: a second run finds the first one's rows and answers them as replays.
+    const run = (part: CompleteItem[]) => retryIfLost(() => jobs.completeManyIfLeased(part, scope, undefined, lean), true);
+    for (const p of await inHalves(items, run, isDataError)) {
       if (p.ok) out.push(...(p.out as Row[]));
       else if (p.items.length === 1 && isDataError(p.error)) bad.add(itemKey(p.items[0]!));
       else throw p.error;
@@ -118,13 +122,16 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
       const none = takers.every((t) => t.max === 0);
       try {
         const gated = capped.any(key.queues);
-        const r = await jobs.completeAndClaimFor(distinctItems(acks), key, takers, gated);
+        const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers, gated), false);
         const claimed =
           gated || none || r.claimed.some((c) => c.length > 0) || !(await learnCapped(key))
             ? r.claimed
-            : await jobs.claimNextFor(key, takers, true);
+            : await retryIfLost(() => jobs.claimNextFor(key, takers, true), false);
         return zip(matchWinners(acks, r.completed), claimed);
       } catch (e) {
+        // Lost after it was sent: the completions are safe to run again (fenced), the claims are
+        // not; jobs the lost statement may have claimed go back to the queue when their lease ends.
+        if (isOutcomeUnknown(e)) return zip(await completeShared(true, key.tenant, acks), takers.map(() => []));
         if (!isDataError(e)) throw e;
         const claimed = none ? takers.map(() => []) : claimRouted(key, takers);
         const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
@@ -141,8 +148,9 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
     async (_queue, batch) => {
       // Alone, one statement: a multi-row insert takes five round trips, which an idle
       // service would add to every submit's latency.
-      if (batch.length === 1) return [(await jobs.insert(batch[0]!))!];
-      const rows = await inTx(sql, (tx) => jobs.insertMany(batch, tx));
+      // Run again only when the lost statement certainly did nothing: without a key, a second insert could duplicate.
+      if (batch.length === 1) return [(await retryIfLost(() => jobs.insert(batch[0]!), false))!];
+      const rows = await retryIfLost(() => inTx(sql, (tx) => jobs.insertMany(batch, tx)), false);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return batch.map((j) => byId.get(j.id)!);
     },

@@ -1,35 +1,9 @@
 import { z } from "zod";
-import { JOB_STATUSES } from "../domain/jobs.js";
-import { jsonProblem, pgUnsafeString } from "../domain/json.js";
-
-export { jsonProblem };
-
-export const JsonValue = z.unknown().superRefine((v, ctx) => {
-  const p = jsonProblem(v);
-  if (p) ctx.addIssue({ code: "custom", message: p });
-});
-
-const safeText = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((s) => pgUnsafeString(s) === null, "contains characters PostgreSQL cannot store");
-
-export const Name = safeText(128).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only");
-export const TenantName = safeText(128).regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : - only");
-export const Uuid = z.uuid();
-export const WorkerId = safeText(200);
-export const LeaseSeconds = z.number().int().min(1).max(3600);
-export const WebhookUrl = z
-  .url({ protocol: /^https?$/ })
-  .max(2048)
-  .refine((s) => pgUnsafeString(s) === null, "invalid characters");
+import { JOB_STATUSES } from "../../domain/jobs.js";
+import { JsonValue, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl } from "./common.js";
 
 const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
 const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");
-
-export const IdParams = z.strictObject({ id: Uuid });
 
 export const JobSubmitFields = {
   queue: Name,
@@ -53,12 +27,9 @@ export const JobSubmitFields = {
 export const JobSubmitBody = z
   .strictObject({
     ...JobSubmitFields,
-    tenant: TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`."),
+    tenant: NamedTenant,
   })
   .meta({ id: "JobSubmit" });
-
-/** ISO 8601 instants in responses, documented as format: date-time. */
-export const Timestamp = z.iso.datetime({ offset: true });
 
 const ErrorInfo = z.object({ message: z.string(), code: z.string().optional() }).passthrough();
 
@@ -93,14 +64,10 @@ export const JobSchema = z
 
 export const ClaimedJobSchema = JobSchema.extend({ leaseToken: z.uuid() }).meta({ id: "ClaimedJob" });
 
-export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optional() });
-
-/** `"3"`, `W/"3"` or `3` → 3; `*` → undefined (any version); anything else can match no version. */
-export function parseIfMatch(h: string | undefined): number | undefined {
-  if (h === undefined || h.trim() === "*") return undefined;
-  const m = /^\s*(?:W\/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$/.exec(h);
-  return m ? Number(m[1] ?? m[2]) : -1;
-}
-
 /** A job to acknowledge as done: POST /v1/jobs/complete's items and process-next's `complete`. */
 export const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });
+
+/** Jobs per status (a batch's, a queue's). */
+export const JobCounts = z.object(
+  Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>,
+);

@@ -1,0 +1,45 @@
+// Rules shared by every resource's schemas: each rule once.
+import { z } from "zod";
+import { jsonProblem, pgUnsafeString } from "../../domain/json.js";
+
+export { jsonProblem };
+
+export const JsonValue = z.unknown().superRefine((v, ctx) => {
+  const p = jsonProblem(v);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+});
+
+export const safeText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => pgUnsafeString(s) === null, "contains characters PostgreSQL cannot store");
+
+const NAME_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+/** A queue, kind or tenant name. */
+export const Name = safeText(128).regex(NAME_PATTERN, "letters, digits and _ . : - only");
+export const TenantName = Name;
+/** The tenant a request may name in its body (jobs, batches). */
+export const NamedTenant = TenantName.optional().describe("Only a platform key (tenant `*`) may name it; default `default`.");
+export const Uuid = z.uuid();
+export const WorkerId = safeText(200);
+export const LeaseSeconds = z.number().int().min(1).max(3600);
+export const WebhookUrl = z
+  .url({ protocol: /^https?$/ })
+  .max(2048)
+  .refine((s) => pgUnsafeString(s) === null, "invalid characters");
+
+export const IdParams = z.strictObject({ id: Uuid });
+
+/** ISO 8601 instants in responses, documented as format: date-time. */
+export const Timestamp = z.iso.datetime({ offset: true });
+
+export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optional() });
+
+/** `"3"`, `W/"3"` or `3` → 3; `*` → undefined (any version); anything else can match no version. */
+export function parseIfMatch(h: string | undefined): number | undefined {
+  if (h === undefined || h.trim() === "*") return undefined;
+  const m = /^\s*(?:W\/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$/.exec(h);
+  return m ? Number(m[1] ?? m[2]) : -1;
+}

@@ -1,0 +1,59 @@
+import type { Sql } from "../db/client.js";
+import { migrationsApplied } from "../db/migrate.js";
+import type { Metrics } from "../metrics.js";
+import type { JobsRepository } from "../repositories/jobs.js";
+import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
+
+export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier; capped: CappedQueues }) {
+  const { jobs, metrics, notifier, capped } = deps;
+
+  /**
+   * Lease reaper. Each statement requeues, fails or cancels up to `limit` expired leases at
+   * once (reapExpired); a sweep repeats it only while full batches come back. Safe in every
+   * replica at once (SKIP LOCKED). A dead worker's job is back in the queue at most lease +
+   * reaper interval after its last heartbeat, and the NOTIFY here wakes long polls everywhere.
+   * Then the jobs a seal left with the open-batch tag (releaseStragglers). Returns how many
+   * leases it reaped.
+   */
+  async function reapOnce(limit = 1000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await jobs.reapExpired(limit);
+      for (const r of rows) {
+        metrics.reaperRecoveries.inc({ to: r.status });
+        metrics.leaseExpired(r);
+        metrics.transitions.inc({ from: "running", to: r.status });
+        if (r.status === "queued") notifier.notify(r.queue);
+      }
+      // Every reaped job left a running slot (a requeued one keeps only its key's turn).
+      capped.freed(rows.map((r) => r.queue));
+      total += rows.length;
+      if (rows.length < limit) break;
+    }
+    for (;;) {
+      const rows = await jobs.releaseStragglers(limit);
+      for (const q of new Set(rows.filter((r) => r.status === "queued").map((r) => r.queue))) notifier.notify(q);
+      const cancelled = rows.filter((r) => r.status === "cancelled").length;
+      if (cancelled > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, cancelled);
+      if (rows.length < limit) return total;
+    }
+  }
+
+  /** Ready: the database answers within 2 s and the migrations are applied. */
+  async function readiness(): Promise<{ ready: true } | { ready: false; detail: string }> {
+    try {
+      const ok = await Promise.race([
+        migrationsApplied(deps.sql),
+        new Promise<boolean>((_, rej) => setTimeout(() => rej(new Error("database timeout")), 2000).unref()),
+      ]);
+      return ok ? { ready: true } : { ready: false, detail: "migrations not applied" };
+    } catch (e) {
+      return { ready: false, detail: (e as Error).message };
+    }
+  }
+
+  return { reapOnce, readiness };
+}
+
+export type MaintenanceService = ReturnType<typeof createMaintenanceService>;
