@@ -8,7 +8,10 @@ export const REMOTE_HELP: Record<string, string> = {
   jobs: `jobline jobs get ID
   Print one job as JSON (JOBLINE_URL, JOBLINE_API_KEY).`,
   queues: `jobline queues
-  Print per-queue counts by status and the oldest queued age (JOBLINE_URL, JOBLINE_API_KEY).`,
+  Print per-queue counts by status, the oldest queued age and why jobs wait (JOBLINE_URL, JOBLINE_API_KEY).
+jobline queues get|pause|resume Q [--tenant T]
+jobline queues set Q [--concurrency N] [--group-concurrency N] [--rate-limit LIMIT/SECONDS] [--default-timeout S] [--paused] [--tenant T]
+  Queue controls (admin key; --tenant with a platform key). set replaces every setting: one not given is no limit.`,
 };
 
 function client() {
@@ -73,8 +76,56 @@ export async function runRemote(command: string, args: string[]): Promise<number
       return report(await client().GET("/v1/jobs/{id}", { params: { path: { id: positionals[1] } } }));
     }
     case "queues":
-      return report(await client().GET("/v1/queues"));
+      return args.length === 0 ? report(await client().GET("/v1/queues")) : queueControl(args);
     default:
       throw new UsageError(`unknown command ${command}`);
   }
+}
+
+const positive = (name: string, v: string | undefined) => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number >= 1`);
+  return n;
+};
+
+/** `queues set`'s options as the PUT body: every setting not given is no limit. */
+export function queueSettingsFromArgs(values: Record<string, string | boolean | undefined>) {
+  let rateLimit: { limit: number; periodSeconds: number } | undefined;
+  if (typeof values["rate-limit"] === "string") {
+    const m = /^(\d+)\/(\d+)$/.exec(values["rate-limit"]);
+    if (!m) throw new UsageError("--rate-limit is LIMIT/SECONDS, e.g. 100/60");
+    rateLimit = { limit: positive("rate-limit", m[1])!, periodSeconds: positive("rate-limit", m[2])! };
+  }
+  const num = (k: string) => positive(k, typeof values[k] === "string" ? values[k] : undefined);
+  return {
+    paused: values.paused === true,
+    ...(num("concurrency") === undefined ? {} : { concurrency: num("concurrency") }),
+    ...(num("group-concurrency") === undefined ? {} : { groupConcurrency: num("group-concurrency") }),
+    ...(rateLimit ? { rateLimit } : {}),
+    ...(num("default-timeout") === undefined ? {} : { defaultTimeoutSeconds: num("default-timeout") }),
+  };
+}
+
+async function queueControl(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      tenant: { type: "string" },
+      concurrency: { type: "string" },
+      "group-concurrency": { type: "string" },
+      "rate-limit": { type: "string" },
+      "default-timeout": { type: "string" },
+      paused: { type: "boolean" },
+    },
+  });
+  const [action, queue] = positionals;
+  if (!queue || !["get", "set", "pause", "resume"].includes(action ?? "")) throw new UsageError(REMOTE_HELP.queues!);
+  const at = { params: { path: { queue }, query: values.tenant === undefined ? {} : { tenant: values.tenant } } };
+  const c = client();
+  if (action === "get") return report(await c.GET("/v1/queues/{queue}", at));
+  if (action === "pause") return report(await c.POST("/v1/queues/{queue}/pause", at));
+  if (action === "resume") return report(await c.POST("/v1/queues/{queue}/resume", at));
+  return report(await c.PUT("/v1/queues/{queue}", { ...at, body: queueSettingsFromArgs(values) }));
 }

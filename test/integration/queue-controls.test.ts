@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJoblineClient, JoblineApiError, queueControls } from "../../clients/typescript/src/index.js";
+import { runRemote, UsageError } from "../../src/cliRemote.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Queue controls over HTTP: the routes, their errors and tenant isolation, and each limit as
@@ -177,7 +178,7 @@ describe("limits in process-next and claim-by-id", () => {
   });
 });
 
-describe("SDK", () => {
+describe("SDK and CLI", () => {
   it("queueControls: set, get, pause, resume; errors throw JoblineApiError", async () => {
     const address = await env.app.listen({ host: "127.0.0.1", port: 0 });
     const qc = queueControls(createJoblineClient({ baseUrl: address, apiKey: acme }));
@@ -187,5 +188,30 @@ describe("SDK", () => {
     expect((await qc.resume("sdkq")).settings.paused).toBe(false);
     await expect(qc.set("sdkq", { concurrency: 0 })).rejects.toBeInstanceOf(JoblineApiError);
     await expect(qc.get("sdkq", "other")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("jobline queues set / pause / resume / get", async () => {
+    const address = await env.app.listen({ host: "127.0.0.1", port: 0 }).catch(() => `http://127.0.0.1:${(env.app.server.address() as { port: number }).port}`);
+    const saved = { url: process.env.JOBLINE_URL, key: process.env.JOBLINE_API_KEY };
+    process.env.JOBLINE_URL = address;
+    process.env.JOBLINE_API_KEY = acme.replace(/^Bearer /, "");
+    const write = process.stdout.write;
+    process.stdout.write = (() => true) as never;
+    try {
+      expect(await runRemote("queues", ["set", "cliq", "--concurrency", "5", "--group-concurrency", "1", "--rate-limit", "100/60"])).toBe(0);
+      expect(await runRemote("queues", ["pause", "cliq"])).toBe(0);
+      expect((await env.c.repos.queues.get("cliq", "acme"))).toMatchObject({ paused: true, concurrency: 5, groupConcurrency: 1, rateLimit: { limit: 100, periodSeconds: 60 } });
+      expect(await runRemote("queues", ["resume", "cliq"])).toBe(0);
+      expect(await runRemote("queues", ["get", "cliq"])).toBe(0);
+      expect((await env.c.repos.queues.get("cliq", "acme"))?.paused).toBe(false);
+      await expect(runRemote("queues", ["set", "cliq", "--rate-limit", "100"])).rejects.toBeInstanceOf(UsageError);
+      await expect(runRemote("queues", ["set", "cliq", "--concurrency", "0"])).rejects.toBeInstanceOf(UsageError);
+    } finally {
+      process.stdout.write = write;
+      process.env.JOBLINE_URL = saved.url;
+      process.env.JOBLINE_API_KEY = saved.key;
+      if (saved.url === undefined) delete process.env.JOBLINE_URL;
+      if (saved.key === undefined) delete process.env.JOBLINE_API_KEY;
+    }
   });
 });
