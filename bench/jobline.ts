@@ -116,7 +116,9 @@ export async function startApi(databaseUrl: string): Promise<ApiProcess> {
   const key = `bench_${randomBytes(16).toString("hex")}`;
   // API_NODE_ARGS (space-separated) lets a probe profile the API, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeArgs = process.env.API_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin", "jobline.js"), "serve"], {
+  // BENCH_JOBLINE_ROOT: another checkout's API (an A/B comparison against this one's bench).
+  const root = process.env.BENCH_JOBLINE_ROOT ?? ROOT;
+  const child = spawn(process.execPath, [...nodeArgs, join(root, "bin", "jobline.js"), "serve"], {
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: key, LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -14,6 +14,7 @@ export async function startBenchPostgres(): Promise<{ url: (db?: string) => stri
   const dataDir = mkdtempSync(join(tmpdir(), "jobline-bench-"));
   try {
     const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+    trackPostgres(dataDir);
     return {
       url: server.url,
       stop: async () => {
@@ -88,13 +89,32 @@ export function processCpuMs(pid: number) {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-/** CPU milliseconds used so far by every PostgreSQL process on the machine. */
+const postmasters = new Set<number>();
+/**
+ * Counts only this server's processes in postgresCpuMs from now on: other PostgreSQL servers on
+ * the machine (other people's tests) would otherwise add their CPU, or subtract it as they end.
+ */
+export function trackPostgres(dataDir: string) {
+  postmasters.add(Number(readFileSync(join(dataDir, "pgdata", "postmaster.pid"), "utf8").split("\n")[0]));
+}
+
+/**
+ * CPU milliseconds used so far by PostgreSQL: the tracked servers' postmasters with every child
+ * they reaped (cutime, cstime: backends that ended) and their live children; without a tracked
+ * server, every PostgreSQL process on the machine.
+ */
 export function postgresCpuMs() {
   let ms = 0;
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("postgres:")) ms += processCpuMs(Number(pid));
+      if (postmasters.size === 0) {
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("postgres:")) ms += processCpuMs(Number(pid));
+        continue;
+      }
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      if (postmasters.has(Number(pid))) ms += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+      else if (postmasters.has(Number(f[1]))) ms += (Number(f[11]) + Number(f[12])) * 10;
     } catch {
       // The process ended meanwhile.
     }

@@ -11,8 +11,9 @@ import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { migrate } from "../src/db/migrate.js";
 import { bareExchange, type CpuPerJob, cpuWindow } from "./budget.js";
 import { renderBarChart } from "./chart.js";
-import { wakeUpCostUs } from "./lib.js";
+import { trackPostgres, wakeUpCostUs } from "./lib.js";
 import { updateReadme } from "./readme.js";
+import { describeModerate, type ModerateResult, moderateRound } from "./moderate.js";
 import { graphileWorkerLatency, graphileWorkerThroughput, pgBossThroughput } from "./competitors.js";
 import {
   batchSubmit,
@@ -51,6 +52,7 @@ const progress = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "jobline-bench-"));
 const server = await startEmbeddedPostgres({ dataDir, persistent: false });
+trackPostgres(dataDir);
 let dbCounter = 0;
 /** A fresh database per measurement, so no run sees another's dead rows. */
 async function freshDb(migrated: boolean): Promise<string> {
@@ -190,6 +192,23 @@ try {
     budget.push({ ...b, allowed, bare, left: allowed - bare.server - bare.clients - b.jobline.postgres });
   }
 
+  // CPU per job at a steady 400 jobs/s offered (bench/moderate.ts): what most deployments run at.
+  const moderate: Array<{ jobline: ModerateResult; graphileWorker: ModerateResult; ratio: number }> = [];
+  for (let i = 0; i < R; i++) {
+    progress(`moderate load: round ${i + 1}/${R} (400 jobs/s offered, 32 long polls; graphile-worker the same)`);
+    const r = await moderateRound(freshDb, flags.quick ? { seconds: 4, warmupSeconds: 1 } : {});
+    progress(describeModerate("jobline", r.jobline));
+    progress(describeModerate("graphile-worker", r.graphileWorker));
+    moderate.push(r);
+  }
+  const medianOf = (xs: number[]) => stats(xs).median;
+  const mod = {
+    jobline: medianOf(moderate.map((r) => r.jobline.total)),
+    graphileWorker: medianOf(moderate.map((r) => r.graphileWorker.total)),
+    ratio: medianOf(moderate.map((r) => r.ratio)),
+    split: (k: "server" | "clients" | "postgres", which: "jobline" | "graphileWorker") => medianOf(moderate.map((r) => r[which].cpu[k])),
+  };
+
   progress("submit → start latency (200 samples each)");
   const jl = await joblineLatency(await freshDb(true), { samples: 200 });
   const gw = await graphileWorkerLatency(await freshDb(false), { samples: 200 });
@@ -228,6 +247,7 @@ try {
     ["jobline HTTP max 10, completes in the next poll, ≥ tuned graphile-worker", ratio(m.http10ack, m.gwTuned), 1],
     ["jobline HTTP max 1 ≥ default graphile-worker", ratio(m.http1, m.gwDefault), 1],
     ["jobline HTTP max 1, completes in the next poll, ≥ default graphile-worker", ratio(m.http1ack, m.gwDefault), 1],
+    ["jobline CPU per job at 400 jobs/s ≤ graphile-worker's (32 long polls; ratio)", mod.ratio, 1],
     ["p99 submit → start < 20 ms", latency.jobline.p99, 20],
     [`claim latency ${BIG / 1000}k queued ≤ 1.5 × 10k`, ratio(claim[`${BIG / 1000}k queued`]!, claim["10k queued"]!), 1.5],
     [`${BIG / 1000}k finished rows change claim latency < 20 %`, Math.abs(ratio(claim[`10k queued + ${BIG / 1000}k finished`]!, claim["10k queued"]!) - 1), 0.2],
@@ -270,6 +290,16 @@ try {
     lines.push(
       `| ${b.target} | ${us(b.rate)} | ${us(b.allowed)} | ${us(b.bare.server)} + ${us(b.bare.clients)} (at ${us(b.bare.jobsPerSec)} jobs/s) | ${us(b.jobline.postgres)} | ${us(b.left)} | ${us(b.jobline.server)} + ${us(b.jobline.clients)} |`,
     );
+  lines.push(
+    "",
+    `CPU per job at a steady moderate load (bench/moderate.ts): 400 jobs/s offered, one submit per job. jobline: \`jobline serve\`, one POST /v1/jobs per job, 32 HTTP long polls (process-next max 10, waitMs 1000, completions in the next poll); graphile-worker: addJob per job, its runner with concurrency 32. CPU from /proc over a ${flags.quick ? 4 : 10} s window after a warm-up, divided by the jobs finished in it; medians of ${R} rounds, µs per job.`,
+    "",
+    "| system | total | server (API) | clients (producer, workers) | PostgreSQL |",
+    "|---|---:|---:|---:|---:|",
+    `| jobline | ${us(mod.jobline)} | ${us(mod.split("server", "jobline"))} | ${us(mod.split("clients", "jobline"))} | ${us(mod.split("postgres", "jobline"))} |`,
+    `| graphile-worker | ${us(mod.graphileWorker)} | – | ${us(mod.split("clients", "graphileWorker"))} | ${us(mod.split("postgres", "graphileWorker"))} |`,
+    `| ratio (median of the rounds' ratios) | ${f(mod.ratio)} | | | |`,
+  );
   lines.push("");
   lines.push("| target | measured | bound | met |", "|---|---:|---:|---|");
   for (const [name, v, bound] of targets) lines.push(`| ${name} | ${f(v)} | ${bound} | ${met(name, v, bound) ? "yes" : "**no**"} |`);
@@ -280,7 +310,7 @@ try {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(
     join(outDir, "latest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, wakeUpUs, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, cpuBudget: { inProcess: inprocCpu, targets: budget }, table }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, wakeUpUs, jobs: N, repeat: R, throughput: rows, latency, claimLatencyMs: claim, apiRssMb: apiRss, cpuBudget: { inProcess: inprocCpu, targets: budget }, moderate, table }, null, 2)}\n`,
   );
   writeFileSync(
     join(outDir, "throughput.svg"),

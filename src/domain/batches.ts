@@ -17,7 +17,7 @@ export const TERMINAL_BATCH_STATUSES = [
   "cancelled",
 ] as const satisfies readonly BatchStatus[];
 
-export type BatchTransition = "addJobs" | "seal" | "start" | "finalise" | "cancel" | "retry";
+export type BatchTransition = "addJobs" | "seal" | "start" | "finalise" | "cancel" | "retry" | "jobRetry" | "reopen";
 
 export const BATCH_TRANSITIONS: Record<BatchTransition, { from: readonly BatchStatus[]; to: readonly BatchStatus[] }> = {
   addJobs: { from: ["preparing"], to: ["preparing"] },
@@ -27,6 +27,10 @@ export const BATCH_TRANSITIONS: Record<BatchTransition, { from: readonly BatchSt
   finalise: { from: ["pending", "running"], to: ["succeeded", "failed", "partially_succeeded", "cancelled"] },
   cancel: { from: ["preparing", "pending", "running"], to: ["cancelled", "running", "pending"] },
   retry: { from: ["failed", "partially_succeeded", "cancelled"], to: ["pending"] },
+  // One of its jobs retried while the batch is unfinished: counts move, the status stays.
+  jobRetry: { from: ["pending", "running"], to: ["pending", "running"] },
+  // One of its jobs retried after the batch finished: running again, a new generation (a new batch.completed).
+  reopen: { from: ["failed", "partially_succeeded", "cancelled"], to: ["running"] },
 };
 
 export function batchFrom(t: BatchTransition): readonly BatchStatus[] {

@@ -18,7 +18,8 @@ export type JobTransition =
   | "fail"
   | "reap"
   | "release"
-  | "batchRetry";
+  | "batchRetry"
+  | "retry";
 
 interface TransitionRule {
   from: readonly JobStatus[];
@@ -40,6 +41,8 @@ export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   // A lease whose poll answer never reached its client: the attempt did not run.
   release: { from: ["running"], to: ["queued"], fencedByLease: true },
   batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
+  // The operator's job retry (POST /v1/jobs/{id}/retry, bulk retry): attempts reset, a new event identity.
+  retry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
 };
 
 export function fromStatuses(t: JobTransition): readonly JobStatus[] {

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
@@ -15,15 +16,19 @@ import type { Api } from "./types.js";
 import { apiKeyRoutes } from "./routes/apiKeys.js";
 import { batchRoutes } from "./routes/batches.js";
 import { healthRoutes } from "./routes/health.js";
+import { jobActionRoutes } from "./routes/jobActions.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
+import { scheduleRoutes } from "./routes/schedules.js";
 import { statsRoutes } from "./routes/stats.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { tenantRoutes } from "./routes/tenants.js";
 import { isConflictVictim, isDataError, isDbUnavailable, isOutcomeUnknown } from "../db/errors.js";
 
 export const BODY_LIMIT = 1024 * 1024;
+/** Longer than the longest name a path carries (tenant names are at most 128), so no path answers 414. */
+export const MAX_PARAM_LENGTH = 256;
 
 const OUTCOME_UNKNOWN =
   "the database connection was lost after the request reached it: it may or may not have taken effect. " +
@@ -31,13 +36,25 @@ const OUTCOME_UNKNOWN =
 
 /** The fastify plugin tree. Only the entry point listens, reads the environment and handles signals. */
 export async function buildApp(c: Container, opts: { logRequests?: boolean } = {}): Promise<Api> {
+  const cfg = c.config;
   const app = Fastify({
+    // Deadlines for receiving a request (headers, then the whole body) and for idle sockets;
+    // the answer itself has none, so a long poll waits as long as it asked (see README).
+    requestTimeout: cfg.JOBLINE_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: cfg.JOBLINE_KEEP_ALIVE_TIMEOUT_MS,
+    connectionTimeout: cfg.JOBLINE_IDLE_TIMEOUT_MS,
+    http: {
+      headersTimeout: cfg.JOBLINE_HEADERS_TIMEOUT_MS,
+      requestTimeout: cfg.JOBLINE_REQUEST_TIMEOUT_MS,
+      // Node checks those deadlines every 30 s by default, which lets a slow client overstay by as much.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(cfg.JOBLINE_HEADERS_TIMEOUT_MS / 4))),
+    },
     loggerInstance: c.logger.child({ component: "http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: !opts.logRequests }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: { removeAdditional: false } },
     // A malformed URL (e.g. %ED%A0%80) fails before routing: answer it as problem+json too.
     frameworkErrors: (error, _req, reply) =>
@@ -51,6 +68,9 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       socket.end(rawProblemResponse(clientErrorProblem(code)));
     },
   }).withTypeProvider<ZodTypeProvider>();
+  // Connections past the cap are closed as they arrive (no HTTP answer is possible before
+  // accepting one), so a client holding thousands of sockets cannot starve the others.
+  app.server.maxConnections = cfg.JOBLINE_MAX_CONNECTIONS;
 
   app.setValidatorCompiler(validatorCompiler);
   // Responses are typed against their zod schemas at compile time (and the schemas document
@@ -59,12 +79,18 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
 
   // An empty body on a JSON POST (e.g. cancel, seal) is "no body", not a parse error.
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: BODY_LIMIT }, (req, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: BODY_LIMIT }, (req, body, done) => {
     // JSON is UTF-8 (RFC 8259); a body labelled otherwise would be decoded as garbage.
     const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers["content-type"] ?? "")?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
       const e = new Error(`unsupported charset ${charset}; send UTF-8`) as FastifyError;
       e.statusCode = 415;
+      return done(e, undefined);
+    }
+    // Decoding would turn invalid bytes into U+FFFD and store them as if the client had sent that.
+    if (typeof body !== "string" && !isUtf8(body)) {
+      const e = new Error("request body is not valid UTF-8") as FastifyError;
+      e.statusCode = 400;
       return done(e, undefined);
     }
     const text = typeof body === "string" ? body : body.toString("utf8");
@@ -133,9 +159,18 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
     return sendProblem(reply, problem("internal", "internal error", 500));
   });
 
-  app.setNotFoundHandler((req, reply) =>
-    sendProblem(reply, problem("route_not_found", `no route ${req.method} ${req.url.split("?")[0]}`, 404)),
-  );
+  // A known path asked with another method is 405 with the methods it has (RFC 9110), not 404.
+  const known: Array<{ pattern: RegExp; method: string }> = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) known.push({ pattern: pathPattern(r.url), method });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split("?")[0] ?? "/";
+    const allow = [...new Set(known.filter((k) => k.pattern.test(path)).map((k) => k.method))];
+    if (allow.length > 0)
+      return sendProblem(reply.header("allow", allow.join(", ")), problem("method_not_allowed", `${req.method} is not allowed on ${path}`, 405));
+    return sendProblem(reply, problem("route_not_found", `no route ${req.method} ${path}`, 404));
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -158,13 +193,25 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
   await app.register(async (api) => {
     await healthRoutes(api, c);
     await jobRoutes(api, c);
+    await jobActionRoutes(api, c);
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
     await batchRoutes(api, c);
+    await scheduleRoutes(api, c);
     await statsRoutes(api, c);
     await apiKeyRoutes(api, c);
     await tenantRoutes(api, c);
     await dashboardRoutes(api, c);
   });
   return app;
+}
+
+/** A route's URL (`/v1/jobs/:id/cancel`, `/docs/*`) as a matcher of concrete paths, trailing slash optional. */
+function pathPattern(url: string): RegExp {
+  const body = url
+    .replace(/\/$/, "")
+    .split("/")
+    .map((seg) => (seg === "*" ? ".*" : seg.startsWith(":") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${body}/?$`);
 }

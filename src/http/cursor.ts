@@ -9,10 +9,15 @@ export interface Cursor {
 // We issue UTC cursors only (PostgreSQL's "+00" text, or ISO "Z").
 const TIMESTAMP = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,6})?(Z|\+00(:00)?)$/;
 
-/** A real instant: the regex alone would let "2026-02-31" through to PostgreSQL, which refuses it. */
+/**
+ * A real instant in the years jobline writes: the regex alone would let "2026-02-31" through
+ * to PostgreSQL, which refuses it, and year 0000 (which PostgreSQL has no such year for).
+ */
 function validTimestamp(s: string): boolean {
   const m = TIMESTAMP.exec(s);
   if (!m) return false;
+  const year = Number(m[1]!.slice(0, 4));
+  if (year < 1970) return false;
   const d = new Date(`${m[1]}T${m[2]}Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(`${m[1]}T${m[2]}`);
 }

@@ -3,6 +3,7 @@ import * as batchJobs from "./jobs/batchJobs.js";
 import * as claim from "./jobs/claim.js";
 import * as gate from "./jobs/gatedClaim.js";
 import * as insert from "./jobs/insert.js";
+import * as op from "./jobs/operator.js";
 import * as read from "./jobs/read.js";
 import type { ClaimFilter, CompleteItem, NewJob, SharedClaimFilter, Taker } from "./jobs/rows.js";
 import * as t from "./jobs/transitions.js";
@@ -36,10 +37,13 @@ export function jobsRepository(sql: Queryable) {
     /** Must run inside the caller's transaction. */
     promoteDue: (limit: number, q: Queryable) => claim.promoteDue(limit, q),
 
-    cancelIfQueued: (id: string, tenant: string | null, version: number | undefined, q: Queryable = sql) =>
-      t.cancelIfQueued(id, tenant, version, q),
-    requestCancelIfRunning: (id: string, tenant: string | null, version: number | undefined, q: Queryable = sql) =>
-      t.requestCancelIfRunning(id, tenant, version, q),
+    cancelIfQueued: (ids: string[], tenant: string | null, version: number | undefined, q: Queryable = sql) =>
+      t.cancelIfQueued(ids, tenant, version, q),
+    requestCancelIfRunning: (ids: string[], tenant: string | null, version: number | undefined, q: Queryable = sql) =>
+      t.requestCancelIfRunning(ids, tenant, version, q),
+    retryIfFailedOrCancelled: (ids: string[], tenant: string | null, q: Queryable = sql) => op.retryIfFailedOrCancelled(ids, tenant, q),
+    deleteIfFinished: (ids: string[], tenant: string | null, q: Queryable = sql) => op.deleteIfFinished(ids, tenant, q),
+    selectForBulk: (f: read.BulkFilter, q: Queryable = sql) => read.selectForBulk(f, q),
     heartbeatIfLeased: (id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable = sql) =>
       t.heartbeatIfLeased(id, leaseToken, leaseSeconds, tenant, q),
     completeIfLeased: (id: string, leaseToken: string, result: unknown, tenant: string | null, q: Queryable = sql) =>

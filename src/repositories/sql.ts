@@ -36,18 +36,18 @@ export const openBatchTag = (q: Queryable, alias: string) => q.unsafe(`${alias}.
 /** The held tag as a literal, for SET and CASE. */
 export const heldTagValue = (q: Queryable) => q.unsafe(String(HELD_TAG));
 
+/** How many failed attempts a job's error history keeps. */
+export const ERROR_HISTORY = 20;
+
 /**
- * "The row a CTE just locked", for the UPDATE that follows it: `col = other` written as a
- * range of one value. PostgreSQL can neither hash nor merge on a range, so the only plan is
- * one primary-key probe per locked row, in the CTE's order. As an equality, the planner
- * hashed the locked rows and read the whole table to find them again while it held up to
- * ~60,000 rows (a 500-job acknowledgement on 20,000 jobs: 4 of its 11 ms in that scan), and
- * `= ANY(ARRAY(...))` builds a bitmap that cost more than the probes (2.6 ms for 500).
- * PostgreSQL rates such a range at 0.5 % of the table, though: check that a statement using it
- * keeps its generic plan beside many retained jobs (plan-stability). The claim did not, so it
- * keeps `= ANY`.
+ * `errors` with one failed attempt appended, the oldest dropped past ERROR_HISTORY: for the SET
+ * of the statement that records the failure. `attempt` and the error come from the locked row.
  */
-export const sameRow = (q: Queryable, col: string, other: string) => q.unsafe(`${col} >= ${other} AND ${col} <= ${other}`);
+export function appendError(q: Queryable, code: postgres.PendingQuery<postgres.Row[]>, message: postgres.PendingQuery<postgres.Row[]>) {
+  return q`jsonb_path_query_array(
+      jobs.errors || jsonb_build_array(jsonb_build_object('attempt', jobs.attempts, 'at', now(), 'code', ${code}, 'message', ${message})),
+      ${q.unsafe(`'$[last-${ERROR_HISTORY - 1} to last]'`)})`;
+}
 
 /** Small limits go into the text, so each has a reusable generic plan (docs/performance-notes.md). */
 export const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n <= 32 ? q.unsafe(String(n)) : q`${n}`);

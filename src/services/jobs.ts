@@ -9,15 +9,16 @@ import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { Metrics } from "../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
-import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
+import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
 import type { CappedQueues } from "./queues/capped.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
-export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
+export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
 
 const refusedProblem = () => err("invalid", "the database refused this result");
@@ -51,6 +52,11 @@ function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobSt
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 
+/** Wakes one waiting poll that can take `row`, when it is claimable now (run_at and created_at are the database's clock). */
+function announce(c: JobCtx, row: JobRow) {
+  if (row.runAt.getTime() <= row.createdAt.getTime()) c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
+}
+
 export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
   if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
   const requestHash = idempotencyKey
@@ -60,13 +66,13 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
   if (bad) return err("invalid", bad);
   if (!idempotencyKey) {
     const row = await c.shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
-    c.notifier.notify(row.queue);
+    announce(c, row);
     return ok(row);
   }
   // Keyed: a second insert after a lost one finds the first (ON CONFLICT DO NOTHING, then the read below).
   const row = await retryIfLost(() => c.jobs.insert(toNewJob(tenant, input, { idempotencyKey, requestHash })), true);
   if (row) {
-    c.notifier.notify(row.queue);
+    announce(c, row);
     return ok(row);
   }
   // ON CONFLICT DO NOTHING waited for the winner to commit, so it is visible now.
@@ -95,14 +101,14 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
   // A concurrent claim or retry can move the job between the two guarded
   // writes; each pass is atomic, so a few passes always settle.
   for (let pass = 0; pass < 5; pass++) {
-    const cancelled = await c.jobs.cancelIfQueued(id, scope, version);
+    const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
       countWin(c.metrics, "queued", [cancelled]);
       // A requeued retry held its key's slot until now.
       c.capped.freed([cancelled.queue]);
       return ok(cancelled);
     }
-    const requested = await c.jobs.requestCancelIfRunning(id, scope, version);
+    const [requested] = await c.jobs.requestCancelIfRunning([id], scope, version);
     if (requested) return ok(requested);
     const { row, error } = await explainLoss(c, id, scope, version);
     if (error) return error;
@@ -142,8 +148,8 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
 }
 
 export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
-  const bad = storableProblem(result);
-  if (bad) return err("invalid", `result ${bad}`);
+  const bad = resultRefusal(result);
+  if (bad) return bad;
   const row =
     q === undefined
       ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
@@ -178,8 +184,8 @@ async function settle<R extends { status: JobStatus }>(
   scope: TenantScope,
   items: AckItem[],
   complete: (items: CompleteItem[]) => Promise<Array<R | null | typeof REFUSED>>,
-  /** Each result's storableProblem; a caller that checked them already passes nulls. */
-  problems = items.map((i) => storableProblem(i.result)),
+  /** Each result's refusal; a caller that checked them already passes nulls. */
+  problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
 ) {
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
   const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
@@ -190,8 +196,8 @@ async function settle<R extends { status: JobStatus }>(
   let g = 0;
   for (const [k, i] of items.entries()) {
     const problem = problems[k];
-    if (problem !== null) {
-      out.push({ id: i.id, outcome: err("invalid", `result ${problem}`) });
+    if (problem) {
+      out.push({ id: i.id, outcome: problem });
       continue;
     }
     const r = rows[g++];
@@ -241,7 +247,7 @@ export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckIt
 
 /**
  * createWorker's acknowledgement: it batches by itself, so its own statement, with lean rows
- * back. Its results must have passed storableProblem already (createWorker fails a job whose
+ * back. Its results must have passed resultRefusal already (createWorker fails a job whose
  * result does not), so they are not serialised once more here.
  */
 export const completeOwn = (c: JobCtx, scope: TenantScope, items: AckItem[]) =>
@@ -277,7 +283,8 @@ export async function fail(
     c.capped.freed([row.queue]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
-    if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime()) c.notifier.notify(row.queue);
+    if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
+      c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope);
@@ -304,10 +311,11 @@ export function createJobService(deps: {
   random?: () => number;
 }) {
   const { jobs, notifier, metrics, capped } = deps;
-  const shared = createSharedStatements(deps.sql, jobs, capped);
-  const promoteIfDue = createPromoter(deps.sql, jobs, notifier);
+  const shared = createSharedStatements(deps.sql, jobs, capped, metrics);
+  const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
   const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
   const c: JobCtx = { jobs, notifier, capped, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
     get: (id: string, scope: TenantScope) => get(c, id, scope),
@@ -321,6 +329,9 @@ export function createJobService(deps: {
     completeMany: (scope: TenantScope, items: AckItem[]) => completeMany(c, scope, items),
     completeOwn: (scope: TenantScope, items: AckItem[]) => completeOwn(c, scope, items),
     fail: (id: string, scope: TenantScope, a: Parameters<typeof fail>[3]) => fail(c, id, scope, a),
+    retry: operator.retry,
+    remove: operator.remove,
+    bulk: operator.bulk,
     newLeaseId: randomUUID,
   };
 }

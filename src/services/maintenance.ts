@@ -24,7 +24,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
         metrics.reaperRecoveries.inc({ to: r.status });
         metrics.leaseExpired(r);
         metrics.transitions.inc({ from: "running", to: r.status });
-        if (r.status === "queued") notifier.notify(r.queue);
+        if (r.status === "queued") notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
       }
       // Every reaped job left a running slot (a requeued one keeps only its key's turn).
       capped.freed(rows.map((r) => r.queue));
@@ -41,7 +41,8 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
   }
 
   /** Ready: the database answers within 2 s and the migrations are applied. */
-  async function readiness(): Promise<{ ready: true } | { ready: false; detail: string }> {
+  /** Why not ready is for the log only: a driver's error names the database's host and port. */
+  async function readiness(): Promise<{ ready: true } | { ready: false; detail: string; error?: unknown }> {
     try {
       const ok = await Promise.race([
         migrationsApplied(deps.sql),
@@ -49,7 +50,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
       ]);
       return ok ? { ready: true } : { ready: false, detail: "migrations not applied" };
     } catch (e) {
-      return { ready: false, detail: (e as Error).message };
+      return { ready: false, detail: "database unreachable", error: e };
     }
   }
 

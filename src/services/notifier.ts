@@ -6,11 +6,47 @@ const CHANNEL = "jobline_jobs";
 /** How often a process checks that its LISTEN still hears its own NOTIFY. */
 const PROBE_MS = 1000;
 
+/** What a waiting poll can take; `tenant` null is a platform key's (every tenant). */
+export interface Interest {
+  queues: string[];
+  kinds?: string[] | undefined;
+  tenant: string | null;
+}
+/** Jobs that became claimable: `kind` and `tenant` absent mean "any" (a batch, a promotion). */
+export interface Announcement {
+  queue: string;
+  kind?: string | undefined;
+  tenant?: string | undefined;
+}
+type Waiter = { queues: Set<string>; kinds: Set<string> | null; tenant: string | null; wake: (a: Announcement | null) => void };
+
+const matches = (w: Omit<Waiter, "wake">, a: Announcement) =>
+  w.queues.has(a.queue) &&
+  (a.kind === undefined || w.kinds === null || w.kinds.has(a.kind)) &&
+  (a.tenant === undefined || w.tenant === null || w.tenant === a.tenant);
+
+/** How long an announcement no poll was waiting for stays owed to polls whose claim was in flight then. */
+const OWED_MS = 5000;
+
 /**
- * Wakes long-polling claimers when a job becomes claimable. One LISTEN
- * connection per process, not one per request. Local submits wake local
- * waiters at once; the NOTIFY reaches the other processes. Notifies are
- * coalesced per tick.
+ * A NOTIFY payload: a bare queue name announces an unknown number of jobs (every waiter of the
+ * queue wakes, as releases before counted wake-ups sent for all); `count queue kind tenant`
+ * (names hold no spaces) announces `count` jobs of that kind and tenant.
+ */
+const payloadOf = (a: Announcement, count: number) =>
+  a.kind === undefined || a.tenant === undefined || !Number.isFinite(count) ? a.queue : `${count} ${a.queue} ${a.kind} ${a.tenant}`;
+function parsePayload(p: string): { a: Announcement; count: number } {
+  const [n, queue, kind, tenant] = p.split(" ");
+  if (queue === undefined || kind === undefined || tenant === undefined) return { a: { queue: p }, count: Number.POSITIVE_INFINITY };
+  return { a: { queue, kind, tenant }, count: Math.max(1, Number(n) || 1) };
+}
+
+/**
+ * Wakes long-polling claimers when jobs become claimable, one waiting poll per job: a submit
+ * that woke every poll of its queue made each run a claim, all but one finding nothing. One
+ * LISTEN connection per process, not one per request. Local announcements wake local waiters
+ * at once; only the jobs no local poll was waiting for are sent to the other processes by
+ * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
  *
  * `listenClient` makes the client that holds the LISTEN. postgres.js
  * re-subscribes after its LISTEN connection drops, but only once: if
@@ -21,8 +57,9 @@ const PROBE_MS = 1000;
  * whole listen client.
  */
 export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
-  const waiters = new Set<{ queues: Set<string>; wake: () => void }>();
-  const pending = new Set<string>();
+  const waiters = new Set<Waiter>();
+  /** Per payload: the announcement and how many jobs to send to the other processes. */
+  const pending = new Map<string, { a: Announcement; count: number }>();
   let scheduled = false;
   let listening: Promise<unknown> | null = null;
   let closed = false;
@@ -33,22 +70,25 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
   const probeToken = `\u0001probe:${process.pid}:${Math.random().toString(36).slice(2)}`;
   let heardProbe = true;
 
-  // NOTIFYs this process sent and has not heard back yet, per queue. Its local waiters were
+  // NOTIFYs this process sent and has not heard back yet, per payload. Its local waiters were
   // woken when it announced; the echo must not count as a second announcement, or a poll that
   // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
   // replaced meanwhile, never echoes: the counts are given back or dropped then.
   const echoes = new Map<string, number>();
-  /** Takes one owed echo of `queue`; false when none is owed. */
-  const takeEcho = (queue: string) => {
-    const owed = echoes.get(queue);
+  /** Takes one owed echo of `payload`; false when none is owed. */
+  const takeEcho = (payload: string) => {
+    const owed = echoes.get(payload);
     if (owed === undefined) return false;
-    if (owed <= 1) echoes.delete(queue);
-    else echoes.set(queue, owed - 1);
+    if (owed <= 1) echoes.delete(payload);
+    else echoes.set(payload, owed - 1);
     return true;
   };
-  const onMessage = (queue: string) => {
-    if (queue === probeToken) heardProbe = true;
-    else if (!takeEcho(queue)) wakeLocal(queue);
+  const onMessage = (payload: string) => {
+    if (payload === probeToken) heardProbe = true;
+    else if (!takeEcho(payload)) {
+      const { a, count } = parsePayload(payload);
+      wakeLocal(a, count);
+    }
   };
 
   const dropListenClient = () => {
@@ -82,34 +122,74 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     }
   };
 
-  // Which queues were announced when: a poll marks the count before its claim, and a wait that
-  // starts after an announcement it could not have seen returns at once instead of sleeping
-  // through it. The map is cleared when large; `floor` then makes older marks wake at once.
+  // Announcements no waiting poll took, in order: a poll marks the count before its claim, and a
+  // wait that starts after such an announcement (which its claim may not have seen) takes it and
+  // returns at once instead of sleeping through it. Dropped after OWED_MS, or beyond 10,000;
+  // `floor` then makes older marks return at once.
   let announced = 0;
   let floor = 0;
-  const lastAnnounced = new Map<string, number>();
-  const wakeLocal = (queue: string) => {
-    if (lastAnnounced.size >= 10_000) {
-      lastAnnounced.clear();
-      floor = announced + 1;
+  let owed: Array<{ seq: number; at: number; a: Announcement; left: number }> = [];
+  const prune = (now: number) => {
+    let i = 0;
+    while (i < owed.length && (owed[i]!.left <= 0 || owed[i]!.at < now - OWED_MS)) i++;
+    if (owed.length - i >= 10_000) {
+      floor = owed[owed.length - 1]!.seq + 1;
+      i = owed.length;
     }
-    lastAnnounced.set(queue, ++announced);
-    for (const w of waiters) if (w.queues.has(queue)) w.wake();
+    if (i > 0) owed = owed.slice(i);
   };
-  const announcedSince = (queues: string[], mark: number) =>
-    mark < floor || queues.some((q) => (lastAnnounced.get(q) ?? 0) > mark);
+  /** Wakes up to `count` matching waiters, oldest first; returns how many jobs found none. */
+  const wakeLocal = (a: Announcement, count: number) => {
+    const now = Date.now();
+    prune(now);
+    const seq = ++announced;
+    let left = count;
+    for (const w of waiters) {
+      if (left <= 0) break;
+      if (!matches(w, a)) continue;
+      w.wake(a);
+      left--;
+    }
+    if (left > 0) owed.push({ seq, at: now, a, left });
+    return left;
+  };
+  /** An owed announcement made after `mark` that `w` can take, taken (one job of it). */
+  const takeOwed = (w: Omit<Waiter, "wake">, mark: number): Announcement | null => {
+    if (mark < floor) return { queue: [...w.queues][0]! };
+    for (let i = owed.length - 1; i >= 0 && owed[i]!.seq > mark; i--) {
+      const e = owed[i]!;
+      if (e.left > 0 && matches(w, e.a)) {
+        e.left--;
+        return e.a;
+      }
+    }
+    return null;
+  };
 
   const flush = () => {
     scheduled = false;
-    const queues = [...pending];
+    const out = [...pending].map(([, p]) => payloadOf(p.a, p.count));
     pending.clear();
-    if (queues.length === 0) return;
+    if (out.length === 0) return;
     if (echoes.size > 10_000) echoes.clear();
-    for (const q of queues) echoes.set(q, (echoes.get(q) ?? 0) + 1);
-    sql`SELECT pg_notify(${CHANNEL}, q) FROM unnest(${queues}::text[]) AS q`.catch(() => {
+    for (const p of out) echoes.set(p, (echoes.get(p) ?? 0) + 1);
+    sql`SELECT pg_notify(${CHANNEL}, p) FROM unnest(${out}::text[]) AS p`.catch(() => {
       // Waiters fall back to polling; a lost wake-up costs latency, never a job.
-      for (const q of queues) takeEcho(q);
+      for (const p of out) takeEcho(p);
     });
+  };
+
+  /** Announces locally, and sends what no local poll took to the other processes. */
+  const announce = (a: Announcement, count: number) => {
+    const left = wakeLocal(a, count);
+    if (left <= 0) return;
+    const key = a.kind === undefined || a.tenant === undefined ? a.queue : `${a.queue} ${a.kind} ${a.tenant}`;
+    const p = pending.get(key);
+    pending.set(key, { a, count: (p?.count ?? 0) + left });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
   };
 
   return {
@@ -121,38 +201,48 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
       });
       await listening;
     },
-    /** Announce that `queue` has a newly claimable job. */
-    notify(queue: string): void {
-      wakeLocal(queue);
-      pending.add(queue);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+    /**
+     * Announce that `queue` has newly claimable jobs: with `jobs` (their kind, tenant and
+     * count, default 1) that many waiting polls that can take them wake; without, every poll
+     * of the queue.
+     */
+    notify(queue: string, jobs?: { kind: string; tenant: string; count?: number }): void {
+      if (!jobs) announce({ queue }, Number.POSITIVE_INFINITY);
+      else announce({ queue, kind: jobs.kind, tenant: jobs.tenant }, jobs.count ?? 1);
+    },
+    /** A woken poll that leaves without claiming hands its wake-up to another poll. */
+    passOn(a: Announcement): void {
+      if (!closed) announce(a, 1);
     },
     /** A mark to pass to wait(): take it before the claim whose emptiness the wait follows. */
     mark(): number {
       return announced;
     },
     /**
-     * Resolves when one of `queues` is notified, after `ms`, or on abort; at once if one was
-     * notified after `since` (a job committed between an empty claim and this wait).
+     * Resolves with the announcement that woke it, or null after `ms` or on abort; at once if an
+     * announcement no poll took came after `since` (a job committed between an empty claim and
+     * this wait). A bare list of queues takes every kind of every tenant.
      */
-    wait(queues: string[], ms: number, signal?: Cancel, since?: number): Promise<void> {
-      if (closed || (since !== undefined && announcedSince(queues, since))) return Promise.resolve();
+    wait(interest: string[] | Interest, ms: number, signal?: Cancel, since?: number): Promise<Announcement | null> {
+      const i = Array.isArray(interest) ? { queues: interest, tenant: null } : interest;
+      const filter = { queues: new Set(i.queues), kinds: i.kinds ? new Set(i.kinds) : null, tenant: i.tenant };
+      if (closed) return Promise.resolve(null);
+      const early = since === undefined ? null : takeOwed(filter, since);
+      if (early) return Promise.resolve(early);
       return new Promise((resolve) => {
-        const w = {
-          queues: new Set(queues),
-          wake: () => {
+        const w: Waiter = {
+          ...filter,
+          wake: (a) => {
             clearTimeout(timer);
             waiters.delete(w);
-            signal?.removeEventListener("abort", w.wake);
-            resolve();
+            signal?.removeEventListener("abort", onAbort);
+            resolve(a);
           },
         };
-        const timer = setTimeout(w.wake, Math.max(0, ms));
+        const onAbort = () => w.wake(null);
+        const timer = setTimeout(onAbort, Math.max(0, ms));
         waiters.add(w);
-        signal?.addEventListener("abort", w.wake, { once: true });
+        signal?.addEventListener("abort", onAbort, { once: true });
       });
     },
     /** Shutdown: release every waiter, and make later waits return at once, so long polls end now. */
@@ -160,7 +250,11 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
       closed = true;
       if (probeTimer) clearInterval(probeTimer);
       dropListenClient();
-      for (const w of [...waiters]) w.wake();
+      for (const w of [...waiters]) w.wake(null);
+    },
+    /** Polls waiting now. */
+    get waiting(): number {
+      return waiters.size;
     },
     get closed(): boolean {
       return closed;

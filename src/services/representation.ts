@@ -29,6 +29,8 @@ export function jobDto(r: JobRow) {
     cancelRequested: r.cancelRequested,
     result: r.result ?? null,
     lastError: (r.lastError ?? null) as { message: string; code?: string } | null,
+    // A webhook snapshot taken before the column existed has none.
+    errors: r.errors ?? [],
     batchId: r.batchId,
     idempotencyKey: r.idempotencyKey,
     webhookUrl: r.webhookUrl,
@@ -37,6 +39,8 @@ export function jobDto(r: JobRow) {
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
     version: r.version,
+    scheduleId: r.scheduleId ?? null,
+    scheduledFor: iso(r.scheduledFor),
   };
 }
 

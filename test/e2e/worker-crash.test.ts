@@ -34,7 +34,7 @@ beforeAll(async () => {
   db = await createTestDatabase("worker_crash");
   sql = postgres(db.url, { max: 2, onnotice: () => {} });
   receiver = await startReceiver();
-  apiProc = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin });
+  apiProc = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin, JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
   client = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "crash", roles: ["client"] })).body.key;
   worker = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "crash", roles: ["worker"] })).body.key;
 });

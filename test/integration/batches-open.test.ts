@@ -88,7 +88,7 @@ describe("open batches", () => {
       clearTimeout(timer);
       // Had it waited, the cancel's next lock (the batch row, held by the seal) closed a cycle.
       expect(sealed).not.toBe("waited");
-      const done = await env.c.repos.jobs.cancelIfQueued(victim, null, undefined, cancel);
+      const [done] = await env.c.repos.jobs.cancelIfQueued([victim], null, undefined, cancel);
       expect(done?.status).toBe("cancelled");
       await cancel`COMMIT`;
     } finally {

@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { camelColumns } from "../../src/db/client.js";
+import { HELD_TAG } from "../../src/db/schema.js";
 import { jobsRepository } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
@@ -17,6 +18,7 @@ let last: { query: string; params: unknown[] } | null = null;
 let lastClaim: { query: string; params: unknown[] } | null = null;
 let lastPromotion: { query: string; params: unknown[] } | null = null;
 let lastOldest: { query: string; params: unknown[] } | null = null;
+let lastRetag: { query: string; params: unknown[] } | null = null;
 beforeAll(async () => {
   env = await createTestEnv("plan_stability");
   traced = postgres(env.url, {
@@ -29,6 +31,7 @@ beforeAll(async () => {
       if (query.includes("claimable AS (")) lastClaim = { query, params: params as unknown[] };
       if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
       if (query.includes(") due GROUP BY queue")) lastOldest = { query, params: params as unknown[] };
+      if (query.includes("SET fair_tag = t.tag")) lastRetag = { query, params: params as unknown[] };
     },
   });
 });
@@ -161,6 +164,27 @@ describe("batch complete plan", () => {
       // And the statement still does its job: every item completed once.
       const done = await repo.completeManyIfLeased(items, "acme", traced, true);
       expect(done.map((r) => r.status)).toEqual(Array(500).fill("succeeded"));
+    } finally {
+      await env.c.sql`TRUNCATE jobs CASCADE`;
+    }
+  });
+
+  it("a promotion of 1,000 held jobs probes one row per job, with or without a generic plan", async () => {
+    try {
+      await env.c.sql`
+        INSERT INTO jobs (tenant, queue, kind, payload) SELECT 'acme', 'plan-promote', 'k', '{}' FROM generate_series(1, 30000)`;
+      await env.c.sql`ANALYZE jobs`;
+      await env.c.sql.unsafe(`
+        INSERT INTO jobs (tenant, queue, kind, payload, fair_tag, run_at)
+        SELECT 'acme', 'plan-promote', 'k', '{}', ${HELD_TAG}, now() - interval '1 s' FROM generate_series(1, 1000)`);
+      lastRetag = null;
+      await rolledBack((tx) => jobsRepository(tx).promoteDue(1000, tx));
+      for (const mode of PLAN_MODES) {
+        // As "jobs.id = t.id", the custom plan hashed the 1,000 ids and read all 31,000 jobs.
+        const w = await explain(lastRetag!, mode);
+        expect({ mode, ...w }).toEqual({ mode, jobsRows: expect.any(Number), batchesRows: 0, joinFiltered: 0 });
+        expect(w.jobsRows, mode).toBeLessThanOrEqual(1000);
+      }
     } finally {
       await env.c.sql`TRUNCATE jobs CASCADE`;
     }

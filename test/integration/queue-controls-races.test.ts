@@ -41,7 +41,7 @@ const quiet = { notify() {} } as unknown as Notifier;
 // head job would hide that). Every fourth claimer takes any kind.
 const claimerOf = (i: number, kinds = false) => {
   const repo = jobsRepository(pools[i]!);
-  const shared = createSharedStatements(pools[i]! as never, repo, createCappedQueues(queuesRepository(pools[i]!), quiet));
+  const shared = createSharedStatements(pools[i]! as never, repo, createCappedQueues(queuesRepository(pools[i]!), quiet), env.c.metrics);
   const kind = kinds && i % 4 !== 3 ? { kinds: [`k${i % 4}`] } : {};
   return { repo, claim: (queue: string, max: number) => shared.claimRouted({ queues: [queue], tenant: i % 2 ? TENANT : null, leaseSeconds: 600, ...kind }, [{ workerId: `w${i}`, max }]).then((r) => r[0]!) };
 };

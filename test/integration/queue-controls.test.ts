@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJoblineClient, JoblineApiError, queueControls } from "../../clients/typescript/src/index.js";
-import { runRemote, UsageError } from "../../src/cliRemote.js";
+import { queuesCommand } from "../../src/cliQueues.js";
+import { UsageError } from "../../src/cliRemote.js";
 import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 // Queue controls over HTTP: the routes, their errors and tenant isolation, and each limit as
@@ -198,14 +199,14 @@ describe("SDK and CLI", () => {
     const write = process.stdout.write;
     process.stdout.write = (() => true) as never;
     try {
-      expect(await runRemote("queues", ["set", "cliq", "--concurrency", "5", "--group-concurrency", "1", "--rate-limit", "100/60"])).toBe(0);
-      expect(await runRemote("queues", ["pause", "cliq"])).toBe(0);
+      expect(await queuesCommand("set", "cliq", { concurrency: "5", groupConcurrency: "1", rateLimit: "100/60" })).toBe(0);
+      expect(await queuesCommand("pause", "cliq", {})).toBe(0);
       expect((await env.c.repos.queues.get("cliq", "acme"))).toMatchObject({ paused: true, concurrency: 5, groupConcurrency: 1, rateLimit: { limit: 100, periodSeconds: 60 } });
-      expect(await runRemote("queues", ["resume", "cliq"])).toBe(0);
-      expect(await runRemote("queues", ["get", "cliq"])).toBe(0);
+      expect(await queuesCommand("resume", "cliq", {})).toBe(0);
+      expect(await queuesCommand("get", "cliq", {})).toBe(0);
       expect((await env.c.repos.queues.get("cliq", "acme"))?.paused).toBe(false);
-      await expect(runRemote("queues", ["set", "cliq", "--rate-limit", "100"])).rejects.toBeInstanceOf(UsageError);
-      await expect(runRemote("queues", ["set", "cliq", "--concurrency", "0"])).rejects.toBeInstanceOf(UsageError);
+      await expect(queuesCommand("set", "cliq", { rateLimit: "100" })).rejects.toBeInstanceOf(UsageError);
+      await expect(queuesCommand("set", "cliq", { concurrency: "0" })).rejects.toBeInstanceOf(UsageError);
     } finally {
       process.stdout.write = write;
       process.env.JOBLINE_URL = saved.url;

@@ -37,12 +37,15 @@ async function dueOneByOne(queue: string) {
     FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = ${queue}) o
     WHERE jobs.id = o.id`;
 }
-/** How many promotion statements `f` runs (the real repository method, spied on). */
+/**
+ * How many promotions `f` runs (the real repository method, spied on). A promotion runs
+ * statements of up to 1,000 rows until one promotes fewer: that last one counts.
+ */
 async function promotionsDuring(f: () => Promise<unknown>): Promise<number> {
   const spy = vi.spyOn(env.c.repos.jobs, "promoteDue");
   try {
     await f();
-    return spy.mock.calls.length;
+    return spy.mock.settledResults.filter((r) => r.type !== "fulfilled" || r.value.promoted < 1000).length;
   } finally {
     spy.mockRestore();
   }
@@ -178,9 +181,18 @@ describe("scheduled jobs", () => {
     await expect(poison).rejects.toMatchObject({ code: "23514", constraint_name: "job_groups_tag_below_held" });
     expect((await claim("s8")).map((j) => j.id)).toEqual([r.value.id]);
   });
-  it("a poll arriving while a promotion runs joins the next one, so a job just due is not missed", async () => {
-    const r = await svc().submit("acme", { queue: "s9-y", kind: "k", payload: {}, runAt: tomorrow() });
+  /**
+   * A poll of `${p}-y` arrives while a promotion runs, after its job fell due; the poll must
+   * take the job. `otherDue` held jobs of another queue, already due, make that promotion
+   * run more than one round (PROMOTE_MAX_ROWS each), and a later round takes the job.
+   */
+  async function pollDuringPromotion(p: string, otherDue: number) {
+    const r = await svc().submit("acme", { queue: `${p}-y`, kind: "k", payload: {}, runAt: tomorrow() });
     if (!r.ok) throw new Error(r.error);
+    if (otherDue > 0) {
+      await heldMany(`${p}-z`, otherDue, "Z");
+      await makeDue(`${p}-z`);
+    }
     // A promotion that has read the held jobs and is slow to finish (as when its tag
     // allocation waits on a group row): it holds until released.
     const repo = env.c.repos.jobs;
@@ -202,7 +214,7 @@ describe("scheduled jobs", () => {
     });
     repo.claimNextFor = async (f, takers, q) => {
       const out = await realClaim(f, takers, q);
-      if (f.queues.includes("s9-y")) claimedY();
+      if (f.queues.includes(`${p}-y`)) claimedY();
       return out;
     };
     repo.promoteDue = async (limit, q) => {
@@ -214,10 +226,10 @@ describe("scheduled jobs", () => {
       return out;
     };
     try {
-      const first = claim("s9-x");
+      const first = claim(`${p}-x`);
       await inside;
-      await makeDue("s9-y");
-      const second = claim("s9-y");
+      await makeDue(`${p}-y`);
+      const second = claim(`${p}-y`);
       // The second poll reaches the running promotion (its claim came back empty, and the
       // promotion call follows in the same turn) before that promotion ends.
       await yClaimed;
@@ -229,7 +241,11 @@ describe("scheduled jobs", () => {
       repo.promoteDue = real;
       repo.claimNextFor = realClaim;
     }
-  });
+  }
+  it("a poll arriving while a promotion runs joins the next one, so a job just due is not missed", () =>
+    pollDuringPromotion("s9", 0));
+  it("a poll arriving while a promotion runs counts that promotion's later rounds, which may take its job", () =>
+    pollDuringPromotion("s11", 1500));
 
   it("a kind-filtered poll is not woken into promotion after promotion by its own queue's other jobs", async () => {
     await dueOneByOne("s10");

@@ -11,7 +11,7 @@ let dispatchers: WebhookDispatcher[] = [];
 const receivers: Array<{ close: () => Promise<void> }> = [];
 
 beforeAll(async () => {
-  env = await createTestEnv("worker_webhooks");
+  env = await createTestEnv("worker_webhooks", { JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
 });
 afterEach(async () => {
   await Promise.all(dispatchers.map((d) => d.stop()));
@@ -172,14 +172,17 @@ describe("webhook dispatcher", () => {
     const viaName = await finishJob("hooks-e", `http://localhost:${r.port}/x`);
     const metadata = await finishJob("hooks-e", "http://169.254.169.254/latest/meta-data");
     const mapped = await finishJob("hooks-e", `http://[::ffff:127.0.0.1]:${r.port}/x`);
+    // IPv4-compatible (::/96): refused as policy, final at the first attempt, never tried as a connection.
+    const compat = await finishJob("hooks-e", `http://[::127.0.0.1]:${r.port}/x`);
     dispatcher({ JOBLINE_WEBHOOK_ALLOW_HOSTS: "" });
-    for (const j of [viaIp, viaName, metadata, mapped])
+    for (const j of [viaIp, viaName, metadata, mapped, compat])
       await until("dead", async () => ((await outboxRow(j.id)).status === "dead" ? true : undefined), 10_000);
     expect(r.deliveries).toHaveLength(0);
     expect((await outboxRow(viaIp.id)).lastError).toMatch(/127\.0\.0\.1 is a non-public address/);
     expect((await outboxRow(viaName.id)).lastError).toMatch(/localhost resolves to non-public address/);
     expect((await outboxRow(metadata.id)).lastError).toMatch(/169\.254\.169\.254 is a non-public address/);
     expect((await outboxRow(mapped.id)).attempts).toBe(1);
+    expect((await outboxRow(compat.id)).lastError).toMatch(/::7f00:1 is a non-public address/);
     for (const a of ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"])
       expect(isBlockedAddress(a), a).toBe(true);
     for (const a of ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"]) expect(isBlockedAddress(a), a).toBe(false);

@@ -32,6 +32,7 @@ const WORDING: Record<JobTransition, string | null> = {
   // not name it (its edge, running → queued, is the table's), and it is fenced by the lease.
   release: null,
   batchRetry: "batch retry",
+  retry: "job retry",
 };
 /** Transitions the contract does not name; the fencing rule below is checked without them. */
 const INTERNAL: JobTransition[] = ["release"];
@@ -70,8 +71,8 @@ describe("job state machine", () => {
   it("terminal statuses are the table's sinks and the sources of retry only", () => {
     const out = (s: JobStatus) => (Object.keys(JOB_TRANSITIONS) as JobTransition[]).filter((t) => JOB_TRANSITIONS[t].from.includes(s));
     expect(out("succeeded")).toEqual([]);
-    expect(out("failed")).toEqual(["batchRetry"]);
-    expect(out("cancelled")).toEqual(["batchRetry"]);
+    expect(out("failed")).toEqual(["batchRetry", "retry"]);
+    expect(out("cancelled")).toEqual(["batchRetry", "retry"]);
     expect(JOB_STATUSES.filter(isTerminal).sort()).toEqual(["cancelled", "failed", "succeeded"]);
   });
 });

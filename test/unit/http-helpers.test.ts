@@ -103,6 +103,10 @@ describe("jsonProblem", () => {
     expect(jsonProblem(nest(64))).toBeNull();
     expect(jsonProblem(nest(65))).toMatch(/deeper/);
     expect(jsonProblem(nest(100_000))).toMatch(/deeper/);
+    // Levels are arrays and objects, whatever the innermost holds: 65 around nothing is 65.
+    const empty = (n: number): unknown => (n === 1 ? [] : [empty(n - 1)]);
+    expect(jsonProblem(empty(64))).toBeNull();
+    expect(jsonProblem(empty(65))).toMatch(/deeper/);
   });
 
   it("refuses numbers JSON cannot carry (1e400 parses to Infinity and would be stored as null)", () => {

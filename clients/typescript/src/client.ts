@@ -9,11 +9,36 @@ export type ClaimedJob = Schemas["ClaimedJob"];
 export type Batch = Schemas["Batch"];
 export type Problem = Schemas["Problem"];
 export type JobStatus = Job["status"];
+/** The body of `POST /v1/jobs/bulk` and its answer. */
+export type JobBulk = Schemas["JobBulk"];
+export type JobBulkResult = Schemas["JobBulkResult"];
 /** The body of `POST /v1/jobs`. */
 export type JobSubmit = paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"];
+export type Schedule = Schemas["Schedule"];
+export type ScheduleCreate = Schemas["ScheduleCreate"];
+export type SchedulePatch = Schemas["SchedulePatch"];
 
-/** The typed openapi-fetch client: `client.POST("/v1/jobs", { body })`, `client.GET("/v1/jobs/{id}", …)`, … */
-export type JoblineClient = Client<paths>;
+/**
+ * Cron schedules (`/v1/schedules`). Each method resolves to the answer's body and throws
+ * `JoblineApiError` for a non-2xx answer (409 `name_taken`, 404, …).
+ */
+export interface ScheduleMethods {
+  create(body: ScheduleCreate): Promise<Schedule>;
+  list(query?: { limit?: number; cursor?: string }): Promise<{ items: Schedule[]; nextCursor: string | null }>;
+  get(id: string): Promise<Schedule>;
+  update(id: string, patch: SchedulePatch): Promise<Schedule>;
+  /** No new runs until resumed. */
+  pause(id: string): Promise<Schedule>;
+  /** Runs from the next tick after now; ticks missed while paused do not run. */
+  resume(id: string): Promise<Schedule>;
+  delete(id: string): Promise<void>;
+}
+
+/**
+ * The typed openapi-fetch client: `client.POST("/v1/jobs", { body })`, `client.GET("/v1/jobs/{id}", …)`, …,
+ * and `client.schedules.*`.
+ */
+export type JoblineClient = Client<paths> & { schedules: ScheduleMethods };
 
 export interface JoblineClientOptions extends Omit<ClientOptions, "baseUrl"> {
   /** e.g. `http://127.0.0.1:8080` (without `/v1`). */
@@ -84,7 +109,23 @@ export function createJoblineClient(options: JoblineClientOptions): JoblineClien
     },
   };
   client.use(auth);
-  return client;
+  return Object.assign(client, { schedules: scheduleMethods(client) });
+}
+
+function scheduleMethods(client: Client<paths>): ScheduleMethods {
+  const path = (id: string) => ({ params: { path: { id } } });
+  const update = (id: string, patch: SchedulePatch) => unwrap(client.PATCH("/v1/schedules/{id}", { ...path(id), body: patch }));
+  return {
+    create: (body) => unwrap(client.POST("/v1/schedules", { body })),
+    list: (query = {}) => unwrap(client.GET("/v1/schedules", { params: { query } })),
+    get: (id) => unwrap(client.GET("/v1/schedules/{id}", path(id))),
+    update,
+    pause: (id) => update(id, { paused: true }),
+    resume: (id) => update(id, { paused: false }),
+    delete: async (id) => {
+      await unwrap(client.DELETE("/v1/schedules/{id}", path(id)));
+    },
+  };
 }
 
 /** A non-2xx answer of the API, with its RFC 9457 problem (when the body was one). */

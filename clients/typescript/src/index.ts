@@ -12,6 +12,10 @@ export {
   type JobSubmit,
   type Problem,
   type paths,
+  type Schedule,
+  type ScheduleCreate,
+  type ScheduleMethods,
+  type SchedulePatch,
   unwrap,
 } from "./client.js";
 export {

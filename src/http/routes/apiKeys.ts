@@ -22,6 +22,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
       onRequest: admin,
       schema: {
         tags,
+        operationId: "createApiKey",
         summary: "Create an API key (the key is shown once)",
         body: z.strictObject({
           tenant: KeyTenant,
@@ -46,7 +47,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
     "/v1/api-keys",
     {
       onRequest: admin,
-      schema: { tags, summary: "List API keys (never their secrets)", response: { 200: z.object({ items: z.array(ApiKeySchema) }), ...errors() } },
+      schema: { tags, operationId: "listApiKeys", summary: "List API keys (never their secrets)", response: { 200: z.object({ items: z.array(ApiKeySchema) }), ...errors() } },
     },
     async (req) => {
       const rows = await auth.listKeys(req.principal);
@@ -67,7 +68,7 @@ export async function apiKeyRoutes(app: Api, c: Container) {
     "/v1/api-keys/:id",
     {
       onRequest: admin,
-      schema: { tags, summary: "Delete an API key", params: IdParams, response: { 204: z.null().describe("deleted"), ...errors(404) } },
+      schema: { tags, operationId: "deleteApiKey", summary: "Delete an API key", params: IdParams, response: { 204: z.null().describe("deleted"), ...errors(404) } },
     },
     async (req, reply) => {
       const out = await auth.deleteKeyAs(req.principal, req.params.id);

@@ -11,6 +11,7 @@ import { BatchSchema, JobArray } from "../schemas/batches.js";
 import { IdParams, NamedTenant, WebhookUrl } from "../schemas/common.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
+import { webhookUrlGuard } from "../webhookUrls.js";
 
 /**
  * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
@@ -30,6 +31,9 @@ export async function batchRoutes(app: Api, c: Container) {
   const svc = c.services.batches;
   const client = requireRole(c, "client");
   const tags = ["batches"];
+  const refuseWebhookUrls = webhookUrlGuard(c);
+  const jobUrls = (jobs: Array<{ webhookUrl?: string | undefined }>) =>
+    jobs.map((j, i): [string, string | undefined] => [`jobs[${i}].webhookUrl`, j.webhookUrl]);
   const send = (reply: FastifyReply, v: Parameters<typeof batchDto>, code = 200) =>
     reply.code(code).header("etag", `"${v[0].version}"`).send(batchDto(...v));
 
@@ -41,6 +45,7 @@ export async function batchRoutes(app: Api, c: Container) {
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
         tags,
+        operationId: "createBatch",
         summary: "Create a batch of jobs; sealed at once unless `seal: false`",
         description:
           "Up to 10,000 jobs per request (413 beyond; body up to 32 MiB, each payload up to 256 KiB). With `seal: false` " +
@@ -62,6 +67,7 @@ export async function batchRoutes(app: Api, c: Container) {
       if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
       const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl], ...jobUrls(input.jobs)])) return reply;
       const out = await svc.create(tenant, {
         ...input,
         jobs: input.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
@@ -80,6 +86,7 @@ export async function batchRoutes(app: Api, c: Container) {
       bodyLimit: BATCH_BODY_LIMIT,
       schema: {
         tags,
+        operationId: "addBatchJobs",
         summary: "Add jobs to a batch that is still preparing",
         description: "Up to 10,000 jobs per request (413 beyond). 409 once the batch is sealed.",
         params: IdParams,
@@ -88,6 +95,7 @@ export async function batchRoutes(app: Api, c: Container) {
       },
     },
     async (req, reply) => {
+      if (refuseWebhookUrls(reply, jobUrls(req.body.jobs))) return reply;
       const out = await svc.addJobs(
         req.params.id,
         scope(req),
@@ -104,6 +112,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "sealBatch",
         summary: "Seal a batch: its jobs become claimable (idempotent)",
         params: IdParams,
         body: z.strictObject({}).nullish(),
@@ -121,7 +130,7 @@ export async function batchRoutes(app: Api, c: Container) {
     "/v1/batches/:id",
     {
       onRequest: client,
-      schema: { tags, summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
+      schema: { tags, operationId: "getBatch", summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await svc.get(req.params.id, scope(req));
@@ -136,6 +145,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "listBatches",
         summary: "List batches, newest first (keyset pagination)",
         querystring: z.strictObject({
           status: z.enum(BATCH_STATUSES).optional(),
@@ -165,6 +175,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "cancelBatch",
         summary: "Cancel a batch: queued jobs are cancelled, running ones asked to stop",
         params: IdParams,
         body: z.strictObject({}).nullish(),
@@ -184,6 +195,7 @@ export async function batchRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "retryBatch",
         summary: "Requeue a finished batch's failed and cancelled jobs (attempts reset)",
         params: IdParams,
         body: z.strictObject({}).nullish(),

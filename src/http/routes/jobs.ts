@@ -9,12 +9,14 @@ import { IdParams, IfMatchHeaders, JsonValue, LeaseSeconds, Name, parseIfMatch, 
 import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
+import { webhookUrlGuard } from "../webhookUrls.js";
 
 export async function jobRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
   const client = requireRole(c, "client");
   const worker = requireRole(c, "worker");
   const tags = ["jobs"];
+  const refuseWebhookUrls = webhookUrlGuard(c);
 
   app.post(
     "/v1/jobs",
@@ -22,6 +24,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "submitJob",
         summary: "Submit a job",
         body: JobSubmitBody,
         headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional() }),
@@ -34,6 +37,7 @@ export async function jobRoutes(app: Api, c: Container) {
       if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
       const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl]])) return reply;
       const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
       reply.header("etag", `"${out.value.version}"`);
@@ -46,7 +50,7 @@ export async function jobRoutes(app: Api, c: Container) {
     "/v1/jobs/:id",
     {
       onRequest: client,
-      schema: { tags, summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
+      schema: { tags, operationId: "getJob", summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await svc.get(req.params.id, scope(req));
@@ -61,6 +65,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "listJobs",
         summary: "List jobs, newest first (keyset pagination)",
         querystring: z.strictObject({
           queue: Name.optional(),
@@ -93,6 +98,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
+        operationId: "cancelJob",
         summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
         params: IdParams,
         headers: IfMatchHeaders,
@@ -113,6 +119,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "claimJob",
         summary: "Claim one specific queued job (optimistic with If-Match)",
         params: IdParams,
         headers: IfMatchHeaders,
@@ -137,6 +144,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "heartbeatJob",
         summary: "Extend the lease; learn whether a cancel was requested",
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
@@ -159,6 +167,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "completeJob",
         summary: "Complete a running job (idempotent for the same lease token)",
         params: IdParams,
         body: z.strictObject({ leaseToken: Uuid, result: JsonValue.optional() }),
@@ -178,6 +187,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "completeJobs",
         summary: "Complete many running jobs in one statement; each item is answered on its own",
         body: z.strictObject({ items: z.array(CompleteItem).min(1).max(1000) }),
         response: {
@@ -204,6 +214,7 @@ export async function jobRoutes(app: Api, c: Container) {
       onRequest: worker,
       schema: {
         tags,
+        operationId: "failJob",
         summary: "Report a failure: retried with backoff while attempts remain",
         params: IdParams,
         body: z.strictObject({

@@ -17,6 +17,7 @@ export async function processNextRoutes(app: Api, c: Container) {
       onRequest: requireRole(c, "worker"),
       schema: {
         tags: ["workers"],
+        operationId: "processNext",
         summary: "Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready",
         description:
           "`complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), " +

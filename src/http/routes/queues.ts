@@ -33,6 +33,7 @@ export async function queueRoutes(app: Api, c: Container) {
       onRequest: requireRole(c, "client", "worker"),
       schema: {
         tags: ["queues"],
+        operationId: "listQueues",
         summary: "Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait",
         response: {
           200: z
@@ -52,7 +53,7 @@ export async function queueRoutes(app: Api, c: Container) {
   const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
   app.get(
     "/v1/queues/:queue",
-    { onRequest: admin, schema: { ...route, summary: "A queue's settings, counts and why its queued jobs wait", response: { 200: QueueView, ...errors(404) } } },
+    { onRequest: admin, schema: { ...route, operationId: "getQueue", summary: "A queue's settings, counts and why its queued jobs wait", response: { 200: QueueView, ...errors(404) } } },
     async (req, reply) => {
       const tenant = tenantOf(req, reply);
       if (tenant === null) return reply;
@@ -65,7 +66,7 @@ export async function queueRoutes(app: Api, c: Container) {
     "/v1/queues/:queue",
     {
       onRequest: admin,
-      schema: { ...route, summary: "Replace a queue's settings (limits are enforced in the claim)", body: SettingsBody, response: { 200: QueueView, ...errors(404) } },
+      schema: { ...route, operationId: "setQueueSettings", summary: "Replace a queue's settings (limits are enforced in the claim)", body: SettingsBody, response: { 200: QueueView, ...errors(404) } },
     },
     async (req, reply) => {
       const tenant = tenantOf(req, reply);
@@ -89,6 +90,7 @@ export async function queueRoutes(app: Api, c: Container) {
         onRequest: admin,
         schema: {
           ...route,
+          operationId: action === "pause" ? "pauseQueue" : "resumeQueue",
           summary: action === "pause" ? "Pause a queue: no job of it starts until resumed (idempotent)" : "Resume a paused queue (idempotent)",
           response: { 200: QueueView, ...errors(404) },
         },

@@ -11,6 +11,7 @@ export async function statsRoutes(app: Api, c: Container) {
       onRequest: requireRole(c, "client"),
       schema: {
         tags: ["stats"],
+        operationId: "getThroughput",
         summary: "Jobs finished per minute over the last `minutes` minutes, oldest first, every minute listed",
         querystring: z.strictObject({ minutes: z.coerce.number().int().min(1).max(1440).default(60) }),
         response: {

@@ -16,7 +16,7 @@ export async function tenantRoutes(app: Api, c: Container) {
     "/v1/tenants/:tenant/webhook-secret",
     {
       onRequest: admin,
-      schema: { tags: ["tenants"], summary: "The tenant's webhook signing secret (whsec_…)", params, response: { 200: Secret, ...errors(404) } },
+      schema: { tags: ["tenants"], operationId: "getWebhookSecret", summary: "The tenant's webhook signing secret (whsec_…)", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await tenants.webhookSecret(req.principal, req.params.tenant);
@@ -28,7 +28,7 @@ export async function tenantRoutes(app: Api, c: Container) {
     "/v1/tenants/:tenant/webhook-secret/rotate",
     {
       onRequest: admin,
-      schema: { tags: ["tenants"], summary: "Rotate the tenant's webhook signing secret", params, response: { 200: Secret, ...errors(404) } },
+      schema: { tags: ["tenants"], operationId: "rotateWebhookSecret", summary: "Rotate the tenant's webhook signing secret", params, response: { 200: Secret, ...errors(404) } },
     },
     async (req, reply) => {
       const out = await tenants.rotateWebhookSecret(req.principal, req.params.tenant);

@@ -28,7 +28,11 @@ export const LeaseSeconds = z.number().int().min(1).max(3600);
 export const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)
-  .refine((s) => pgUnsafeString(s) === null, "invalid characters");
+  .refine((s) => pgUnsafeString(s) === null, "invalid characters")
+  .describe(
+    "http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused " +
+      "(400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.",
+  );
 
 export const IdParams = z.strictObject({ id: Uuid });
 

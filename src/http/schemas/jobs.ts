@@ -51,6 +51,9 @@ export const JobSchema = z
     cancelRequested: z.boolean(),
     result: z.unknown(),
     lastError: ErrorInfo.nullable(),
+    errors: z
+      .array(z.object({ attempt: z.number().int(), at: z.string(), code: z.string().nullable(), message: z.string() }))
+      .describe("the last 20 failed attempts, oldest first"),
     batchId: z.uuid().nullable(),
     idempotencyKey: z.string().nullable(),
     webhookUrl: z.string().nullable(),
@@ -59,6 +62,8 @@ export const JobSchema = z
     startedAt: Timestamp.nullable(),
     finishedAt: Timestamp.nullable(),
     version: z.number().int(),
+    scheduleId: z.uuid().nullable().describe("The schedule that made this job, if any"),
+    scheduledFor: Timestamp.nullable().describe("The schedule's tick this job was made for"),
   })
   .meta({ id: "Job" });
 

@@ -64,7 +64,8 @@ ${outcomeWhens("        ", { cancelRequested: "b.cancel_requested", succeeded: "
   ),
   fin_job_events AS (
     INSERT INTO webhook_outbox (tenant, subject_id, event_type, generation, url, data)
-    SELECT tenant, id, 'job.' || status::text, generation, webhook_url,
+    -- generation + retries: each retry (batch or operator) bumps one of them, so each finalisation has its own event.
+    SELECT tenant, id, 'job.' || status::text, generation + retries, webhook_url,
            to_jsonb(fin) - 'lease_token' - 'request_hash' - 'fair_tag'
     FROM fin WHERE webhook_url IS NOT NULL
     ON CONFLICT (subject_id, event_type, generation) DO NOTHING

@@ -4,7 +4,7 @@ import { uuidv7 } from "../../domain/ids.js";
 import { advanceClocks, allocateTags, fairKey, isHeld, virtualTime } from "./fairness.js";
 import type { JobRow, NewJob } from "./rows.js";
 
-/** Inserts one job; with an idempotency key that exists already, inserts nothing and returns null. */
+/** Inserts one job; with an idempotency key, or a schedule tick, that has its job already, inserts nothing and returns null. */
 export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
   // A held job takes no tag from its group (and moves no clock): promoteDue tags it when due.
   const tagged = j.untilSealed
@@ -22,12 +22,18 @@ export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
   const rows = await q<JobRow[]>`
         WITH ${tagged}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id)
+                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id,
+                          schedule_id, scheduled_for)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
-               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId}
+               ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId},
+               ${j.schedule?.id ?? null}, ${j.schedule?.tick ?? null}
         FROM g
-        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        ${
+          j.schedule
+            ? q`ON CONFLICT (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL DO NOTHING`
+            : q`ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`
+        }
         RETURNING *`;
   return rows[0] ?? null;
 }

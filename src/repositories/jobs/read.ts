@@ -67,3 +67,38 @@ export function oldestClaimableByQueue(tenant: string | null, q: Queryable) {
             AND run_at <= now() ${t}
         ) due GROUP BY queue`;
 }
+
+export interface BulkFilter {
+  tenant: string | null;
+  ids?: string[] | undefined;
+  queue?: string | undefined;
+  status?: JobStatus | undefined;
+  kind?: string | undefined;
+  batchId?: string | undefined;
+  createdAfter?: string | undefined;
+  createdBefore?: string | undefined;
+  limit: number;
+}
+
+/** The ids a bulk action goes through: the given ids that exist, or the filter's matches, oldest first. */
+export async function selectForBulk(f: BulkFilter, q: Queryable): Promise<string[]> {
+  const t = f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`;
+  if (f.ids !== undefined) {
+    const rows = await q<{ id: string }[]>`SELECT id FROM jobs WHERE id = ANY(${f.ids}::uuid[]) ${t} ORDER BY id LIMIT ${f.limit}`;
+    return rows.map((r) => r.id);
+  }
+  const conds = [
+    f.tenant === null ? null : q`l.tenant = ${f.tenant}`,
+    f.queue === undefined ? null : q`j.queue = ${f.queue}`,
+    f.status === undefined ? null : q`j.status = ${f.status}`,
+    f.kind === undefined ? null : q`j.kind = ${f.kind}`,
+    f.batchId === undefined ? null : q`j.batch_id = ${f.batchId}`,
+    f.createdAfter === undefined ? null : q`l.created_at > ${f.createdAfter}::text::timestamptz`,
+    f.createdBefore === undefined ? null : q`l.created_at < ${f.createdBefore}::text::timestamptz`,
+  ].filter((c) => c !== null);
+  const where = conds.reduce((acc, c, i) => (i === 0 ? q`WHERE ${c}` : q`${acc} AND ${c}`), q``);
+  const rows = await q<{ id: string }[]>`
+        SELECT j.id FROM job_list l JOIN jobs j ON j.id = l.id ${where}
+        ORDER BY l.created_at, l.id LIMIT ${f.limit}`;
+  return rows.map((r) => r.id);
+}

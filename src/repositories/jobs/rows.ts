@@ -22,6 +22,8 @@ export interface JobRow {
   lastError: unknown;
   batchId: string | null;
   generation: number;
+  retries: number;
+  errors: JobErrorEntry[];
   idempotencyKey: string | null;
   requestHash: string | null;
   webhookUrl: string | null;
@@ -30,6 +32,16 @@ export interface JobRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   version: number;
+  scheduleId: string | null;
+  scheduledFor: Date | null;
+}
+
+/** One failed attempt in a job's error history. */
+export interface JobErrorEntry {
+  attempt: number;
+  at: string;
+  code: string | null;
+  message: string;
 }
 
 /** What an acknowledgement that asked for lean rows gets back. */
@@ -52,6 +64,8 @@ export interface NewJob {
   batchId: string | null;
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
+  /** A schedule's job: the insert is a no-op when this tick has its job already. */
+  schedule?: { id: string; tick: Date };
 }
 
 export interface ClaimFilter {

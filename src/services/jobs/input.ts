@@ -1,3 +1,5 @@
+import { storable } from "../../domain/json.js";
+import { err } from "../../domain/outcomes.js";
 import type { NewJob } from "../../repositories/jobs.js";
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -29,6 +31,13 @@ export function canonicalJson(v: unknown): string {
 }
 
 export const payloadBytes = (p: unknown) => Buffer.byteLength(JSON.stringify(p ?? null));
+
+/** Why a job's result cannot be stored: held to the payload's 256 KiB (413), and to what jsonb stores (400). */
+export function resultRefusal(result: unknown) {
+  const s = storable(result);
+  if (!s.ok) return err("invalid", `result ${s.problem}`);
+  return s.bytes > MAX_PAYLOAD_BYTES ? err("payload_too_large", "result exceeds 256 KiB") : null;
+}
 
 export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> = {}): NewJob {
   return {

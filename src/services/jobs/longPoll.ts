@@ -3,10 +3,10 @@ import { inTx } from "../../db/tx.js";
 import type { JobStatus } from "../../domain/jobs.js";
 import type { Metrics } from "../../metrics.js";
 import type { JobRow, JobsRepository } from "../../repositories/jobs.js";
-import type { Notifier } from "../notifier.js";
+import type { Announcement, Notifier } from "../notifier.js";
 import type { Cancel } from "../tripwire.js";
 import type { TenantScope } from "./input.js";
-import type { ClaimKey, SharedStatements } from "./sharedStatements.js";
+import { type ClaimKey, countStatement, type SharedStatements } from "./sharedStatements.js";
 
 /** How often a claiming process looks for held jobs that are due, and how many it tags per statement. */
 export const PROMOTE_EVERY_MS = 250;
@@ -33,7 +33,7 @@ export const claimKey = (f: ClaimInput): ClaimKey => ({ queues: f.queues, kinds:
  * and again whenever a claim comes back empty, so a job that just became due is taken by
  * the next poll. One promotion at a time per process.
  */
-export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifier) {
+export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifier, metrics: Metrics) {
   let promotedAt = 0;
   let current: Promise<Set<string>> | null = null;
   let next: Promise<Set<string>> | null = null;
@@ -41,6 +41,7 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
     const queues = new Set<string>();
     for (let round = 0; round < 10; round++) {
       const r = await inTx(sql, (tx) => jobs.promoteDue(PROMOTE_MAX_ROWS, tx));
+      countStatement(metrics, "promote", r.queues);
       for (const q of r.queues) {
         queues.add(q);
         notifier.notify(q);
@@ -54,7 +55,8 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
    * The queues that gained claimable jobs. `always` (after an empty claim): a promotion
    * already running may have read the held jobs before this caller's fell due, so the
    * caller joins the one that starts after it (one, shared by everyone who arrives
-   * meanwhile). Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
+   * meanwhile), and also counts the running one's queues: a later round of it may take
+   * the caller's job. Otherwise at most every PROMOTE_EVERY_MS, and not while one runs.
    */
   function promoteIfDue(always = false): Promise<Set<string>> {
     if (!always && (current || Date.now() - promotedAt < PROMOTE_EVERY_MS)) return Promise.resolve(new Set());
@@ -64,13 +66,12 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
       });
       return current;
     }
-    next ??= current
-      .catch(() => {})
-      .then(() => {
-        next = null;
-        return promoteIfDue(true);
-      });
-    return next;
+    const running = current.catch(() => new Set<string>());
+    next ??= running.then(() => {
+      next = null;
+      return promoteIfDue(true);
+    });
+    return Promise.all([running, next]).then(([a, b]) => new Set([...a, ...b]));
   }
   return promoteIfDue;
 }
@@ -97,9 +98,19 @@ export function createLongPoll(deps: {
     // jobs this poll cannot take (another kind or tenant), must not keep a poll spinning,
     // nor have its own NOTIFYs wake it to promote again and again.
     let retriedAfterPromotion = false;
+    const interest = { queues: f.queues, kinds: f.kinds, tenant: f.scope };
+    // The announcement that woke this poll: one waiting poll wakes per job, so a poll that
+    // leaves without having claimed hands it on (passOn), or the job would wait for a re-check.
+    let woke: Announcement | null = null;
+    let waited = false;
+    const handOn = () => {
+      if (woke) notifier.passOn(woke);
+      woke = null;
+    };
     for (;;) {
       // A poll whose client went away while it waited must not lease anything.
       if (f.signal?.aborted && !first) {
+        handOn();
         metrics.claims.inc({ outcome: "empty" });
         return [];
       }
@@ -109,13 +120,22 @@ export function createLongPoll(deps: {
         ({ rows, since } = first);
         first = undefined;
       } else {
-        await promoteIfDue();
-        // Before the claim: a job committed after its snapshot is announced after this mark.
-        since = notifier.mark();
-        rows =
-          f.shared === false
-            ? (await shared.claimRouted(claimKey(f), [{ workerId: f.workerId, max: f.max }]))[0]!
-            : await shared.claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        try {
+          await promoteIfDue();
+          // Before the claim: a job committed after its snapshot is announced after this mark.
+          since = notifier.mark();
+          rows =
+            f.shared === false
+              ? (await shared.claimRouted(claimKey(f), [{ workerId: f.workerId, max: f.max }]))[0]!
+              : await shared.claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
+        } catch (e) {
+          handOn();
+          throw e;
+        }
+        if (waited) metrics.pollWakes.inc({ by: woke ? "announcement" : "recheck", outcome: rows.length > 0 ? "found" : "empty" });
+        // Left while its claim was queued: it took nothing.
+        if (rows.length === 0 && f.signal?.aborted) handOn();
+        woke = null;
       }
       if (rows.length > 0) {
         metrics.claims.inc({ outcome: "claimed" }, rows.length);
@@ -133,7 +153,8 @@ export function createLongPoll(deps: {
         return rows;
       }
       // Woken by NOTIFY; the 1 s cap also catches jobs whose runAt just arrived.
-      await notifier.wait(f.queues, Math.min(left, 1000), f.signal, since);
+      woke = await notifier.wait(interest, Math.min(left, 1000), f.signal, since);
+      waited = true;
     }
   };
 }

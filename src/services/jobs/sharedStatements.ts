@@ -1,4 +1,5 @@
 import type { Sql } from "../../db/client.js";
+import type { Metrics } from "../../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
 import type { Taker } from "../../repositories/jobs/rows.js";
 import type { Cancel } from "../tripwire.js";
@@ -55,10 +56,21 @@ function distinctItems(requests: CompleteItem[][]) {
   return requests.flat().filter((i) => !seen.has(itemKey(i)) && seen.add(itemKey(i)));
 }
 
+/** Counts a poll's statement by whether it found anything; returns what it found. */
+export function countStatement<T extends unknown[]>(
+  metrics: Metrics,
+  statement: "claim" | "promote",
+  found: T,
+  any = found.some((x) => !Array.isArray(x) || x.length > 0),
+) {
+  metrics.pollStatements.inc({ statement, outcome: any ? "found" : "empty" });
+  return found;
+}
+
 /** A poll whose client left while it queued takes nothing, so no job is leased to nobody. */
 const liveTakers = (requests: ClaimRequest[]) => requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
 
-export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: CappedQueues) {
+export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: CappedQueues, metrics: Metrics) {
   /** After an empty free claim: were these queues capped (then the gated claim must run)? */
   async function learnCapped(key: ClaimKey) {
     if (!(await jobs.hasSettings(key))) return false;
@@ -70,10 +82,10 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
   // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
   async function claimRouted(key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
     const claim = (gated: boolean) => retryIfLost(() => jobs.claimNextFor(key, takers, gated), false);
-    if (capped.any(key.queues)) return claim(true);
+    if (capped.any(key.queues)) return countStatement(metrics, "claim", await claim(true));
     const rows = await claim(false);
-    if (rows.some((r) => r.length > 0) || !(await learnCapped(key))) return rows;
-    return claim(true);
+    if (rows.some((r) => r.length > 0) || !(await learnCapped(key))) return countStatement(metrics, "claim", rows);
+    return countStatement(metrics, "claim", await claim(true));
   }
 
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
@@ -127,6 +139,7 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
           gated || none || r.claimed.some((c) => c.length > 0) || !(await learnCapped(key))
             ? r.claimed
             : await retryIfLost(() => jobs.claimNextFor(key, takers, true), false);
+        countStatement(metrics, "claim", claimed);
         return zip(matchWinners(acks, r.completed), claimed);
       } catch (e) {
         // Lost after it was sent: the completions are safe to run again (fenced), the claims are

@@ -23,10 +23,12 @@ export interface Child {
 const running = new Set<Child>();
 
 /** A child process, recorded so killAll() in afterAll can remove it even when a test failed. */
-export function spawnChild(args: string[], env: Record<string, string>): Child {
+export function spawnChild(args: string[], env: Record<string, string>, unset: string[] = []): Child {
+  const all: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "warn", ...env };
+  for (const name of unset) delete all[name];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    env: all,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

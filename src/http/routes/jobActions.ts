@@ -1,0 +1,95 @@
+import { z } from "zod";
+import type { Container } from "../../container.js";
+import { JOB_STATUSES } from "../../domain/jobs.js";
+import { jobDto } from "../../services/representation.js";
+import { requireRole, scope } from "../auth.js";
+import { errors, fail } from "../problem.js";
+import { IdParams, Name, Timestamp, Uuid } from "../schemas/common.js";
+import { JobSchema } from "../schemas/jobs.js";
+import type { Api } from "../types.js";
+
+// The operator's actions on jobs: retry, delete, bulk (DESIGN.md "Operator control and visibility").
+
+const BulkBody = z
+  .strictObject({
+    action: z.enum(["cancel", "retry", "delete"]),
+    ids: z.array(Uuid).min(1).max(1000).optional(),
+    filter: z
+      .strictObject({
+        queue: Name.optional(),
+        status: z.enum(JOB_STATUSES).optional(),
+        kind: Name.optional(),
+        batchId: Uuid.optional(),
+        createdAfter: Timestamp.optional(),
+        createdBefore: Timestamp.optional(),
+      })
+      .optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+  })
+  .refine((b) => (b.ids === undefined) !== (b.filter === undefined), "give either ids or filter")
+  .meta({ id: "JobBulk" });
+
+export async function jobActionRoutes(app: Api, c: Container) {
+  const svc = c.services.jobs;
+  const client = requireRole(c, "client");
+  const tags = ["jobs"];
+
+  app.post(
+    "/v1/jobs/:id/retry",
+    {
+      onRequest: client,
+      schema: {
+        tags,
+        summary: "Retry a failed or cancelled job (→ queued, attempts reset)",
+        params: IdParams,
+        body: z.strictObject({}).nullish(),
+        response: { 200: JobSchema, ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.retry(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+    },
+  );
+
+  app.delete(
+    "/v1/jobs/:id",
+    {
+      onRequest: client,
+      schema: {
+        tags,
+        summary: "Delete a finished job",
+        params: IdParams,
+        response: { 204: z.null().describe("deleted"), ...errors(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const out = await svc.remove(req.params.id, scope(req));
+      if (!out.ok) return fail(reply, out);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    "/v1/jobs/bulk",
+    {
+      onRequest: client,
+      schema: {
+        tags,
+        summary: "Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped",
+        body: BulkBody,
+        response: {
+          200: z
+            .object({ matched: z.number().int(), changed: z.number().int(), skipped: z.number().int() })
+            .meta({ id: "JobBulkResult" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req) => {
+      const { action, ids, filter, limit } = req.body;
+      return svc.bulk(scope(req), { action, ids, limit, ...filter });
+    },
+  );
+}

@@ -1,0 +1,118 @@
+import { z } from "zod";
+import type { Container } from "../../container.js";
+import type { ScheduleRow } from "../../repositories/schedules.js";
+import { PLATFORM_TENANT } from "../../services/auth.js";
+import { requireRole, scope } from "../auth.js";
+import { keysetPage, PageQuery } from "../cursor.js";
+import { errors, fail, problem, sendProblem } from "../problem.js";
+import { IdParams } from "../schemas/common.js";
+import { ScheduleCreate, SchedulePatch, ScheduleSchema } from "../schemas/schedules.js";
+import type { Api } from "../types.js";
+
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+
+export function scheduleDto(r: ScheduleRow) {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    name: r.name,
+    cron: r.cron,
+    timezone: r.timezone,
+    job: r.job,
+    overlap: r.overlap,
+    catchUp: r.catchUp,
+    paused: r.paused,
+    nextRunAt: iso(r.nextRunAt),
+    lastRunAt: iso(r.lastRunAt),
+    lastJobId: r.lastJobId,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+    version: r.version,
+  };
+}
+
+export async function scheduleRoutes(app: Api, c: Container) {
+  const svc = c.services.schedules;
+  const client = requireRole(c, "client");
+  const tags = ["schedules"];
+
+  app.post(
+    "/v1/schedules",
+    {
+      onRequest: client,
+      schema: { tags, summary: "Create a cron schedule", body: ScheduleCreate, response: { 201: ScheduleSchema, ...errors(409, 413) } },
+    },
+    async (req, reply) => {
+      const { tenant: named, ...input } = req.body;
+      const own = req.principal.tenant;
+      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
+        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
+      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      const out = await svc.create(tenant, { ...input, job: { ...input.job, payload: input.job.payload ?? {} } });
+      if (!out.ok) return fail(reply, out);
+      return reply.code(201).header("location", `/v1/schedules/${out.value.id}`).send(scheduleDto(out.value));
+    },
+  );
+
+  app.get(
+    "/v1/schedules",
+    {
+      onRequest: client,
+      schema: {
+        tags,
+        summary: "List schedules, newest first (keyset pagination)",
+        querystring: z.strictObject(PageQuery),
+        response: {
+          200: z.object({ items: z.array(ScheduleSchema), nextCursor: z.string().nullable() }).meta({ id: "ScheduleList" }),
+          ...errors(),
+        },
+      },
+    },
+    async (req, reply) => {
+      const page = await keysetPage(
+        req.query,
+        (after, n) => svc.list(scope(req), n, after),
+        (r) => ({ createdAt: r.cursorTs, id: r.id }),
+        scheduleDto,
+      );
+      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
+    },
+  );
+
+  app.get(
+    "/v1/schedules/:id",
+    { onRequest: client, schema: { tags, summary: "Get a schedule", params: IdParams, response: { 200: ScheduleSchema, ...errors(404) } } },
+    async (req, reply) => {
+      const out = await svc.get(req.params.id, scope(req));
+      return out.ok ? scheduleDto(out.value) : fail(reply, out);
+    },
+  );
+
+  app.patch(
+    "/v1/schedules/:id",
+    {
+      onRequest: client,
+      schema: {
+        tags,
+        summary: "Change a schedule (pause, resume, cron, job, …)",
+        params: IdParams,
+        body: SchedulePatch,
+        response: { 200: ScheduleSchema, ...errors(404, 409, 413) },
+      },
+    },
+    async (req, reply) => {
+      const { job, ...rest } = req.body;
+      const out = await svc.patch(req.params.id, scope(req), { ...rest, ...(job ? { job: { ...job, payload: job.payload ?? {} } } : {}) });
+      return out.ok ? scheduleDto(out.value) : fail(reply, out);
+    },
+  );
+
+  app.delete(
+    "/v1/schedules/:id",
+    { onRequest: client, schema: { tags, summary: "Delete a schedule (its jobs stay)", params: IdParams, response: { 204: z.null().describe("Deleted"), ...errors(404) } } },
+    async (req, reply) => {
+      const out = await svc.remove(req.params.id, scope(req));
+      return out.ok ? reply.code(204).send(null) : fail(reply, out);
+    },
+  );
+}

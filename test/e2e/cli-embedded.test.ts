@@ -1,0 +1,96 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAlive } from "../../src/db/dataDir.js";
+import { freePort } from "../../src/db/embedded.js";
+
+// `jobline start` without DATABASE_URL owns an embedded PostgreSQL in JOBLINE_DATA_DIR; the
+// one-shot commands run with the same environment must use it, not start a second one.
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, "..", "..");
+const BIN = join(ROOT, "bin", "jobline.js");
+const dataDir = mkdtempSync(join(tmpdir(), "jobline-cli-embedded-"));
+let env: NodeJS.ProcessEnv = {};
+let start: ChildProcess | undefined;
+let url = "";
+let output = "";
+
+const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { env, timeout: 120_000 });
+const settle = (p: Promise<{ stdout: string; stderr: string }>) =>
+  p.then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+
+beforeAll(async () => {
+  const port = await freePort();
+  const { DATABASE_URL: _, ...rest } = process.env;
+  env = { ...rest, JOBLINE_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn", JOBLINE_REAPER_INTERVAL_MS: "1000" };
+  url = `http://127.0.0.1:${port}`;
+  start = spawn(process.execPath, [BIN, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  start.stdout!.on("data", (d: Buffer) => (output += d));
+  start.stderr!.on("data", (d: Buffer) => (output += d));
+  const deadline = Date.now() + 120_000;
+  while (!(await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false))) {
+    if (Date.now() > deadline || start.exitCode !== null) throw new Error(`jobline start did not become ready:\n${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}, 180_000);
+
+afterAll(async () => {
+  if (start?.pid && start.exitCode === null) {
+    const exited = new Promise((r) => start!.once("exit", r));
+    start.kill("SIGTERM");
+    const t = setTimeout(() => start!.kill("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(t);
+  }
+  // If jobline was killed, its PostgreSQL may outlive it: stop that one too, by its pid.
+  const pidFile = join(dataDir, "pgdata", "postmaster.pid");
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    if (isAlive(pid)) process.kill(pid, "SIGQUIT");
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+describe("the CLI beside a running `jobline start` on the same data directory", () => {
+  it("keys create writes through the running embedded server, and the key works", async () => {
+    const out = await settle(cli(["keys", "create", "--tenant", "side", "--role", "client"]));
+    expect(out.stderr).not.toContain("undefined");
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toContain("already running");
+    const k = JSON.parse(out.stdout) as { key: string; tenant: string };
+    expect(k.tenant).toBe("side");
+    const r = await fetch(`${url}/v1/jobs?limit=1`, { headers: { authorization: `Bearer ${k.key}` } });
+    expect(r.status).toBe(200);
+  });
+
+  it("migrate applies through the running embedded server", async () => {
+    const out = await settle(cli(["migrate"]));
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain("migrations applied");
+    // The server still answers: migrate did not stop its PostgreSQL.
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  });
+
+  it("a second start says jobline is already running, with the first one's pid", async () => {
+    const out = await settle(cli(["start"]));
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain("already running");
+    expect(out.stderr).toContain(String(start!.pid));
+    expect(out.stderr).not.toContain("undefined");
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  });
+
+  it("start forgets its record when it stops", async () => {
+    expect(existsSync(join(dataDir, "jobline.pid"))).toBe(true);
+    const exited = new Promise<number | null>((r) => start!.once("exit", r));
+    start!.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(existsSync(join(dataDir, "jobline.pid"))).toBe(false);
+  });
+});
