@@ -68,7 +68,7 @@ async function captureHotStatements(url: string): Promise<Stmt[]> {
       ["complete", (tx) => jobsRepository(tx).completeIfLeased(id, token, { ok: 1 }, null)],
       ["complete many", (tx) => jobsRepository(tx).completeManyIfLeased(items, null, tx, true)],
       ["complete many (tenant)", (tx) => jobsRepository(tx).completeManyIfLeased(items, "acme", tx, false)],
-      ["completions carried by a poll", (tx) => jobsRepository(tx).completeAndClaimFor(items, f, [{ workerId: "a", max: 10 }, { workerId: "b", max: 10 }], tx)],
+      ["completions carried by a poll", (tx) => jobsRepository(tx).completeAndClaimFor(items, f, [{ workerId: "a", max: 10 }, { workerId: "b", max: 10 }], false, tx)],
       ["fail", (tx) => jobsRepository(tx).failIfLeased(id, { leaseToken: token, error: { m: 1 }, retryable: true, backoffBaseMs: 1000, backoffMaxMs: 60000, jitter: 0.5, tenant: null }, tx)],
       ["heartbeat", (tx) => jobsRepository(tx).heartbeatIfLeased(id, token, 60, null, tx)],
       ["reap", (tx) => jobsRepository(tx).reapExpired(100, tx)],

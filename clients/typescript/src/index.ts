@@ -29,3 +29,4 @@ export {
   runHttpWorker,
   type WorkerStats,
 } from "./worker.js";
+export { type Queue, type QueueSettings, type QueueSettingsPut, queueControls } from "./queues.js";

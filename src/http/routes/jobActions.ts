@@ -40,7 +40,7 @@ export async function jobActionRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
-        summary: "Retry a failed or cancelled job (→ queued, attempts reset)",
+        operationId: "retryJob", summary: "Retry a failed or cancelled job (→ queued, attempts reset)",
         params: IdParams,
         body: z.strictObject({}).nullish(),
         response: { 200: JobSchema, ...errors(404, 409) },
@@ -59,7 +59,7 @@ export async function jobActionRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
-        summary: "Delete a finished job",
+        operationId: "deleteJob", summary: "Delete a finished job",
         params: IdParams,
         response: { 204: z.null().describe("deleted"), ...errors(404, 409) },
       },
@@ -77,7 +77,7 @@ export async function jobActionRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
-        summary: "Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped",
+        operationId: "bulkJobs", summary: "Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped",
         body: BulkBody,
         response: {
           200: z

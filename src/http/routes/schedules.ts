@@ -40,7 +40,7 @@ export async function scheduleRoutes(app: Api, c: Container) {
     "/v1/schedules",
     {
       onRequest: client,
-      schema: { tags, summary: "Create a cron schedule", body: ScheduleCreate, response: { 201: ScheduleSchema, ...errors(409, 413) } },
+      schema: { tags, operationId: "createSchedule", summary: "Create a cron schedule", body: ScheduleCreate, response: { 201: ScheduleSchema, ...errors(409, 413) } },
     },
     async (req, reply) => {
       const { tenant: named, ...input } = req.body;
@@ -60,7 +60,7 @@ export async function scheduleRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
-        summary: "List schedules, newest first (keyset pagination)",
+        operationId: "listSchedules", summary: "List schedules, newest first (keyset pagination)",
         querystring: z.strictObject(PageQuery),
         response: {
           200: z.object({ items: z.array(ScheduleSchema), nextCursor: z.string().nullable() }).meta({ id: "ScheduleList" }),
@@ -81,7 +81,7 @@ export async function scheduleRoutes(app: Api, c: Container) {
 
   app.get(
     "/v1/schedules/:id",
-    { onRequest: client, schema: { tags, summary: "Get a schedule", params: IdParams, response: { 200: ScheduleSchema, ...errors(404) } } },
+    { onRequest: client, schema: { tags, operationId: "getSchedule", summary: "Get a schedule", params: IdParams, response: { 200: ScheduleSchema, ...errors(404) } } },
     async (req, reply) => {
       const out = await svc.get(req.params.id, scope(req));
       return out.ok ? scheduleDto(out.value) : fail(reply, out);
@@ -94,7 +94,7 @@ export async function scheduleRoutes(app: Api, c: Container) {
       onRequest: client,
       schema: {
         tags,
-        summary: "Change a schedule (pause, resume, cron, job, …)",
+        operationId: "updateSchedule", summary: "Change a schedule (pause, resume, cron, job, …)",
         params: IdParams,
         body: SchedulePatch,
         response: { 200: ScheduleSchema, ...errors(404, 409, 413) },
@@ -109,7 +109,7 @@ export async function scheduleRoutes(app: Api, c: Container) {
 
   app.delete(
     "/v1/schedules/:id",
-    { onRequest: client, schema: { tags, summary: "Delete a schedule (its jobs stay)", params: IdParams, response: { 204: z.null().describe("Deleted"), ...errors(404) } } },
+    { onRequest: client, schema: { tags, operationId: "deleteSchedule", summary: "Delete a schedule (its jobs stay)", params: IdParams, response: { 204: z.null().describe("Deleted"), ...errors(404) } } },
     async (req, reply) => {
       const out = await svc.remove(req.params.id, scope(req));
       return out.ok ? reply.code(204).send(null) : fail(reply, out);
