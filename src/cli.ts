@@ -17,6 +17,17 @@ async function config(): Promise<Config> {
 
 async function runProcess(command: "start" | "serve" | "worker") {
   const cfg = await config();
+  // From here on every line is the logger's (one JSON stream, or pretty on a terminal).
+  const logger = (await import("./logger.js")).createLogger(cfg);
+  try {
+    await runLogged(command, cfg, logger);
+  } catch (e) {
+    logger.fatal({ err: e }, describeError(e));
+    process.exit(1);
+  }
+}
+
+async function runLogged(command: "start" | "serve" | "worker", cfg: Config, logger: import("pino").Logger) {
   const { recordInstance, runningInstance } = await import("./db/dataDir.js");
   if (command === "start" && !cfg.DATABASE_URL) {
     const other = runningInstance(cfg.JOBLINE_DATA_DIR);
@@ -27,14 +38,14 @@ async function runProcess(command: "start" | "serve" | "worker") {
       );
   }
   const { run } = await import("./server.js");
-  const rt = await run(cfg, { api: command !== "worker", worker: command !== "serve" }, say);
+  const rt = await run(cfg, { api: command !== "worker", worker: command !== "serve" }, logger);
   const forget = rt.startedDatabase ? recordInstance(cfg.JOBLINE_DATA_DIR, { pid: process.pid, command, url: rt.url }) : () => {};
   let stopping = false;
   const shutdown = (signal: string) => {
     // A second signal means "now": exit without waiting for in-flight work.
     if (stopping) process.exit(1);
     stopping = true;
-    say(`${signal}: shutting down`);
+    logger.info(`${signal}: shutting down`);
     const force = setTimeout(() => process.exit(1), cfg.JOBLINE_SHUTDOWN_TIMEOUT_MS + 5000);
     force.unref();
     rt.stop().then(
@@ -44,7 +55,7 @@ async function runProcess(command: "start" | "serve" | "worker") {
       },
       (e) => {
         forget();
-        warn(describeError(e));
+        logger.error({ err: e }, describeError(e));
         process.exit(1);
       },
     );

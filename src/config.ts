@@ -10,6 +10,10 @@ const ConfigSchema = z.object({
   HOST: z.string().default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** auto: pretty on a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
+  /** `jobline worker` serves /metrics, /healthz and /readyz on this port (unset: no HTTP; 0: any free port). */
+  JOBLINE_WORKER_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   JOBLINE_BOOTSTRAP_KEY: z.string().min(16).optional(),
   JOBLINE_REAPER_INTERVAL_MS: z.coerce.number().int().min(50).default(5000),
   JOBLINE_WEBHOOK_ALLOW_HOSTS: z.string().default(""),

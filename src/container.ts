@@ -1,6 +1,7 @@
-import pino from "pino";
+import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { connect, type Database, listenClient } from "./db/client.js";
+import { createLogger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { apiKeysRepository } from "./repositories/apiKeys.js";
 import { batchesRepository } from "./repositories/batches.js";
@@ -23,14 +24,14 @@ import { createTenantService } from "./services/tenants.js";
  * Repositories and services for both the API and the worker process. No
  * fastify here: HTTP is one adapter over these services, the worker another.
  */
-export function createContainer(config: Config, databaseUrl: string, opts: { application?: string } = {}) {
+export function createContainer(config: Config, databaseUrl: string, opts: { application?: string; logger?: Logger } = {}) {
   const database: Database = connect(databaseUrl, {
     max: config.JOBLINE_DB_POOL_MAX,
     application: opts.application,
     acquireTimeoutMs: config.JOBLINE_DB_ACQUIRE_TIMEOUT_MS,
   });
   const { sql } = database;
-  const logger = pino({ level: config.LOG_LEVEL, base: { app: "jobline" } });
+  const logger = opts.logger ?? createLogger(config);
   const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
   const repos = {
     jobs: jobsRepository(sql),

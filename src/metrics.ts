@@ -78,6 +78,28 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
     labelNames: [...byQueue, "reason"],
     registers: [registry],
   });
+  const byQueueKind = [...byQueue, "kind"];
+  const queueWait = new client.Histogram({
+    name: "jobline_job_queue_wait_seconds",
+    help: "From submit (or runAt, when later) to the start of an attempt, by queue and kind",
+    labelNames: byQueueKind,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  const runTime = new client.Histogram({
+    name: "jobline_job_run_seconds",
+    help: "From the start of an attempt to its outcome (complete, fail, or the reaper), by queue and kind",
+    labelNames: byQueueKind,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  const outcomes = new client.Counter({
+    name: "jobline_job_outcomes_total",
+    help: "Attempts that ended, by queue, kind and outcome (succeeded, failed, cancelled; queued: retried)",
+    labelNames: [...byQueueKind, "outcome"],
+    registers: [registry],
+  });
+  client.collectDefaultMetrics({ register: registry });
   const sampler = createSampler(async () => ({
     depth: await countJobsByQueue(sql, opts.tenantLabel),
     oldest: await oldestClaimableAge(sql, opts.tenantLabel),
@@ -137,11 +159,31 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
     reaperRecoveries,
     httpDuration,
     sampler,
+    /** Attempts the claim statement started (its rows, as returned). */
+    jobsStarted: (rows: ReadonlyArray<StartedRow>) => {
+      for (const r of rows) {
+        if (!r.startedAt) continue;
+        const due = Math.max(r.createdAt.getTime(), r.runAt.getTime());
+        queueWait.observe({ ...queueLabels(r), kind: r.kind }, Math.max(0, r.startedAt.getTime() - due) / 1000);
+      }
+    },
+    /** Attempts a finalising statement ended (its rows, as returned). */
+    jobsFinished: (rows: ReadonlyArray<FinishedRow>) => {
+      for (const r of rows) {
+        const labels = { ...queueLabels(r), kind: r.kind };
+        outcomes.inc({ ...labels, outcome: r.status });
+        const end = r.finishedAt ?? r.updatedAt;
+        if (r.startedAt && end) runTime.observe(labels, Math.max(0, end.getTime() - r.startedAt.getTime()) / 1000);
+      }
+    },
     leaseExpired: (r: { tenant: string; queue: string }) => leasesExpired.inc(queueLabels(r)),
     leaseReleased: (r: { tenant: string; queue: string }, reason: "undelivered") =>
       leasesReleased.inc({ ...queueLabels(r), reason }),
   };
 }
+
+type StartedRow = { tenant: string; queue: string; kind: string; createdAt: Date; runAt: Date; startedAt: Date | null };
+type FinishedRow = { tenant: string; queue: string; kind: string; status: string; startedAt: Date | null; finishedAt: Date | null; updatedAt?: Date };
 
 /** The sampler has no fresh figures and could not get them: the scrape fails rather than read as "no queues". */
 export class SampleUnavailable extends Error {}

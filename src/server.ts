@@ -1,11 +1,13 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
 import { embeddedUrl, runningPostgresPort } from "./db/dataDir.js";
 import { migrate } from "./db/migrate.js";
 import { describeError } from "./errors.js";
 import { buildApp } from "./http/app.js";
+import { buildOpsApp } from "./http/opsApp.js";
 import { createWorker, type WorkerOptions } from "./worker/inProcess.js";
 import { startMaintenance } from "./worker/maintenance.js";
 
@@ -80,13 +82,15 @@ async function loadHandlers(spec: string): Promise<HandlerSpec> {
 export async function run(
   config: Config,
   mode: { api: boolean; worker: boolean; handlers?: HandlerSpec },
-  log: (m: string) => void,
+  logger: Logger,
 ): Promise<Runtime> {
+  const log = (m: string) => logger.info(m);
   const db = await resolveDatabase(config, log);
   await migrate(db.url);
-  const c = createContainer(config, db.url, { application: mode.api ? "jobline-api" : "jobline-worker" });
+  const c = createContainer(config, db.url, { application: mode.api ? "jobline-api" : "jobline-worker", logger });
   await c.notifier.start();
-  await ensureAdminKey(c, log);
+  // warn: shown at every level but error, since it is shown once and must be stored.
+  await ensureAdminKey(c, (m) => logger.warn(m));
   const stops: Array<() => Promise<void>> = [];
   let url: string | undefined;
   if (mode.worker) {
@@ -99,9 +103,16 @@ export async function run(
     log(`jobline worker running (reaper, webhooks, retention, schedules${w ? `, handlers: ${Object.keys(handlers!.handlers).join(", ")}` : ""})`);
     if (w) stops.push(() => w.stop(config.JOBLINE_SHUTDOWN_TIMEOUT_MS));
     stops.push(() => m.stop());
+    // With the API in the process, its /metrics already serves this registry.
+    if (!mode.api && config.JOBLINE_WORKER_PORT !== undefined) {
+      const ops = await buildOpsApp(c);
+      const opsUrl = await ops.listen({ host: config.HOST, port: config.JOBLINE_WORKER_PORT });
+      log(`jobline worker serving /metrics, /healthz and /readyz on ${opsUrl}`);
+      stops.push(() => ops.close());
+    }
   }
   if (mode.api) {
-    const app = await buildApp(c, { logRequests: config.LOG_LEVEL === "debug" || config.LOG_LEVEL === "trace" });
+    const app = await buildApp(c);
     url = await app.listen({ host: config.HOST, port: config.PORT });
     log(`jobline API listening on ${url} (docs: ${url}/docs, dashboard: ${url}/dashboard)`);
     stops.push(async () => {

@@ -35,7 +35,10 @@ const OUTCOME_UNKNOWN =
   "Send it again with the same Idempotency-Key (a submit), or as it was (complete, fail and heartbeat are fenced by the lease token); read the job to check otherwise";
 
 /** The fastify plugin tree. Only the entry point listens, reads the environment and handles signals. */
-export async function buildApp(c: Container, opts: { logRequests?: boolean } = {}): Promise<Api> {
+/** Routes whose requests are not logged: probes and scrapes would drown the rest. */
+const QUIET_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
+
+export async function buildApp(c: Container): Promise<Api> {
   const cfg = c.config;
   const app = Fastify({
     // Deadlines for receiving a request (headers, then the whole body) and for idle sockets;
@@ -50,7 +53,8 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(cfg.JOBLINE_HEADERS_TIMEOUT_MS / 4))),
     },
     loggerInstance: c.logger.child({ component: "http" }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: !opts.logRequests }),
+    // fastify's own two lines per request are replaced by one (onResponse below).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -117,6 +121,12 @@ export async function buildApp(c: Container, opts: { logRequests?: boolean } = {
       { method: req.method, route, status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    // One line per request at info (reqId comes from the request's child logger).
+    if (!QUIET_ROUTES.has(route) && c.logger.isLevelEnabled("info"))
+      req.log.info(
+        { method: req.method, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 100) / 100 },
+        "request",
+      );
     done();
   });
 

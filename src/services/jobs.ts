@@ -8,7 +8,7 @@ import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
 import { err, ok } from "../domain/outcomes.js";
 import type { Metrics } from "../metrics.js";
-import type { CompleteItem, JobRow, JobsRepository } from "../repositories/jobs.js";
+import type { CompleteItem, JobRow, JobsRepository, LeanJobRow } from "../repositories/jobs.js";
 import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid, type SubmitInput, type TenantScope, toNewJob } from "./jobs/input.js";
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
 import { createOperatorActions } from "./jobs/operator.js";
@@ -45,10 +45,16 @@ export interface JobCtx {
 }
 
 /** One increment per resulting status, not per row: labels are hashed on every call. */
+const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in r && "kind" in r;
+const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
+
 function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
   const by = new Map<JobStatus, number>();
   for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
+  // Wait and run-time histograms from the rows the statement returned: no query of their own.
+  if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
+  else if (by.get("running")) metrics.jobsStarted(rows.filter(isStarted));
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 
@@ -224,7 +230,7 @@ async function explainComplete(c: JobCtx, id: string, scope: TenantScope, leaseT
  * must not fail a statement shared with others. The ones that lost are
  * explained one by one (a replay, a lost lease, an unknown id).
  */
-async function settle<R extends { status: JobStatus }>(
+async function settle<R extends LeanJobRow>(
   c: JobCtx,
   scope: TenantScope,
   items: AckItem[],

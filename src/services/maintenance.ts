@@ -28,6 +28,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
       }
       // Every reaped job left a running slot (a requeued one keeps only its key's turn).
       capped.freed(rows.map((r) => r.queue));
+      metrics.jobsFinished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }

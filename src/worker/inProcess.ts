@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { Container } from "../container.js";
 import type { JobRow } from "../repositories/jobs.js";
 import { type JobService, resultRefusal } from "../services/jobs.js";
-import { type JobDto, jobDto } from "../services/representation.js";
+import { jobDto } from "../services/representation.js";
 import { isDataError } from "../db/errors.js";
 
 /**
@@ -15,58 +14,9 @@ import { isDataError } from "../db/errors.js";
 export const MAX_BATCH = 2000;
 
 /** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
-export class JobTimeoutError extends Error {
-  readonly code = "timeout";
-  constructor(readonly jobId: string) {
-    super(`job ${jobId}: execution timed out`);
-    this.name = "JobTimeoutError";
-  }
-}
-
-export interface JobContext {
-  /** Aborts when a cancel is requested, the lease is lost, the attempt's deadline passes, or stop() gives up waiting. */
-  signal: AbortSignal;
-  /** Extends the lease now (it is also extended every third of the lease automatically). */
-  heartbeat: () => Promise<void>;
-}
-
-export type JobHandler = (job: JobDto, ctx: JobContext) => Promise<unknown>;
-
-/** Thrown by a handler: the job fails at once instead of being retried. */
-export class NonRetryableError extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-    this.name = "NonRetryableError";
-  }
-}
-
-export interface WorkerOptions {
-  container: Container;
-  queues: string[];
-  /** kind → handler; only these kinds are claimed. */
-  handlers: Record<string, JobHandler>;
-  /** Handlers running at once; also the most jobs this worker holds leased. Default 10. */
-  concurrency?: number;
-  leaseSeconds?: number;
-  /** Most jobs per claim statement (default: concurrency, at most MAX_BATCH). */
-  batchSize?: number;
-  workerId?: string;
-  /** Long-poll wait of an idle claim (default 5000). */
-  waitMs?: number;
-  /** Claim only this tenant's jobs; default: every tenant (a platform worker). */
-  tenant?: string;
-}
-
-export interface WorkerStats {
-  claimed: number;
-  succeeded: number;
-  failed: number;
-  /** Lease lost (reaped, cancelled, or taken over) before the outcome could be recorded. */
-  lost: number;
-}
+export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
+export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
+import { JobTimeoutError, NonRetryableError, type JobContext, type WorkerOptions, type WorkerStats } from "./inProcessTypes.js";
 
 const errorOf = (e: unknown) => {
   const message = e instanceof Error ? e.message : String(e);

@@ -10,7 +10,7 @@ import { api, type Child, killAll, ROOT, spawnChild, until } from "./helpers/uti
 // JOBLINE_DATA_DIR. Real processes (bin/jobline.js), a fresh directory, stopped by pid.
 const dir = mkdtempSync(join(tmpdir(), "jobline-embedded-"));
 const pgdata = join(dir, "pgdata");
-const KEY_LINE = /created the first admin API key \(shown once, store it now\): (\S+)/g;
+const KEY_LINE = /created the first admin API key \(shown once, store it now\): (jl_[^\s"]+)/g;
 
 afterAll(async () => {
   await killAll();

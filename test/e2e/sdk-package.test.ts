@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +37,7 @@ describe("the packed SDK", () => {
     const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: SDK, maxBuffer: 16 << 20 });
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(["dist/index.js", "dist/index.d.ts", "dist/worker.js", "dist/client.js", "package.json"]));
+    expect(files).toEqual(expect.arrayContaining(["dist/index.js", "dist/index.d.ts", "dist/worker.js", "dist/client.js", "dist/jobline.js", "package.json"]));
 
     // A project of its own: the package unpacked where npm would put it, its one dependency beside it.
     const app = join(dir, "app");
@@ -99,4 +99,14 @@ console.log(JSON.stringify({ results: jobs.map((j) => [j.status, j.result]), suc
       succeeded: 3,
     });
   }, 120_000);
+
+  it("packs from a fresh copy of the package folder alone (no install ran there or above it)", async () => {
+    // Outside the repository, so neither the root node_modules nor its typescript is in reach.
+    const fresh = join(dir, "fresh");
+    await cp(SDK, fresh, { recursive: true, filter: (src) => !/[/\\](node_modules|dist)$/.test(src) && !src.endsWith(".tgz") });
+    expect((await readdir(fresh)).sort()).toEqual(["README.md", "package.json", "scripts", "src", "tsconfig.json"]);
+    const packed = await run("npm", ["pack", "--json", "--prefer-offline"], { cwd: fresh, maxBuffer: 16 << 20, timeout: 240_000 });
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as Array<{ files: Array<{ path: string }> }>;
+    expect(info!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["dist/index.js", "dist/index.d.ts", "dist/jobline.js", "dist/jobline.d.ts"]));
+  }, 300_000);
 });

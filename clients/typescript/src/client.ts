@@ -57,6 +57,8 @@ export interface JoblineClientOptions extends Omit<ClientOptions, "baseUrl"> {
    * when the resend is idempotent (a job submit with its key). Default 3; 0 turns it off.
    */
   submitRetries?: number;
+  /** Told before each submit resend, with its reason (a JoblineApiError or a JoblineConnectionError). */
+  onRetry?: (reason: unknown) => void;
 }
 
 const SUBMIT_PATH = /\/v1\/(jobs|batches)$/;
@@ -66,7 +68,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The fetch used for submits: resends the same request (same Idempotency-Key) when that is
  * safe. A batch is resent only when nothing changed: the server does not deduplicate batches.
  */
-function retryingFetch(base: (r: Request) => Promise<Response>, retries: number) {
+function retryingFetch(base: (r: Request) => Promise<Response>, retries: number, onRetry: (reason: unknown) => void) {
   return async (request: Request): Promise<Response> => {
     if (request.method !== "POST" || retries === 0 || !SUBMIT_PATH.test(new URL(request.url).pathname)) return base(request);
     const idempotent = new URL(request.url).pathname.endsWith("/v1/jobs") && request.headers.has("idempotency-key");
@@ -77,14 +79,40 @@ function retryingFetch(base: (r: Request) => Promise<Response>, retries: number)
         response = await base(last ? request : request.clone());
       } catch (e) {
         if (last || !idempotent || request.signal.aborted) throw e;
+        onRetry(e);
         await sleep(200 * 2 ** attempt);
         continue;
       }
       if (response.status !== 503 || last) return response;
       const code = ((await response.clone().json().catch(() => null)) as { code?: unknown } | null)?.code;
       if (code !== "unavailable" && !(code === "outcome_unknown" && idempotent)) return response;
+      onRetry(new JoblineApiError(503, await response.clone().json().catch(() => null)));
       const after = Number(response.headers.get("retry-after"));
       await sleep(Number.isFinite(after) && after > 0 ? Math.min(after, 30) * 1000 : 1000);
+    }
+  };
+}
+
+/** The server could not be reached (refused, unknown host, reset): names the URL and the cause. */
+export class JoblineConnectionError extends TypeError {
+  readonly url: string;
+  constructor(url: string, cause: unknown) {
+    const c = cause as { message?: string; cause?: { code?: string; message?: string } } | undefined;
+    const why = c?.cause?.code ?? c?.cause?.message ?? c?.message ?? String(cause);
+    super(`cannot reach jobline at ${url}: ${why}`, { cause });
+    this.name = "JoblineConnectionError";
+    this.url = url;
+  }
+}
+
+/** fetch's bare "fetch failed" becomes a JoblineConnectionError naming the URL (an abort stays as it is). */
+function connectionErrors(base: (r: Request) => Promise<Response>) {
+  return async (request: Request): Promise<Response> => {
+    try {
+      return await base(request);
+    } catch (e) {
+      if (request.signal.aborted || !(e instanceof TypeError) || e instanceof JoblineConnectionError) throw e;
+      throw new JoblineConnectionError(new URL(request.url).origin, e);
     }
   };
 }
@@ -95,11 +123,18 @@ function retryingFetch(base: (r: Request) => Promise<Response>, retries: number)
  * problem+json body) otherwise, and only throws on network errors or an aborted signal.
  */
 export function createJoblineClient(options: JoblineClientOptions): JoblineClient {
-  const { apiKey, idempotencyKeys = true, submitRetries = 3, ...rest } = options;
+  const { apiKey, idempotencyKeys = true, submitRetries = 3, onRetry = () => {}, ...rest } = options;
   if (!apiKey) throw new TypeError("createJoblineClient: apiKey is required");
   const authorization = /^bearer /i.test(apiKey) ? apiKey : `Bearer ${apiKey}`;
-  const base = rest.fetch ?? ((r: Request) => globalThis.fetch(r));
-  const client = createClient<paths>({ ...rest, fetch: retryingFetch(base, submitRetries) });
+  const base = connectionErrors(rest.fetch ?? ((r: Request) => globalThis.fetch(r)));
+  const client = createClient<paths>({ ...rest, fetch: retryingFetch(base, submitRetries, (r) => {
+      try {
+        onRetry(r);
+      } catch {
+        // A failing callback must not stop the resend.
+      }
+    }),
+  });
   const auth: Middleware = {
     onRequest({ request }) {
       request.headers.set("authorization", authorization);
@@ -135,7 +170,8 @@ export class JoblineApiError extends Error {
   readonly problem: Problem | undefined;
   constructor(status: number, problem: unknown) {
     const p = isProblem(problem) ? problem : undefined;
-    super(p ? `${p.status} ${p.code}: ${p.detail}` : `HTTP ${status}`);
+    const hint = status === 401 ? " (check the API key)" : status === 403 ? " (the key lacks the role this call needs)" : "";
+    super(`${p ? `${p.status} ${p.code}: ${p.detail}` : `HTTP ${status}`}${hint}`);
     this.name = "JoblineApiError";
     this.status = status;
     this.code = p?.code;

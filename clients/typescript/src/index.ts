@@ -7,6 +7,7 @@ export {
   type Job,
   JoblineApiError,
   type JoblineClient,
+  JoblineConnectionError,
   type JoblineClientOptions,
   type JobStatus,
   type JobSubmit,
@@ -30,3 +31,15 @@ export {
   type WorkerStats,
 } from "./worker.js";
 export { type Queue, type QueueSettings, type QueueSettingsPut, queueControls } from "./queues.js";
+export {
+  Jobline,
+  type JoblineOptions,
+  type KindMap,
+  logError,
+  type SubmitOptions,
+  type TypedClaimedJob,
+  type TypedJob,
+  type Worker,
+  type WorkHandler,
+  type WorkOptions,
+} from "./jobline.js";

@@ -27,8 +27,8 @@ export interface RunHttpWorkerOptions {
   apiKey?: string;
   client?: JoblineClient;
   queues: string[];
-  /** One handler per job kind; only these kinds are leased. */
-  handlers: Record<string, JobHandler>;
+  /** One handler per job kind (only these kinds are leased), or one handler for every kind. */
+  handlers: Record<string, JobHandler> | JobHandler;
   /** Handlers running at once (default 1). */
   concurrency?: number;
   /** Lease per claim and per heartbeat, 1..3600 (default 60). Heartbeats run every third of it. */
@@ -40,6 +40,11 @@ export interface RunHttpWorkerOptions {
   workerId?: string;
   /** Told about transport errors and lost leases (default: nothing). */
   onError?: (error: unknown, job?: ClaimedJob) => void;
+  /**
+   * Until a first poll has been answered, a transport error stops the worker (it rejects with
+   * it) instead of being retried: a wrong URL fails at once. Default false (retry from the start).
+   */
+  failFast?: boolean;
 }
 
 export interface WorkerStats {
@@ -151,12 +156,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       // A failing error callback must not break the loop.
     }
   };
-  const kinds = Object.keys(handlers);
+  const kinds = typeof handlers === "function" ? null : Object.keys(handlers);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("concurrency must be a positive integer");
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 3600) throw new RangeError("leaseSeconds must be 1..3600");
   if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 30_000) throw new RangeError("waitMs must be 0..30000");
   if (queues.length === 0) throw new RangeError("queues must not be empty");
-  if (kinds.length === 0) throw new RangeError("handlers must not be empty");
+  if (kinds?.length === 0) throw new RangeError("handlers must not be empty");
   let client = options.client;
   if (!client) {
     if (!options.baseUrl || !options.apiKey) throw new TypeError("runHttpWorker: pass client, or baseUrl and apiKey");
@@ -275,7 +280,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const lease = keepLease(job);
     let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
     try {
-      const handler = handlers[job.kind];
+      const handler = typeof handlers === "function" ? handlers : handlers[job.kind];
       if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
       const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat };
       outcome = { ok: true, result: await handler(job, ctx) };
@@ -406,6 +411,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   }
 
   let backoff = 0;
+  let reached = false;
   while (!signal.aborted && fatal === null) {
     const free = concurrency - inFlight.size;
     if (free <= 0) {
@@ -415,7 +421,8 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const carried = acks.splice(0, 100);
     try {
       const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
-      const r = await poll({ queues, kinds, workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
+      const r = await poll({ queues, ...(kinds ? { kinds } : {}), workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
+      reached = true;
       if (r.data) {
         backoff = 0;
         for (const job of r.data.jobs) start(job);
@@ -446,6 +453,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     } catch (e) {
       sendDirect(carried);
       if (signal.aborted) break;
+      if (options.failFast && !reached) {
+        fatal = e;
+        break;
+      }
       onError(e);
     }
     backoff = Math.min(Math.max(backoff * 2, 250), 30_000);

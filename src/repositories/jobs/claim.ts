@@ -107,18 +107,30 @@ export async function completeAndClaimFor(
   q: Queryable,
   gated = false,
 ): Promise<{ completed: LeanJobRow[]; claimed: JobRow[][] }> {
-  type Row = JobRow & { rn: number | null; acked: Array<[string, string, JobStatus]> | null };
+  type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string];
+  type Row = JobRow & { rn: number | null; acked: Acked[] | null };
   // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
   // claimed; they ride on the first row only.
   const rows = await q<Row[]>`
         WITH ${completeCtes(items, f.tenant, q)}, ${forTakers(q, f, takers, gated, true)}
         SELECT u.*, CASE WHEN u.rn IS NULL OR u.rn = 1 THEN
-                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status)), '[]'::json) FROM j)
+                 (SELECT coalesce(json_agg(json_build_array(j.id, j.lease_token, j.status, j.tenant, j.queue, j.kind,
+                   j.started_at, j.finished_at, j.updated_at)), '[]'::json) FROM j)
                END AS acked
         FROM (SELECT) one LEFT JOIN u ON true`;
   const acked = rows.find((r) => r.acked !== null)?.acked ?? [];
   return {
-    completed: acked.map(([id, leaseToken, status]) => ({ id, leaseToken, status })),
+    completed: acked.map(([id, leaseToken, status, tenant, queue, kind, startedAt, finishedAt, updatedAt]) => ({
+      id,
+      leaseToken,
+      status,
+      tenant,
+      queue,
+      kind,
+      startedAt: startedAt === null ? null : new Date(startedAt),
+      finishedAt: finishedAt === null ? null : new Date(finishedAt),
+      updatedAt: new Date(updatedAt),
+    })),
     claimed: byTaker(rows.filter((r): r is Row & { rn: number } => r.rn !== null), takers),
   };
 }

@@ -49,7 +49,8 @@ export interface JobErrorEntry {
 }
 
 /** What an acknowledgement that asked for lean rows gets back. */
-export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status">;
+/** A finalised job, lean: what the acknowledgement and the metrics need. */
+export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt">;
 
 export interface NewJob {
   /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */

@@ -87,11 +87,11 @@ export async function startJobline(
   env: Record<string, string> = {},
 ): Promise<Child & { url: string }> {
   const port = await freePort();
-  const c = spawnChild(["bin/jobline.js", command], { DATABASE_URL: databaseUrl, HOST: "127.0.0.1", PORT: String(port), ...env });
+  // A worker serves /readyz (and /metrics) on JOBLINE_WORKER_PORT, and logs its shutdown at info.
+  const own: Record<string, string> = command === "worker" ? { LOG_LEVEL: "info", JOBLINE_WORKER_PORT: String(port) } : { PORT: String(port) };
+  const c = spawnChild(["bin/jobline.js", command], { DATABASE_URL: databaseUrl, HOST: "127.0.0.1", ...own, ...env });
   const url = `http://127.0.0.1:${port}`;
-  if (command === "worker") await c.waitFor("jobline worker running");
-  else
-    await until(
+  await until(
       `${command} /readyz`,
       async () => {
         if (c.child.exitCode !== null) throw new Error(`jobline ${command} exited:\n${c.output()}`);
