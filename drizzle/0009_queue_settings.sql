@@ -19,6 +19,7 @@ CREATE TABLE "queue_settings" (
 );
 --> statement-breakpoint
 CREATE INDEX "jobs_slot_idx" ON "jobs" USING btree ("queue","tenant","group_key") WHERE "jobs"."attempts" > 0 AND ("jobs"."status" = 'running' OR "jobs"."status" = 'queued');--> statement-breakpoint
+CREATE INDEX "jobs_key_turn_idx" ON "jobs" USING btree ("queue","tenant","group_key","priority" DESC NULLS LAST,"fair_tag","id") WHERE "jobs"."status" = 'queued' AND "jobs"."fair_tag" < 4503599627370496 AND "jobs"."attempts" = 0 AND "jobs"."group_key" IS NOT NULL;--> statement-breakpoint
 -- The gate of capped claims: locks the settings rows of the given (queue, tenant)s in one order,
 -- then reads settings and counts. Each query of a VOLATILE plpgsql function takes a fresh
 -- snapshot under READ COMMITTED, so the counts include every claim that held the lock before

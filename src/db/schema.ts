@@ -208,6 +208,11 @@ export const jobs = pgTable(
       // Written so that no statement about running jobs alone (completes, the reaper) implies
       // it: a running job has attempts > 0 anyway, but only the gate's counts say so.
       .where(sql`${t.attempts} > 0 AND (${t.status} = 'running' OR ${t.status} = 'queued')`),
+    // A serial key's waiting first attempts in claim order: claim-by-id asks whether its job is
+    // among its key's first, by equality on the key (a scan of the claim index would read the queue).
+    index("jobs_key_turn_idx")
+      .on(t.queue, t.tenant, t.groupKey, t.priority.desc(), t.fairTag, t.id)
+      .where(sql`${t.status} = 'queued' AND ${t.fairTag} < ${sql.raw(String(HELD_TAG))} AND ${t.attempts} = 0 AND ${t.groupKey} IS NOT NULL`),
   ],
 );
 

@@ -1,5 +1,5 @@
 import type { Queryable } from "../db/client.js";
-import { heldTag, holdsSlot, jobGuard, openBatchTag, tagged } from "./sql.js";
+import { heldTag, holdsSlot, jobGuard, limits, openBatchTag, tagged } from "./sql.js";
 
 // Queue settings (queue controls). The row is also the gate claims lock (jobline_gate), so
 // every write here waits for the claims deciding at that moment and the next claim sees it.
@@ -85,9 +85,9 @@ export function queuesRepository(sql: Queryable) {
       return toSettings(rows[0]);
     },
 
-    /** Queue names with settings of any tenant: where claims take the gated text. */
+    /** Queue names with limits in any tenant: where claims take the gated text. */
     async cappedQueues(q: Queryable = sql): Promise<string[]> {
-      return (await q<Array<{ queue: string }>>`SELECT DISTINCT queue FROM queue_settings`).map((r) => r.queue);
+      return (await q<Array<{ queue: string }>>`SELECT DISTINCT queue FROM queue_settings s WHERE ${limits(q, "s")}`).map((r) => r.queue);
     },
 
     /** Job counts per status of one (tenant, queue). */

@@ -63,5 +63,17 @@ export const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${jo
 export const holdsSlot = (q: Queryable, alias: string) =>
   q.unsafe(`(${alias}.attempts > 0 AND (${alias}.status = 'running' OR ${alias}.status = 'queued'))`);
 
+/**
+ * A settings row that limits claims. A row with only defaultTimeoutSeconds (or resumed, with no
+ * limit left) does not: its queue keeps the free claim and never waits for the gate.
+ */
+export const limits = (q: Queryable, s: string) =>
+  q.unsafe(`(${s}.paused OR ${s}.concurrency IS NOT NULL OR ${s}.group_concurrency IS NOT NULL OR ${s}.rate_limit IS NOT NULL)`);
+
+/** The attempt's timeout: the job's own, else its queue's defaultTimeoutSeconds (a primary-key probe). */
+export const timeoutOf = (q: Queryable, job: string) =>
+  q.unsafe(`coalesce(${job}.timeout_seconds, (SELECT ds.default_timeout_seconds FROM queue_settings ds
+                 WHERE ds.queue = ${job}.queue AND ds.tenant = ${job}.tenant))`);
+
 /** Not past its expiresAt: such a job never starts, even before the reaper ends it. */
 export const notExpired = (q: Queryable, job: string) => q.unsafe(`(${job}.expires_at IS NULL OR ${job}.expires_at > now())`);

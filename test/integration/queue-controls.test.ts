@@ -136,6 +136,27 @@ describe("limits in process-next and claim-by-id", () => {
     expect((await poll("g1", 10)).map((j) => j.id)).toEqual([a[1]]);
   });
 
+  it("defaultTimeoutSeconds sets the attempt's deadline in every claim path; the job's own timeoutSeconds wins", async () => {
+    type Claimed = { id: string; startedAt: string; deadlineAt: string | null };
+    const secondsLeft = (j: Claimed) => Math.round((Date.parse(j.deadlineAt!) - Date.parse(j.startedAt)) / 1000);
+    // Only a default: no limit, so the free claim takes the queue. With a limit: the gated one.
+    expect((await put("dt1", { defaultTimeoutSeconds: 30 })).status).toBe(200);
+    expect((await put("dt2", { concurrency: 5, defaultTimeoutSeconds: 40 })).status).toBe(200);
+    expect(await env.c.repos.queues.cappedQueues()).not.toContain("dt1");
+    const own = await submit("dt1", { timeoutSeconds: 7 });
+    await submit("dt1");
+    const free = (await poll("dt1")) as unknown as Claimed[];
+    expect(free.map((j) => [j.id === own, secondsLeft(j)]).sort()).toEqual([[false, 30], [true, 7]]);
+    await submit("dt2");
+    expect(((await poll("dt2")) as unknown as Claimed[]).map(secondsLeft)).toEqual([40]);
+    for (const queue of ["dt1", "dt2"]) {
+      const id = await submit(queue);
+      const c = await env.http().post(`/v1/jobs/${id}/claim`).set("authorization", worker).send({ workerId: "w" });
+      expect(c.status, queue).toBe(200);
+      expect(secondsLeft(c.body), queue).toBe(queue === "dt1" ? 30 : 40);
+    }
+  });
+
   it("rate limit: at most `limit` starts per window; claim-by-id beyond is 409 rate_limited", async () => {
     await put("r1", { rateLimit: { limit: 3, periodSeconds: 60 } });
     const ids = [];

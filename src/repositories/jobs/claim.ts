@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { batchIs, heldTag, jobGuard, limitOf, notExpired, notInOpenBatch, tagged } from "../sql.js";
+import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged, timeoutOf } from "../sql.js";
 import { gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
 import { allocateTags } from "./fairness.js";
 import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
@@ -31,11 +31,11 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
 };
 
 /** The lease a claim writes on each job it takes. */
-// The attempt's deadline (null without a timeout; LEAST skips nulls) also caps the lease, so the
-// reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
+// The attempt's deadline (null without a timeout, the job's or its queue's; LEAST skips nulls)
+// also caps the lease, so the reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
 const lease = (q: Queryable, leaseSeconds: number, gated = false) => q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
-               deadline_at = now() + make_interval(secs => jobs.timeout_seconds),
-               lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), now() + make_interval(secs => jobs.timeout_seconds)),
+               deadline_at = now() + make_interval(secs => ${timeoutOf(q, "jobs")}),
+               lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), now() + make_interval(secs => ${timeoutOf(q, "jobs")})),
                started_at = ${gated ? gateTime(q) : q`now()`}, updated_at = now(), version = jobs.version + 1`;
 
 /**
@@ -135,6 +135,17 @@ export async function completeAndClaimFor(
   };
 }
 
+/**
+ * First attempts of target t's key due before it (`before`: in claim order), for the verdict.
+ * Equality on the key and a range of jobs_key_turn_idx, in two parts because the index orders
+ * priority descending and the rest ascending: no plan reads other keys' jobs (plan-majors).
+ */
+const keyTurnsBefore = (q: Queryable, before: ReturnType<Queryable>) => q`
+                  SELECT 1 FROM jobs e
+                  WHERE e.queue = t.queue AND e.tenant = t.tenant AND e.group_key = t.group_key AND e.group_key IS NOT NULL
+                    AND ${jobGuard(q, "claim", "e.status")} AND ${tagged(q, "e")} AND e.attempts = 0 AND ${before}
+                    AND e.run_at <= now() AND ${notExpired(q, "e")}`;
+
 /** Why a claim-by-id of a queued job was refused by its queue's settings. */
 export type ClaimRefusal = "queue_paused" | "concurrency_limited" | "rate_limited";
 
@@ -155,7 +166,7 @@ export async function claimIfQueued(
           SELECT id, queue, tenant, group_key, attempts, priority, fair_tag FROM jobs
           WHERE id = ${id} AND ${jobGuard(q, "claim")} AND run_at <= now() ${filter} AND ${notInOpenBatch(q, "jobs")} AND ${notExpired(q, "jobs")}
         ), settings AS MATERIALIZED (
-          SELECT s.queue, s.tenant, s.group_concurrency FROM queue_settings s JOIN target t USING (queue, tenant)
+          SELECT s.queue, s.tenant, s.group_concurrency FROM queue_settings s JOIN target t USING (queue, tenant) WHERE ${limits(q, "s")}
         ), keys AS (
           SELECT t.queue, t.tenant, t.group_key FROM target t JOIN settings s USING (queue, tenant)
           WHERE t.group_key IS NOT NULL AND s.group_concurrency IS NOT NULL
@@ -170,10 +181,10 @@ export async function claimIfQueued(
             -- A retry holds its key's slot already; a first attempt needs one free and no first
             -- attempt of its key due before it.
             WHEN k.group_key IS NOT NULL AND (CASE WHEN t.attempts > 0 THEN k.running ELSE k.slots + (
-                SELECT count(*) FROM jobs e
-                WHERE e.queue = t.queue AND e.tenant = t.tenant AND e.group_key = t.group_key AND e.id <> t.id
-                  AND ${jobGuard(q, "claim", "e.status")} AND ${tagged(q, "e")} AND e.run_at <= now() AND e.attempts = 0
-                  AND (e.priority > t.priority OR (e.priority = t.priority AND (e.fair_tag, e.id) < (t.fair_tag, t.id))))
+                SELECT count(*) FROM (
+                  ${keyTurnsBefore(q, q`e.priority > t.priority`)}
+                  UNION ALL ${keyTurnsBefore(q, q`e.priority = t.priority AND (e.fair_tag, e.id) < (t.fair_tag, t.id)`)}
+                  LIMIT g.group_concurrency) x)
               END) >= g.group_concurrency THEN 'concurrency_limited'
             WHEN g.rate_limit IS NOT NULL AND g.rate_used >= g.rate_limit THEN 'rate_limited'
           END AS refused

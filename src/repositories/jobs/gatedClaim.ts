@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { holdsSlot, notExpired, jobGuard, limitOf, notInOpenBatch, tagged } from "../sql.js";
+import { holdsSlot, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged } from "../sql.js";
 import type { SharedClaimFilter } from "./rows.js";
 
 // The claim of queues with settings (queue controls). Each limit is decided here, in the
@@ -17,7 +17,7 @@ const tenantIs = (q: Queryable, f: SharedClaimFilter, alias: string) =>
 
 /** The settings rows a claim with this filter may touch; its NOT EXISTS is the free claim's one-time filter. */
 export const settingsOf = (q: Queryable, f: SharedClaimFilter) =>
-  q`SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")}`;
+  q`SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")} AND ${limits(q, "s")}`;
 
 /** Due, claimable, in the claim index: the claim's own filter, kinds aside. */
 const due = (q: Queryable, f: SharedClaimFilter) =>
@@ -42,7 +42,7 @@ export function gatedClaimableCtes(q: Queryable, f: SharedClaimFilter, total: nu
                  WHERE r.queue = s.queue AND r.tenant = s.tenant AND r.status = 'running' AND ${holdsSlot(q, "r")}) AS full,
                s.rate_limit IS NOT NULL AND s.rate_limit <= (SELECT coalesce(sum(x.n), 0) FROM unnest(s.rate_at, s.rate_n) AS x(at, n)
                  WHERE x.at >= clock_timestamp() - make_interval(secs => s.rate_period_seconds)) AS spent
-        FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")}
+        FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")} AND ${limits(q, "s")}
       ), free AS (
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
         WHERE NOT EXISTS (SELECT 1 FROM settings) AND ${due(q, f)} ${kindsOf(q, f, "j")}
