@@ -78,6 +78,15 @@ describe("queue settings routes", () => {
     expect((await env.http().get("/v1/queues/qs2").set("authorization", acme)).status).toBe(404);
   });
 
+  it("waitingBecause also says scheduled and batchPreparing, in GET /v1/queues and GET /v1/queues/{queue}", async () => {
+    await submit("wb1", { runAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const b = await env.http().post("/v1/batches").set("authorization", acme).send({ jobs: [{ queue: "wb1", kind: "k", payload: {} }], seal: false });
+    expect(b.status).toBe(201);
+    expect((await env.http().get("/v1/queues/wb1").set("authorization", acme)).body.waitingBecause).toEqual(["scheduled", "batchPreparing"]);
+    const list = await env.http().get("/v1/queues").set("authorization", acmeClient);
+    expect(list.body.items.find((i: { queue: string }) => i.queue === "wb1").waitingBecause).toEqual(["scheduled", "batchPreparing"]);
+  });
+
   it("tenant isolation: another tenant's queue is 404 and its PUT changes only its own settings", async () => {
     await submit("iso");
     expect((await put("iso", { concurrency: 1 })).status).toBe(200);

@@ -590,7 +590,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -727,7 +727,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -837,7 +837,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1030,7 +1030,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1167,7 +1167,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1277,7 +1277,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
