@@ -14,6 +14,7 @@ import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./job
 import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
 import { listDependents } from "../repositories/jobs/dependencies.js";
 import { continueAfter, linkChildren, lockAndCheck, type Parents, parentsOf } from "./jobs/workflows.js";
 import { endSpan, startSubmitSpan, traceClaimed, traceFinished } from "../tracing.js";
@@ -24,13 +25,21 @@ export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, type Sub
 export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
 
 const refusedProblem = () => err("invalid", "the database refused this result");
-type AckItem = { id: string; leaseToken: string; result?: unknown };
+/** `queue`, when the caller knows it: a completion frees a slot there (long polls are woken). */
+type AckItem = { id: string; leaseToken: string; result?: unknown; queue?: string };
+
+const REFUSALS = {
+  queue_paused: "the queue is paused",
+  concurrency_limited: "the queue or the job's group key is at its concurrency limit",
+  rate_limited: "the queue's rate limit is spent for now",
+} as const;
 
 /** What every job use case needs: the repository, the shared statements, the long poll. */
 export interface JobCtx {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: CappedQueues;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random: () => number;
@@ -199,6 +208,8 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
     const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
       countWin(c.metrics, "queued", [cancelled]);
+      // A requeued retry held its key's slot until now.
+      c.capped.freed([cancelled.queue]);
       await continueAfter(c.sql);
       return ok(cancelled);
     }
@@ -216,7 +227,11 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
 
 export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
   const t0 = Date.now();
-  const row = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
+  const { row, refused } = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
+  if (refused) {
+    c.metrics.claims.inc({ outcome: "refused" });
+    return err(refused, REFUSALS[refused]);
+  }
   if (row) {
     c.metrics.claims.inc({ outcome: "claimed" });
     countWin(c.metrics, "queued", [row], t0);
@@ -255,6 +270,7 @@ export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseT
   if (row === REFUSED) return refusedProblem();
   if (row) {
     countWin(c.metrics, "running", [row], t0);
+    c.capped.freed([row.queue]);
     return ok(row);
   }
   return explainComplete(c, id, scope, leaseToken);
@@ -286,12 +302,10 @@ async function settle<R extends LeanJobRow>(
 ) {
   const t0 = Date.now();
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-  countWin(
-    c.metrics,
-    "running",
-    rows.filter((r): r is R => r !== null && r !== REFUSED),
-    t0,
-  );
+  const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
+  countWin(c.metrics, "running", won, t0);
+  if (won.length > 0)
+    c.capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
   const out = [];
   let g = 0;
   for (const [k, i] of items.entries()) {
@@ -338,6 +352,8 @@ export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckIt
     const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
     return acks.map((a) => ({ id: a.id, outcome }));
   });
+  // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
+  if (completed.some((x) => x.outcome.ok)) c.capped.freed(f.queues);
   // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
   if (failure) return { jobs: first?.rows ?? [], completed, failure };
   return { jobs: await c.claimNext(f, first), completed, failure };
@@ -379,6 +395,7 @@ export async function fail(
   );
   if (row) {
     countWin(c.metrics, "running", [row], t0);
+    c.capped.freed([row.queue]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
     if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
@@ -404,15 +421,16 @@ export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: CappedQueues;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random?: () => number;
 }) {
-  const { jobs, notifier, metrics } = deps;
-  const shared = createSharedStatements(deps.sql, jobs, metrics);
+  const { jobs, notifier, metrics, capped } = deps;
+  const shared = createSharedStatements(deps.sql, jobs, capped, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
-  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
-  const c: JobCtx = { sql: deps.sql, jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
+  const c: JobCtx = { sql: deps.sql, jobs, notifier, capped, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
   const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),

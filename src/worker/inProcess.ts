@@ -164,7 +164,7 @@ export function createWorker(o: WorkerOptions) {
             // This worker batches by itself: its own statements, not the service's shared ones.
             const out = await jobs.completeOwn(
               scope,
-              batch.map((b) => ({ id: b.r.row.id, leaseToken: b.r.row.leaseToken!, result: b.result })),
+              batch.map((b) => ({ id: b.r.row.id, leaseToken: b.r.row.leaseToken!, result: b.result, queue: b.r.row.queue })),
             );
             for (const r of out) {
               if (r.outcome.ok) stats.succeeded++;

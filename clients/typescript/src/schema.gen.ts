@@ -274,10 +274,62 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status and the age of the oldest claimable job */
+        /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
         get: operations["listQueues"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A queue's settings, counts and why its queued jobs wait */
+        get: operations["getQueue"];
+        /** Replace a queue's settings (limits are enforced in the claim) */
+        put: operations["setQueueSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a queue: no job of it starts until resumed (idempotent) */
+        post: operations["pauseQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused queue (idempotent) */
+        post: operations["resumeQueue"];
         delete?: never;
         options?: never;
         head?: never;
@@ -555,7 +607,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -721,7 +773,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -789,6 +841,46 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPutInput: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettingsInput: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        QueueInput: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettingsInput"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+                waiting: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
         ScheduleJobInput: {
             queue: string;
@@ -802,7 +894,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -944,6 +1036,8 @@ export interface components {
                     waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAddedInput: {
@@ -1007,7 +1101,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1173,7 +1267,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1241,6 +1335,46 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPut: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettings: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        Queue: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettings"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+                waiting: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
         ScheduleJob: {
             queue: string;
@@ -1254,7 +1388,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1396,6 +1530,8 @@ export interface components {
                     waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAdded: {
@@ -2684,6 +2820,294 @@ export interface operations {
             };
             /** @description The API key lacks the role this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setQueueSettings: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QueueSettingsPutInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

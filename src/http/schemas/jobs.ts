@@ -23,7 +23,7 @@ export const JobSubmitFields = {
     .optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
-  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt"),
+  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
   expiresAt: z.iso
     .datetime({ offset: true })
     .refine((s) => {
