@@ -3,25 +3,28 @@ import type { JobsRepository } from "../repositories/jobs.js";
 import type { TenantScope } from "./jobs.js";
 
 export interface QueueOverview {
+  tenant: string;
   queue: string;
   counts: Record<JobStatus, number>;
   oldestQueuedAgeSeconds: number | null;
 }
 
 export function createQueueService(deps: { jobs: JobsRepository }) {
-  /** Per queue: job counts by status and the age of the oldest claimable job. */
+  /** Per (tenant, queue): a platform key sees two tenants' same-named queues apart, never summed. */
   async function overview(scope: TenantScope): Promise<QueueOverview[]> {
     const [rows, oldest] = await Promise.all([deps.jobs.countByQueue(scope), deps.jobs.oldestClaimableByQueue(scope)]);
-    const age = new Map(oldest.map((o) => [o.queue, Math.max(0, o.age)]));
+    const key = (r: { tenant: string; queue: string }) => JSON.stringify([r.tenant, r.queue]);
+    const age = new Map(oldest.map((o) => [key(o), Math.max(0, o.age)]));
     const byQueue = new Map<string, QueueOverview>();
     for (const r of rows) {
-      const q = byQueue.get(r.queue) ?? {
+      const q = byQueue.get(key(r)) ?? {
+        tenant: r.tenant,
         queue: r.queue,
         counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>,
-        oldestQueuedAgeSeconds: age.get(r.queue) ?? null,
+        oldestQueuedAgeSeconds: age.get(key(r)) ?? null,
       };
       q.counts[r.status] = r.n;
-      byQueue.set(r.queue, q);
+      byQueue.set(key(r), q);
     }
     return [...byQueue.values()];
   }

@@ -257,7 +257,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status and the age of the oldest claimable job */
+        /** Per queue of each tenant: job counts by status and the age of the oldest claimable job */
         get: operations["listQueues"];
         put?: never;
         post?: never;
@@ -866,6 +866,8 @@ export interface components {
         QueueListInput: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;
@@ -1265,6 +1267,8 @@ export interface components {
         QueueList: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;

@@ -13,12 +13,17 @@ export async function queueRoutes(app: Api, c: Container) {
       schema: {
         tags: ["queues"],
         operationId: "listQueues",
-        summary: "Per queue: job counts by status and the age of the oldest claimable job",
+        summary: "Per queue of each tenant: job counts by status and the age of the oldest claimable job",
         response: {
           200: z
             .object({
               items: z.array(
-                z.object({ queue: z.string(), counts: JobCounts, oldestQueuedAgeSeconds: z.number().nullable() }),
+                z.object({
+                  queue: z.string(),
+                  tenant: z.string().describe("A platform key sees each tenant's queue of the same name as its own item"),
+                  counts: JobCounts,
+                  oldestQueuedAgeSeconds: z.number().nullable(),
+                }),
               ),
             })
             .meta({ id: "QueueList" }),
