@@ -20,7 +20,6 @@ const TIMES = [
   ["leaseExpiresAt", "Lease expires"],
   ["deadlineAt", "Deadline"],
   ["expiresAt", "Expires"],
-  ["waitMs", "Waited (ms)"],
 ];
 
 function timeline(j) {
@@ -119,7 +118,7 @@ export function mount(root, _params, [id], { refresh: again, setStatus }) {
       { class: "facts" },
       [...FIELDS, ...TIMES]
         .filter(([k]) => j[k] !== null && j[k] !== undefined)
-        .map(([k, label]) => [el("dt", {}, label), el("dd", { class: "mono" }, TIMES.some(([t]) => t === k) && k !== "waitMs" ? `${formatTime(j[k])} (${relative(j[k])})` : String(j[k]))]),
+        .map(([k, label]) => [el("dt", {}, label), el("dd", { class: "mono" }, TIMES.some(([t]) => t === k) ? `${formatTime(j[k])} (${relative(j[k])})` : String(j[k]))]),
       j.batchId ? [el("dt", {}, "Batch"), el("dd", {}, el("a", { class: "mono", href: `#/jobs?batchId=${j.batchId}` }, j.batchId))] : [],
       has(j, "tags") && j.tags.length ? [el("dt", {}, "Tags"), el("dd", {}, j.tags.map((t) => badge(t, "tag")))] : [],
     );

@@ -80,7 +80,7 @@ export function mount(root, _params, [tenant, queue], { refresh: again, setStatu
       el(
         "div",
         { class: "toolbar" },
-        el("span", { "data-role": "state" }, paused ? badge("paused", "warn") : badge("running", "ok")),
+        el("span", { "data-role": "state" }, paused ? badge("paused", "warn") : badge("active", "ok")),
         toggle,
         el("a", { href: `#/jobs${qs({ queue })}` }, "Jobs of this queue"),
       ),
