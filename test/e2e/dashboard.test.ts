@@ -206,4 +206,35 @@ describe("dashboard in a real browser", () => {
     }
     expect(problems).toEqual([]);
   });
+
+  it.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("shows progress, tags and dependencies when the server sends them, and nothing when it does not", async () => {
+    // The fields other work adds (issue 27 points 4-5, issue 28) are layered onto this server's
+    // real answer, so the page is checked both ways before and after they land.
+    const job = (await api<{ id: string }>("/v1/jobs", { tenant: "acme", queue: "later", kind: "k" })).body.id;
+    const page = await browser!.newPage({ viewport: { width: 390, height: 844 } });
+    const problems: string[] = [];
+    await watch(page, problems);
+    await page.goto(`${base}/dashboard`);
+    await page.fill("#api-key", admin);
+    await page.click("#save-key");
+    await page.goto(`${base}/dashboard#/job/${job}`);
+    await page.locator('#job [data-action="cancel"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator('#job [data-role="progress"], #job [data-role="dependencies"], #job .badge.tag').count()).toBe(0);
+
+    await page.route(`**/v1/jobs/${job}`, async (route) => {
+      const real = await route.fetch();
+      const extra = { progress: { percent: 40, message: "halfway there", data: { rows: 400 } }, tags: ["vip"], dependsOn: { jobs: [job] }, pendingDependencies: 1 };
+      await route.fulfill({ response: real, json: { ...(await real.json()), ...extra } });
+    });
+    await page.route(`**/v1/jobs/${job}/dependents`, (route) => route.fulfill({ json: { items: [{ id: job }] } }));
+    await page.reload();
+    await page.locator('#job [data-role="progress"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator('#job [data-role="progress"]').textContent()).toMatch(/Progress 40%.*halfway there.*"rows": 400/s);
+    expect(await page.locator("#job .badge.tag").textContent()).toBe("vip");
+    expect(await page.locator('#job [data-role="dependencies"]').textContent()).toContain("1 pending");
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await shoot(page, "job-later-fields-390");
+    await page.close();
+    expect(problems).toEqual([]);
+  });
 });

@@ -94,7 +94,7 @@ export function mount(root, _params, [id], { refresh: again, setStatus }) {
   async function dependents(j) {
     if (!has(j, "pendingDependencies")) return null;
     const d = await api(`/v1/jobs/${id}/dependents`).catch(() => null);
-    const items = d?.items ?? [];
+    const items = Array.isArray(d) ? d : (d?.items ?? d?.jobs ?? []);
     return el(
       "section",
       { "data-role": "dependencies" },
