@@ -12,7 +12,8 @@ describe("dashboard serving and the queue list it reads", () => {
     expect(csp).toContain("style-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
     expect(page.headers["x-content-type-options"]).toBe("nosniff");
-    expect(page.headers["x-frame-options"]).toBe("SAMEORIGIN");
+    expect(page.headers["x-frame-options"]).toBe("DENY");
+    expect(page.headers["referrer-policy"]).toBe("no-referrer");
     expect(page.text).not.toMatch(/<script>|<style>|\sstyle=/);
     for (const f of ["js/main.js", "js/jobs.js", "js/job.js", "app.css"]) {
       const r = await t.env.http().get(`/dashboard/${f}`);

@@ -33,6 +33,7 @@ export async function dashboardRoutes(app: Api, _c: Container) {
     await scope.register(helmet, {
       contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
       referrerPolicy: { policy: "no-referrer" },
+      frameguard: { action: "deny" },
     });
     await scope.register(fastifyStatic, {
       root: ROOT,
