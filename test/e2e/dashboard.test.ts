@@ -223,7 +223,7 @@ describe("dashboard in a real browser", () => {
 
     await page.route(`**/v1/jobs/${job}`, async (route) => {
       const real = await route.fetch();
-      const extra = { progress: { percent: 40, message: "halfway there", data: { rows: 400 } }, tags: ["vip"], dependsOn: { jobs: [job] }, pendingDependencies: 1 };
+      const extra = { progress: { percent: 40, message: "halfway there", data: { rows: 400 }, at: new Date().toISOString() }, tags: ["vip"], dependsOn: { jobs: [job] }, pendingDependencies: 1 };
       await route.fulfill({ response: real, json: { ...(await real.json()), ...extra } });
     });
     await page.route(`**/v1/jobs/${job}/dependents`, (route) => route.fulfill({ json: { items: [{ id: job }] } }));

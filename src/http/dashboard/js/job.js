@@ -51,6 +51,7 @@ function progress(p) {
     el("h3", {}, "Progress", typeof p.percent === "number" ? ` ${p.percent}%` : ""),
     typeof p.percent === "number" ? bar : null,
     p.message ? el("p", {}, p.message) : null,
+    p.at ? el("p", { class: "muted small", title: formatTime(p.at) }, `reported ${relative(p.at)}`) : null,
     p.data !== undefined && p.data !== null ? json(p.data) : null,
   );
 }

@@ -116,7 +116,7 @@ export function mount(root, params, _args, { setStatus }) {
       });
       const detail = [
         j.lastError?.message ? el("span", { class: "error-msg", title: j.lastError.message }, j.lastError.message) : null,
-        has(j, "progress") && j.progress ? el("span", { class: "muted" }, ` ${num(j.progress.percent)}%`) : null,
+        typeof j.progress?.percent === "number" ? el("span", { class: "muted", "data-role": "progress" }, ` ${j.progress.percent}%`) : null,
         has(j, "tags") ? j.tags.map((t) => badge(t, "tag")) : null,
         has(j, "pendingDependencies") && j.pendingDependencies > 0 ? badge(`${j.pendingDependencies} pending deps`, "warn") : null,
       ];
