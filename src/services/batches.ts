@@ -9,6 +9,8 @@ import type { Metrics } from "../metrics.js";
 import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
 import type { Notifier } from "./notifier.js";
 import { inTx } from "../db/tx.js";
+import { uuidv7 } from "../domain/ids.js";
+import { linkChildren, lockAndCheck, parentsOf } from "./jobs/workflows.js";
 
 /** An open batch not sealed within this is cancelled by the reaper (DESIGN.md: default 86400). */
 export const DEFAULT_SEAL_WITHIN_SECONDS = 86_400;
@@ -58,34 +60,51 @@ export function createBatchService(deps: {
   ) {
     const invalid = checkJobs(input.jobs);
     if (invalid) return invalid;
-    const batch = await inTx(sql, async (tx) => {
+    const parents = input.jobs.map((j) => parentsOf(j.dependsOn));
+    const out = await inTx(sql, async (tx) => {
+      // Parents first, before anything is written (workflows.ts: lockAndCheck).
+      const checked = await lockAndCheck(tenant, parents.filter((p) => p !== null), tx);
+      if (!checked.locked) return { kind: "refused" as const, error: checked.error! };
       const sealWithinSeconds = input.seal ? null : (input.sealWithinSeconds ?? DEFAULT_SEAL_WITHIN_SECONDS);
       const b = await batches.create({ tenant, webhookUrl: input.webhookUrl ?? null, jobs: input.jobs.length, sealWithinSeconds }, tx);
       // Sealed in this same transaction: tagged now. Open: tagged when sealed.
-      await jobs.insertMany(
-        input.jobs.map((j) => toNewJob(tenant, j, { batchId: b.id, untilSealed: !input.seal })),
-        tx,
+      const news = input.jobs.map((j, i) =>
+        toNewJob(tenant, j, { id: uuidv7(Date.now()), batchId: b.id, untilSealed: !input.seal, dependsOn: parents[i] ?? null }),
       );
-      return input.seal ? ((await sealIn(tx, b.id, tenant)) ?? b) : b;
+      await jobs.insertMany(news, tx);
+      const children = news.flatMap((j, i) => (parents[i] ? [{ id: j.id!, parents: parents[i]! }] : []));
+      if (children.length > 0) await linkChildren(children, checked.locked, tx);
+      const batch = input.seal ? ((await sealIn(tx, b.id, tenant)) ?? b) : b;
+      // Without parents every job was just inserted queued; nothing could claim one before the commit.
+      const counts = children.length > 0 ? await batches.counts(b.id, tx) : { ...zeroCounts(), queued: input.jobs.length };
+      return { kind: "made" as const, view: { batch, counts } };
     });
-    if (batch.status === "pending") wake(new Set(input.jobs.map((j) => j.queue)));
-    // Every job was just inserted queued; nothing could claim one before the commit.
-    return ok<BatchView>({ batch, counts: { ...zeroCounts(), queued: input.jobs.length } });
+    if (out.kind === "refused") return out.error;
+    if (out.view.batch.status === "pending") wake(new Set(input.jobs.map((j) => j.queue)));
+    return ok<BatchView>(out.view);
   }
 
   async function addJobs(id: string, scope: TenantScope, input: SubmitInput[]) {
     const invalid = checkJobs(input);
     if (invalid) return invalid;
+    const parents = input.map((j) => parentsOf(j.dependsOn));
     const added = await inTx(sql, async (tx) => {
+      // The batch's row lock comes after the parents' (jobs, then batches, as every writer locks).
+      const tenant = parents.some((p) => p !== null) ? (await batches.findById(id, scope, tx))?.tenant : undefined;
+      const checked = tenant ? await lockAndCheck(tenant, parents.filter((p) => p !== null), tx) : null;
+      if (checked && !checked.locked) return { kind: "refused" as const, error: checked.error! };
       const b = await batches.reserveIfPreparing(id, scope, input.length, tx);
       if (!b) return null;
-      await jobs.insertMany(
-        input.map((j) => toNewJob(b.tenant, j, { batchId: b.id, untilSealed: true })),
-        tx,
+      const news = input.map((j, i) =>
+        toNewJob(b.tenant, j, { id: uuidv7(Date.now()), batchId: b.id, untilSealed: true, dependsOn: parents[i] ?? null }),
       );
-      return input.length;
+      await jobs.insertMany(news, tx);
+      const children = news.flatMap((j, i) => (parents[i] ? [{ id: j.id!, parents: parents[i]! }] : []));
+      if (children.length > 0 && checked?.locked) await linkChildren(children, checked.locked, tx);
+      return { kind: "made" as const, added: input.length };
     });
-    if (added !== null) return ok({ added });
+    if (added?.kind === "refused") return added.error;
+    if (added) return ok({ added: added.added });
     const cur = await batches.findById(id, scope);
     if (!cur) return err("not_found");
     return err("batch_sealed", `batch is ${cur.status}; jobs can only be added while it is preparing`);

@@ -269,7 +269,7 @@ describe("batch races (real PostgreSQL)", () => {
     expect(b1).toMatchObject({ status: "partially_succeeded", remaining: 0, succeededCount: succeeded, failedCount: failedIds.length, cancelledCount: 0 });
     expect(await jobStatusCounts(id)).toEqual({ succeeded, failed: failedIds.length });
     const got = await env.http().get(`/v1/batches/${id}`).set("authorization", client);
-    expect(got.body.counts).toEqual({ queued: 0, running: 0, succeeded, failed: failedIds.length, cancelled: 0 });
+    expect(got.body.counts).toEqual({ queued: 0, running: 0, succeeded, failed: failedIds.length, cancelled: 0, waiting: 0 });
     expect(await terminalTransitions(id)).toEqual([{ toStatus: "partially_succeeded", generation: 1 }]);
     const ev1 = await completedEvents(id);
     expect(ev1).toHaveLength(1);
