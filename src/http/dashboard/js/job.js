@@ -92,17 +92,23 @@ export function mount(root, _params, [id], { refresh: again, setStatus }) {
     return el("div", { class: "toolbar", "data-role": "actions" }, out);
   }
 
+  // Shown only when the job has parents or children (workflows, issue 28); a server without
+  // GET /dependents answers 404, which leaves just the parents.
   async function dependents(j) {
-    if (!has(j, "pendingDependencies")) return null;
     const d = await api(`/v1/jobs/${id}/dependents`).catch(() => null);
-    const items = Array.isArray(d) ? d : (d?.items ?? d?.jobs ?? []);
+    const children = Array.isArray(d) ? d : (d?.items ?? []);
+    const parents = [...(j.dependsOn?.jobs ?? []).map((p) => ["job", p]), ...(j.dependsOn?.batches ?? []).map((p) => ["batch", p])];
+    if (!parents.length && !children.length && !num(j.pendingDependencies)) return null;
+    const link = (href, text) => el("a", { href, class: "mono" }, text);
     return el(
       "section",
       { "data-role": "dependencies" },
       el("h3", {}, "Dependencies"),
-      el("p", {}, `${num(j.pendingDependencies)} pending`),
-      j.dependsOn ? json(j.dependsOn) : null,
-      items.length ? el("p", {}, "Dependents: ", items.map((x) => el("a", { href: `#/job/${x.id}`, class: "mono" }, `${x.id.slice(0, 8)} `))) : null,
+      has(j, "pendingDependencies") ? el("p", {}, `${num(j.pendingDependencies)} pending`) : null,
+      parents.length
+        ? el("p", {}, "Depends on: ", parents.map(([kind, p]) => [link(kind === "job" ? `#/job/${p}` : `#/jobs?batchId=${p}`, `${kind} ${p.slice(0, 8)}`), " "]))
+        : null,
+      children.length ? el("p", {}, "Dependents: ", children.map((x) => [link(`#/job/${x.id}`, x.id.slice(0, 8)), " "])) : null,
     );
   }
 
