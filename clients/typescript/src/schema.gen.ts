@@ -274,7 +274,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
+        /** Per queue of each tenant: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
         get: operations["listQueues"];
         put?: never;
         post?: never;
@@ -1027,6 +1027,8 @@ export interface components {
         QueueListInput: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;
@@ -1521,6 +1523,8 @@ export interface components {
         QueueList: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;
