@@ -168,9 +168,9 @@ export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { work
   return err("not_claimable", "job is scheduled for later or its batch is still preparing");
 }
 
-export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
-  // Extending a lease twice is extending it once.
-  const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
+export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number, progress?: object) {
+  // Extending a lease twice is extending it once (and storing the same progress twice, once).
+  const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope, undefined, progress), true);
   if (row) return ok(row);
   const { row: cur, error } = await explainLoss(c, id, scope);
   lost(c.metrics, "heartbeat");
@@ -355,7 +355,8 @@ export function createJobService(deps: {
     claimNext,
     claimNextAndComplete: (f: ClaimInput, acks: AckItem[]) => claimNextAndComplete(c, f, acks),
     claim: (id: string, scope: TenantScope, a: Parameters<typeof claim>[3]) => claim(c, id, scope, a),
-    heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) => heartbeat(c, id, scope, leaseToken, leaseSeconds),
+    heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number, progress?: object) =>
+      heartbeat(c, id, scope, leaseToken, leaseSeconds, progress),
     complete: (id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) => complete(c, id, scope, leaseToken, result, q),
     completeMany: (scope: TenantScope, items: AckItem[]) => completeMany(c, scope, items),
     completeOwn: (scope: TenantScope, items: AckItem[]) => completeOwn(c, scope, items),

@@ -45,6 +45,9 @@ export function jobDto(r: JobRow) {
     version: r.version,
     scheduleId: r.scheduleId ?? null,
     scheduledFor: iso(r.scheduledFor),
+    // Webhook snapshots taken before these columns existed have neither.
+    tags: r.tags ?? [],
+    progress: r.progress ?? null,
   };
 }
 

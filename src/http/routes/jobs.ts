@@ -5,8 +5,19 @@ import { PLATFORM_TENANT } from "../../services/auth.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
-import { IdParams, IfMatchHeaders, JsonValue, LeaseSeconds, Name, parseIfMatch, Uuid, WorkerId } from "../schemas/common.js";
-import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody } from "../schemas/jobs.js";
+import {
+  IdParams,
+  IfMatchHeaders,
+  JsonValue,
+  LeaseSeconds,
+  Name,
+  parseIfMatch,
+  QueryTimestamp,
+  safeText,
+  Uuid,
+  WorkerId,
+} from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody, ProgressInput } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
@@ -73,6 +84,9 @@ export async function jobRoutes(app: Api, c: Container) {
           status: z.enum(JOB_STATUSES).optional(),
           kind: Name.optional(),
           batchId: Uuid.optional(),
+          tag: safeText(64).optional(),
+          createdAfter: QueryTimestamp.optional().describe("Only jobs created after this instant"),
+          createdBefore: QueryTimestamp.optional().describe("Only jobs created before this instant"),
           ...PageQuery,
         }),
         response: {
@@ -148,7 +162,7 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "heartbeatJob",
         summary: "Extend the lease; learn whether a cancel was requested",
         params: IdParams,
-        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
+        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional(), progress: ProgressInput.optional() }),
         response: {
           200: z
             .object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean(), deadlineAt: z.string().nullable() })
@@ -158,7 +172,7 @@ export async function jobRoutes(app: Api, c: Container) {
       },
     },
     async (req, reply) => {
-      const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60);
+      const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60, req.body.progress);
       if (!out.ok) return fail(reply, out);
       return {
         leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(),

@@ -38,6 +38,16 @@ export interface JobRow {
   version: number;
   scheduleId: string | null;
   scheduledFor: Date | null;
+  progress: JobProgress | null;
+  tags: string[];
+}
+
+/** What the lease holder last reported with a heartbeat; `at` is the database's time of it. */
+export interface JobProgress {
+  percent?: number;
+  message?: string;
+  data?: unknown;
+  at: string;
 }
 
 /** One failed attempt in a job's error history. */
@@ -69,6 +79,7 @@ export interface NewJob {
   batchId: string | null;
   timeoutSeconds?: number | null;
   expiresAt?: Date | null;
+  tags?: string[];
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
   /** A schedule's job: the insert is a no-op when this tick has its job already. */

@@ -19,6 +19,7 @@ export interface SubmitInput {
   timeoutSeconds?: number | undefined;
   expiresAt?: string | undefined;
   ttlSeconds?: number | undefined;
+  tags?: string[] | undefined;
   dedupe?: { key: string; replace?: boolean | undefined } | undefined;
 }
 
@@ -60,6 +61,7 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
     webhookUrl: i.webhookUrl ?? null,
     timeoutSeconds: i.timeoutSeconds ?? null,
     expiresAt: expiryOf(i),
+    tags: i.tags ? [...new Set(i.tags)] : [],
     idempotencyKey: null,
     requestHash: null,
     batchId: null,
