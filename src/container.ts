@@ -13,6 +13,7 @@ import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
 import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
+import { createFinishedWaits, FINISHED_CHANNEL } from "./services/finishedWaits.js";
 import { createQueueService } from "./services/queues.js";
 import { createRetentionService } from "./services/retention.js";
 import { createScheduleService } from "./services/schedules.js";
@@ -30,7 +31,11 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   });
   const { sql } = database;
   const logger = opts.logger ?? createLogger(config);
-  const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
+  const finishedWaits = createFinishedWaits(sql, { sweepMs: config.JOBLINE_WAIT_SWEEP_MS });
+  const notifier = createNotifier(sql, {
+    listenClient: () => listenClient(databaseUrl, opts.application),
+    also: { channel: FINISHED_CHANNEL, onMessage: finishedWaits.onMessage },
+  });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),
@@ -44,7 +49,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
   });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
-  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
+  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, finishedWaits, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
   const services = {
     auth,
@@ -52,7 +57,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     batches: batchService,
     queues: createQueueService({ jobs: repos.jobs }),
     tenants: createTenantService({ tenants: repos.tenants }),
-    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, finishedWaits }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
     schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
   };
@@ -65,10 +70,12 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     logger,
     metrics,
     notifier,
+    finishedWaits,
     repos,
     services,
     async close() {
       notifier.wakeAll();
+      finishedWaits.close();
       await database.close();
     },
   };

@@ -13,7 +13,9 @@ import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
 import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
+import type { FinishedWaits } from "./finishedWaits.js";
 import type { Notifier } from "./notifier.js";
+import type { Cancel } from "./tripwire.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -27,6 +29,7 @@ type AckItem = { id: string; leaseToken: string; result?: unknown };
 export interface JobCtx {
   jobs: JobsRepository;
   notifier: Notifier;
+  finishedWaits: FinishedWaits;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random: () => number;
@@ -39,9 +42,16 @@ export interface JobCtx {
 const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in r && "kind" in r;
 const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
 
-function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
+function countWin(c: Pick<JobCtx, "metrics" | "finishedWaits">, from: JobStatus, rows: Array<{ id?: string; status: JobStatus }>) {
+  const { metrics } = c;
   const by = new Map<JobStatus, number>();
-  for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
+  let finished: string[] | null = null;
+  for (const r of rows) {
+    by.set(r.status, (by.get(r.status) ?? 0) + 1);
+    // Committed finalisations wake GET ?waitMs= waiters (every caller counts after its commit).
+    if (r.id !== undefined && isTerminal(r.status)) (finished ??= []).push(r.id);
+  }
+  if (finished) c.finishedWaits.announce(finished);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
   if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
@@ -124,6 +134,23 @@ export async function get(c: JobCtx, id: string, scope: TenantScope) {
   return row ? ok(row) : err("not_found");
 }
 
+/**
+ * GET ?waitMs=: the job once it is finished, or as it is when the wait ends. The wait is
+ * registered before the first read, so a finalisation committed after that read wakes it
+ * (finishedWaits); no query runs while it waits.
+ */
+export async function getWhenFinished(c: JobCtx, id: string, scope: TenantScope, waitMs: number, signal?: Cancel) {
+  const w = c.finishedWaits.wait(id, waitMs, signal);
+  try {
+    const first = await get(c, id, scope);
+    if (!first.ok || isTerminal(first.value.status)) return first;
+    await w.done;
+  } finally {
+    w.cancel();
+  }
+  return get(c, id, scope);
+}
+
 /** After a guarded write changed nothing, one read decides which loss it was. */
 async function explainLoss(c: JobCtx, id: string, scope: TenantScope, version?: number) {
   const row = await c.jobs.findById(id, scope);
@@ -139,7 +166,7 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
   for (let pass = 0; pass < 5; pass++) {
     const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
-      countWin(c.metrics, "queued", [cancelled]);
+      countWin(c, "queued", [cancelled]);
       return ok(cancelled);
     }
     const [requested] = await c.jobs.requestCancelIfRunning([id], scope, version);
@@ -158,7 +185,7 @@ export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { work
   const row = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
   if (row) {
     c.metrics.claims.inc({ outcome: "claimed" });
-    countWin(c.metrics, "queued", [row]);
+    countWin(c, "queued", [row]);
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope, a.version);
@@ -192,7 +219,7 @@ export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseT
       : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
   if (row === REFUSED) return refusedProblem();
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c, "running", [row]);
     return ok(row);
   }
   return explainComplete(c, id, scope, leaseToken);
@@ -223,7 +250,7 @@ async function settle<R extends LeanJobRow>(
   problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
 ) {
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-  countWin(c.metrics, 
+  countWin(c, 
     "running",
     rows.filter((r): r is R => r !== null && r !== REFUSED),
   );
@@ -312,7 +339,7 @@ export async function fail(
     false,
   );
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c, "running", [row]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
     if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
@@ -337,6 +364,7 @@ export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  finishedWaits: FinishedWaits;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random?: () => number;
@@ -344,12 +372,13 @@ export function createJobService(deps: {
   const { jobs, notifier, metrics } = deps;
   const shared = createSharedStatements(deps.sql, jobs, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
-  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
-  const c: JobCtx = { jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
-  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
+  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(c, from, rows) });
+  const c: JobCtx = { jobs, notifier, finishedWaits: deps.finishedWaits, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(c, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
     get: (id: string, scope: TenantScope) => get(c, id, scope),
+    getWhenFinished: (id: string, scope: TenantScope, waitMs: number, signal?: Cancel) => getWhenFinished(c, id, scope, waitMs, signal),
     list: jobs.list,
     cancel: (id: string, scope: TenantScope, version?: number) => cancel(c, id, scope, version),
     claimNext,

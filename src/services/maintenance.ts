@@ -2,10 +2,19 @@ import type { Sql } from "../db/client.js";
 import { migrationsApplied } from "../db/migrate.js";
 import type { Metrics } from "../metrics.js";
 import type { JobsRepository } from "../repositories/jobs.js";
+import type { FinishedWaits } from "./finishedWaits.js";
 import type { Notifier } from "./notifier.js";
 
-export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier }) {
+export function createMaintenanceService(deps: {
+  sql: Sql;
+  jobs: JobsRepository;
+  metrics: Metrics;
+  notifier: Notifier;
+  finishedWaits?: FinishedWaits;
+}) {
   const { jobs, metrics, notifier } = deps;
+  const finished = (rows: Array<{ id: string; status: string }>) =>
+    deps.finishedWaits?.announce(rows.filter((r) => r.status !== "queued" && r.status !== "running").map((r) => r.id));
 
   /**
    * Lease reaper. Each statement requeues, fails or cancels up to `limit` expired leases at
@@ -26,6 +35,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
         if (r.status === "queued") notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
       }
       metrics.jobsFinished(rows);
+      finished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }
@@ -33,6 +43,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
     for (;;) {
       const rows = await jobs.expireDue(limit);
       if (rows.length > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, rows.length);
+      finished(rows);
       if (rows.length < limit) break;
     }
     for (;;) {

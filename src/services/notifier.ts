@@ -56,7 +56,15 @@ function parsePayload(p: string): { a: Announcement; count: number } {
  * previous one went unheard (and the database answers again) it replaces the
  * whole listen client.
  */
-export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
+export function createNotifier(
+  sql: Sql,
+  o: {
+    listenClient: () => Sql;
+    probeMs?: number;
+    /** Another channel heard on the same LISTEN connection (finishedWaits), re-subscribed with it. */
+    also?: { channel: string; onMessage: (payload: string) => void };
+  },
+) {
   const waiters = new Set<Waiter>();
   /** Per payload: the announcement and how many jobs to send to the other processes. */
   const pending = new Map<string, { a: Announcement; count: number }>();
@@ -103,6 +111,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     const client = o.listenClient();
     listenSql = client;
     await client.listen(CHANNEL, onMessage).catch(() => null);
+    if (o.also) await client.listen(o.also.channel, o.also.onMessage).catch(() => null);
     if (closed) dropListenClient();
   };
 

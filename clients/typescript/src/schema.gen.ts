@@ -83,7 +83,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a job */
+        /** Get a job; with waitMs, once it is finished or the wait ends */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -524,6 +524,12 @@ export interface components {
             prefix: string;
             createdAt: string;
         };
+        /** @description Stored on the job (GET shows it with the time it arrived); message ≤ 1 KiB, data ≤ 16 KiB of JSON */
+        ProgressInputInput: {
+            percent?: number;
+            message?: string;
+            data?: unknown;
+        };
         JobSubmitInput: {
             queue: string;
             kind: string;
@@ -547,6 +553,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -606,6 +614,14 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -658,6 +674,14 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -684,6 +708,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -726,6 +752,7 @@ export interface components {
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
+                tag?: string;
                 /** Format: date-time */
                 createdAfter?: string;
                 /** Format: date-time */
@@ -755,6 +782,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         ScheduleCreateInput: {
             name: string;
@@ -923,6 +952,12 @@ export interface components {
             prefix: string;
             createdAt: string;
         };
+        /** @description Stored on the job (GET shows it with the time it arrived); message ≤ 1 KiB, data ≤ 16 KiB of JSON */
+        ProgressInput: {
+            percent?: number;
+            message?: string;
+            data?: unknown;
+        };
         JobSubmit: {
             queue: string;
             kind: string;
@@ -946,6 +981,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -1005,6 +1042,14 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1057,6 +1102,14 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1083,6 +1136,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1125,6 +1180,7 @@ export interface components {
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
+                tag?: string;
                 /** Format: date-time */
                 createdAfter?: string;
                 /** Format: date-time */
@@ -1154,6 +1210,8 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         ScheduleCreate: {
             name: string;
@@ -1413,6 +1471,11 @@ export interface operations {
                 status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
                 kind?: string;
                 batchId?: string;
+                tag?: string;
+                /** @description Only jobs created after this instant */
+                createdAfter?: string;
+                /** @description Only jobs created before this instant */
+                createdBefore?: string;
                 limit?: number;
                 cursor?: string;
             };
@@ -1565,7 +1628,10 @@ export interface operations {
     };
     getJob: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then */
+                waitMs?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -1911,6 +1977,7 @@ export interface operations {
                     /** Format: uuid */
                     leaseToken: string;
                     leaseSeconds?: number;
+                    progress?: components["schemas"]["ProgressInputInput"];
                 };
             };
         };

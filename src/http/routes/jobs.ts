@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
+import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
@@ -62,10 +63,33 @@ export async function jobRoutes(app: Api, c: Container) {
     "/v1/jobs/:id",
     {
       onRequest: client,
-      schema: { tags, operationId: "getJob", summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
+      schema: {
+        tags,
+        operationId: "getJob",
+        summary: "Get a job; with waitMs, once it is finished or the wait ends",
+        params: IdParams,
+        querystring: z.strictObject({
+          waitMs: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(30_000)
+            .optional()
+            .describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
+        }),
+        response: { 200: JobSchema, ...errors(404) },
+      },
     },
     async (req, reply) => {
-      const out = await svc.get(req.params.id, scope(req));
+      const waitMs = req.query.waitMs ?? 0;
+      let out: Awaited<ReturnType<typeof svc.get>>;
+      if (waitMs === 0) out = await svc.get(req.params.id, scope(req));
+      else {
+        // The client went away: stop waiting (the answer would reach nobody).
+        const gone = new Tripwire();
+        reply.raw.once("close", () => gone.trip());
+        out = await svc.getWhenFinished(req.params.id, scope(req), waitMs, gone);
+      }
       if (!out.ok) return fail(reply, out);
       return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
     },
