@@ -148,7 +148,21 @@ export async function getWhenFinished(c: JobCtx, id: string, scope: TenantScope,
   } finally {
     w.cancel();
   }
-  return get(c, id, scope);
+  // Every request woken by one finalisation reads the job at once: they share one read.
+  const row = await sharedRead(c, id.toLowerCase());
+  return row && (scope === null || row.tenant === scope) ? ok(row) : err("not_found");
+}
+
+const rereads = new WeakMap<JobCtx, Map<string, Promise<JobRow | null>>>();
+function sharedRead(c: JobCtx, id: string): Promise<JobRow | null> {
+  let reads = rereads.get(c);
+  if (!reads) rereads.set(c, (reads = new Map()));
+  let p = reads.get(id);
+  if (!p) {
+    p = retryIfLost(() => c.jobs.findById(id, null), true).finally(() => reads.delete(id));
+    reads.set(id, p);
+  }
+  return p;
 }
 
 /** After a guarded write changed nothing, one read decides which loss it was. */
