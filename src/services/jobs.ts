@@ -45,13 +45,13 @@ const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "runni
 function countWin(c: Pick<JobCtx, "metrics" | "finishedWaits">, from: JobStatus, rows: Array<{ id?: string; status: JobStatus }>) {
   const { metrics } = c;
   const by = new Map<JobStatus, number>();
-  let finished: string[] | null = null;
+  const finished: string[] = [];
   for (const r of rows) {
     by.set(r.status, (by.get(r.status) ?? 0) + 1);
     // Committed finalisations wake GET ?waitMs= waiters (every caller counts after its commit).
-    if (r.id !== undefined && isTerminal(r.status)) (finished ??= []).push(r.id);
+    if (r.id !== undefined && isTerminal(r.status)) finished.push(r.id);
   }
-  if (finished) c.finishedWaits.announce(finished);
+  if (finished.length > 0) c.finishedWaits.announce(finished);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
   if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
@@ -156,11 +156,15 @@ export async function getWhenFinished(c: JobCtx, id: string, scope: TenantScope,
 const rereads = new WeakMap<JobCtx, Map<string, Promise<JobRow | null>>>();
 function sharedRead(c: JobCtx, id: string): Promise<JobRow | null> {
   let reads = rereads.get(c);
-  if (!reads) rereads.set(c, (reads = new Map()));
-  let p = reads.get(id);
+  if (!reads) {
+    reads = new Map();
+    rereads.set(c, reads);
+  }
+  const shared = reads;
+  let p = shared.get(id);
   if (!p) {
-    p = retryIfLost(() => c.jobs.findById(id, null), true).finally(() => reads.delete(id));
-    reads.set(id, p);
+    p = retryIfLost(() => c.jobs.findById(id, null), true).finally(() => shared.delete(id));
+    shared.set(id, p);
   }
   return p;
 }

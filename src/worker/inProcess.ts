@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { JobRow } from "../repositories/jobs.js";
-import { type JobService, resultRefusal } from "../services/jobs.js";
+import { resultRefusal } from "../services/jobs.js";
 import { jobDto } from "../services/representation.js";
 import { isDataError } from "../db/errors.js";
 

@@ -249,18 +249,20 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     let confirmedAt = Date.now();
     let pending: Progress | undefined;
     let lastSent = Date.now();
+    const postHeartbeat = (progress: Progress | undefined) =>
+      api.POST("/v1/jobs/{id}/heartbeat", {
+        params: { path: { id: job.id } },
+        body: { leaseToken: job.leaseToken, leaseSeconds, ...(progress ? { progress } : {}) },
+      });
     const beat = async () => {
       if (lost) return;
       const sent = Date.now();
       const progress = pending;
       pending = undefined;
       lastSent = sent;
-      let r;
+      let r: Awaited<ReturnType<typeof postHeartbeat>>;
       try {
-        r = await api.POST("/v1/jobs/{id}/heartbeat", {
-          params: { path: { id: job.id } },
-          body: { leaseToken: job.leaseToken, leaseSeconds, ...(progress ? { progress } : {}) },
-        });
+        r = await postHeartbeat(progress);
       } catch (e) {
         // Not sent: the next beat carries it, unless a newer report came meanwhile.
         pending ??= progress;
