@@ -316,7 +316,7 @@ try {
   );
   writeFileSync(join(outDir, "latest.md"), `${table}\n`);
   updateReadme();
-  progress(`wrote bench/results/latest.json, latest.md, throughput.svg and the README's table; ${targets.filter(([n, v, b]) => !met(n, v, b)).length} target(s) missed`);
+  progress(`wrote bench/results/latest.json, latest.md, throughput.svg and docs/performance.md's table; ${targets.filter(([n, v, b]) => !met(n, v, b)).length} target(s) missed`);
 } finally {
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate as drizzleMigrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { describeError } from "../errors.js";
 import { driverError } from "./client.js";
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "drizzle");
@@ -16,7 +17,11 @@ const LOCK_KEY = 7_412_030_001;
 export async function migrate(url: string): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await sql`SELECT pg_advisory_lock(${LOCK_KEY})`;
+    // The first statement of every command (start, serve, worker, migrate, keys create): a failure
+    // here names the server, not only the driver's "connect ECONNREFUSED".
+    await sql`SELECT pg_advisory_lock(${LOCK_KEY})`.catch((e: unknown) => {
+      throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${describeError(e)}`, { cause: e });
+    });
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -35,6 +40,17 @@ export async function migrate(url: string): Promise<void> {
     }
   } finally {
     await sql.end({ timeout: 5 });
+  }
+}
+
+/** A database URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(DATABASE_URL, not a valid URL)";
   }
 }
 

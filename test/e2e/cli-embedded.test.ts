@@ -80,9 +80,11 @@ describe("the CLI beside a running `jobline start` on the same data directory", 
   it("a second start says jobline is already running, with the first one's pid", async () => {
     const out = await settle(cli(["start"]));
     expect(out.code).toBe(1);
-    expect(out.stderr).toContain("already running");
-    expect(out.stderr).toContain(String(start!.pid));
-    expect(out.stderr).not.toContain("undefined");
+    // `start` logs through pino, so its fatal line is on stdout (one log stream).
+    const said = out.stdout + out.stderr;
+    expect(said).toContain("already running");
+    expect(said).toContain(String(start!.pid));
+    expect(said).not.toContain("undefined");
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
   });
 

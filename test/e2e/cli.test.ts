@@ -160,6 +160,20 @@ describe("jobline CLI", () => {
     }
   });
 
+  it("names the database (password hidden) and the cause when PostgreSQL cannot be reached", async () => {
+    const port = await freePort();
+    for (const args of [["migrate"], ["keys", "create", "--tenant", "t", "--role", "client"]]) {
+      const err = await cli(args, { DATABASE_URL: `postgres://jl:s3cret@127.0.0.1:${port}/jobline` }).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(err.code, args.join(" ")).toBe(1);
+      expect(err.stderr, args.join(" ")).toContain(`cannot connect to PostgreSQL at postgres://jl:***@127.0.0.1:${port}/jobline: `);
+      expect(err.stderr, args.join(" ")).toContain("ECONNREFUSED");
+      expect(err.stderr).not.toContain("s3cret");
+    }
+  });
+
   it("submit resends with the same Idempotency-Key after a lost answer: one job, not two", async () => {
     // A proxy that lets the first submit reach the server (the job is stored) and then cuts the
     // connection before the answer reaches the CLI, as a dropped connection at commit does.

@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 
@@ -42,5 +44,15 @@ describe("docker-compose.yml", () => {
   it("migrates once before the API and the worker start", () => {
     expect(doc.services.migrate!.command).toContain("migrate");
     for (const name of ["api", "worker"]) expect(doc.services[name]!.depends_on?.migrate?.condition).toBe("service_completed_successfully");
+  });
+});
+
+describe("scripts/lint-docker.sh (CI's dclint and dockerfilelint)", () => {
+  it("passes on the committed Dockerfile and docker-compose.yml", async () => {
+    const root = new URL("../../", import.meta.url).pathname;
+    const out = await promisify(execFile)("bash", ["scripts/lint-docker.sh"], { cwd: root, timeout: 60_000 }).catch(
+      (e: { stdout: string; stderr: string }) => ({ stdout: `FAILED\n${e.stdout}`, stderr: e.stderr }),
+    );
+    expect(out.stdout, out.stderr).toContain("lint-docker: ok");
   });
 });

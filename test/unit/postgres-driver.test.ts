@@ -41,8 +41,11 @@ describe("the installed postgres.js driver", () => {
   });
 
   it("is patched at install by patch-package, failing the install when a patch does not apply", () => {
-    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string>; dependencies: Record<string, string> };
     expect(pkg.scripts.postinstall).toBe("patch-package --error-on-fail");
+    // The postinstall runs in production installs too (`npm ci --omit=dev`): as a devDependency
+    // patch-package is absent there, and the install stops with "patch-package: not found".
+    expect(pkg.dependencies["patch-package"]).toBeDefined();
   });
 
   it("the committed patch applies to the pristine release", async () => {
