@@ -230,6 +230,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/dependents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the jobs that depend on this job (by id; cursor: the last id of the previous page) */
+        get: operations["listJobDependents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/process-next": {
         parameters: {
             query?: never;
@@ -553,6 +570,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
@@ -575,7 +597,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -614,6 +636,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             tags: string[];
             /** @description The latest progress the lease holder sent with a heartbeat */
             progress: {
@@ -635,7 +664,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -674,6 +703,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             tags: string[];
             /** @description The latest progress the lease holder sent with a heartbeat */
             progress: {
@@ -708,6 +744,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
         };
@@ -718,6 +759,7 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
+            waiting: number;
         };
         BatchInput: {
             /** Format: uuid */
@@ -748,7 +790,7 @@ export interface components {
             filter?: {
                 queue?: string;
                 /** @enum {string} */
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
@@ -782,6 +824,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
         };
@@ -882,6 +929,10 @@ export interface components {
             changed: number;
             skipped: number;
         };
+        JobDependentsInput: {
+            items: components["schemas"]["JobInput"][];
+            nextCursor: string | null;
+        };
         ProcessNextResultInput: {
             jobs: components["schemas"]["ClaimedJobInput"][];
             /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
@@ -901,6 +952,7 @@ export interface components {
                     succeeded: number;
                     failed: number;
                     cancelled: number;
+                    waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
             }[];
@@ -981,6 +1033,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
@@ -1003,7 +1060,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -1042,6 +1099,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             tags: string[];
             /** @description The latest progress the lease holder sent with a heartbeat */
             progress: {
@@ -1063,7 +1127,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -1102,6 +1166,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             tags: string[];
             /** @description The latest progress the lease holder sent with a heartbeat */
             progress: {
@@ -1136,6 +1207,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
         };
@@ -1146,6 +1222,7 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
+            waiting: number;
         };
         Batch: {
             /** Format: uuid */
@@ -1176,7 +1253,7 @@ export interface components {
             filter?: {
                 queue?: string;
                 /** @enum {string} */
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
@@ -1210,6 +1287,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
             tags?: string[];
         };
@@ -1310,6 +1392,10 @@ export interface components {
             changed: number;
             skipped: number;
         };
+        JobDependents: {
+            items: components["schemas"]["Job"][];
+            nextCursor: string | null;
+        };
         ProcessNextResult: {
             jobs: components["schemas"]["ClaimedJob"][];
             /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
@@ -1329,6 +1415,7 @@ export interface components {
                     succeeded: number;
                     failed: number;
                     cancelled: number;
+                    waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
             }[];
@@ -1468,7 +1555,7 @@ export interface operations {
         parameters: {
             query?: {
                 queue?: string;
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 batchId?: string;
                 tag?: string;
@@ -2418,6 +2505,77 @@ export interface operations {
             };
             /** @description The API key lacks the role this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJobDependents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDependents"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

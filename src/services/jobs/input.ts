@@ -21,6 +21,7 @@ export interface SubmitInput {
   ttlSeconds?: number | undefined;
   tags?: string[] | undefined;
   dedupe?: { key: string; replace?: boolean | undefined } | undefined;
+  dependsOn?: { jobs?: string[] | undefined; batches?: string[] | undefined } | undefined;
 }
 
 /** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
