@@ -23,8 +23,9 @@ const GROUPS: Array<[string, (f: Node["callFrame"]) => boolean]> = [
   ["SQL building (repositories, services)", (f) => /\/src\/(repositories|services|domain)\//.test(f.url)],
   ["fastify (routing, hooks, reply)", (f) => /node_modules\/(fastify|find-my-way|avvio|@fastify\/(?!ajv))/.test(f.url)],
   ["jobline HTTP layer", (f) => /\/src\/http\//.test(f.url)],
-  ["logging / metrics (pino, prom-client)", (f) => /node_modules\/(pino|prom-client|sonic-boom)/.test(f.url)],
+  ["logging / metrics (pino, prom-client)", (f) => /node_modules\/(pino|prom-client|sonic-boom)|\/src\/metrics/.test(f.url)],
   ["node http / net / streams", (f) => /^node:/.test(f.url)],
+  ["socket writes (native)", (f) => f.url === "" && /^(writeBuffer|writev|writeUtf8String|writeLatin1String)$/.test(f.functionName)],
   ["program (V8, native)", (f) => f.functionName === "(program)"],
 ];
 
