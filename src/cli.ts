@@ -143,6 +143,8 @@ export function program(): Command {
     .option("--priority <n>")
     .option("--group-key <key>")
     .option("--idempotency-key <key>", "default: a new random key")
+    .option("--depends-on <ids>", "comma-separated job ids this job waits for (dependsOn.jobs)")
+    .option("--depends-on-batches <ids>", "comma-separated batch ids this job waits for (dependsOn.batches)")
     .addOption(new Option("--retries <n>", "resends after a network error, 429 or 5xx (same key)").default("3"))
     .action(async (o: SubmitOptions) => {
       const { submit } = await import("./cliRemote.js");

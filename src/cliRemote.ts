@@ -68,8 +68,12 @@ export interface SubmitOptions {
   priority?: string;
   groupKey?: string;
   idempotencyKey?: string;
+  dependsOn?: string;
+  dependsOnBatches?: string;
   retries: string;
 }
+
+const idList = (s: string | undefined) => (s === undefined ? undefined : s.split(",").map((x) => x.trim()).filter(Boolean));
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
 
@@ -96,6 +100,9 @@ export async function submit(o: SubmitOptions): Promise<number> {
     payload,
     ...(o.priority === undefined ? {} : { priority: Number(o.priority) }),
     ...(o.groupKey === undefined ? {} : { groupKey: o.groupKey }),
+    ...(o.dependsOn === undefined && o.dependsOnBatches === undefined
+      ? {}
+      : { dependsOn: { jobs: idList(o.dependsOn), batches: idList(o.dependsOnBatches) } }),
   };
   const headers = { "idempotency-key": o.idempotencyKey ?? randomUUID() };
   for (let attempt = 0; ; attempt++) {

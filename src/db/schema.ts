@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  primaryKey,
   boolean,
   check,
   index,
@@ -138,6 +139,9 @@ export const jobs = pgTable(
     // deleting a schedule leaves its jobs as they are.
     scheduleId: uuid("schedule_id"),
     scheduledFor: tz("scheduled_for"),
+    // Workflows (docs/workflows.md): the parents named at submit, and how many have not finished.
+    dependsOn: jsonb("depends_on"),
+    pendingDependencies: integer("pending_dependencies").notNull().default(0),
   },
   (t) => [
     check(
@@ -320,3 +324,32 @@ export const schedules = pgTable(
       .where(sql`${t.nextRunAt} IS NOT NULL`),
   ],
 );
+
+/**
+ * One edge per (parent, child) of a workflow: the parent a job or a batch. `resolved` is set
+ * once, by the statement that resolves the edge, so a child's pending count moves once per
+ * parent. No foreign key on the parent (a job or a batch); the child's deletion removes it.
+ */
+export const jobDependencies = pgTable(
+  "job_dependencies",
+  {
+    parentId: uuid("parent_id").notNull(),
+    parentIsBatch: boolean("parent_is_batch").notNull(),
+    childId: uuid("child_id")
+      .notNull()
+      .references(() => jobs.id, { onDelete: "cascade" }),
+    resolved: boolean("resolved").notNull().default(false),
+  },
+  (t) => [primaryKey({ columns: [t.parentId, t.childId] }), index("job_dependencies_child_idx").on(t.childId)],
+);
+
+/**
+ * Parents finished inside a dependency resolution (a cancelled dependent that has dependents
+ * of its own, a batch finalised by it): their dependents are resolved by the next step of the
+ * cascade (src/worker/cascade.ts), not recursively inside the first statement.
+ */
+export const dependencyCascade = pgTable("dependency_cascade", {
+  parentId: uuid("parent_id").primaryKey(),
+  parentIsBatch: boolean("parent_is_batch").notNull(),
+  createdAt: tz("created_at").notNull().defaultNow(),
+});

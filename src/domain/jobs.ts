@@ -3,7 +3,8 @@
  * `status IN (...)` guard from this table, so a transition the table does not
  * list cannot be written by any code path.
  */
-export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+// waiting: submitted with dependsOn, not claimable until every parent finished (docs/workflows.md).
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "waiting"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export const TERMINAL_JOB_STATUSES = ["succeeded", "failed", "cancelled"] as const satisfies readonly JobStatus[];
@@ -20,7 +21,8 @@ export type JobTransition =
   | "reap"
   | "release"
   | "batchRetry"
-  | "retry";
+  | "retry"
+  | "resolve";
 
 interface TransitionRule {
   from: readonly JobStatus[];
@@ -31,7 +33,7 @@ interface TransitionRule {
 
 export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   claim: { from: ["queued"], to: ["running"], fencedByLease: false },
-  cancel: { from: ["queued"], to: ["cancelled"], fencedByLease: false },
+  cancel: { from: ["queued", "waiting"], to: ["cancelled"], fencedByLease: false },
   // A queued job past its expiresAt, ended by the reaper (lastError.code expired).
   expire: { from: ["queued"], to: ["cancelled"], fencedByLease: false },
   // A running job is not moved: the holder learns of the request on heartbeat.
@@ -46,6 +48,9 @@ export const JOB_TRANSITIONS: Record<JobTransition, TransitionRule> = {
   batchRetry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
   // The operator's job retry (POST /v1/jobs/{id}/retry, bulk retry): attempts reset, a new event identity.
   retry: { from: ["failed", "cancelled"], to: ["queued"], fencedByLease: false },
+  // The statement that finishes a job's last parent (or its first failed one): released or cancelled
+  // (dependency_failed). Written by jobline_resolve_dependents (drizzle/0013), whose guard is this row.
+  resolve: { from: ["waiting"], to: ["queued", "cancelled"], fencedByLease: false },
 };
 
 export function fromStatuses(t: JobTransition): readonly JobStatus[] {

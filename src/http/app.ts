@@ -17,6 +17,7 @@ import { apiKeyRoutes } from "./routes/apiKeys.js";
 import { batchRoutes } from "./routes/batches.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobActionRoutes } from "./routes/jobActions.js";
+import { jobDependentsRoutes } from "./routes/jobDependents.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { processNextRoutes } from "./routes/processNext.js";
 import { queueRoutes } from "./routes/queues.js";
@@ -204,6 +205,7 @@ export async function buildApp(c: Container): Promise<Api> {
     await healthRoutes(api, c);
     await jobRoutes(api, c);
     await jobActionRoutes(api, c);
+    await jobDependentsRoutes(api, c);
     await processNextRoutes(api, c);
     await queueRoutes(api, c);
     await batchRoutes(api, c);

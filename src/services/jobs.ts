@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
 import { isConflictVictim, isDbUnavailable, isUniqueViolationOn } from "../db/errors.js";
-import { retryIfLost } from "../db/tx.js";
+import { inTx, retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
@@ -14,6 +14,8 @@ import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./job
 import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
+import { listDependents } from "../repositories/jobs/dependencies.js";
+import { continueAfter, linkChildren, lockAndCheck, type Parents, parentsOf } from "./jobs/workflows.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -25,6 +27,7 @@ type AckItem = { id: string; leaseToken: string; result?: unknown };
 
 /** What every job use case needs: the repository, the shared statements, the long poll. */
 export interface JobCtx {
+  sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
   metrics: Metrics;
@@ -61,6 +64,9 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
     : null;
   const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
   if (bad) return err("invalid", bad);
+  const parents = parentsOf(input.dependsOn);
+  if (parents && input.dedupe) return err("invalid", "dedupe and dependsOn cannot be combined");
+  if (parents) return submitWithParents(c, tenant, input, parents, idempotencyKey, requestHash);
   if (input.dedupe) return submitDeduped(c, tenant, input, input.dedupe, idempotencyKey, requestHash);
   if (!idempotencyKey) {
     const row = await c.shared.submitTogether(input.queue, { ...toNewJob(tenant, input), id: uuidv7(Date.now()) });
@@ -74,6 +80,33 @@ export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idem
     return ok(row);
   }
   return idempotentReplay(c, tenant, idempotencyKey, requestHash);
+}
+
+/**
+ * A submit with dependsOn, in one transaction: the parents locked and checked, the job inserted
+ * waiting, its edges written, and edges to parents already finished resolved at once (so a
+ * parent that failed before this submit answers 201 with the job cancelled, dependency_failed).
+ */
+async function submitWithParents(
+  c: JobCtx,
+  tenant: string,
+  input: SubmitInput,
+  parents: Parents,
+  idempotencyKey: string | undefined,
+  requestHash: string | null,
+) {
+  const out = await inTx(c.sql, async (tx) => {
+    const checked = await lockAndCheck(tenant, [parents], tx);
+    if (!checked.locked) return { kind: "refused" as const, error: checked.error! };
+    const extra = { idempotencyKey: idempotencyKey ?? null, requestHash, dependsOn: parents };
+    const row = await c.jobs.insert(toNewJob(tenant, input, extra), tx);
+    if (!row) return { kind: "replay" as const };
+    const changed = await linkChildren([{ id: row.id, parents }], checked.locked, tx);
+    return { kind: "made" as const, row: changed ? ((await c.jobs.findById(row.id, null, tx)) ?? row) : row };
+  });
+  if (out.kind === "refused") return out.error;
+  if (out.kind === "replay") return idempotentReplay(c, tenant, idempotencyKey!, requestHash);
+  return ok(out.row);
 }
 
 /** The job an Idempotency-Key made, for a submit that found the key taken. */
@@ -140,6 +173,7 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
     const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
       countWin(c.metrics, "queued", [cancelled]);
+      await continueAfter(c.sql);
       return ok(cancelled);
     }
     const [requested] = await c.jobs.requestCancelIfRunning([id], scope, version);
@@ -317,6 +351,7 @@ export async function fail(
     // not this process's: with the two apart, a retry that is due would go unannounced.
     if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
       c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
+    else await continueAfter(c.sql);
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope);
@@ -345,7 +380,7 @@ export function createJobService(deps: {
   const shared = createSharedStatements(deps.sql, jobs, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
   const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
-  const c: JobCtx = { jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const c: JobCtx = { sql: deps.sql, jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
   const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
@@ -363,6 +398,11 @@ export function createJobService(deps: {
     retry: operator.retry,
     remove: operator.remove,
     bulk: operator.bulk,
+    /** The jobs depending on job `id` (limit + 1 rows, to tell whether a next page exists). */
+    dependents: async (id: string, scope: TenantScope, limit: number, after: string | null) => {
+      if (!(await jobs.findById(id, scope))) return err("not_found");
+      return ok(await listDependents(id, scope, limit + 1, after, deps.sql));
+    },
     newLeaseId: randomUUID,
   };
 }

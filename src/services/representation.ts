@@ -45,6 +45,9 @@ export function jobDto(r: JobRow) {
     version: r.version,
     scheduleId: r.scheduleId ?? null,
     scheduledFor: iso(r.scheduledFor),
+    // Workflows: the parents named at submit (null without), and how many have not finished.
+    dependsOn: r.dependsOn ? { jobs: r.dependsOn.jobs ?? [], batches: r.dependsOn.batches ?? [] } : null,
+    pendingDependencies: r.pendingDependencies ?? 0,
   };
 }
 
@@ -65,7 +68,7 @@ export function camelize<T>(snake: Record<string, unknown>): T {
  * The public batch representation: what HTTP returns and what the
  * batch.completed webhook carries. Without live `counts` (a webhook snapshot)
  * the batch's own counters stand in; they are exact once it is terminal, and
- * before that its unfinished jobs are reported as queued.
+ * before that its unfinished jobs (waiting ones too) are reported as queued.
  */
 export function batchDto(r: BatchRow, counts?: BatchCounts) {
   return {
@@ -79,6 +82,7 @@ export function batchDto(r: BatchRow, counts?: BatchCounts) {
       succeeded: r.succeededCount,
       failed: r.failedCount,
       cancelled: r.cancelledCount,
+      waiting: 0,
     },
     webhookUrl: r.webhookUrl,
     generation: r.generation,

@@ -1,4 +1,5 @@
 import type { Container } from "../container.js";
+import { startCascade } from "./cascade.js";
 import { startReaper } from "./reaper.js";
 import { startRetention } from "./retention.js";
 import { startScheduler } from "./scheduler.js";
@@ -6,13 +7,13 @@ import { createWebhookDispatcher } from "./webhooks.js";
 
 /**
  * The worker process's background duties, one file each: reaper.ts, retention.ts,
- * webhooks.ts, scheduler.ts. Every one is safe to run in any number of processes at once (SKIP LOCKED
+ * webhooks.ts, scheduler.ts, cascade.ts. Every one is safe to run in any number of processes at once (SKIP LOCKED
  * claims, guarded statements).
  */
 export function startMaintenance(c: Container) {
   const webhooks = createWebhookDispatcher({ ...c, outbox: c.repos.outbox, tenants: c.repos.tenants });
   webhooks.start();
-  const loops = [startReaper(c), startRetention(c), startScheduler(c)];
+  const loops = [startReaper(c), startRetention(c), startScheduler(c), startCascade(c)];
   return {
     async stop() {
       await Promise.all([...loops.map((l) => l.stop()), webhooks.stop()]);

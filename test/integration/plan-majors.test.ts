@@ -145,9 +145,15 @@ async function buildShape(sql: postgres.Sql, rows: string) {
     const idx = await tx<{ name: string; def: string; pkey: boolean }[]>`
       SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def, indisprimary AS pkey
       FROM pg_index WHERE indrelid = 'jobs'::regclass`;
+    // Foreign keys to jobs (job_dependencies) hang on its primary key: dropped with it, then restored.
+    const fks = await tx<{ name: string; tbl: string; def: string }[]>`
+      SELECT conname AS name, conrelid::regclass::text AS tbl, pg_get_constraintdef(oid) AS def
+      FROM pg_constraint WHERE confrelid = 'jobs'::regclass AND contype = 'f'`;
+    for (const f of fks) await tx.unsafe(`ALTER TABLE ${f.tbl} DROP CONSTRAINT ${f.name}`);
     for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs DROP CONSTRAINT ${i.name}` : `DROP INDEX ${i.name}`);
     await tx.unsafe(rows);
     for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs ADD CONSTRAINT ${i.name} PRIMARY KEY (id)` : i.def);
+    for (const f of fks) await tx.unsafe(`ALTER TABLE ${f.tbl} ADD CONSTRAINT ${f.name} ${f.def}`);
   });
   await sql`ANALYZE jobs`;
 }

@@ -35,6 +35,7 @@ const WORDING: Record<JobTransition, string | null> = {
   release: null,
   batchRetry: "batch retry",
   retry: "job retry",
+  resolve: "dependency resolution",
 };
 /** Transitions the contract does not name; the fencing rule below is checked without them. */
 const INTERNAL: JobTransition[] = ["release"];

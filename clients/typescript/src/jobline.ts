@@ -89,6 +89,11 @@ export class Jobline<K extends KindMap = KindMap> {
     return (await unwrap(this.api.GET("/v1/jobs/{id}", { params: { path: { id } } }))) as TypedJob<K>;
   }
 
+  /** The jobs that named this job in their `dependsOn` (first page; docs/workflows.md). */
+  async dependents(id: string, options: { limit?: number; cursor?: string } = {}) {
+    return unwrap(this.api.GET("/v1/jobs/{id}/dependents", { params: { path: { id }, query: options } }));
+  }
+
   /**
    * Runs handlers for jobs of `queues` until `stop()`. The handler's return value is the
    * job's result; a throw fails the attempt (retried while attempts remain; `NonRetryableError`

@@ -230,6 +230,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/dependents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the jobs that depend on this job (by id; cursor: the last id of the previous page) */
+        get: operations["listJobDependents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/process-next": {
         parameters: {
             query?: never;
@@ -547,6 +564,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -567,7 +589,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -606,6 +628,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -619,7 +648,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -658,6 +687,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -684,6 +720,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -692,6 +733,7 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
+            waiting: number;
         };
         BatchInput: {
             /** Format: uuid */
@@ -722,7 +764,7 @@ export interface components {
             filter?: {
                 queue?: string;
                 /** @enum {string} */
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
@@ -755,6 +797,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
         };
         ScheduleCreateInput: {
             name: string;
@@ -853,6 +900,10 @@ export interface components {
             changed: number;
             skipped: number;
         };
+        JobDependentsInput: {
+            items: components["schemas"]["JobInput"][];
+            nextCursor: string | null;
+        };
         ProcessNextResultInput: {
             jobs: components["schemas"]["ClaimedJobInput"][];
             /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
@@ -872,6 +923,7 @@ export interface components {
                     succeeded: number;
                     failed: number;
                     cancelled: number;
+                    waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
             }[];
@@ -946,6 +998,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -966,7 +1023,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -1005,6 +1062,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1018,7 +1082,7 @@ export interface components {
             /** Format: date-time */
             runAt: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
             attempts: number;
             maxAttempts: number;
             leaseExpiresAt: string | null;
@@ -1057,6 +1121,13 @@ export interface components {
             scheduleId: string | null;
             /** @description The schedule's tick this job was made for */
             scheduledFor: string | null;
+            /** @description The parents named at submit */
+            dependsOn?: {
+                jobs: string[];
+                batches: string[];
+            } | null;
+            /** @description Parents not finished yet (waiting jobs) */
+            pendingDependencies?: number;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1083,6 +1154,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1091,6 +1167,7 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
+            waiting: number;
         };
         Batch: {
             /** Format: uuid */
@@ -1121,7 +1198,7 @@ export interface components {
             filter?: {
                 queue?: string;
                 /** @enum {string} */
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
@@ -1154,6 +1231,11 @@ export interface components {
             expiresAt?: string;
             /** @description expiresAt as seconds from now */
             ttlSeconds?: number;
+            /** @description Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled */
+            dependsOn?: {
+                jobs?: string[];
+                batches?: string[];
+            };
         };
         ScheduleCreate: {
             name: string;
@@ -1252,6 +1334,10 @@ export interface components {
             changed: number;
             skipped: number;
         };
+        JobDependents: {
+            items: components["schemas"]["Job"][];
+            nextCursor: string | null;
+        };
         ProcessNextResult: {
             jobs: components["schemas"]["ClaimedJob"][];
             /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
@@ -1271,6 +1357,7 @@ export interface components {
                     succeeded: number;
                     failed: number;
                     cancelled: number;
+                    waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
             }[];
@@ -1410,7 +1497,7 @@ export interface operations {
         parameters: {
             query?: {
                 queue?: string;
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 batchId?: string;
                 limit?: number;
@@ -2351,6 +2438,77 @@ export interface operations {
             };
             /** @description The API key lacks the role this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJobDependents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobDependents"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,6 +32,13 @@ export const JobSubmitFields = {
     .optional()
     .describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
   ttlSeconds: z.number().int().min(1).max(31_536_000).optional().describe("expiresAt as seconds from now"),
+  dependsOn: z
+    .strictObject({ jobs: z.array(Uuid).max(100).optional(), batches: z.array(Uuid).max(100).optional() })
+    .refine((d) => (d.jobs?.length ?? 0) + (d.batches?.length ?? 0) <= 100, "at most 100 parents in all")
+    .optional()
+    .describe(
+      "Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled",
+    ),
 };
 
 /** Submit-only: a batch's jobs take no dedupe key. */
@@ -85,6 +92,12 @@ export const JobSchema = z
     version: z.number().int(),
     scheduleId: z.uuid().nullable().describe("The schedule that made this job, if any"),
     scheduledFor: Timestamp.nullable().describe("The schedule's tick this job was made for"),
+    dependsOn: z
+      .object({ jobs: z.array(z.uuid()), batches: z.array(z.uuid()) })
+      .nullable()
+      .optional()
+      .describe("The parents named at submit"),
+    pendingDependencies: z.number().int().optional().describe("Parents not finished yet (waiting jobs)"),
   })
   .meta({ id: "Job" });
 

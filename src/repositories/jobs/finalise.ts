@@ -31,7 +31,14 @@ const FINALISABLE = literals(batchFrom("finalise"));
  * if and only if the finalisation committed.
  */
 export function finaliseTail(q: Queryable): postgres.PendingQuery<postgres.Row[]> {
-  return q.unsafe(`
+  return q.unsafe(FINALISE_TAIL_SQL);
+}
+
+/**
+ * finaliseTail's text. drizzle/0013 holds a copy in jobline_resolve_dependents (a dependent
+ * cancelled there is finalised like any job); test/integration/workflows.test.ts checks the two agree.
+ */
+export const FINALISE_TAIL_SQL = `
   fin_counts AS (
     SELECT batch_id, generation,
            count(*)::int AS n,
@@ -79,8 +86,7 @@ ${outcomeWhens("        ", { cancelRequested: "b.cancel_requested", succeeded: "
       AND status IN (${literals(TERMINAL_BATCH_STATUSES)})
     ON CONFLICT (subject_id, event_type, generation) DO NOTHING
     RETURNING 1
-  )`);
-}
+  )`;
 
 /**
  * Finalises a sealed batch none of whose jobs is left (empty, or all terminal before the

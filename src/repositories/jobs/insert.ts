@@ -4,12 +4,16 @@ import { uuidv7 } from "../../domain/ids.js";
 import { advanceClocks, allocateTags, fairKey, isHeld, virtualTime } from "./fairness.js";
 import type { JobRow, NewJob } from "./rows.js";
 
-/** The fairness tag CTE `g` of a single insert. */
+const parentCount = (j: NewJob) => (j.dependsOn ? j.dependsOn.jobs.length + j.dependsOn.batches.length : 0);
+/** A job with parents starts waiting (the transition table's resolve row moves it on). */
+const waitingOf = (j: NewJob) => (parentCount(j) > 0 ? "waiting" : "queued");
+
+/** The fairness tag CTE `g` of a single insert; a waiting job's is held, like a scheduled one's. */
 function tagOf(j: NewJob, q: Queryable) {
   // A held job takes no tag from its group (and moves no clock): promoteDue tags it when due.
   return j.untilSealed
     ? q`g AS (SELECT ${PREPARING_TAG}::bigint AS last_tag)`
-    : isHeld(j, Date.now())
+    : isHeld(j, Date.now()) || parentCount(j) > 0
     ? q`g AS (SELECT ${HELD_TAG}::bigint AS last_tag)`
     : q`g AS (
             INSERT INTO job_groups (queue, fair_key, last_tag)
@@ -27,11 +31,12 @@ export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
         WITH ${tagOf(j, q)}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id,
-                          schedule_id, scheduled_for, timeout_seconds, expires_at)
+                          schedule_id, scheduled_for, timeout_seconds, expires_at, status, pending_dependencies, depends_on)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId},
-               ${j.schedule?.id ?? null}, ${j.schedule?.tick ?? null}, ${j.timeoutSeconds ?? null}::int, ${j.expiresAt ?? null}::timestamptz
+               ${j.schedule?.id ?? null}, ${j.schedule?.tick ?? null}, ${j.timeoutSeconds ?? null}::int, ${j.expiresAt ?? null}::timestamptz,
+               ${waitingOf(j)}::job_status, ${parentCount(j)}::int, ${j.dependsOn ? JSON.stringify(j.dependsOn) : null}::text::jsonb
         FROM g
         ${
           j.schedule
@@ -80,7 +85,7 @@ export async function insertDeduped(j: NewJob & { dedupeKey: string }, replace: 
 export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]> {
   if (jobs.length === 0) return [];
   const now = Date.now();
-  const fixed = jobs.map((j) => (j.untilSealed ? PREPARING_TAG : isHeld(j, now) ? HELD_TAG : null));
+  const fixed = jobs.map((j) => (j.untilSealed ? PREPARING_TAG : isHeld(j, now) || parentCount(j) > 0 ? HELD_TAG : null));
   const allocated = await allocateTags(
     jobs.filter((_, i) => fixed[i] === null),
     q,
@@ -90,17 +95,20 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, batch_id, timeout_seconds, expires_at)
+                          max_attempts, webhook_url, batch_id, timeout_seconds, expires_at, status, pending_dependencies, depends_on)
         SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
-               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id, t.timeout_seconds, t.expires_at
+               coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id, t.timeout_seconds, t.expires_at,
+               t.status, t.pending, t.depends_on
         FROM unnest(
           ${col((j) => j.id ?? uuidv7(now))}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
           ${col((j) => JSON.stringify(j.payload))}::text[]::jsonb[], ${col((j) => j.priority)}::int[],
           ${col((j) => j.groupKey)}::text[], ${tags}::bigint[], ${col((j) => j.runAt?.toISOString() ?? null)}::timestamptz[],
           ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[],
-          ${col((j) => j.timeoutSeconds ?? null)}::int[], ${col((j) => j.expiresAt?.toISOString() ?? null)}::timestamptz[]
+          ${col((j) => j.timeoutSeconds ?? null)}::int[], ${col((j) => j.expiresAt?.toISOString() ?? null)}::timestamptz[],
+          ${col(waitingOf)}::job_status[], ${col(parentCount)}::int[],
+          ${col((j) => (j.dependsOn ? JSON.stringify(j.dependsOn) : null))}::text[]::jsonb[]
         ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id,
-               timeout_seconds, expires_at)
+               timeout_seconds, expires_at, status, pending, depends_on)
         RETURNING *`;
 }

@@ -38,6 +38,8 @@ export interface JobRow {
   version: number;
   scheduleId: string | null;
   scheduledFor: Date | null;
+  dependsOn: { jobs?: string[]; batches?: string[] } | null;
+  pendingDependencies: number;
 }
 
 /** One failed attempt in a job's error history. */
@@ -71,6 +73,8 @@ export interface NewJob {
   expiresAt?: Date | null;
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
+  /** dependsOn: inserted `waiting` (held tag: released jobs are tagged by the promotion), counting every parent. */
+  dependsOn?: { jobs: string[]; batches: string[] } | null;
   /** A schedule's job: the insert is a no-op when this tick has its job already. */
   schedule?: { id: string; tick: Date };
 }

@@ -20,6 +20,7 @@ export interface SubmitInput {
   expiresAt?: string | undefined;
   ttlSeconds?: number | undefined;
   dedupe?: { key: string; replace?: boolean | undefined } | undefined;
+  dependsOn?: { jobs?: string[] | undefined; batches?: string[] | undefined } | undefined;
 }
 
 /** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
