@@ -130,6 +130,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/** How long a finished job's completion waits for a poll to carry it before it is sent on its own. */
+const ACK_FLUSH_MS = 20;
 const MAX_MESSAGE = 10_000;
 const MAX_CODE = 200;
 
@@ -164,8 +166,10 @@ const isFatal = (status: number) => status === 400 || status === 401 || status =
  * for as many jobs as there are free slots, runs each with its kind's handler, heartbeats
  * every third of the lease, and reports `complete` (the handler's return value is the
  * result) or `fail` (the thrown error's `message`/`code`; `retryable = false` fails it for
- * good). A completion that finishes while the worker waits for a free slot rides the next
- * poll (`complete`), which is about to be sent anyway: one request per job instead of two.
+ * good). Completions ride the next poll (`complete`): when every slot is busy, the jobs that
+ * end together free their slots and go out in one poll asking for that many jobs (up to 100).
+ * Completions that end while a poll is out (it may long-poll) go after 20 ms in one
+ * POST /v1/jobs/complete (a single one to its own route).
  * Resolves when `signal` aborts and every in-flight handler has finished; rejects (after
  * draining) when the server refuses the worker's requests (400/401/403).
  */
@@ -354,13 +358,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
     // Stopped at its deadline: reported as the timeout it is, whatever the handler threw.
     if (!outcome.ok) return failJob(job, lease, lease.signal.reason instanceof JobTimeoutError ? lease.signal.reason : outcome.error);
-    const ack = { job, lease, result: outcome.result };
-    if (waitingForSlot) {
-      // The poll loop sends its next poll as soon as this slot frees: the completion goes with it.
-      acks.push(ack);
-      return;
-    }
-    await completeDirect(ack);
+    // The completion waits for the next poll (sent as soon as a slot frees, with every outcome
+    // finished by then); while a poll is out, a flush after ACK_FLUSH_MS sends what it did not take.
+    acks.push({ job, lease, result: outcome.result });
+    if (!pollComing) armFlush();
   }
 
   const completeBody = (job: ClaimedJob, result: unknown) =>
@@ -422,6 +423,36 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const sendDirect = (items: Ack[]) => {
     for (const a of items) track(a.job, completeDirect(a));
   };
+  /** Acts on per-item answers (a poll's `completed`, or POST /v1/jobs/complete's `items`); an item left unanswered is sent again alone. */
+  const settle = (carried: Ack[], answers: ReadonlyArray<{ id: string; status: number; problem?: unknown }>) => {
+    for (const [i, a] of carried.entries()) {
+      const answer = answers[i];
+      if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
+      else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
+    }
+  };
+  /** Completions no poll is about to carry: one request for all of them (a single one goes to its own route). */
+  let flushTimer: ReturnType<typeof setTimeout> | null = null;
+  const armFlush = () => {
+    flushTimer ??= setTimeout(flush, ACK_FLUSH_MS);
+  };
+  function flush() {
+    flushTimer = null;
+    if (pollComing) return;
+    while (acks.length > 0) {
+      const items = acks.splice(0, 100);
+      if (items.length === 1) {
+        sendDirect(items);
+        continue;
+      }
+      const body = { items: items.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) })) };
+      const p = api.POST("/v1/jobs/complete", { body }).then(
+        (r) => (r.data ? settle(items, r.data.items) : sendDirect(items)),
+        () => sendDirect(items),
+      );
+      track(items[0]!.job, p);
+    }
+  }
 
   const start = (job: ClaimedJob) => {
     stats.claimed++;
@@ -434,12 +465,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     inFlight.add(p);
   };
 
-  let waitingForSlot = false;
+  /** True from the moment the loop waits for a slot until its next poll is sent: finished jobs' completions ride that poll. */
+  let pollComing = false;
   const untilSlotOrStop = () =>
     new Promise<void>((resolve) => {
-      waitingForSlot = true;
+      pollComing = true;
       const done = () => {
-        waitingForSlot = false;
         signal.removeEventListener("abort", done);
         slotFreed = () => {};
         resolve();
@@ -470,12 +501,17 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   let backoff = 0;
   let reached = false;
   while (!signal.aborted && fatal === null) {
-    const free = concurrency - inFlight.size;
-    if (free <= 0) {
+    if (concurrency - inFlight.size <= 0) {
       await untilSlotOrStop();
+      // Handlers that end together (in one turn of the event loop) free their slots together:
+      // one wide poll for all of them, carrying all their completions, instead of one each.
+      await sleep(0);
       continue;
     }
+    const free = concurrency - inFlight.size;
+    pollComing = false;
     const carried = acks.splice(0, 100);
+    if (acks.length > 0) armFlush();
     try {
       const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
       const r = await poll({ queues, ...(kinds ? { kinds } : {}), workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
@@ -483,13 +519,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       if (r.data) {
         backoff = 0;
         for (const job of r.data.jobs) start(job);
-        const answers = r.data.completed ?? [];
-        for (const [i, a] of carried.entries()) {
-          const answer = answers[i];
-          // One answer per item, in order; an item left unanswered is sent again alone.
-          if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
-          else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
-        }
+        settle(carried, r.data.completed ?? []);
         continue;
       }
       // Applied or not, a completion may be sent again (it is idempotent for its lease token).
@@ -520,6 +550,9 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     await sleep(backoff, signal);
   }
 
+  // The drain below sends what is left itself: no flush timer outlives the worker.
+  pollComing = true;
+  if (flushTimer) clearTimeout(flushTimer);
   while (inFlight.size > 0 || reporting.size > 0 || acks.length > 0) {
     sendDirect(acks.splice(0));
     await Promise.allSettled([...inFlight, ...reporting]);
