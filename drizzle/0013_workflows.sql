@@ -19,56 +19,17 @@ ALTER TABLE "job_dependencies" ADD CONSTRAINT "job_dependencies_child_id_jobs_id
 CREATE INDEX "job_dependencies_child_idx" ON "job_dependencies" USING btree ("child_id");--> statement-breakpoint
 -- Workflows (docs/workflows.md). Resolves the unresolved edges of one finished parent (a job or a
 -- batch): each edge once (resolved = true under its row lock), each waiting dependent released
--- (waiting -> queued, tagged by jobline_tag_released) when it was the last parent and all
+-- (waiting -> queued, held tag: the next promotion tags it) when it was the last parent and all
 -- succeeded, or cancelled (dependency_failed) at once when this parent did not succeed. The
 -- guard status = 'waiting' is the transition table's resolve row (src/domain/jobs.ts). A cancelled
 -- dependent is finalised by a copy of finaliseTail (src/repositories/jobs/finalise.ts; a test
 -- checks the copy): batch counts, its job.cancelled event, its batch's completion. Released
 -- queues are announced by NOTIFY (sent at commit). p_child: only that child's edge (a submit).
--- Released jobs take their fairness tag at once, as promoteDue would give it (allocateTags in
--- src/repositories/jobs/fairness.ts: the group's next tag, not below the queue's virtual time;
--- the queue's clock moved past the slack), so a claim takes them without waiting for a promotion.
--- It never waits for a group or clock row (SKIP LOCKED): a finalising statement's trigger must not
--- add a lock wait behind submits. A busy group leaves its jobs held, for the next promotion.
-CREATE FUNCTION jobline_tag_released(p_ids uuid[]) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-  g record;
-  v_locked integer;
-  v_last bigint;
-BEGIN
-  FOR g IN
-    SELECT queue, tenant || chr(31) || coalesce(group_key, '') AS fair_key, array_agg(id ORDER BY id) AS ids
-    FROM jobs WHERE id = ANY(p_ids) AND status = 'queued' AND fair_tag = 4503599627370496
-      AND (batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
-    GROUP BY 1, 2 ORDER BY 1, 2
-  LOOP
-    SELECT count(*) INTO v_locked FROM (
-      SELECT 1 FROM job_groups WHERE queue = g.queue AND fair_key IN (g.fair_key, chr(30))
-      ORDER BY fair_key = chr(30), fair_key FOR UPDATE SKIP LOCKED) l;
-    CONTINUE WHEN v_locked < 2;
-    UPDATE job_groups jg SET updated_at = now(), last_tag = GREATEST(jg.last_tag + 1, coalesce(
-        (SELECT v.fair_tag FROM jobs v
-         WHERE v.queue = g.queue AND v.status = 'queued' AND v.fair_tag < 4503599627370496 AND v.run_at <= now()
-         ORDER BY v.priority DESC NULLS LAST, v.fair_tag, v.id LIMIT 1),
-        (SELECT k.last_tag + 64 FROM job_groups k WHERE k.queue = g.queue AND k.fair_key = chr(30)),
-        0)) + cardinality(g.ids) - 1
-    WHERE jg.queue = g.queue AND jg.fair_key = g.fair_key
-    RETURNING jg.last_tag INTO v_last;
-    UPDATE job_groups SET last_tag = v_last, updated_at = now()
-    WHERE queue = g.queue AND fair_key = chr(30) AND last_tag < v_last - 64;
-    UPDATE jobs SET fair_tag = v_last - cardinality(g.ids) + t.n
-    FROM unnest(g.ids) WITH ORDINALITY AS t(id, n)
-    WHERE jobs.id = t.id AND jobs.status = 'queued' AND jobs.fair_tag = 4503599627370496;
-  END LOOP;
-END
-$fn$;--> statement-breakpoint
 CREATE FUNCTION jobline_resolve_dependents(p_parent uuid, p_succeeded boolean, p_child uuid DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql AS $fn$
 DECLARE
   v_n integer;
   v_queues text[];
-  v_released uuid[];
   v_q text;
 BEGIN
   WITH e AS (
@@ -153,12 +114,7 @@ BEGIN
     ON CONFLICT (subject_id, event_type, generation) DO NOTHING
     RETURNING 1
   )
-  SELECT count(*)::int, array_agg(DISTINCT queue) FILTER (WHERE status = 'queued'),
-         array_agg(id) FILTER (WHERE status = 'queued' AND fair_tag = 4503599627370496 AND run_at <= now())
-    INTO v_n, v_queues, v_released FROM j;
-  IF v_released IS NOT NULL THEN
-    PERFORM jobline_tag_released(v_released);
-  END IF;
+  SELECT count(*)::int, array_agg(DISTINCT queue) FILTER (WHERE status = 'queued') INTO v_n, v_queues FROM j;
   IF v_queues IS NOT NULL THEN
     FOREACH v_q IN ARRAY v_queues LOOP
       PERFORM pg_notify('jobline_jobs', v_q);

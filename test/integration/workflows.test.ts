@@ -1,6 +1,5 @@
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { HELD_TAG } from "../../src/db/schema.js";
 import { FINALISE_TAIL_SQL } from "../../src/repositories/jobs/finalise.js";
 import { cascadeOnce } from "../../src/worker/cascade.js";
 import { submitJob, useTestEnv } from "../helpers/app.js";
@@ -47,54 +46,6 @@ describe("dependsOn", () => {
     const deps = await http("get", `/v1/jobs/${a.id}/dependents`);
     expect(deps.status).toBe(200);
     expect(deps.body.items.map((j: Job) => j.id)).toEqual([b.id]);
-  });
-
-  it("a released job is claimable at once (tagged by its release, no promotion); a busy group leaves it to the promotion", async () => {
-    // The repository's claim alone: no promotion runs before or after it.
-    const claimOnly = (queue: string) =>
-      t.env.c.repos.jobs.claimNext({ queues: [queue], tenant: null, workerId: "w", leaseSeconds: 60, max: 1 });
-    const tagOf = async (id: string) => Number((await t.env.c.sql<{ t: string }[]>`SELECT fair_tag::text AS t FROM jobs WHERE id = ${id}`)[0]!.t);
-    const a = await submit({ queue: "wf_now" });
-    const b = await submit({ queue: "wf_now", dependsOn: { jobs: [a.id] } });
-    const c = await submit({ queue: "wf_now", dependsOn: { jobs: [b.id] } });
-    for (const [parent, child] of [
-      [a.id, b.id],
-      [b.id, c.id],
-    ] as const) {
-      const [p] = await claimOnly("wf_now");
-      expect(p?.id).toBe(parent);
-      expect((await svc().complete(p!.id, null, p!.leaseToken!, null)).ok).toBe(true);
-      expect(await tagOf(child)).toBeLessThan(HELD_TAG);
-    }
-    // Its group row held by another transaction: the release does not wait for it, the job stays held.
-    const d = await submit({ queue: "wf_busy" });
-    const e = await submit({ queue: "wf_busy", dependsOn: { jobs: [d.id] } });
-    const [pd] = await claimOnly("wf_busy");
-    const holder = postgres(t.env.url, { max: 1, onnotice: () => {} });
-    try {
-      let locked!: () => void;
-      const hasLock = new Promise<void>((r) => {
-        locked = r;
-      });
-      let release!: () => void;
-      const done = new Promise<void>((r) => {
-        release = r;
-      });
-      const tx = holder.begin(async (q) => {
-        await q`SELECT 1 FROM job_groups WHERE queue = 'wf_busy' AND fair_key <> chr(30) FOR UPDATE`;
-        locked();
-        await done;
-      });
-      await hasLock;
-      expect((await svc().complete(pd!.id, null, pd!.leaseToken!, null)).ok).toBe(true);
-      expect((await get(e.id)).status).toBe("queued");
-      expect(await tagOf(e.id)).toBe(HELD_TAG);
-      release();
-      await tx;
-    } finally {
-      await holder.end();
-    }
-    await finishOne("wf_busy", "complete");
   });
 
   it("a failed parent cancels its dependents (dependency_failed) with their job.cancelled events", async () => {
