@@ -42,25 +42,68 @@ function parsePayload(p: string): { a: Announcement; count: number } {
 }
 
 /**
- * Wakes long-polling claimers when jobs become claimable, one waiting poll per job: a submit
- * that woke every poll of its queue made each run a claim, all but one finding nothing. One
- * LISTEN connection per process, not one per request. Local announcements wake local waiters
- * at once; only the jobs no local poll was waiting for are sent to the other processes by
- * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
- *
- * `listenClient` makes the client that holds the LISTEN. postgres.js
- * re-subscribes after its LISTEN connection drops, but only once: if
- * PostgreSQL is still down then, the subscription is gone for good, and a
- * failed LISTEN stays registered so a retry on the same client only piles up
- * listeners. So every PROBE_MS the process sends itself a NOTIFY, and when the
- * previous one went unheard (and the database answers again) it replaces the
- * whole listen client.
+ * The polls of this process waiting now, and the announcements none of them took, in order: a
+ * poll marks the count before its claim, and a wait that starts after such an announcement
+ * (which its claim may not have seen) takes it and returns at once instead of sleeping through
+ * it. Owed announcements are dropped after OWED_MS, or beyond 10,000; `floor` then makes older
+ * marks return at once.
  */
-export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
+function createLocalWaiters() {
   const waiters = new Set<Waiter>();
-  /** Per payload: the announcement and how many jobs to send to the other processes. */
-  const pending = new Map<string, { a: Announcement; count: number }>();
-  let scheduled = false;
+  let announced = 0;
+  let floor = 0;
+  let owed: Array<{ seq: number; at: number; a: Announcement; left: number }> = [];
+  const prune = (now: number) => {
+    let i = 0;
+    while (i < owed.length && (owed[i]!.left <= 0 || owed[i]!.at < now - OWED_MS)) i++;
+    if (owed.length - i >= 10_000) {
+      floor = owed[owed.length - 1]!.seq + 1;
+      i = owed.length;
+    }
+    if (i > 0) owed = owed.slice(i);
+  };
+  return {
+    waiters,
+    mark: () => announced,
+    /** Wakes up to `count` matching waiters, oldest first; returns how many jobs found none. */
+    wake(a: Announcement, count: number) {
+      const now = Date.now();
+      prune(now);
+      const seq = ++announced;
+      let left = count;
+      for (const w of waiters) {
+        if (left <= 0) break;
+        if (!matches(w, a)) continue;
+        w.wake(a);
+        left--;
+      }
+      if (left > 0) owed.push({ seq, at: now, a, left });
+      return left;
+    },
+    /** An owed announcement made after `mark` that `w` can take, taken (one job of it). */
+    takeOwed(w: Omit<Waiter, "wake">, mark: number): Announcement | null {
+      if (mark < floor) return { queue: [...w.queues][0]! };
+      for (let i = owed.length - 1; i >= 0 && owed[i]!.seq > mark; i--) {
+        const e = owed[i]!;
+        if (e.left > 0 && matches(w, e.a)) {
+          e.left--;
+          return e.a;
+        }
+      }
+      return null;
+    },
+  };
+}
+
+/**
+ * The LISTEN of this process. postgres.js re-subscribes after its LISTEN connection drops, but
+ * only once: if PostgreSQL is still down then, the subscription is gone for good, and a failed
+ * LISTEN stays registered so a retry on the same client only piles up listeners. So every
+ * PROBE_MS the process sends itself a NOTIFY, and when the previous one went unheard (and the
+ * database answers again) it replaces the whole listen client (`listenClient` makes one).
+ * `on.subscribe` runs before each new client listens.
+ */
+function createListener(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }, on: { message: (payload: string) => void; subscribe: () => void }) {
   let listening: Promise<unknown> | null = null;
   let closed = false;
   let listenSql: Sql | null = null;
@@ -70,42 +113,23 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
   const probeToken = `\u0001probe:${process.pid}:${Math.random().toString(36).slice(2)}`;
   let heardProbe = true;
 
-  // NOTIFYs this process sent and has not heard back yet, per payload. Its local waiters were
-  // woken when it announced; the echo must not count as a second announcement, or a poll that
-  // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
-  // replaced meanwhile, never echoes: the counts are given back or dropped then.
-  const echoes = new Map<string, number>();
-  /** Takes one owed echo of `payload`; false when none is owed. */
-  const takeEcho = (payload: string) => {
-    const owed = echoes.get(payload);
-    if (owed === undefined) return false;
-    if (owed <= 1) echoes.delete(payload);
-    else echoes.set(payload, owed - 1);
-    return true;
-  };
   const onMessage = (payload: string) => {
     if (payload === probeToken) heardProbe = true;
-    else if (!takeEcho(payload)) {
-      const { a, count } = parsePayload(payload);
-      wakeLocal(a, count);
-    }
+    else on.message(payload);
   };
-
   const dropListenClient = () => {
     const old = listenSql;
     listenSql = null;
     if (old) void old.end({ timeout: 0 }).catch(() => {});
   };
-
   const subscribe = async () => {
     dropListenClient();
-    echoes.clear();
+    on.subscribe();
     const client = o.listenClient();
     listenSql = client;
     await client.listen(CHANNEL, onMessage).catch(() => null);
     if (closed) dropListenClient();
   };
-
   const probe = async () => {
     if (closed || probing) return;
     probing = true;
@@ -121,50 +145,58 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
       probing = false;
     }
   };
+  return {
+    async start(): Promise<void> {
+      listening ??= subscribe().then(() => {
+        probeTimer = setInterval(() => void probe(), o.probeMs ?? PROBE_MS);
+        probeTimer.unref();
+      });
+      await listening;
+    },
+    stop(): void {
+      closed = true;
+      if (probeTimer) clearInterval(probeTimer);
+      dropListenClient();
+    },
+  };
+}
 
-  // Announcements no waiting poll took, in order: a poll marks the count before its claim, and a
-  // wait that starts after such an announcement (which its claim may not have seen) takes it and
-  // returns at once instead of sleeping through it. Dropped after OWED_MS, or beyond 10,000;
-  // `floor` then makes older marks return at once.
-  let announced = 0;
-  let floor = 0;
-  let owed: Array<{ seq: number; at: number; a: Announcement; left: number }> = [];
-  const prune = (now: number) => {
-    let i = 0;
-    while (i < owed.length && (owed[i]!.left <= 0 || owed[i]!.at < now - OWED_MS)) i++;
-    if (owed.length - i >= 10_000) {
-      floor = owed[owed.length - 1]!.seq + 1;
-      i = owed.length;
-    }
-    if (i > 0) owed = owed.slice(i);
+/**
+ * Wakes long-polling claimers when jobs become claimable, one waiting poll per job: a submit
+ * that woke every poll of its queue made each run a claim, all but one finding nothing. One
+ * LISTEN connection per process, not one per request. Local announcements wake local waiters
+ * at once; only the jobs no local poll was waiting for are sent to the other processes by
+ * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
+ */
+export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
+  const local = createLocalWaiters();
+  const { waiters } = local;
+  /** Per payload: the announcement and how many jobs to send to the other processes. */
+  const pending = new Map<string, { a: Announcement; count: number }>();
+  let scheduled = false;
+  let closed = false;
+
+  // NOTIFYs this process sent and has not heard back yet, per payload. Its local waiters were
+  // woken when it announced; the echo must not count as a second announcement, or a poll that
+  // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
+  // replaced meanwhile, never echoes: the counts are given back or dropped then.
+  const echoes = new Map<string, number>();
+  /** Takes one owed echo of `payload`; false when none is owed. */
+  const takeEcho = (payload: string) => {
+    const owed = echoes.get(payload);
+    if (owed === undefined) return false;
+    if (owed <= 1) echoes.delete(payload);
+    else echoes.set(payload, owed - 1);
+    return true;
   };
-  /** Wakes up to `count` matching waiters, oldest first; returns how many jobs found none. */
-  const wakeLocal = (a: Announcement, count: number) => {
-    const now = Date.now();
-    prune(now);
-    const seq = ++announced;
-    let left = count;
-    for (const w of waiters) {
-      if (left <= 0) break;
-      if (!matches(w, a)) continue;
-      w.wake(a);
-      left--;
-    }
-    if (left > 0) owed.push({ seq, at: now, a, left });
-    return left;
-  };
-  /** An owed announcement made after `mark` that `w` can take, taken (one job of it). */
-  const takeOwed = (w: Omit<Waiter, "wake">, mark: number): Announcement | null => {
-    if (mark < floor) return { queue: [...w.queues][0]! };
-    for (let i = owed.length - 1; i >= 0 && owed[i]!.seq > mark; i--) {
-      const e = owed[i]!;
-      if (e.left > 0 && matches(w, e.a)) {
-        e.left--;
-        return e.a;
-      }
-    }
-    return null;
-  };
+  const listener = createListener(sql, o, {
+    message: (payload) => {
+      if (takeEcho(payload)) return;
+      const { a, count } = parsePayload(payload);
+      local.wake(a, count);
+    },
+    subscribe: () => echoes.clear(),
+  });
 
   const flush = () => {
     scheduled = false;
@@ -181,7 +213,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
 
   /** Announces locally, and sends what no local poll took to the other processes. */
   const announce = (a: Announcement, count: number) => {
-    const left = wakeLocal(a, count);
+    const left = local.wake(a, count);
     if (left <= 0) return;
     const key = a.kind === undefined || a.tenant === undefined ? a.queue : `${a.queue} ${a.kind} ${a.tenant}`;
     const p = pending.get(key);
@@ -193,14 +225,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
   };
 
   return {
-    async start(): Promise<void> {
-      listening ??= subscribe().then(() => {
-        const every = o.probeMs ?? PROBE_MS;
-        probeTimer = setInterval(() => void probe(), every);
-        probeTimer.unref();
-      });
-      await listening;
-    },
+    start: listener.start,
     /**
      * Announce that `queue` has newly claimable jobs: with `jobs` (their kind, tenant and
      * count, default 1) that many waiting polls that can take them wake; without, every poll
@@ -215,9 +240,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
       if (!closed) announce(a, 1);
     },
     /** A mark to pass to wait(): take it before the claim whose emptiness the wait follows. */
-    mark(): number {
-      return announced;
-    },
+    mark: local.mark,
     /**
      * Resolves with the announcement that woke it, or null after `ms` or on abort; at once if an
      * announcement no poll took came after `since` (a job committed between an empty claim and
@@ -227,7 +250,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
       const i = Array.isArray(interest) ? { queues: interest, tenant: null } : interest;
       const filter = { queues: new Set(i.queues), kinds: i.kinds ? new Set(i.kinds) : null, tenant: i.tenant };
       if (closed) return Promise.resolve(null);
-      const early = since === undefined ? null : takeOwed(filter, since);
+      const early = since === undefined ? null : local.takeOwed(filter, since);
       if (early) return Promise.resolve(early);
       return new Promise((resolve) => {
         const w: Waiter = {
@@ -248,8 +271,7 @@ export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?:
     /** Shutdown: release every waiter, and make later waits return at once, so long polls end now. */
     wakeAll(): void {
       closed = true;
-      if (probeTimer) clearInterval(probeTimer);
-      dropListenClient();
+      listener.stop();
       for (const w of [...waiters]) w.wake(null);
     },
     /** Polls waiting now. */

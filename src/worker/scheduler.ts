@@ -1,4 +1,5 @@
 import type { Container } from "../container.js";
+import { repeat } from "./every.js";
 
 /**
  * The cron scheduler: runs every due tick, then sleeps until the earliest next tick, at most
@@ -9,35 +10,11 @@ import type { Container } from "../container.js";
 export function startScheduler(c: Container, opts: { maxIdleMs?: number; clock?: () => Date } = {}) {
   const maxIdleMs = opts.maxIdleMs ?? c.config.JOBLINE_SCHEDULER_MAX_IDLE_MS;
   const clock = opts.clock ?? (() => new Date());
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<void> | null = null;
-  let stopped = false;
-
   const pass = async (): Promise<number> => {
     await c.services.schedules.runDue(clock());
     const earliest = await c.services.schedules.earliestNextRun();
     const wait = earliest === null ? maxIdleMs : earliest.getTime() - clock().getTime();
     return Math.max(5, Math.min(maxIdleMs, wait));
   };
-  const loop = async () => {
-    if (stopped) return;
-    let wait = maxIdleMs;
-    running = pass().then(
-      (w) => {
-        wait = w;
-      },
-      (e: unknown) => c.logger.warn({ err: e, loop: "scheduler" }, "scheduler pass failed"),
-    );
-    await running;
-    running = null;
-    if (!stopped) timer = setTimeout(loop, wait);
-  };
-  timer = setTimeout(loop, 0);
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
-  };
+  return repeat("scheduler", pass, maxIdleMs, c, "scheduler pass failed");
 }

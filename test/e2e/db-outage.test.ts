@@ -1,11 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import postgres from "postgres";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { type EmbeddedServer, startEmbeddedPostgres } from "../../src/db/embedded.js";
-import { migrate } from "../../src/db/migrate.js";
+import { startOwnPostgres } from "./helpers/ownPostgres.js";
 import { api, type Child, killAll, startJobline, until } from "./helpers/util.js";
 
 /**
@@ -24,24 +20,15 @@ const ANSWER_BOUND_MS = ACQUIRE_MS + 4000;
 const OUTAGE_MS = 30_000;
 const CLIENTS = 50;
 
-let dataDir = "";
-let pg: EmbeddedServer | null = null;
-let port = 0;
+let pg: Awaited<ReturnType<typeof startOwnPostgres>> | undefined;
 let apiProc: Child & { url: string };
 const admin = randomBytes(16).toString("hex");
 let client = "";
 let worker = "";
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "jobline-outage-pg-"));
-  pg = await startEmbeddedPostgres({ dataDir, persistent: true });
-  port = pg.port;
-  const sql = postgres(pg.url("postgres"), { max: 1, onnotice: () => {} });
-  await sql`CREATE DATABASE jobline`;
-  await sql.end();
-  const url = pg.url("jobline");
-  await migrate(url);
-  apiProc = await startJobline("serve", url, {
+  pg = await startOwnPostgres("jobline-outage-pg-");
+  apiProc = await startJobline("serve", pg.url, {
     JOBLINE_BOOTSTRAP_KEY: admin,
     JOBLINE_DB_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_MS),
     // Each key is looked up again after a second: the outage reaches authentication too.
@@ -54,8 +41,7 @@ afterAll(async () => {
   try {
     await killAll();
   } finally {
-    await pg?.stop().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await pg?.destroy();
   }
 });
 
@@ -123,7 +109,6 @@ describe("PostgreSQL away for 30 s under 50 clients", () => {
     await sleep(2000);
     const rssBefore = rssMb(apiProc.pid);
     await pg!.stop();
-    pg = null;
     phase = "outage";
     const rss: number[] = [];
     for (let t = 0; t < OUTAGE_MS; t += 1000) {
@@ -132,7 +117,7 @@ describe("PostgreSQL away for 30 s under 50 clients", () => {
     }
     phase = "after";
     const restartAt = performance.now();
-    pg = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+    await pg!.start();
     const pgUpMs = performance.now() - restartAt;
     await until("a submit acknowledged after the restart", () => (firstSubmitAfter > 0 ? true : undefined), 60_000, 50);
     const recoveryMs = firstSubmitAfter - restartAt;

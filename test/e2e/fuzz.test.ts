@@ -1,6 +1,6 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
 /**
  * Hostile input at every endpoint: every answer is a 4xx problem+json with a
@@ -9,14 +9,13 @@ import { createTestEnv, type TestEnv } from "../helpers/app.js";
  * changed" is a real assertion, not luck.
  */
 
-let env: TestEnv;
+const setup = useTestEnv("fuzz");
 let auth: string;
 const fx = { queued: "", running: "", leaseToken: "", batch: "" };
 
 beforeAll(async () => {
-  env = await createTestEnv("fuzz");
-  auth = env.admin;
-  const svc = env.c.services.jobs;
+  auth = setup.env.admin;
+  const svc = setup.env.c.services.jobs;
   const q = await svc.submit("acme", { queue: "fz", kind: "k", payload: {} });
   const r = await svc.submit("acme", { queue: "fz-run", kind: "k", payload: {} });
   if (!q.ok || !r.ok) throw new Error("fixture");
@@ -24,15 +23,14 @@ beforeAll(async () => {
   const [claimed] = await svc.claimNext({ queues: ["fz-run"], scope: null, workerId: "w", leaseSeconds: 3600, max: 1, waitMs: 0 });
   fx.running = claimed!.id;
   fx.leaseToken = claimed!.leaseToken!;
-  const b = await env.http().post("/v1/batches").set("authorization", auth).send({ jobs: [{ queue: "fz-b", kind: "k" }], seal: false });
+  const b = await setup.env.http().post("/v1/batches").set("authorization", auth).send({ jobs: [{ queue: "fz-b", kind: "k" }], seal: false });
   expect(b.status).toBe(201);
   fx.batch = b.body.id;
 });
-afterAll(async () => env?.close());
 
 /** Everything a write could touch: row counts and version sums. */
 async function fingerprint() {
-  const [r] = await env.c.sql`
+  const [r] = await setup.env.c.sql`
     SELECT (SELECT count(*) FROM jobs)::int AS jobs, (SELECT coalesce(sum(version), 0) FROM jobs)::int AS job_versions,
            (SELECT count(*) FROM batches)::int AS batches, (SELECT coalesce(sum(version), 0) FROM batches)::int AS batch_versions,
            (SELECT count(*) FROM api_keys)::int AS api_keys, (SELECT count(*) FROM webhook_outbox)::int AS outbox,
@@ -261,7 +259,7 @@ const reqs: Record<string, fc.Arbitrary<Req>> = {
 };
 
 async function send(r: Req) {
-  return env.app.inject({ method: r.method as "GET", url: r.url, headers: r.headers, ...(r.payload === undefined ? {} : { payload: r.payload }) });
+  return setup.env.app.inject({ method: r.method as "GET", url: r.url, headers: r.headers, ...(r.payload === undefined ? {} : { payload: r.payload }) });
 }
 
 function check(r: Req, res: Awaited<ReturnType<typeof send>>) {
@@ -315,7 +313,7 @@ describe("hostile input", () => {
   });
 
   it("fixtures are untouched: the queued job is still queued, the running job still holds its lease", async () => {
-    const rows = await env.c.sql<{ id: string; status: string; version: number; leaseToken: string | null }[]>`
+    const rows = await setup.env.c.sql<{ id: string; status: string; version: number; leaseToken: string | null }[]>`
       SELECT id, status::text, version, lease_token FROM jobs WHERE id IN (${fx.queued}, ${fx.running}) ORDER BY status`;
     expect(rows.map((r) => [r.id, r.status, r.version])).toEqual(
       [[fx.queued, "queued", 1], [fx.running, "running", 2]],

@@ -1,40 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Jobline, JoblineApiError, JoblineConnectionError, NonRetryableError } from "../../clients/typescript/src/index.js";
 import { freePort } from "../../src/db/embedded.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 /** The high-level SDK (`new Jobline<Kinds>()`, submit, work, stop) against a listening API. */
 
 type Kinds = { double: { n: number }; boom: { why: string } };
 
-let env: TestEnv;
-let baseUrl = "";
-let clientKey = "";
-let workerKey = "";
-beforeAll(async () => {
-  env = await createTestEnv("sdk_jobline");
-  await env.app.listen({ host: "127.0.0.1", port: 0 });
-  const addr = env.app.server.address();
-  baseUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
-  clientKey = await env.key("acme", "client");
-  workerKey = await env.key("acme", "worker");
-});
-afterAll(async () => {
-  await env?.close();
-});
+const setup = useTestEnv("sdk_jobline", {}, { listen: true });
 
 describe("Jobline (high level)", () => {
   it("submits typed jobs and runs them with a stoppable worker", async () => {
     const errors: unknown[] = [];
-    const client = new Jobline<Kinds>({ baseUrl, apiKey: clientKey });
+    const client = new Jobline<Kinds>({ baseUrl: setup.base, apiKey: setup.client });
     const job = await client.submit("hl", "double", { n: 21 }, { maxAttempts: 1 });
     expect(job).toMatchObject({ queue: "hl", kind: "double", payload: { n: 21 }, status: "queued" });
     const bad = await client.submit("hl", "boom", { why: "no" });
     // @ts-expect-error the payload of `double` is { n: number }
     if (Math.random() > 2) await client.submit("hl", "double", { why: "x" });
 
-    const workers = new Jobline<Kinds>({ baseUrl, apiKey: workerKey, onError: (e) => errors.push(e) });
+    const workers = new Jobline<Kinds>({ baseUrl: setup.base, apiKey: setup.worker, onError: (e) => errors.push(e) });
     const worker = workers.work("hl", {
       double: async (j) => ({ doubled: j.payload.n * 2 }),
       boom: async (j) => {
@@ -49,10 +35,10 @@ describe("Jobline (high level)", () => {
   }, 60_000);
 
   it("one function handles every kind", async () => {
-    const client = new Jobline<Kinds>({ baseUrl, apiKey: clientKey });
+    const client = new Jobline<Kinds>({ baseUrl: setup.base, apiKey: setup.client });
     const a = await client.submit("any", "double", { n: 1 });
     const b = await client.submit("any", "boom", { why: "fine" });
-    const worker = new Jobline<Kinds>({ baseUrl, apiKey: workerKey }).work(["any"], async (j) => (j.kind === "double" ? j.payload.n : j.payload.why), { waitMs: 500 });
+    const worker = new Jobline<Kinds>({ baseUrl: setup.base, apiKey: setup.worker }).work(["any"], async (j) => (j.kind === "double" ? j.payload.n : j.payload.why), { waitMs: 500 });
     await until("both jobs succeed", async () => ((await client.get(a.id)).status === "succeeded" && (await client.get(b.id)).status === "succeeded") || undefined, 20_000);
     await worker.stop();
     expect([(await client.get(a.id)).result, (await client.get(b.id)).result]).toEqual([1, "fine"]);
@@ -63,7 +49,7 @@ describe("Jobline (high level)", () => {
     const url = `http://127.0.0.1:${port}`;
     const log = vi.spyOn(console, "error").mockImplementation(() => {});
     try {
-      const worker = new Jobline<Kinds>({ baseUrl: url, apiKey: workerKey }).work("hl", async () => null);
+      const worker = new Jobline<Kinds>({ baseUrl: url, apiKey: setup.worker }).work("hl", async () => null);
       const err = await worker.done.catch((e: unknown) => e);
       expect(err).toBeInstanceOf(JoblineConnectionError);
       expect((err as Error).message).toBe(`cannot reach jobline at ${url}: ECONNREFUSED`);
@@ -72,7 +58,7 @@ describe("Jobline (high level)", () => {
 
       // A submit resends a few times (each resend reported), then throws: never forever.
       const retries: unknown[] = [];
-      const client = new Jobline<Kinds>({ baseUrl: url, apiKey: clientKey, onError: (e) => retries.push(e) });
+      const client = new Jobline<Kinds>({ baseUrl: url, apiKey: setup.client, onError: (e) => retries.push(e) });
       await expect(client.submit("hl", "double", { n: 1 })).rejects.toThrow(`cannot reach jobline at ${url}: ECONNREFUSED`);
       expect(retries).toHaveLength(3);
     } finally {
@@ -82,7 +68,7 @@ describe("Jobline (high level)", () => {
 
   it("a wrong key fails fast with a clear 401", async () => {
     const errors: unknown[] = [];
-    const client = new Jobline<Kinds>({ baseUrl, apiKey: "jl_wrong", onError: (e) => errors.push(e) });
+    const client = new Jobline<Kinds>({ baseUrl: setup.base, apiKey: "jl_wrong", onError: (e) => errors.push(e) });
     const refused = await client.submit("hl", "double", { n: 1 }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(JoblineApiError);
     expect((refused as JoblineApiError).status).toBe(401);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 /**
  * The SDK as a user installs it: `npm pack` of clients/typescript (which builds it), unpacked
@@ -17,18 +17,12 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SDK = join(ROOT, "clients/typescript");
 
-let env: TestEnv;
+const setup = useTestEnv("sdk_package", {}, { listen: true });
 let dir = "";
-let baseUrl = "";
 beforeAll(async () => {
-  env = await createTestEnv("sdk_package");
-  await env.app.listen({ host: "127.0.0.1", port: 0 });
-  const addr = env.app.server.address();
-  baseUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
   dir = await mkdtemp(join(tmpdir(), "jobline-sdk-"));
 });
 afterAll(async () => {
-  await env?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -87,7 +81,7 @@ console.log(JSON.stringify({ results: jobs.map((j) => [j.status, j.result]), suc
     // And it runs, on plain Node, from the emitted JavaScript.
     const out = await run(process.execPath, [join(app, "out/main.js")], {
       cwd: app,
-      env: { ...process.env, BASE_URL: baseUrl, CLIENT_KEY: (await env.key("acme", "client")).slice(7), WORKER_KEY: (await env.key("acme", "worker")).slice(7) },
+      env: { ...process.env, BASE_URL: setup.base, CLIENT_KEY: setup.client.slice(7), WORKER_KEY: setup.worker.slice(7) },
       timeout: 30_000,
     });
     expect(JSON.parse(out.stdout)).toEqual({

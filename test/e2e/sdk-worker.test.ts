@@ -1,5 +1,4 @@
 import { getEventListeners } from "node:events";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ClaimedJob,
@@ -15,7 +14,7 @@ import {
   unwrap,
 } from "../../clients/typescript/src/index.js";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 import { refuseCompletions } from "../helpers/faults.js";
 import { until } from "../helpers/until.js";
 
@@ -73,29 +72,20 @@ function recordingFetch() {
   return { calls, state, fetch: fetchFn };
 }
 
-let env: TestEnv;
-let baseUrl = "";
+const setup = useTestEnv("sdk_worker", {}, { listen: true });
 let client: JoblineClient;
-let workerKey = "";
 const stops: AbortController[] = [];
 const runs: Promise<unknown>[] = [];
 
 beforeAll(async () => {
-  env = await createTestEnv("sdk_worker");
-  await env.app.listen({ host: "127.0.0.1", port: 0 });
-  baseUrl = `http://127.0.0.1:${(env.app.server.address() as AddressInfo).port}`;
-  client = createJoblineClient({ baseUrl, apiKey: await env.key("acme", "client") });
-  workerKey = await env.key("acme", "worker");
+  client = createJoblineClient({ baseUrl: setup.base, apiKey: setup.client });
 });
-
 afterAll(async () => {
   for (const s of stops) s.abort();
   await Promise.allSettled(runs);
   // Every worker has stopped, so no request is in flight. Undici can leave a socket that
   // connected (after an aborted request) but never sent one; Node counts it as a request in
-  // progress, and close() would wait for headersTimeout (60 s+) before dropping it.
-  env?.app.server.closeAllConnections();
-  await env?.close();
+  // progress: useTestEnv's listen option closes such sockets before the server's close.
 });
 
 /** A worker whose `wait` handler blocks until ctx.signal aborts, then rejects with its reason. */
@@ -126,7 +116,7 @@ function startWorker(queue: string, handlers: Record<string, JobHandler>, opts: 
   stops.push(stop);
   const errors: unknown[] = [];
   const run = runHttpWorker({
-    client: createJoblineClient({ baseUrl, apiKey: workerKey, fetch: rec.fetch }),
+    client: createJoblineClient({ baseUrl: setup.base, apiKey: setup.worker, fetch: rec.fetch }),
     queues: [queue],
     handlers,
     signal: stop.signal,
@@ -250,7 +240,7 @@ describe("runHttpWorker", () => {
           // Outlive the 2 s lease several times over, running the reaper meanwhile.
           const beats = () => w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 200).length;
           await until("4 successful heartbeats", async () => {
-            reaped += await reapOnce(env.c);
+            reaped += await reapOnce(setup.env.c);
             return beats() >= 4 ? true : undefined;
           });
           expect(ctx.signal.aborted).toBe(false);
@@ -276,14 +266,14 @@ describe("runHttpWorker", () => {
     // The database refuses the job's first five completions (serialization failures: 503 to the
     // worker) over ~3 s, against a 1 s lease, while the reaper runs. Before, heartbeats ended with
     // the handler: the lease lapsed, the reaper requeued the job and it ran a second time.
-    const fault = await refuseCompletions(env.c.sql, "refused", 5, "40001");
+    const fault = await refuseCompletions(setup.env.c.sql, "refused", 5, "40001");
     try {
       const job = await submit("refused", "quick", { maxAttempts: 3 });
       let runs = 0;
       let reaped = 0;
       const w = startWorker("refused", { quick: () => ++runs }, { leaseSeconds: 1 });
       const done = await until("the job to succeed", async () => {
-        reaped += await reapOnce(env.c);
+        reaped += await reapOnce(setup.env.c);
         const j = await getJob(job.id);
         return j.status === "succeeded" ? j : undefined;
       }, 20_000);
@@ -312,7 +302,7 @@ describe("runHttpWorker", () => {
     expect(tries.every((c) => c.outcome === "TypeError")).toBe(true);
     // The job is left to the reaper, which takes it back for another run.
     w.rec.state.offline = false;
-    await until("the reaper to requeue the job", async () => ((await reapOnce(env.c)) > 0 ? true : undefined));
+    await until("the reaper to requeue the job", async () => ((await reapOnce(setup.env.c)) > 0 ? true : undefined));
     expect(await getJob(job.id)).toMatchObject({ status: "queued", attempts: 1 });
   });
 
@@ -363,7 +353,7 @@ describe("runHttpWorker", () => {
           const beats = () => w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 200).length;
           const seen = beats();
           await until("4 more heartbeats", async () => {
-            reaped += await reapOnce(env.c);
+            reaped += await reapOnce(setup.env.c);
             return beats() >= seen + 4 ? true : undefined;
           });
           return "done anyway";
@@ -389,8 +379,8 @@ describe("runHttpWorker", () => {
     const mine = await started.promise;
     w.rec.state.dropHeartbeats = true;
     // The lease runs out; the reaper requeues the job; another worker claims it.
-    await until("the reaper to requeue the job", async () => ((await reapOnce(env.c)) > 0 ? true : undefined));
-    const other = createJoblineClient({ baseUrl, apiKey: workerKey });
+    await until("the reaper to requeue the job", async () => ((await reapOnce(setup.env.c)) > 0 ? true : undefined));
+    const other = createJoblineClient({ baseUrl: setup.base, apiKey: setup.worker });
     const claimed = await unwrap(other.POST("/v1/process-next", { body: { queues: ["lost"], workerId: "other", leaseSeconds: 600 } }));
     expect(claimed.jobs.map((j) => j.id)).toEqual([job.id]);
     expect(claimed.jobs[0]!.leaseToken).not.toBe(mine.leaseToken);
@@ -494,8 +484,8 @@ describe("runHttpWorker", () => {
   it("rejects (instead of spinning) when the key may not lease jobs", async () => {
     const stop = new AbortController();
     stops.push(stop);
-    const clientKey = await env.key("acme", "client");
-    const run = runHttpWorker({ baseUrl, apiKey: clientKey, queues: ["q"], handlers: { k: () => null }, signal: stop.signal });
+    const clientKey = await setup.env.key("acme", "client");
+    const run = runHttpWorker({ baseUrl: setup.base, apiKey: clientKey, queues: ["q"], handlers: { k: () => null }, signal: stop.signal });
     const e = await run.then(
       () => null,
       (err: unknown) => err,
@@ -506,7 +496,7 @@ describe("runHttpWorker", () => {
   });
 
   it("the client sends the key; a wrong key is a typed 401 problem", async () => {
-    const bad = createJoblineClient({ baseUrl, apiKey: "jl_not_a_key" });
+    const bad = createJoblineClient({ baseUrl: setup.base, apiKey: "jl_not_a_key" });
     const r = await bad.GET("/v1/jobs", { params: { query: {} } });
     expect(r.response.status).toBe(401);
     expect(r.error).toMatchObject({ status: 401, code: "unauthorized" });

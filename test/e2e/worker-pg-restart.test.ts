@@ -1,13 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { testConfig } from "../../src/config.js";
 import { createContainer } from "../../src/container.js";
-import { type EmbeddedServer, startEmbeddedPostgres } from "../../src/db/embedded.js";
-import { migrate } from "../../src/db/migrate.js";
+import { startOwnPostgres } from "./helpers/ownPostgres.js";
 import { api, type Child, killAll, startJobline, until } from "./helpers/util.js";
 
 /**
@@ -16,10 +12,7 @@ import { api, type Child, killAll, startJobline, until } from "./helpers/util.js
  * touch the server the other test files share.
  */
 
-let dataDir = "";
-let pg: EmbeddedServer | null = null;
-let port = 0;
-let url = "";
+let pg: Awaited<ReturnType<typeof startOwnPostgres>> | undefined;
 let apiProc: Child & { url: string };
 let workerProc: Child & { url: string };
 const admin = randomBytes(16).toString("hex");
@@ -27,21 +20,14 @@ let client = "";
 let worker = "";
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "jobline-restart-pg-"));
-  pg = await startEmbeddedPostgres({ dataDir, persistent: true });
-  port = pg.port;
-  const sql = postgres(pg.url("postgres"), { max: 1, onnotice: () => {} });
-  await sql`CREATE DATABASE jobline`;
-  await sql.end();
-  url = pg.url("jobline");
-  await migrate(url);
+  pg = await startOwnPostgres("jobline-restart-pg-");
   const env = {
     JOBLINE_BOOTSTRAP_KEY: admin,
     JOBLINE_REAPER_INTERVAL_MS: "500",
     JOBLINE_HANDLERS_MODULE: "./test/e2e/helpers/crash-handlers.ts",
     CRASH_LEASE_SECONDS: "30",
   };
-  [apiProc, workerProc] = await Promise.all([startJobline("serve", url, env), startJobline("worker", url, env)]);
+  [apiProc, workerProc] = await Promise.all([startJobline("serve", pg.url, env), startJobline("worker", pg.url, env)]);
   client = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "pgr", roles: ["client"] })).body.key;
   worker = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "pgr", roles: ["worker"] })).body.key;
 });
@@ -49,8 +35,7 @@ afterAll(async () => {
   try {
     await killAll();
   } finally {
-    await pg?.stop().catch(() => {});
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await pg?.destroy();
   }
 });
 
@@ -108,7 +93,6 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     await until("some acknowledged submits", () => (acked.size >= 100 ? true : undefined));
     await pg!.stop();
     const stoppedAt = Date.now();
-    pg = null;
     await until("/readyz 503", async () => ((await ready()) === 503 ? true : undefined), 15_000);
     const during = await api(apiProc.url, client, "GET", `/v1/jobs/${[...acked][0]}`);
     expect(during.status).toBe(503);
@@ -117,7 +101,7 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     const ackedBeforeRestart = acked.size;
     await sleep(1500);
 
-    pg = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+    await pg!.start();
     await until("/readyz 200 again", async () => ((await ready()) === 200 ? true : undefined), 30_000, 100);
     const downMs = Date.now() - stoppedAt;
     await until("new acknowledged submits after the restart", () => (acked.size >= ackedBeforeRestart + 100 ? true : undefined), 30_000);
@@ -132,7 +116,7 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     expect([apiProc.child.exitCode, workerProc.child.exitCode]).toEqual([null, null]);
     expect(statuses.get("submit 503") ?? 0).toBeGreaterThan(0);
 
-    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const sql = postgres(pg!.url, { max: 1, onnotice: () => {} });
     try {
       const ids = [...acked];
       const [found] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${ids}::uuid[])`;
@@ -155,7 +139,7 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
 
     // The API process's LISTEN is back too: a long poll there is woken by a submit from another
     // process (this one) rather than by its periodic re-check.
-    const other = createContainer(testConfig(), url);
+    const other = createContainer(testConfig(), pg!.url);
     const samples: number[] = [];
     try {
       for (let i = 0; i < 10; i++) {

@@ -1,4 +1,5 @@
 import type { Api } from "../../src/http/types.js";
+import postgres from "postgres";
 import supertest from "supertest";
 import { afterAll, beforeAll, expect } from "vitest";
 import { type Config, testConfig } from "../../src/config.js";
@@ -49,19 +50,71 @@ export async function createTestEnv(label: string, overrides: Partial<Config> = 
 /**
  * The per-file set-up: a fresh database and app before the file's tests, closed after, with a
  * client and a worker key of tenant acme. Read the fields inside tests and hooks (they are set
- * in beforeAll).
+ * in beforeAll). A file's own beforeAll runs after this one, its own afterAll before the close.
  */
 export function useTestEnv(label: string, overrides: Partial<Config> = {}, opts: { listen?: boolean } = {}) {
-  const t = {} as { env: TestEnv; client: string; worker: string };
+  const t = {} as { env: TestEnv; client: string; worker: string; base: string; port: number };
   beforeAll(async () => {
     t.env = await createTestEnv(label, overrides);
     // Real sockets, for tests whose requests must be concurrent all the way to PostgreSQL.
-    if (opts.listen) await t.env.app.listen({ port: 0, host: "127.0.0.1" });
+    if (opts.listen) {
+      t.base = await t.env.app.listen({ port: 0, host: "127.0.0.1" });
+      t.port = Number(new URL(t.base).port);
+    }
     t.client = await t.env.key("acme", "client");
     t.worker = await t.env.key("acme", "worker");
   });
-  afterAll(async () => t.env?.close());
+  afterAll(async () => {
+    // Sockets a test left open (keep-alive, raw ones) would hold the server's close.
+    if (opts.listen) t.env?.app.server.closeAllConnections();
+    await t.env?.close();
+  });
   return t;
+}
+
+/** For files whose tests need apps of their own (other settings): opens one, closed after the file's tests. */
+export function useTestEnvs() {
+  const envs: TestEnv[] = [];
+  afterAll(async () => {
+    for (const e of envs) await e.close();
+  });
+  return async (label: string, overrides: Partial<Config> = {}) => {
+    const env = await createTestEnv(label, overrides);
+    envs.push(env);
+    return env;
+  };
+}
+
+/** Keys made before the file's tests: `{ name: [tenant, ...roles] }` → `{ name: bearer header }`. */
+export function useKeys<K extends string>(t: { env: TestEnv }, spec: Record<K, [string, ...Role[]]>) {
+  const keys = {} as Record<K, string>;
+  beforeAll(async () => {
+    for (const [name, [tenant, ...roles]] of Object.entries(spec) as Array<[K, [string, ...Role[]]]>) keys[name] = await t.env.key(tenant, ...roles);
+  });
+  return keys;
+}
+
+/**
+ * Connection pools of their own on the file's database (other sessions, as other processes
+ * have), ended after the file's tests and before its database is dropped.
+ */
+export function usePools(t: { env: TestEnv }) {
+  const pools: postgres.Sql[] = [];
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
+  });
+  return (options: postgres.Options<Record<string, postgres.PostgresType>> = {}): postgres.Sql => {
+    const p = postgres(t.env.url, { onnotice: () => {}, ...options });
+    pools.push(p);
+    return p;
+  };
+}
+
+/** Submits through the job service (no HTTP) as `tenant`; throws on a refusal. */
+export async function submitDirect(env: TestEnv, tenant: string, input: Parameters<Container["services"]["jobs"]["submit"]>[1]) {
+  const r = await env.c.services.jobs.submit(tenant, input);
+  if (!r.ok) throw new Error(r.error);
+  return r.value;
 }
 
 /** POST /v1/jobs with `key`, expecting 201; the job as created. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startMaintenance } from "../../src/worker/maintenance.js";
-import { type TestEnv, createTestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 import { startBackendKiller, startKillLoad } from "../helpers/backendKills.js";
 import { adminUrl } from "../helpers/db.js";
 import { until } from "../helpers/until.js";
@@ -13,27 +13,23 @@ import { until } from "../helpers/until.js";
  * acknowledged submit missing or never finished; a claim whose answer was lost is the
  * reaper's after its 5 s lease). Latency is the bench's business (bench/backend-kills.ts).
  */
-let env: TestEnv;
-let base = "";
+const setup = useTestEnv("kills", { JOBLINE_DB_POOL_MAX: 8, JOBLINE_REAPER_INTERVAL_MS: 500 }, { listen: true });
 let maintenance: { stop: () => Promise<void> };
 
 beforeAll(async () => {
-  env = await createTestEnv("kills", { JOBLINE_DB_POOL_MAX: 8, JOBLINE_REAPER_INTERVAL_MS: 500 });
-  base = await env.app.listen({ host: "127.0.0.1", port: 0 });
-  maintenance = startMaintenance(env.c);
+  maintenance = startMaintenance(setup.env.c);
 });
 afterAll(async () => {
   await maintenance?.stop();
-  await env?.close();
 });
 
 describe("backends killed every 500 ms under load", () => {
   it("duplicates nothing and loses nothing", async () => {
-    const keys = { client: await env.key("kills", "client"), worker: await env.key("kills", "worker") };
-    const load = startKillLoad(base, keys);
+    const keys = { client: await setup.env.key("kills", "client"), worker: await setup.env.key("kills", "worker") };
+    const load = startKillLoad(setup.base, keys);
     await new Promise((r) => setTimeout(r, 1000));
     load.phase = "kills";
-    const killer = startBackendKiller(adminUrl(), new URL(env.url).pathname.slice(1));
+    const killer = startBackendKiller(adminUrl(), new URL(setup.env.url).pathname.slice(1));
     await new Promise((r) => setTimeout(r, 20_000));
     const kills = await killer.stop();
     await load.stopProducers();
@@ -43,7 +39,7 @@ describe("backends killed every 500 ms under load", () => {
     await until(
       "every job succeeded",
       async () => {
-        const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE status <> 'succeeded'`;
+        const [r] = await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE status <> 'succeeded'`;
         return r!.n === 0 ? true : undefined;
       },
       60_000,
@@ -53,7 +49,7 @@ describe("backends killed every 500 ms under load", () => {
     console.log(`${kills} backends killed; ${acked} submits acknowledged; answers: ${JSON.stringify(Object.fromEntries([...load.status].sort()))}`);
 
     expect(kills).toBeGreaterThan(10);
-    const rows = await env.c.sql<{ key: string; n: number }[]>`
+    const rows = await setup.env.c.sql<{ key: string; n: number }[]>`
       SELECT payload->>'key' AS key, count(*)::int AS n FROM jobs GROUP BY 1`;
     // One job per logical submit, every acknowledged one stored.
     expect(rows.filter((r) => r.n !== 1)).toEqual([]);

@@ -1,26 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("batches_api");
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("batches_api");
 
 const jobsOf = (n: number, queue = "bq") => Array.from({ length: n }, (_, i) => ({ queue, kind: "k", payload: { i } }));
-const post = (path: string, body?: object, auth = client) => {
-  const r = env.http().post(path).set("authorization", auth);
+const post = (path: string, body?: object, auth = setup.client) => {
+  const r = setup.env.http().post(path).set("authorization", auth);
   return body === undefined ? r : r.send(body);
 };
-const get = (path: string, auth = client) => env.http().get(path).set("authorization", auth);
+const get = (path: string, auth = setup.client) => setup.env.http().get(path).set("authorization", auth);
 const claimAll = (queue: string) =>
-  env.c.services.jobs.claimNext({ queues: [queue], scope: "acme", workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+  setup.env.c.services.jobs.claimNext({ queues: [queue], scope: "acme", workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
 const batchEvents = async (id: string) =>
-  env.c.sql<{ generation: number; data: { status: string } }[]>`
+  setup.env.c.sql<{ generation: number; data: { status: string } }[]>`
     SELECT generation, data FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'batch.completed' ORDER BY generation`;
 
 describe("batch HTTP contract", () => {
@@ -49,8 +41,8 @@ describe("batch HTTP contract", () => {
     expect(listed.body.items).toHaveLength(3);
     expect(listed.body.items.every((j: { batchId: string }) => j.batchId === res.body.id)).toBe(true);
 
-    expect((await get(`/v1/batches/${res.body.id}`, await env.key("other", "client"))).status).toBe(404);
-    expect((await get(`/v1/batches/${res.body.id}`, env.admin)).status).toBe(200);
+    expect((await get(`/v1/batches/${res.body.id}`, await setup.env.key("other", "client"))).status).toBe(404);
+    expect((await get(`/v1/batches/${res.body.id}`, setup.env.admin)).status).toBe(200);
     expect((await get("/v1/batches/00000000-0000-4000-8000-000000000000")).status).toBe(404);
   });
 
@@ -64,8 +56,8 @@ describe("batch HTTP contract", () => {
     expect(added.body).toEqual({ added: 3 });
     expect(await claimAll("open_q")).toHaveLength(0);
     // A claim by id is refused too.
-    const [one] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} LIMIT 1`;
-    const byId = await post(`/v1/jobs/${one!.id}/claim`, { workerId: "w" }, worker);
+    const [one] = await setup.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} LIMIT 1`;
+    const byId = await post(`/v1/jobs/${one!.id}/claim`, { workerId: "w" }, setup.worker);
     expect(byId.status).toBe(409);
 
     const sealed = await post(`/v1/batches/${id}/seal`);
@@ -95,7 +87,7 @@ describe("batch HTTP contract", () => {
     expect(await batchEvents(empty.body.id)).toHaveLength(1);
 
     const open = await post("/v1/batches", { jobs: jobsOf(2, "fin_q"), seal: false, webhookUrl: "https://example.com/hook" });
-    const ids = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${open.body.id}`;
+    const ids = await setup.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${open.body.id}`;
     for (const j of ids) expect((await post(`/v1/jobs/${j.id}/cancel`, {})).status).toBe(200);
     expect((await get(`/v1/batches/${open.body.id}`)).body.status).toBe("preparing");
     expect(await batchEvents(open.body.id)).toHaveLength(0);
@@ -110,7 +102,7 @@ describe("batch HTTP contract", () => {
   });
 
   it("refuses more than 10,000 jobs or a payload over 256 KiB with 413, writing nothing", async () => {
-    const before = await env.c.sql`SELECT count(*)::int AS n FROM batches`;
+    const before = await setup.env.c.sql`SELECT count(*)::int AS n FROM batches`;
     const many = await post("/v1/batches", { jobs: Array.from({ length: 10_001 }, () => ({ queue: "q", kind: "k" })) });
     expect(many.status).toBe(413);
     expect(many.headers["content-type"]).toMatch(/application\/problem\+json/);
@@ -121,7 +113,7 @@ describe("batch HTTP contract", () => {
     const bigAdd = await post(`/v1/batches/${open.body.id}/jobs`, { jobs: [{ queue: "q", kind: "k", payload: "y".repeat(300 * 1024) }] });
     expect(bigAdd.status).toBe(413);
     expect((await get(`/v1/batches/${open.body.id}`)).body.total).toBe(0);
-    const after = await env.c.sql`SELECT count(*)::int AS n FROM batches`;
+    const after = await setup.env.c.sql`SELECT count(*)::int AS n FROM batches`;
     expect(after[0]!.n).toBe(before[0]!.n + 1);
     expect((await post("/v1/batches", { jobs: [{ queue: "q", kind: "k", tenant: "x" }] })).status).toBe(400);
     expect((await post("/v1/batches", { jobs: "nope" })).status).toBe(400);
@@ -135,7 +127,7 @@ describe("batch HTTP contract", () => {
     expect(res.body.total).toBe(100);
     const open = await post("/v1/batches", { jobs: [], seal: false });
     expect((await post(`/v1/batches/${open.body.id}/jobs`, { jobs })).status).toBe(201);
-    const huge = await env.http().post("/v1/batches").set("authorization", client).set("content-type", "application/json")
+    const huge = await setup.env.http().post("/v1/batches").set("authorization", setup.client).set("content-type", "application/json")
       .send(`{"jobs":[{"queue":"q","kind":"k","payload":"${"h".repeat(33 * 1024 * 1024)}"}]}`);
     expect(huge.status).toBe(413);
     // Other routes keep the 1 MiB limit.
@@ -144,15 +136,15 @@ describe("batch HTTP contract", () => {
 
   it("lets only a platform key name the tenant", async () => {
     expect((await post("/v1/batches", { tenant: "other", jobs: jobsOf(1) })).status).toBe(400);
-    const res = await post("/v1/batches", { tenant: "other", jobs: jobsOf(1, "plat_q") }, env.admin);
+    const res = await post("/v1/batches", { tenant: "other", jobs: jobsOf(1, "plat_q") }, setup.env.admin);
     expect(res.status).toBe(201);
     expect(res.body.tenant).toBe("other");
-    const [j] = await env.c.sql<{ tenant: string }[]>`SELECT tenant FROM jobs WHERE batch_id = ${res.body.id}`;
+    const [j] = await setup.env.c.sql<{ tenant: string }[]>`SELECT tenant FROM jobs WHERE batch_id = ${res.body.id}`;
     expect(j!.tenant).toBe("other");
     // Jobs added by a platform key belong to the batch's tenant.
-    const open = await post("/v1/batches", { tenant: "other", jobs: [], seal: false }, env.admin);
-    expect((await post(`/v1/batches/${open.body.id}/jobs`, { jobs: jobsOf(1, "plat_q") }, env.admin)).status).toBe(201);
-    const tenants = await env.c.sql`SELECT DISTINCT tenant FROM jobs WHERE batch_id = ${open.body.id}`;
+    const open = await post("/v1/batches", { tenant: "other", jobs: [], seal: false }, setup.env.admin);
+    expect((await post(`/v1/batches/${open.body.id}/jobs`, { jobs: jobsOf(1, "plat_q") }, setup.env.admin)).status).toBe(201);
+    const tenants = await setup.env.c.sql`SELECT DISTINCT tenant FROM jobs WHERE batch_id = ${open.body.id}`;
     expect(tenants.map((t) => t.tenant)).toEqual(["other"]);
   });
 
@@ -193,14 +185,14 @@ describe("batch HTTP contract", () => {
     expect(r1.body.code).toBe("batch_not_retryable");
     expect((await post("/v1/batches/00000000-0000-4000-8000-000000000000/retry")).status).toBe(404);
     const [job] = await claimAll("rt_q");
-    await env.c.services.jobs.complete(job!.id, "acme", job!.leaseToken!, null);
+    await setup.env.c.services.jobs.complete(job!.id, "acme", job!.leaseToken!, null);
     const done = await get(`/v1/batches/${b.body.id}`);
     expect(done.body.status).toBe("succeeded");
     expect((await post(`/v1/batches/${b.body.id}/retry`)).status).toBe(409);
   });
 
   it("lists batches by status with a keyset cursor", async () => {
-    const tenantKey = await env.key("lister", "client");
+    const tenantKey = await setup.env.key("lister", "client");
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await post("/v1/batches", { jobs: jobsOf(1, "list_q") }, tenantKey)).body.id);
     const seen: string[] = [];
@@ -222,12 +214,12 @@ describe("batch HTTP contract", () => {
   });
 
   it("reports jobs finished per minute for the caller's tenant", async () => {
-    const key = await env.key("stats", "client", "worker");
+    const key = await setup.env.key("stats", "client", "worker");
     await post("/v1/batches", { jobs: jobsOf(3, "stats_q") }, key);
-    const rows = await env.c.services.jobs.claimNext({ queues: ["stats_q"], scope: "stats", workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
-    await env.c.services.jobs.complete(rows[0]!.id, "stats", rows[0]!.leaseToken!, null);
-    await env.c.services.jobs.complete(rows[1]!.id, "stats", rows[1]!.leaseToken!, null);
-    await env.c.services.jobs.fail(rows[2]!.id, "stats", { leaseToken: rows[2]!.leaseToken!, error: { message: "x" }, retryable: false });
+    const rows = await setup.env.c.services.jobs.claimNext({ queues: ["stats_q"], scope: "stats", workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
+    await setup.env.c.services.jobs.complete(rows[0]!.id, "stats", rows[0]!.leaseToken!, null);
+    await setup.env.c.services.jobs.complete(rows[1]!.id, "stats", rows[1]!.leaseToken!, null);
+    await setup.env.c.services.jobs.fail(rows[2]!.id, "stats", { leaseToken: rows[2]!.leaseToken!, error: { message: "x" }, retryable: false });
     const res = await get("/v1/stats/throughput?minutes=60", key);
     expect(res.status).toBe(200);
     expect(res.body.items).toHaveLength(60);
@@ -236,7 +228,7 @@ describe("batch HTTP contract", () => {
     const minutes = res.body.items.map((i: { minute: string }) => Date.parse(i.minute));
     expect(minutes.every((m: number, i: number) => i === 0 || m - minutes[i - 1] === 60_000)).toBe(true);
     // Another tenant sees none of them.
-    const other = await get("/v1/stats/throughput?minutes=5", await env.key("nobody", "client"));
+    const other = await get("/v1/stats/throughput?minutes=5", await setup.env.key("nobody", "client"));
     expect(other.body.items).toHaveLength(5);
     expect(other.body.items.every((i: { succeeded: number; failed: number; cancelled: number }) => i.succeeded + i.failed + i.cancelled === 0)).toBe(true);
     expect((await get("/v1/stats/throughput?minutes=0", key)).status).toBe(400);
@@ -261,12 +253,12 @@ describe("batch HTTP contract", () => {
     const jobs = Array.from({ length: 10_000 }, (_, i) => ({ queue: "bulk_q", kind: "bulk", payload: { i, note: "a small payload" } }));
     const body = JSON.stringify({ jobs });
     const t0 = performance.now();
-    const res = await env.http().post("/v1/batches").set("authorization", client).set("content-type", "application/json").send(body);
+    const res = await setup.env.http().post("/v1/batches").set("authorization", setup.client).set("content-type", "application/json").send(body);
     const ms = performance.now() - t0;
     expect(res.status).toBe(201);
     expect(res.body.total).toBe(10_000);
     console.log(`10,000-job batch: ${(body.length / 1024 / 1024).toFixed(2)} MiB body, 201 after ${ms.toFixed(0)} ms`);
-    const [n] = await env.c.sql`SELECT count(*)::int AS n FROM jobs WHERE batch_id = ${res.body.id}`;
+    const [n] = await setup.env.c.sql`SELECT count(*)::int AS n FROM jobs WHERE batch_id = ${res.body.id}`;
     expect(n!.n).toBe(10_000);
   });
 });

@@ -1,24 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { HELD_TAG, PREPARING_TAG } from "../../src/db/schema.js";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // Jobs of an open batch carry the open-batch tag: out of the claim index and the held
 // index, so no claim or promotion walks them. The seal hands them to the promotion, which
 // tags them as submits at that moment; nothing else may leave one untagged for good.
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("batches_open");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("batches_open");
 
-const batches = () => env.c.services.batches;
+const batches = () => setup.env.c.services.batches;
 const claim = (queue: string, max = 100, waitMs = 0) =>
-  env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
+  setup.env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
 const jobsOf = (n: number, queue: string) => Array.from({ length: n }, (_, i) => ({ queue, kind: "k", payload: { i } }));
 const tags = (batchId: string) =>
-  env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${batchId}`.then((r) => r.map((x) => x.tag));
+  setup.env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${batchId}`.then((r) => r.map((x) => x.tag));
 async function openBatch(queue: string, n: number) {
   const b = await batches().create("acme", { seal: false, jobs: jobsOf(n, queue) });
   if (!b.ok) throw new Error(b.error);
@@ -42,8 +38,8 @@ async function claimAll(queue: string, expected: number) {
  */
 async function openBatchWithHeldJob(queue: string, n: number) {
   const id = await openBatch(queue, n);
-  const [victim] = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
-  const holder = await env.c.sql.reserve();
+  const [victim] = await setup.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id} ORDER BY id LIMIT 1`;
+  const holder = await setup.env.c.sql.reserve();
   await holder`BEGIN`;
   await holder`SELECT id FROM jobs WHERE id = ${victim!.id} FOR UPDATE`;
   return { id, victim: victim!.id, holder };
@@ -88,7 +84,7 @@ describe("open batches", () => {
       clearTimeout(timer);
       // Had it waited, the cancel's next lock (the batch row, held by the seal) closed a cycle.
       expect(sealed).not.toBe("waited");
-      const [done] = await env.c.repos.jobs.cancelIfQueued([victim], null, undefined, cancel);
+      const [done] = await setup.env.c.repos.jobs.cancelIfQueued([victim], null, undefined, cancel);
       expect(done?.status).toBe("cancelled");
       await cancel`COMMIT`;
     } finally {
@@ -112,12 +108,12 @@ describe("open batches", () => {
     } finally {
       single.release();
     }
-    await reapOnce(env.c);
-    const [job] = await env.c.sql<{ status: string; finishedAt: Date | null }[]>`SELECT status, finished_at FROM jobs WHERE id = ${victim}`;
+    await reapOnce(setup.env.c);
+    const [job] = await setup.env.c.sql<{ status: string; finishedAt: Date | null }[]>`SELECT status, finished_at FROM jobs WHERE id = ${victim}`;
     expect(job!.status).toBe("cancelled");
     expect(job!.finishedAt).not.toBeNull();
     // Released instead, it would be promoted and claimed here.
-    await env.c.sql.begin((tx) => env.c.repos.jobs.promoteDue(100, tx));
+    await setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.promoteDue(100, tx));
     expect(await claim("ob5")).toEqual([]);
     const b = await batches().get(id, "acme");
     if (!b.ok) throw new Error(b.error);
@@ -129,9 +125,9 @@ describe("open batches", () => {
     const stillOpen = await openBatch("ob3", 3);
     const id = await openBatch("ob3", 15);
     // What a release from before open-batch tags does on seal: the batch row only.
-    await env.c.sql`UPDATE batches SET status = 'pending', sealed_at = now() WHERE id = ${id}`;
+    await setup.env.c.sql`UPDATE batches SET status = 'pending', sealed_at = now() WHERE id = ${id}`;
     expect(await claim("ob3")).toEqual([]);
-    await reapOnce(env.c);
+    await reapOnce(setup.env.c);
     const got = await claimAll("ob3", 30);
     expect(new Set(got).size).toBe(30);
     // The reaper leaves a batch that is still open alone.

@@ -1,15 +1,12 @@
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { type JobRow, jobsRepository } from "../../src/repositories/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-let client: string;
+const setup = useTestEnv("batches_races");
 beforeAll(async () => {
-  env = await createTestEnv("batches_races");
-  client = await env.key("acme", "client");
   // Test-only instrumentation: every change of a batch's status, as committed.
-  await env.c.sql.unsafe(`
+  await setup.env.c.sql.unsafe(`
     CREATE TABLE batch_status_log (batch_id uuid, from_status text, to_status text, generation int);
     CREATE FUNCTION log_batch_status() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -20,16 +17,15 @@ beforeAll(async () => {
     END $$;
     CREATE TRIGGER batch_status_log AFTER UPDATE ON batches FOR EACH ROW EXECUTE FUNCTION log_batch_status();`);
 });
-afterAll(async () => env?.close());
 
 const TERMINAL = ["succeeded", "failed", "partially_succeeded", "cancelled"];
 const jobsOf = (n: number, queue: string, extra: object = {}) =>
   Array.from({ length: n }, (_, i) => ({ queue, kind: "k", payload: { i, ...extra } }));
 const post = (path: string, body?: object) => {
-  const r = env.http().post(path).set("authorization", client);
+  const r = setup.env.http().post(path).set("authorization", setup.client);
   return body === undefined ? r : r.send(body);
 };
-const svc = () => env.c.services.jobs;
+const svc = () => setup.env.c.services.jobs;
 const claim = (queue: string, max = 10) =>
   svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs: 0 });
 
@@ -42,21 +38,21 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 60_000) {
 }
 
 async function batchRow(id: string) {
-  const [b] = await env.c.sql<{ status: string; total: number; remaining: number; succeededCount: number; failedCount: number; cancelledCount: number; generation: number }[]>`
+  const [b] = await setup.env.c.sql<{ status: string; total: number; remaining: number; succeededCount: number; failedCount: number; cancelledCount: number; generation: number }[]>`
     SELECT * FROM batches WHERE id = ${id}`;
   return b!;
 }
 const jobStatusCounts = async (id: string) => {
-  const rows = await env.c.sql<{ status: string; n: number }[]>`
+  const rows = await setup.env.c.sql<{ status: string; n: number }[]>`
     SELECT status, count(*)::int AS n FROM jobs WHERE batch_id = ${id} GROUP BY status`;
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 };
 const terminalTransitions = (id: string) =>
-  env.c.sql<{ toStatus: string; generation: number }[]>`
+  setup.env.c.sql<{ toStatus: string; generation: number }[]>`
     SELECT to_status, generation FROM batch_status_log
-    WHERE batch_id = ${id} AND to_status IN ${env.c.sql(TERMINAL)} ORDER BY generation`;
+    WHERE batch_id = ${id} AND to_status IN ${setup.env.c.sql(TERMINAL)} ORDER BY generation`;
 const completedEvents = (id: string) =>
-  env.c.sql<{ generation: number; data: { status: string; generation: number } }[]>`
+  setup.env.c.sql<{ generation: number; data: { status: string; generation: number } }[]>`
     SELECT generation, data FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'batch.completed' ORDER BY generation`;
 
 /**
@@ -126,7 +122,7 @@ describe("batch races (real PostgreSQL)", () => {
       const adds = await Promise.all(Array.from({ length: 4 }, (_, k) => post(`/v1/batches/${id}/jobs`, { jobs: jobsOf(25, queue, { round, k }) })));
       for (const a of adds) expect(a.status).toBe(201);
     }
-    const ids = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id}`;
+    const ids = await setup.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${id}`;
     expect(ids).toHaveLength(1010);
     expect(claimedBeforeSeal).toEqual([]);
     sealRequested = true;
@@ -139,7 +135,7 @@ describe("batch races (real PostgreSQL)", () => {
     expect(claimedBeforeSeal).toEqual([]);
     expect(claimed).toHaveLength(1010);
     expect(new Set(claimed).size).toBe(1010);
-    const [attempts] = await env.c.sql`SELECT min(attempts)::int AS lo, max(attempts)::int AS hi FROM jobs WHERE batch_id = ${id}`;
+    const [attempts] = await setup.env.c.sql`SELECT min(attempts)::int AS lo, max(attempts)::int AS hi FROM jobs WHERE batch_id = ${id}`;
     expect(attempts).toEqual({ lo: 1, hi: 1 });
     expect((await batchRow(id)).status).toBe("running");
   });
@@ -151,9 +147,9 @@ describe("batch races (real PostgreSQL)", () => {
     const open = await post("/v1/batches", { jobs: jobsOf(3, queue), seal: false });
     expect(open.status).toBe(201);
     const id = open.body.id as string;
-    const tagged = await env.c.sql`UPDATE jobs SET fair_tag = 0 WHERE batch_id = ${id} RETURNING id`;
+    const tagged = await setup.env.c.sql`UPDATE jobs SET fair_tag = 0 WHERE batch_id = ${id} RETURNING id`;
     expect(tagged).toHaveLength(3);
-    const worker = await env.key("acme", "worker");
+    const worker = await setup.env.key("acme", "worker");
 
     expect(await claim(queue, 10)).toEqual([]);
     // Several polls sharing one statement (the multi-taker claim).
@@ -163,9 +159,9 @@ describe("batch races (real PostgreSQL)", () => {
       ),
     );
     expect(shared.flat()).toEqual([]);
-    const byId = await env.http().post(`/v1/jobs/${tagged[0]!.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const byId = await setup.env.http().post(`/v1/jobs/${tagged[0]!.id}/claim`).set("authorization", worker).send({ workerId: "w" });
     expect(byId.status).toBe(409);
-    const poll = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 10 });
+    const poll = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 10 });
     expect(poll.status).toBe(200);
     expect(poll.body.jobs).toEqual([]);
 
@@ -177,7 +173,7 @@ describe("batch races (real PostgreSQL)", () => {
   it("the last two jobs of a batch completed at once on two connections: the batch finalises once (200 trials)", async () => {
     // Two connections of their own, so the two completions really overlap in the database
     // (the service shares one statement among the completions of one process).
-    const pools = [0, 1].map(() => postgres(env.url, { max: 1, transform: postgres.camel, onnotice: () => {} }));
+    const pools = [0, 1].map(() => postgres(setup.env.url, { max: 1, transform: postgres.camel, onnotice: () => {} }));
     try {
       const repos = pools.map((p) => jobsRepository(p));
       const ids: string[] = [];
@@ -191,10 +187,10 @@ describe("batch races (real PostgreSQL)", () => {
         const done = await Promise.all(rows.map((r, i) => repos[i]!.completeIfLeased(r.id, r.leaseToken!, { i }, null)));
         expect(done.every((d) => d?.status === "succeeded")).toBe(true);
       }
-      const batches = await env.c.sql<{ status: string; n: number }[]>`
+      const batches = await setup.env.c.sql<{ status: string; n: number }[]>`
         SELECT status::text, count(*)::int AS n FROM batches WHERE id = ANY(${ids}) GROUP BY status`;
       expect(batches).toEqual([{ status: "succeeded", n: 200 }]);
-      const [events] = await env.c.sql<[{ n: number; subjects: number }]>`
+      const [events] = await setup.env.c.sql<[{ n: number; subjects: number }]>`
         SELECT count(*)::int AS n, count(DISTINCT subject_id)::int AS subjects FROM webhook_outbox
         WHERE event_type = 'batch.completed' AND subject_id = ANY(${ids})`;
       expect(events).toEqual({ n: 200, subjects: 200 });
@@ -223,7 +219,7 @@ describe("batch races (real PostgreSQL)", () => {
       for (const r of results) expect([201, 409]).toContain(r.status);
       const accepted = results.flatMap((r, k) => (r.status === 201 ? [k] : []));
       lateAdds += addCount - accepted.length;
-      const perAdd = await env.c.sql<{ add: number; n: number }[]>`
+      const perAdd = await setup.env.c.sql<{ add: number; n: number }[]>`
         SELECT (payload->>'add')::int AS add, count(*)::int AS n FROM jobs WHERE batch_id = ${id} GROUP BY 1 ORDER BY 1`;
       // Whole adds only, and exactly the acknowledged ones.
       expect(perAdd.map((r) => r.add)).toEqual(accepted);
@@ -268,7 +264,7 @@ describe("batch races (real PostgreSQL)", () => {
     const b1 = await batchRow(id);
     expect(b1).toMatchObject({ status: "partially_succeeded", remaining: 0, succeededCount: succeeded, failedCount: failedIds.length, cancelledCount: 0 });
     expect(await jobStatusCounts(id)).toEqual({ succeeded, failed: failedIds.length });
-    const got = await env.http().get(`/v1/batches/${id}`).set("authorization", client);
+    const got = await setup.env.http().get(`/v1/batches/${id}`).set("authorization", setup.client);
     expect(got.body.counts).toEqual({ queued: 0, running: 0, succeeded, failed: failedIds.length, cancelled: 0, waiting: 0 });
     expect(await terminalTransitions(id)).toEqual([{ toStatus: "partially_succeeded", generation: 1 }]);
     const ev1 = await completedEvents(id);
@@ -284,7 +280,7 @@ describe("batch races (real PostgreSQL)", () => {
       generation: 2,
       counts: { queued: failedIds.length, running: 0, succeeded, failed: 0, cancelled: 0 },
     });
-    const requeued = await env.c.sql`
+    const requeued = await setup.env.c.sql`
       SELECT count(*)::int AS n, max(attempts)::int AS attempts, min(generation)::int AS g, bool_and(lease_token IS NULL AND finished_at IS NULL) AS clean
       FROM jobs WHERE batch_id = ${id} AND status = 'queued'`;
     expect(requeued[0]).toEqual({ n: failedIds.length, attempts: 0, g: 2, clean: true });
@@ -341,8 +337,8 @@ describe("batch races (real PostgreSQL)", () => {
 
   it("wakes long-polling claimers of the batch's queues on seal and on retry", async () => {
     const woken: string[] = [];
-    const notify = env.c.notifier.notify;
-    env.c.notifier.notify = (q: string) => {
+    const notify = setup.env.c.notifier.notify;
+    setup.env.c.notifier.notify = (q: string) => {
       woken.push(q);
       notify(q);
     };
@@ -358,7 +354,7 @@ describe("batch races (real PostgreSQL)", () => {
       expect((await post(`/v1/batches/${open.body.id}/retry`)).status).toBe(200);
       expect(woken.sort()).toEqual(["wake_a", "wake_b"]);
     } finally {
-      env.c.notifier.notify = notify;
+      setup.env.c.notifier.notify = notify;
     }
   });
 

@@ -1,13 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("core_cancel_race");
-  // Real sockets, so concurrent requests are concurrent all the way down.
-  await env.app.listen({ port: 0, host: "127.0.0.1" });
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("core_cancel_race", {}, { listen: true });
 
 /** Runs `n` trials, `width` at a time. */
 async function bounded(n: number, width: number, trial: (t: number) => Promise<void>) {
@@ -24,7 +18,7 @@ const both = <A, B>(a: () => Promise<A>, b: () => Promise<B>, flip: boolean): Pr
 
 describe("cancel vs claim on one job", () => {
   it("500 trials, 25 at a time: exactly one wins each time", async () => {
-    const svc = env.c.services.jobs;
+    const svc = setup.env.c.services.jobs;
     const wins = { cancel: 0, claim: 0 };
     await bounded(500, 25, async (t) => {
       const queue = `cr${t}`;
@@ -43,7 +37,7 @@ describe("cancel vs claim on one job", () => {
       const [cancelled, claimed] = await both(() => svc.cancel(id, "acme"), claim, t % 4 >= 2);
       expect(cancelled.ok, `trial ${t}: ${JSON.stringify(cancelled)}`).toBe(true);
       if (!cancelled.ok) return;
-      const [row] = await env.c.sql<{ status: string; attempts: number; cancelRequested: boolean; version: number }[]>`
+      const [row] = await setup.env.c.sql<{ status: string; attempts: number; cancelRequested: boolean; version: number }[]>`
         SELECT status::text, attempts, cancel_requested, version FROM jobs WHERE id = ${id}`;
       if (cancelled.value.status === "cancelled") {
         wins.cancel++;
@@ -67,15 +61,15 @@ describe("cancel vs claim on one job", () => {
   });
 
   it("over HTTP: the claim that loses to a cancel gets 409, the cancel that loses gets running + cancelRequested", async () => {
-    const client = await env.key("acme", "client");
-    const worker = await env.key("acme", "worker");
+    const client = await setup.env.key("acme", "client");
+    const worker = await setup.env.key("acme", "worker");
     const wins = { cancel: 0, claim: 0 };
     await bounded(100, 10, async (t) => {
-      const sub = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "http", kind: "k", payload: { t } });
+      const sub = await setup.env.http().post("/v1/jobs").set("authorization", client).send({ queue: "http", kind: "k", payload: { t } });
       expect(sub.status).toBe(201);
       const id = sub.body.id as string;
-      const cancel = () => env.http().post(`/v1/jobs/${id}/cancel`).set("authorization", client);
-      const claim = () => env.http().post(`/v1/jobs/${id}/claim`).set("authorization", worker).send({ workerId: "w" });
+      const cancel = () => setup.env.http().post(`/v1/jobs/${id}/cancel`).set("authorization", client);
+      const claim = () => setup.env.http().post(`/v1/jobs/${id}/claim`).set("authorization", worker).send({ workerId: "w" });
       const [c, k] = await both(cancel, claim, t % 2 === 0);
       expect(c.status, `trial ${t}: ${JSON.stringify(c.body)}`).toBe(200);
       if (c.body.status === "cancelled") {
@@ -89,7 +83,7 @@ describe("cancel vs claim on one job", () => {
         expect(k.status, `trial ${t}`).toBe(200);
         expect(k.body.status).toBe("running");
       }
-      const get = await env.http().get(`/v1/jobs/${id}`).set("authorization", client);
+      const get = await setup.env.http().get(`/v1/jobs/${id}`).set("authorization", client);
       expect(get.body.status).toBe(c.body.status);
     });
     console.log(`HTTP cancel vs claim over 100 trials: ${JSON.stringify(wins)}`);
@@ -97,17 +91,17 @@ describe("cancel vs claim on one job", () => {
   });
 
   it("when cancel won, a claim afterwards is 409 over HTTP, and so is a cancel of the cancelled job", async () => {
-    const client = await env.key("acme", "client");
-    const worker = await env.key("acme", "worker");
-    const sub = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "http2", kind: "k" });
-    const c = await env.http().post(`/v1/jobs/${sub.body.id}/cancel`).set("authorization", client);
+    const client = await setup.env.key("acme", "client");
+    const worker = await setup.env.key("acme", "worker");
+    const sub = await setup.env.http().post("/v1/jobs").set("authorization", client).send({ queue: "http2", kind: "k" });
+    const c = await setup.env.http().post(`/v1/jobs/${sub.body.id}/cancel`).set("authorization", client);
     expect(c.body.status).toBe("cancelled");
-    const k = await env.http().post(`/v1/jobs/${sub.body.id}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const k = await setup.env.http().post(`/v1/jobs/${sub.body.id}/claim`).set("authorization", worker).send({ workerId: "w" });
     expect(k.status).toBe(409);
     expect(k.body.code).toBe("not_queued");
-    const pn = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["http2"], workerId: "w" });
+    const pn = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["http2"], workerId: "w" });
     expect(pn.body.jobs).toEqual([]);
-    const again = await env.http().post(`/v1/jobs/${sub.body.id}/cancel`).set("authorization", client);
+    const again = await setup.env.http().post(`/v1/jobs/${sub.body.id}/cancel`).set("authorization", client);
     expect(again.status).toBe(409);
     expect(again.body.code).toBe("terminal");
   });

@@ -1,23 +1,18 @@
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { jobsRepository, type JobRow, type NewJob } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { usePools, useTestEnv } from "../helpers/app.js";
 
 const CLAIMERS = 32;
 const JOBS = 5000;
 
-let env: TestEnv;
+const setup = useTestEnv("core_claim_race");
+const connect = usePools(setup);
 const pools: postgres.Sql[] = [];
-
-beforeAll(async () => {
-  env = await createTestEnv("core_claim_race");
+beforeAll(() => {
   // One connection per claimer: the race is between PostgreSQL sessions, not inside one pool's queue.
-  for (let i = 0; i < CLAIMERS; i++) pools.push(postgres(env.url, { max: 1, transform: postgres.camel, onnotice: () => {} }));
-});
-afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
-  await env?.close();
+  for (let i = 0; i < CLAIMERS; i++) pools.push(connect({ max: 1, transform: postgres.camel }));
 });
 
 const newJob = (i: number): NewJob =>
@@ -25,7 +20,7 @@ const newJob = (i: number): NewJob =>
 
 describe("claim race", () => {
   it(`${CLAIMERS} claimers on their own connections take ${JOBS} jobs: each exactly once, none lost, attempts = 1`, async () => {
-    const inserted = await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(Array.from({ length: JOBS }, (_, i) => newJob(i)), tx));
+    const inserted = await setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(Array.from({ length: JOBS }, (_, i) => newJob(i)), tx));
     expect(inserted).toHaveLength(JOBS);
 
     const claimedBy = new Map<string, number>();
@@ -61,13 +56,13 @@ describe("claim race", () => {
     expect(claimedBy.size).toBe(JOBS);
     expect(new Set(claimedBy.keys())).toEqual(new Set(inserted.map((j) => j.id)));
 
-    const rows = await env.c.sql<{ status: string; attempts: number; version: number; n: number }[]>`
+    const rows = await setup.env.c.sql<{ status: string; attempts: number; version: number; n: number }[]>`
       SELECT status::text, attempts, version, count(*)::int AS n FROM jobs GROUP BY 1, 2, 3`;
     expect(rows).toEqual([{ status: "running", attempts: 1, version: 2, n: JOBS }]);
-    const [tokens] = await env.c.sql<[{ n: number }]>`SELECT count(DISTINCT lease_token)::int AS n FROM jobs`;
+    const [tokens] = await setup.env.c.sql<[{ n: number }]>`SELECT count(DISTINCT lease_token)::int AS n FROM jobs`;
     expect(tokens.n).toBe(JOBS);
     // The DB agrees with the claimers about who holds what.
-    const owners = await env.c.sql<{ id: string; workerId: string }[]>`SELECT id, worker_id FROM jobs`;
+    const owners = await setup.env.c.sql<{ id: string; workerId: string }[]>`SELECT id, worker_id FROM jobs`;
     for (const o of owners) expect(o.workerId).toBe(`w${claimedBy.get(o.id)}`);
 
     const busy = perClaimer.filter((n) => n > 0).length;

@@ -1,31 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // Concurrent claims and completes of one process share statements (src/services/coalesce.ts).
 // Sharing must not change what each caller is owed.
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("core_coalescing");
-});
-afterAll(async () => {
-  await env?.close();
-});
+const setup = useTestEnv("core_coalescing");
 
 const seed = (queue: string, n: number) =>
-  env.c.sql.begin((tx) =>
-    env.c.repos.jobs.insertMany(
+  setup.env.c.sql.begin((tx) =>
+    setup.env.c.repos.jobs.insertMany(
       Array.from({ length: n }, (_, i) => toNewJob("acme", { queue, kind: "k", payload: { i } })),
       tx,
     ),
   );
 
 const claim = (queue: string, workerId: string, max: number) =>
-  env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId, leaseSeconds: 60, max, waitMs: 0 });
+  setup.env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId, leaseSeconds: 60, max, waitMs: 0 });
 
 describe("coalesced claims", () => {
   it("64 concurrent polls share statements, yet each gets at most its max, its own worker id, and no job twice", async () => {
@@ -40,7 +34,7 @@ describe("coalesced claims", () => {
       }
       // 64 polls asking for 192 jobs out of 300: every poll is served in full.
       expect(all).toHaveLength(got.reduce((n, _, i) => n + 1 + (i % 5), 0));
-      const inDb = await env.c.sql<{ id: string; workerId: string }[]>`
+      const inDb = await setup.env.c.sql<{ id: string; workerId: string }[]>`
         SELECT id, worker_id FROM jobs WHERE queue = 'co1' AND status = 'running'`;
       const byId = new Map(inDb.map((r) => [r.id, r.workerId]));
       for (const [i, rows] of got.entries()) for (const r of rows) expect(byId.get(r.id)).toBe(`w${i}`);
@@ -55,11 +49,11 @@ describe("coalesced claims", () => {
     gone.abort();
     const [a, b] = await Promise.all([
       claim("co2", "live", 2),
-      env.c.services.jobs.claimNext({ queues: ["co2"], scope: null, workerId: "gone", leaseSeconds: 60, max: 3, waitMs: 0, signal: gone.signal }),
+      setup.env.c.services.jobs.claimNext({ queues: ["co2"], scope: null, workerId: "gone", leaseSeconds: 60, max: 3, waitMs: 0, signal: gone.signal }),
     ]);
     expect(a).toHaveLength(2);
     expect(b).toHaveLength(0);
-    const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'co2' AND status = 'running'`;
+    const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'co2' AND status = 'running'`;
     expect(n).toBe(2);
   });
 });
@@ -70,7 +64,7 @@ describe("coalesced submits", () => {
     const inserts = await countCalls("insertMany", async () => {
       const out = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          env.c.services.jobs.submit(i % 2 ? "acme" : "globex", { queue: "co6", kind: "k", payload: { i }, groupKey: `g${i % 3}` }),
+          setup.env.c.services.jobs.submit(i % 2 ? "acme" : "globex", { queue: "co6", kind: "k", payload: { i }, groupKey: `g${i % 3}` }),
         ),
       );
       rows = out.map((o) => (o.ok ? o.value : null));
@@ -82,9 +76,9 @@ describe("coalesced submits", () => {
     }
     expect(new Set(rows.map((r) => r!.id)).size).toBe(200);
     expect(inserts).toBeLessThan(200);
-    const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(DISTINCT fair_tag)::int AS n FROM jobs WHERE queue = 'co6'`;
+    const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(DISTINCT fair_tag)::int AS n FROM jobs WHERE queue = 'co6'`;
     // Each (tenant, group) got a run of tags of its own; jobs of one group never share a tag.
-    const perGroup = await env.c.sql<{ k: string; n: number; d: number }[]>`
+    const perGroup = await setup.env.c.sql<{ k: string; n: number; d: number }[]>`
       SELECT tenant || group_key AS k, count(*)::int AS n, count(DISTINCT fair_tag)::int AS d FROM jobs WHERE queue = 'co6' GROUP BY 1`;
     for (const g of perGroup) expect(g.d).toBe(g.n);
     expect(n).toBeGreaterThan(0);
@@ -95,7 +89,7 @@ describe("coalesced completes", () => {
   it("the same complete sent twice at once, plus a wrong token, in one shared statement: one transition, two 200s, one 409", async () => {
     await seed("co3", 2);
     const [other, job] = await claim("co3", "w", 2);
-    const svc = env.c.services.jobs;
+    const svc = setup.env.c.services.jobs;
     const wrong = "00000000-0000-4000-8000-000000000000";
     // The first complete runs alone; the three calls made while it is in flight share the next statement.
     const [, x, y, z] = await Promise.all([
@@ -108,7 +102,7 @@ describe("coalesced completes", () => {
     expect(y.ok && z.ok).toBe(true);
     // Exactly one of the two is the transition; the other is its replay.
     expect([y.ok && y.replay, z.ok && z.replay].sort()).toEqual([false, true]);
-    const row = (await env.c.repos.jobs.findById(job!.id, null)) as JobRow;
+    const row = (await setup.env.c.repos.jobs.findById(job!.id, null)) as JobRow;
     expect(row.status).toBe("succeeded");
     expect(row.version).toBe(job!.version + 1);
   });
@@ -116,9 +110,9 @@ describe("coalesced completes", () => {
   it("a complete sent with upper-case id and token succeeds (PostgreSQL returns them lower-case)", async () => {
     await seed("co7", 1);
     const [job] = await claim("co7", "w", 1);
-    const out = await env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
+    const out = await setup.env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
     expect(out.ok && !out.replay).toBe(true);
-    const again = await env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
+    const again = await setup.env.c.services.jobs.complete(job!.id.toUpperCase(), null, job!.leaseToken!.toUpperCase(), { ok: 1 });
     expect(again.ok && again.replay).toBe(true);
   });
 
@@ -130,17 +124,17 @@ describe("coalesced completes", () => {
       leaseToken: r.leaseToken!,
       result: i === 1 ? { big: 10n } : i === 2 ? { s: "a\u0000b" } : { ok: true },
     }));
-    const out = await env.c.services.jobs.completeMany(null, items);
+    const out = await setup.env.c.services.jobs.completeMany(null, items);
     expect(out.map((o) => o.outcome.ok)).toEqual([true, false, false]);
     expect(out[1]!.outcome.ok ? null : out[1]!.outcome.error).toBe("invalid");
-    const statuses = await Promise.all(rows.map(async (r) => (await env.c.repos.jobs.findById(r.id, null))!.status));
+    const statuses = await Promise.all(rows.map(async (r) => (await setup.env.c.repos.jobs.findById(r.id, null))!.status));
     expect(statuses).toEqual(["succeeded", "running", "running"]);
   });
 
   it("an in-process handler whose result cannot be stored fails that job, and the worker's other jobs complete", async () => {
     await seed("co5", 20);
     const w = createWorker({
-      container: env.c,
+      container: setup.env.c,
       queues: ["co5"],
       concurrency: 10,
       waitMs: 200,
@@ -151,7 +145,7 @@ describe("coalesced completes", () => {
     } finally {
       await w.stop(5000);
     }
-    const rows = await env.c.sql<{ status: string; lastError: { code?: string } | null; payload: { i: number } }[]>`
+    const rows = await setup.env.c.sql<{ status: string; lastError: { code?: string } | null; payload: { i: number } }[]>`
       SELECT status, last_error, payload FROM jobs WHERE queue = 'co5'`;
     const bad = rows.filter((r) => r.payload.i === 7);
     expect(bad.map((r) => [r.status, r.lastError?.code])).toEqual([["failed", "result_not_storable"]]);
@@ -161,7 +155,7 @@ describe("coalesced completes", () => {
 
 /** Calls of one repository function made while `f` runs (it still runs them for real, on the real database). */
 async function countCalls(name: "claimNextFor" | "insertMany", f: () => Promise<void>): Promise<number> {
-  const repo = env.c.repos.jobs as Record<string, unknown>;
+  const repo = setup.env.c.repos.jobs as Record<string, unknown>;
   const real = repo[name] as (...args: unknown[]) => unknown;
   let n = 0;
   repo[name] = (...args: unknown[]) => {

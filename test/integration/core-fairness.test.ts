@@ -1,29 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { NewJob } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
+const setup = useTestEnv("core_fairness");
 let platformWorker: string;
 beforeAll(async () => {
-  env = await createTestEnv("core_fairness");
-  platformWorker = await env.key("*", "worker");
+  platformWorker = await setup.env.key("*", "worker");
 });
-afterAll(async () => env?.close());
 
 const newJob = (tenant: string, queue: string, groupKey: string | null, i: number): NewJob =>
   toNewJob(tenant, { queue, kind: "k", payload: { i }, groupKey: groupKey ?? undefined });
 
 /** A flood inserted in one transaction, as a batch would. */
 const flood = (tenant: string, queue: string, groupKey: string | null, n: number) =>
-  env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(Array.from({ length: n }, (_, i) => newJob(tenant, queue, groupKey, i)), tx));
+  setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(Array.from({ length: n }, (_, i) => newJob(tenant, queue, groupKey, i)), tx));
 
 /** Jobs submitted one by one over HTTP, after the flood. */
 async function trickle(tenant: string, queue: string, groupKey: string | undefined, n: number, extra: object = {}) {
-  const key = await env.key(tenant, "client");
+  const key = await setup.env.key(tenant, "client");
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await env.http().post("/v1/jobs").set("authorization", key).send({ queue, kind: "k", groupKey, payload: { i }, ...extra });
+    const r = await setup.env.http().post("/v1/jobs").set("authorization", key).send({ queue, kind: "k", groupKey, payload: { i }, ...extra });
     expect(r.status).toBe(201);
     ids.push(r.body.id);
   }
@@ -34,7 +32,7 @@ async function trickle(tenant: string, queue: string, groupKey: string | undefin
 async function claimSingles(queue: string, n: number, key = platformWorker) {
   const order: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", max: 1 });
+    const r = await setup.env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", max: 1 });
     expect(r.status).toBe(200);
     expect(r.body.jobs.length).toBeLessThanOrEqual(1);
     if (r.body.jobs[0]) order.push(r.body.jobs[0].id);
@@ -44,14 +42,14 @@ async function claimSingles(queue: string, n: number, key = platformWorker) {
 
 describe("fairness", () => {
   it("one poll of max 14 gets its jobs in claim order: by priority, then first in, first out", async () => {
-    const key = await env.key("acme", "client");
+    const key = await setup.env.key("acme", "client");
     // Priorities shuffled on submit, then four of priority 0 in one group.
     for (const [i, priority] of [3, 9, 1, 6, 2, 8, 5, 10, 7, 4].entries()) {
-      const r = await env.http().post("/v1/jobs").set("authorization", key).send({ queue: "order", kind: "k", priority, payload: { i } });
+      const r = await setup.env.http().post("/v1/jobs").set("authorization", key).send({ queue: "order", kind: "k", priority, payload: { i } });
       expect(r.status).toBe(201);
     }
-    await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(Array.from({ length: 4 }, (_, i) => newJob("acme", "order", "A", 100 + i)), tx));
-    const r = await env.http().post("/v1/process-next").set("authorization", platformWorker).send({ queues: ["order"], workerId: "w", max: 14 });
+    await setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(Array.from({ length: 4 }, (_, i) => newJob("acme", "order", "A", 100 + i)), tx));
+    const r = await setup.env.http().post("/v1/process-next").set("authorization", platformWorker).send({ queues: ["order"], workerId: "w", max: 14 });
     expect(r.status).toBe(200);
     const got = r.body.jobs.map((j: { priority: number; payload: { i: number } }) => [j.priority, j.payload.i]);
     expect(got).toEqual([[10, 7], [9, 1], [8, 5], [7, 8], [6, 3], [5, 6], [4, 9], [3, 0], [2, 4], [1, 2], [0, 100], [0, 101], [0, 102], [0, 103]]);
@@ -81,7 +79,7 @@ describe("fairness", () => {
   it("a tenant's own worker key is still fair across its group keys", async () => {
     await flood("acme", "fair3", "A", 2000);
     const b = await trickle("acme", "fair3", "B", 10);
-    const order = await claimSingles("fair3", 40, await env.key("acme", "worker"));
+    const order = await claimSingles("fair3", 40, await setup.env.key("acme", "worker"));
     for (const id of b) expect(order).toContain(id);
   });
 
@@ -98,7 +96,7 @@ describe("fairness", () => {
     await flood("acme", "fair5", "A", 300);
     let drained = 0;
     for (;;) {
-      const rows = await env.c.services.jobs.claimNext({ queues: ["fair5"], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+      const rows = await setup.env.c.services.jobs.claimNext({ queues: ["fair5"], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
       if (rows.length === 0) break;
       drained += rows.length;
     }

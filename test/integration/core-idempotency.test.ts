@@ -1,21 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
 const TRIALS = 100;
 const CONCURRENCY = 16;
 
-let env: TestEnv;
-let client: string;
-beforeAll(async () => {
-  env = await createTestEnv("core_idempotency");
-  // Real sockets, so the 16 submits are 16 concurrent requests all the way to PostgreSQL.
-  await env.app.listen({ port: 0, host: "127.0.0.1" });
-  client = await env.key("acme", "client");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("core_idempotency", {}, { listen: true });
 
 const submit = (key: string, body: object) =>
-  env.http().post("/v1/jobs").set("authorization", client).set("idempotency-key", key).send(body);
+  setup.env.http().post("/v1/jobs").set("authorization", setup.client).set("idempotency-key", key).send(body);
 
 describe("idempotent submit", () => {
   it(`${CONCURRENCY} concurrent submits with one key, ${TRIALS} trials: one job, every caller gets its id, no 5xx`, async () => {
@@ -39,11 +31,11 @@ describe("idempotent submit", () => {
         expect(r.body).toEqual(created.body);
         expect(r.headers.etag).toBe(`"${created.body.version}"`);
       }
-      const rows = await env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE idempotency_key = ${key}`;
+      const rows = await setup.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE idempotency_key = ${key}`;
       expect(rows.map((r) => r.id)).toEqual([created.body.id]);
     }
     console.log(`idempotency: ${TRIALS} trials x ${CONCURRENCY} submits, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
-    const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs`;
+    const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs`;
     expect(n).toBe(TRIALS);
   });
 
@@ -76,17 +68,17 @@ describe("idempotent submit", () => {
       }
       const sameBody = res.filter((r, i) => i % 2 === winner.payload.v && r.status !== 201);
       for (const r of sameBody) expect(r.status).toBe(200);
-      const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE idempotency_key = ${key}`;
+      const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE idempotency_key = ${key}`;
       expect(n).toBe(1);
     }
-    const [{ n }] = await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE idempotency_key = 'idem-mismatch'`;
+    const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs WHERE idempotency_key = 'idem-mismatch'`;
     expect(n).toBe(1);
   });
 
   it("keys are per tenant: another tenant's same key makes its own job", async () => {
-    const other = await env.key("globex", "client");
+    const other = await setup.env.key("globex", "client");
     const a = await submit("idem-shared", { queue: "idem", kind: "k" });
-    const b = await env.http().post("/v1/jobs").set("authorization", other).set("idempotency-key", "idem-shared").send({ queue: "idem", kind: "k" });
+    const b = await setup.env.http().post("/v1/jobs").set("authorization", other).set("idempotency-key", "idem-shared").send({ queue: "idem", kind: "k" });
     expect(a.status).toBe(201);
     expect(b.status).toBe(201);
     expect(b.body.id).not.toBe(a.body.id);

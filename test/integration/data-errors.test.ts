@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { submitDirect, useTestEnv } from "../helpers/app.js";
 
 // Statements shared by several callers (completes, submits) and createWorker's batched
 // acknowledgement: when PostgreSQL refuses one caller's value, only that caller fails.
@@ -10,10 +10,9 @@ import { createTestEnv, type TestEnv } from "../helpers/app.js";
 // trigger in this test's database stands for anything it does not know (an extension's
 // type check, a constraint added by an operator): a real refusal, SQLSTATE 22023.
 
-let env: TestEnv;
+const setup = useTestEnv("data_errors");
 beforeAll(async () => {
-  env = await createTestEnv("data_errors");
-  await env.c.sql.unsafe(`
+  await setup.env.c.sql.unsafe(`
     CREATE FUNCTION test_refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF NEW.payload ? 'poison' OR coalesce(NEW.result ? 'poison', false) THEN
@@ -24,18 +23,13 @@ beforeAll(async () => {
     CREATE TRIGGER test_refuse_poison BEFORE INSERT OR UPDATE ON jobs
       FOR EACH ROW EXECUTE FUNCTION test_refuse_poison();`);
 });
-afterAll(async () => env?.close());
 
-const svc = () => env.c.services.jobs;
-const submit = async (queue: string, payload: object = {}) => {
-  const r = await svc().submit("acme", { queue, kind: "k", payload });
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-};
+const svc = () => setup.env.c.services.jobs;
+const submit = (queue: string, payload: object = {}) => submitDirect(setup.env, "acme", { queue, kind: "k", payload });
 
 /** Counts each shared statement's size (the real repository method, wrapped). */
 function watch<K extends "completeManyIfLeased" | "insertMany" | "insert">(name: K) {
-  const repo = env.c.repos.jobs;
+  const repo = setup.env.c.repos.jobs;
   const real = repo[name];
   const w = {
     sizes: [] as number[],
@@ -80,7 +74,7 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     expect(w.peak).toBe(1);
     expect(w.sizes.length).toBeLessThan(25);
     expect(outcomes.flatMap((o, i) => (o.ok ? [] : [[i, o.error]]))).toEqual([[7, "invalid"]]);
-    const rows = await env.c.sql<{ status: string; n: number }[]>`
+    const rows = await setup.env.c.sql<{ status: string; n: number }[]>`
       SELECT status, count(*)::int AS n FROM jobs WHERE queue = 'dc' GROUP BY status ORDER BY status`;
     expect(rows).toEqual([
       { status: "running", n: 1 },
@@ -104,7 +98,7 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     expect(w.peak + single.peak).toBeLessThanOrEqual(2);
     expect(w.sizes.length + single.sizes.length).toBeLessThan(20);
     expect(outcomes.flatMap((o, i) => (o.status === "rejected" ? [i] : []))).toEqual([11]);
-    const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'ds'`;
+    const [r] = await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = 'ds'`;
     expect(r!.n).toBe(39);
   });
 
@@ -112,7 +106,7 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     for (let i = 0; i < 30; i++) await submit("dw", { i });
     const runs = new Map<string, number>();
     const worker = createWorker({
-      container: env.c,
+      container: setup.env.c,
       queues: ["dw"],
       concurrency: 30,
       batchSize: 30,
@@ -126,14 +120,14 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     });
     try {
       await until("every job finished", async () => {
-        const [r] = await env.c.sql<{ open: number }[]>`
+        const [r] = await setup.env.c.sql<{ open: number }[]>`
           SELECT count(*) FILTER (WHERE finished_at IS NULL)::int AS open FROM jobs WHERE queue = 'dw'`;
         return r!.open === 0 ? true : undefined;
       }, 20_000);
     } finally {
       await worker.stop(2000);
     }
-    const rows = await env.c.sql<{ i: number; status: string; attempts: number; code: string | null }[]>`
+    const rows = await setup.env.c.sql<{ i: number; status: string; attempts: number; code: string | null }[]>`
       SELECT (payload->>'i')::int AS i, status, attempts, last_error->>'code' AS code FROM jobs WHERE queue = 'dw' ORDER BY 1`;
     expect(rows.filter((r) => r.status !== "succeeded")).toEqual([{ i: 13, status: "failed", attempts: 1, code: "result_not_storable" }]);
     expect(rows.every((r) => r.attempts === 1)).toBe(true);
@@ -141,19 +135,19 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     expect(runs.size).toBe(30);
   });
   it("over HTTP, the refused request is answered 400 problem+json, not 500", async () => {
-    const client = await env.key("acme", "client");
-    const res = await env.http().post("/v1/jobs").set("authorization", client).send({ queue: "dh", kind: "k", payload: { poison: 1 } });
+    const client = await setup.env.key("acme", "client");
+    const res = await setup.env.http().post("/v1/jobs").set("authorization", client).send({ queue: "dh", kind: "k", payload: { poison: 1 } });
     expect(res.status).toBe(400);
     expect(res.headers["content-type"]).toMatch(/application\/problem\+json/);
     expect(res.body.code).toBe("invalid");
   });
   it("over HTTP, a poll's completions: the refused item is answered 400, the others complete, and the poll still leases", async () => {
-    const worker = await env.key("acme", "worker");
+    const worker = await setup.env.key("acme", "worker");
     for (let i = 0; i < 4; i++) await submit("dp", { i });
     const claimed = await svc().claimNext({ queues: ["dp"], scope: null, workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
     // The acknowledgements and the claim share one statement, which the refusal rolls back:
     // both must then run again on their own.
-    const res = await env
+    const res = await setup.env
       .http()
       .post("/v1/process-next")
       .set("authorization", worker)
@@ -167,24 +161,24 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
     expect(res.status).toBe(200);
     expect(res.body.completed.map((x: { status: number }) => x.status)).toEqual([200, 400, 200]);
     expect(res.body.jobs).toHaveLength(1);
-    const rows = await env.c.sql<{ id: string; status: string }[]>`SELECT id, status FROM jobs WHERE queue = 'dp'`;
+    const rows = await setup.env.c.sql<{ id: string; status: string }[]>`SELECT id, status FROM jobs WHERE queue = 'dp'`;
     const status = new Map(rows.map((r) => [r.id, r.status]));
     expect(claimed.map((j) => status.get(j.id))).toEqual(["succeeded", "running", "succeeded"]);
     expect(status.get(res.body.jobs[0].id)).toBe("running");
     expect(claimed.map((j) => j.id)).not.toContain(res.body.jobs[0].id);
   });
   it("over HTTP, a batch acknowledgement answers the refused item 400 and completes the others", async () => {
-    const worker = await env.key("acme", "worker");
+    const worker = await setup.env.key("acme", "worker");
     for (let i = 0; i < 3; i++) await submit("db");
     const claimed = await svc().claimNext({ queues: ["db"], scope: null, workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
-    const res = await env
+    const res = await setup.env
       .http()
       .post("/v1/jobs/complete")
       .set("authorization", worker)
       .send({ items: claimed.map((j, i) => ({ id: j.id, leaseToken: j.leaseToken, result: i === 1 ? { poison: 1 } : { i } })) });
     expect(res.status).toBe(200);
     expect(res.body.items.map((x: { status: number }) => x.status)).toEqual([200, 400, 200]);
-    const rows = await env.c.sql<{ id: string; status: string }[]>`SELECT id, status FROM jobs WHERE queue = 'db'`;
+    const rows = await setup.env.c.sql<{ id: string; status: string }[]>`SELECT id, status FROM jobs WHERE queue = 'db'`;
     const status = new Map(rows.map((r) => [r.id, r.status]));
     expect(claimed.map((j) => status.get(j.id))).toEqual(["succeeded", "running", "succeeded"]);
   });

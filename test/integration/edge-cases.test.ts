@@ -1,25 +1,17 @@
 import supertest from "supertest";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config.js";
 import { createContainer } from "../../src/container.js";
 import { freePort } from "../../src/db/embedded.js";
 import { buildApp } from "../../src/http/app.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // The edge cases of an outside audit (issue 23, defect 4): each is a 4xx or a refusal,
 // never a silent acceptance, a 5xx or an undocumented status.
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("edge_cases");
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("edge_cases");
 
-const post = (path: string, body: unknown, auth = client) => env.http().post(path).set("authorization", auth).send(body as object);
-const jobCount = async () => (await env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs`)[0].n;
+const post = (path: string, body: unknown, auth = setup.client) => setup.env.http().post(path).set("authorization", auth).send(body as object);
+const jobCount = async () => (await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM jobs`)[0].n;
 const nest = (levels: number): unknown => {
   let v: unknown = {};
   for (let i = 1; i < levels; i++) v = { a: v };
@@ -29,15 +21,15 @@ const nest = (levels: number): unknown => {
 describe("limits agree", () => {
   it("a tenant name of 128 characters works on the webhook-secret routes; 129 is a 400, never a 414", async () => {
     const long = "t".repeat(128);
-    expect((await post("/v1/api-keys", { tenant: long, roles: ["client"] }, env.admin)).status).toBe(201);
-    const got = await env.http().get(`/v1/tenants/${long}/webhook-secret`).set("authorization", env.admin);
+    expect((await post("/v1/api-keys", { tenant: long, roles: ["client"] }, setup.env.admin)).status).toBe(201);
+    const got = await setup.env.http().get(`/v1/tenants/${long}/webhook-secret`).set("authorization", setup.env.admin);
     expect(got.status, JSON.stringify(got.body)).toBe(200);
     expect(got.body.secret).toMatch(/^whsec_/);
-    const rotated = await env.http().post(`/v1/tenants/${long}/webhook-secret/rotate`).set("authorization", env.admin);
+    const rotated = await setup.env.http().post(`/v1/tenants/${long}/webhook-secret/rotate`).set("authorization", setup.env.admin);
     expect(rotated.status).toBe(200);
-    const tooLong = await env.http().get(`/v1/tenants/${long}x/webhook-secret`).set("authorization", env.admin);
+    const tooLong = await setup.env.http().get(`/v1/tenants/${long}x/webhook-secret`).set("authorization", setup.env.admin);
     expect(tooLong.status).toBe(400);
-    expect((await post("/v1/api-keys", { tenant: `${long}x`, roles: ["client"] }, env.admin)).status).toBe(400);
+    expect((await post("/v1/api-keys", { tenant: `${long}x`, roles: ["client"] }, setup.env.admin)).status).toBe(400);
   });
 
   it("payload nesting: 64 levels are accepted, 65 refused (400)", async () => {
@@ -53,18 +45,18 @@ describe("limits agree", () => {
     const big = { s: "x".repeat(256 * 1024) };
     const fits = { s: "x".repeat(200 * 1024) };
     for (let i = 0; i < 4; i++) expect((await post("/v1/jobs", { queue: "results", kind: "k" })).status).toBe(201);
-    const claim = await post("/v1/process-next", { queues: ["results"], workerId: "w", max: 4 }, worker);
+    const claim = await post("/v1/process-next", { queues: ["results"], workerId: "w", max: 4 }, setup.worker);
     const [a, b, c, d] = claim.body.jobs as Array<{ id: string; leaseToken: string }>;
-    const one = await post(`/v1/jobs/${a!.id}/complete`, { leaseToken: a!.leaseToken, result: big }, worker);
+    const one = await post(`/v1/jobs/${a!.id}/complete`, { leaseToken: a!.leaseToken, result: big }, setup.worker);
     expect(one.status).toBe(413);
     expect(one.body.code).toBe("payload_too_large");
-    const many = await post("/v1/jobs/complete", { items: [{ id: b!.id, leaseToken: b!.leaseToken, result: big }] }, worker);
+    const many = await post("/v1/jobs/complete", { items: [{ id: b!.id, leaseToken: b!.leaseToken, result: big }] }, setup.worker);
     expect(many.body.items[0]).toMatchObject({ id: b!.id, status: 413 });
-    const poll = await post("/v1/process-next", { queues: ["results"], workerId: "w", complete: [{ id: c!.id, leaseToken: c!.leaseToken, result: big }] }, worker);
+    const poll = await post("/v1/process-next", { queues: ["results"], workerId: "w", complete: [{ id: c!.id, leaseToken: c!.leaseToken, result: big }] }, setup.worker);
     expect(poll.body.completed[0]).toMatchObject({ id: c!.id, status: 413 });
-    const rows = await env.c.sql<{ status: string }[]>`SELECT status FROM jobs WHERE id IN (${a!.id}, ${b!.id}, ${c!.id})`;
+    const rows = await setup.env.c.sql<{ status: string }[]>`SELECT status FROM jobs WHERE id IN (${a!.id}, ${b!.id}, ${c!.id})`;
     expect(rows.map((r) => r.status)).toEqual(["running", "running", "running"]);
-    expect((await post(`/v1/jobs/${d!.id}/complete`, { leaseToken: d!.leaseToken, result: fits }, worker)).status).toBe(200);
+    expect((await post(`/v1/jobs/${d!.id}/complete`, { leaseToken: d!.leaseToken, result: fits }, setup.worker)).status).toBe(200);
   });
 });
 
@@ -72,7 +64,7 @@ describe("input that must not be stored as something else", () => {
   it("invalid UTF-8 in a JSON body is 400, not stored as U+FFFD", async () => {
     const before = await jobCount();
     const body = Buffer.concat([Buffer.from('{"queue":"utf","kind":"k","payload":{"s":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}}')]);
-    const r = await env.app.inject({ method: "POST", url: "/v1/jobs", headers: { authorization: client, "content-type": "application/json" }, payload: body });
+    const r = await setup.env.app.inject({ method: "POST", url: "/v1/jobs", headers: { authorization: setup.client, "content-type": "application/json" }, payload: body });
     expect(r.statusCode).toBe(400);
     expect(r.json().detail).toMatch(/UTF-8/);
     expect(await jobCount()).toBe(before);
@@ -84,7 +76,7 @@ describe("input that must not be stored as something else", () => {
     for (const createdAt of ["0000-01-01 00:00:00+00", "0000-12-31T23:59:59Z", "1969-12-31 23:59:59+00"]) {
       const cursor = Buffer.from(JSON.stringify([createdAt, "0190b5c2-0000-7000-8000-000000000000"])).toString("base64url");
       for (const path of ["/v1/jobs", "/v1/batches"]) {
-        const r = await env.http().get(`${path}?cursor=${cursor}`).set("authorization", client);
+        const r = await setup.env.http().get(`${path}?cursor=${cursor}`).set("authorization", setup.client);
         // code `invalid` would be the database refusing it, logged as an error with a stack.
         expect({ path, createdAt, status: r.status, code: r.body.code }).toEqual({ path, createdAt, status: 400, code: "invalid_request" });
       }
@@ -127,10 +119,10 @@ describe("webhook URLs are judged at submit", () => {
   });
 
   it("JOBLINE_WEBHOOK_ALLOW_HOSTS exempts a host, not credentials", async () => {
-    const app = await buildApp({ ...env.c, config: { ...env.c.config, JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1, ::1" } });
+    const app = await buildApp({ ...setup.env.c, config: { ...setup.env.c.config, JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1, ::1" } });
     await app.ready();
     try {
-      const send = (webhookUrl: string) => supertest(app.server).post("/v1/jobs").set("authorization", client).send({ queue: "hooks", kind: "k", webhookUrl });
+      const send = (webhookUrl: string) => supertest(app.server).post("/v1/jobs").set("authorization", setup.client).send({ queue: "hooks", kind: "k", webhookUrl });
       expect((await send("http://127.0.0.1:8080/hook")).status).toBe(201);
       expect((await send("http://[::1]:8080/hook")).status).toBe(201);
       expect((await send("http://10.0.0.1/hook")).status).toBe(400);
@@ -145,21 +137,21 @@ describe("HTTP semantics", () => {
   it("an unsupported method on a known path is 405 with Allow; an unknown path stays 404", async () => {
     const id = "0190b5c2-0000-7000-8000-000000000000";
     // DELETE /v1/jobs/{id} is a route of its own (operator control), so PUT stands in.
-    const del = await env.http().put(`/v1/jobs/${id}`).set("authorization", client);
+    const del = await setup.env.http().put(`/v1/jobs/${id}`).set("authorization", setup.client);
     expect(del.status).toBe(405);
     expect(del.headers["content-type"]).toMatch(/application\/problem\+json/);
     expect(del.body.code).toBe("method_not_allowed");
     expect(del.headers.allow?.split(", ").sort()).toEqual(["DELETE", "GET", "HEAD"]);
-    const put = await env.http().put("/v1/process-next").set("authorization", client);
+    const put = await setup.env.http().put("/v1/process-next").set("authorization", setup.client);
     expect([put.status, put.headers.allow]).toEqual([405, "POST"]);
-    const patch = await env.http().patch(`/v1/api-keys/${id}`).set("authorization", client);
+    const patch = await setup.env.http().patch(`/v1/api-keys/${id}`).set("authorization", setup.client);
     expect([patch.status, patch.headers.allow]).toEqual([405, "DELETE"]);
-    expect((await env.http().get("/v1/nothing-here")).status).toBe(404);
-    expect((await env.http().delete("/v1/jobs/a/b/c")).status).toBe(404);
+    expect((await setup.env.http().get("/v1/nothing-here")).status).toBe(404);
+    expect((await setup.env.http().delete("/v1/jobs/a/b/c")).status).toBe(404);
   });
 
   it("/readyz says ready or not, and nothing about where the database is", async () => {
-    const ready = await env.http().get("/readyz");
+    const ready = await setup.env.http().get("/readyz");
     expect([ready.status, ready.body]).toEqual([200, { status: "ready" }]);
     const port = await freePort();
     const down = createContainer(testConfig({ JOBLINE_DB_POOL_MAX: 1 }), `postgres://jobline@127.0.0.1:${port}/jobline`);

@@ -1,27 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { NewJob } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { submitDirect, useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("jobs_fairness");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("jobs_fairness");
 
-const svc = () => env.c.services.jobs;
+const svc = () => setup.env.c.services.jobs;
 
-async function submit(tenant: string, queue: string, extra: { groupKey?: string; priority?: number; payload?: unknown } = {}) {
-  const r = await svc().submit(tenant, { queue, kind: "k", payload: extra.payload ?? {}, ...extra });
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-}
+const submit = (tenant: string, queue: string, extra: { groupKey?: string; priority?: number; payload?: unknown } = {}) =>
+  submitDirect(setup.env, tenant, { queue, kind: "k", payload: extra.payload ?? {}, ...extra });
 /** Many jobs through the batch path (one multi-row INSERT), which allocates tags its own way. */
 async function insertMany(tenant: string, queue: string, n: number, groupKey?: (i: number) => string) {
   const jobs: NewJob[] = Array.from({ length: n }, (_, i) =>
     toNewJob(tenant, { queue, kind: "k", payload: { i }, groupKey: groupKey?.(i) }),
   );
-  await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(jobs, tx));
+  await setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(jobs, tx));
 }
 /** Claims one at a time and returns the job ids in claim order. */
 async function claimOrder(queue: string, n: number): Promise<string[]> {
@@ -74,7 +67,7 @@ describe("fair claiming", () => {
   });
 
   it("jobs submitted while a big batch is preparing interleave with it once it is sealed", async () => {
-    const batches = env.c.services.batches;
+    const batches = setup.env.c.services.batches;
     const open = await batches.create("acme", { seal: false, jobs: Array.from({ length: 1000 }, (_, i) => ({ queue: "f8", kind: "k", payload: { i }, groupKey: "A" })) });
     if (!open.ok) throw new Error(open.error);
     const b = [];

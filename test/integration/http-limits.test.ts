@@ -1,28 +1,12 @@
 import net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { createTestEnv, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Deadlines for slow clients and the connection cap, over raw sockets: what a slowloris or a
 // client holding thousands of sockets meets. Short settings here; defaults are in README.
-let env: TestEnv;
-let port: number;
-let client: string;
-let worker: string;
+const setup = useTestEnv("http_limits", { JOBLINE_HEADERS_TIMEOUT_MS: 1000, JOBLINE_REQUEST_TIMEOUT_MS: 1500 }, { listen: true });
 const MAX_CONNECTIONS = 8;
-beforeAll(async () => {
-  env = await createTestEnv("http_limits", {
-    JOBLINE_HEADERS_TIMEOUT_MS: 1000,
-    JOBLINE_REQUEST_TIMEOUT_MS: 1500,
-  });
-  port = Number(new URL(await env.app.listen({ port: 0, host: "127.0.0.1" })).port);
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => {
-  env?.app.server.closeAllConnections();
-  await env?.close();
-});
 
 interface Conn {
   socket: net.Socket;
@@ -30,7 +14,7 @@ interface Conn {
   ended: (ms: number) => Promise<{ text: string; closed: boolean; afterMs: number }>;
 }
 
-function connect(): Promise<Conn> {
+function connect(port = setup.port): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const socket = net.connect(port, "127.0.0.1");
@@ -71,7 +55,7 @@ describe("slow clients are cut off", () => {
   it("a body sent a byte at a time is answered 408 at the request deadline, and nothing is written", async () => {
     const body = JSON.stringify({ queue: "slow", kind: "k", payload: { pad: "x".repeat(50) } });
     const c = await connect();
-    c.socket.write(`POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: ${client}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    c.socket.write(`POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: ${setup.client}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     let i = 0;
     const drip = setInterval(() => {
       if (i < body.length - 1 && !c.socket.destroyed) c.socket.write(body[i++]!);
@@ -83,7 +67,7 @@ describe("slow clients are cut off", () => {
     expect(r.closed, `still open after ${r.afterMs} ms`).toBe(true);
     expect(status(r.text), r.text).toBe(408);
     expect(r.text).toMatch(/application\/problem\+json[\s\S]*"code":"request_timeout"/);
-    expect((await env.c.sql`SELECT 1 FROM jobs WHERE queue = 'slow'`).length).toBe(0);
+    expect((await setup.env.c.sql`SELECT 1 FROM jobs WHERE queue = 'slow'`).length).toBe(0);
   });
 
   it("headers that never finish are cut off at the headers deadline", async () => {
@@ -98,10 +82,10 @@ describe("slow clients are cut off", () => {
   });
 
   it("a long poll is the server's wait: it outlasts the request deadline and is answered", async () => {
-    const res = await env
+    const res = await setup.env
       .http()
       .post("/v1/process-next")
-      .set("authorization", worker)
+      .set("authorization", setup.worker)
       .send({ queues: ["empty-q"], workerId: "w", waitMs: 3000 });
     expect(res.status).toBe(200);
     expect(res.body.jobs).toEqual([]);
@@ -112,24 +96,23 @@ describe("connection cap", () => {
   it(`past ${MAX_CONNECTIONS} open connections a new one is closed at once; a freed slot serves again`, async () => {
     // Its own server with a long headers deadline, so the held sockets keep their slots however slow the machine.
     const capped = await createTestEnv("http_cap", { JOBLINE_MAX_CONNECTIONS: MAX_CONNECTIONS });
-    const saved = port;
-    port = Number(new URL(await capped.app.listen({ port: 0, host: "127.0.0.1" })).port);
+    const port = Number(new URL(await capped.app.listen({ port: 0, host: "127.0.0.1" })).port);
     const held: Conn[] = [];
     try {
-      for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await connect());
+      for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await connect(port));
       // The server counts a connection once it accepts it: wait until all are in.
       await until("all held connections accepted", async () => {
         const n = await new Promise<number>((r) => capped.app.server.getConnections((_e, count) => r(count)));
         return n === MAX_CONNECTIONS ? true : undefined;
       }, 10_000, 20);
-      const extra = await connect();
+      const extra = await connect(port);
       extra.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
       const refused = await extra.ended(5000);
       expect(refused.closed).toBe(true);
       expect(refused.text).toBe("");
       held.pop()!.socket.destroy();
       const served = await until("a freed slot serves a request", async () => {
-        const next = await connect();
+        const next = await connect(port);
         next.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         const r = await next.ended(5000);
         return status(r.text) === 200 ? r : undefined;
@@ -137,7 +120,6 @@ describe("connection cap", () => {
       expect(served.text).toMatch(/"status":"ok"/);
     } finally {
       for (const h of held) h.socket.destroy();
-      port = saved;
       capped.app.server.closeAllConnections();
       await capped.close();
     }

@@ -1,21 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Ids are UUIDv7 so that jobs submitted together sit together in the primary key (src/domain/ids.ts).
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const msOf = (id: string) => Number.parseInt(id.replace(/-/g, "").slice(0, 12), 16);
 
-let env: TestEnv;
-let client: string;
-beforeAll(async () => {
-  env = await createTestEnv("ids");
-  client = await env.key("acme", "client");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("ids");
 
 const submit = (body: object, idempotencyKey?: string) => {
-  const r = env.http().post("/v1/jobs").set("authorization", client);
+  const r = setup.env.http().post("/v1/jobs").set("authorization", setup.client);
   return (idempotencyKey ? r.set("idempotency-key", idempotencyKey) : r).send(body);
 };
 /** An id made when its row was created, by whichever side made it (Node or the database). */
@@ -35,18 +29,18 @@ describe("ids are time-ordered UUIDv7", () => {
     const together = await Promise.all(Array.from({ length: 40 }, () => submit({ queue: "ids-many", kind: "k" })));
     for (const r of together) expectTimeOrdered(r.body.id, r.body.createdAt, "concurrent submit");
 
-    const batch = await env.http().post("/v1/batches").set("authorization", client).send({ jobs: [{ queue: "ids-b", kind: "k" }, { queue: "ids-b", kind: "k" }] });
+    const batch = await setup.env.http().post("/v1/batches").set("authorization", setup.client).send({ jobs: [{ queue: "ids-b", kind: "k" }, { queue: "ids-b", kind: "k" }] });
     expect(batch.status).toBe(201);
     expectTimeOrdered(batch.body.id, batch.body.createdAt, "batch");
-    const batchJobs = await env.c.sql<{ id: string; createdAt: Date }[]>`SELECT id, created_at FROM jobs WHERE batch_id = ${batch.body.id}`;
+    const batchJobs = await setup.env.c.sql<{ id: string; createdAt: Date }[]>`SELECT id, created_at FROM jobs WHERE batch_id = ${batch.body.id}`;
     expect(batchJobs).toHaveLength(2);
     for (const j of batchJobs) expectTimeOrdered(j.id, j.createdAt, "job of a batch");
 
-    const hooked = await env.c.services.jobs.submit("acme", { queue: "ids-h", kind: "k", payload: {}, webhookUrl: "http://127.0.0.1:9/hook" });
+    const hooked = await setup.env.c.services.jobs.submit("acme", { queue: "ids-h", kind: "k", payload: {}, webhookUrl: "http://127.0.0.1:9/hook" });
     if (!hooked.ok) throw new Error(hooked.error);
-    const [claimed] = await env.c.services.jobs.claimNext({ queues: ["ids-h"], scope: "acme", workerId: "w", leaseSeconds: 30, max: 1, waitMs: 0 });
-    expect((await env.c.services.jobs.complete(claimed!.id, "acme", claimed!.leaseToken!, null)).ok).toBe(true);
-    const [event] = await env.c.sql<{ id: string; createdAt: Date }[]>`SELECT id, created_at FROM webhook_outbox WHERE subject_id = ${claimed!.id}`;
+    const [claimed] = await setup.env.c.services.jobs.claimNext({ queues: ["ids-h"], scope: "acme", workerId: "w", leaseSeconds: 30, max: 1, waitMs: 0 });
+    expect((await setup.env.c.services.jobs.complete(claimed!.id, "acme", claimed!.leaseToken!, null)).ok).toBe(true);
+    const [event] = await setup.env.c.sql<{ id: string; createdAt: Date }[]>`SELECT id, created_at FROM webhook_outbox WHERE subject_id = ${claimed!.id}`;
     expectTimeOrdered(event!.id, event!.createdAt, "webhook event");
   });
 
@@ -61,10 +55,10 @@ describe("ids are time-ordered UUIDv7", () => {
     }
     expect([...ids].sort()).toEqual(ids);
 
-    const batch = await env.http().post("/v1/batches").set("authorization", client)
+    const batch = await setup.env.http().post("/v1/batches").set("authorization", setup.client)
       .send({ jobs: Array.from({ length: 500 }, (_, i) => ({ queue: "ids-seq-b", kind: "k", payload: { i } })) });
     expect(batch.status).toBe(201);
-    const rows = await env.c.sql<{ i: number }[]>`SELECT (payload->>'i')::int AS i FROM jobs WHERE batch_id = ${batch.body.id} ORDER BY id`;
+    const rows = await setup.env.c.sql<{ i: number }[]>`SELECT (payload->>'i')::int AS i FROM jobs WHERE batch_id = ${batch.body.id} ORDER BY id`;
     expect(rows.map((r) => r.i)).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 });

@@ -1,24 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 
 // GET /v1/jobs takes its order from job_list, a row per job written by triggers when the job
 // is inserted and removed when it is deleted, so state changes never touch the list index.
 // Every way jobs are written must keep the two tables in step.
 
-let env: TestEnv;
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("job_list");
-  client = await env.key("acme", "client");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("job_list");
 
-const post = (path: string, body: object, auth = client) => env.http().post(path).set("authorization", auth).send(body);
-const get = (path: string, auth = client) => env.http().get(path).set("authorization", auth);
+const post = (path: string, body: object, auth = setup.client) => setup.env.http().post(path).set("authorization", auth).send(body);
+const get = (path: string, auth = setup.client) => setup.env.http().get(path).set("authorization", auth);
 const drift = async () => {
-  const [r] = await env.c.sql<{ missing: number; orphans: number }[]>`
+  const [r] = await setup.env.c.sql<{ missing: number; orphans: number }[]>`
     SELECT count(*) FILTER (WHERE l.id IS NULL)::int AS missing, count(*) FILTER (WHERE j.id IS NULL)::int AS orphans
     FROM jobs j FULL JOIN job_list l ON l.id = j.id AND l.tenant = j.tenant AND l.created_at = j.created_at`;
   return r;
@@ -54,30 +46,30 @@ describe("job list", () => {
     expect(before).toContain(single);
     for (const r of together) expect(before).toContain(r.body.id);
     for (;;) {
-      const claimed = await post("/v1/process-next", { queues: ["lq"], workerId: "w", max: 10 }, worker);
+      const claimed = await post("/v1/process-next", { queues: ["lq"], workerId: "w", max: 10 }, setup.worker);
       if (claimed.body.jobs.length === 0) break;
       const items = claimed.body.jobs.map((j: { id: string; leaseToken: string }) => ({ id: j.id, leaseToken: j.leaseToken }));
-      expect((await post("/v1/jobs/complete", { items }, worker)).status).toBe(200);
+      expect((await post("/v1/jobs/complete", { items }, setup.worker)).status).toBe(200);
     }
     expect(await listAll("queue=lq")).toEqual(before);
     expect(await listAll("queue=lq&status=succeeded")).toEqual(before);
     expect(await listAll("queue=lq&status=queued")).toEqual([]);
 
     // Newest first, ties broken by id: the same order the rows have in jobs.
-    const ordered = await env.c.sql<{ id: string }[]>`
+    const ordered = await setup.env.c.sql<{ id: string }[]>`
       SELECT id FROM jobs WHERE tenant = 'acme' AND queue = 'lq' ORDER BY created_at DESC, id DESC`;
     expect(before).toEqual(ordered.map((r) => r.id));
     expect(await drift()).toEqual({ missing: 0, orphans: 0 });
   });
 
   it("a tenant's list is served from the list index, not by sorting its jobs", async () => {
-    await env.c.sql`
+    await setup.env.c.sql`
       INSERT INTO jobs (tenant, queue, kind, payload, created_at)
       SELECT 't' || (g % 20), 'big', 'k', '{}', now() - g * interval '1 second' FROM generate_series(1, 5000) g`;
-    await env.c.sql`ANALYZE job_list`;
-    await env.c.sql`ANALYZE jobs`;
+    await setup.env.c.sql`ANALYZE job_list`;
+    await setup.env.c.sql`ANALYZE jobs`;
     const plan = JSON.stringify(
-      await env.c.sql`EXPLAIN (FORMAT JSON)
+      await setup.env.c.sql`EXPLAIN (FORMAT JSON)
         SELECT j.* FROM job_list l JOIN jobs j ON j.id = l.id WHERE l.tenant = 't3'
         ORDER BY l.created_at DESC NULLS LAST, l.id DESC NULLS LAST LIMIT 50`, // as jobs.list writes it
     );
@@ -87,10 +79,10 @@ describe("job list", () => {
 
   it("deletes and truncates of jobs take their list entries with them", async () => {
     await post("/v1/jobs", { queue: "lq2", kind: "k", payload: {} });
-    await env.c.sql`DELETE FROM jobs WHERE queue = 'lq2'`;
+    await setup.env.c.sql`DELETE FROM jobs WHERE queue = 'lq2'`;
     expect(await drift()).toEqual({ missing: 0, orphans: 0 });
-    await env.c.sql`TRUNCATE jobs CASCADE`;
-    const [n] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM job_list`;
+    await setup.env.c.sql`TRUNCATE jobs CASCADE`;
+    const [n] = await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM job_list`;
     expect(n!.n).toBe(0);
   });
 });

@@ -1,19 +1,15 @@
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type postgres from "postgres";
+import { beforeAll, describe, expect, it } from "vitest";
 import { CLOCK_KEY } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { usePools, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
-let env: TestEnv;
+const setup = useTestEnv("lock_order");
+const connect = usePools(setup);
 let other: postgres.Sql;
-beforeAll(async () => {
-  env = await createTestEnv("lock_order");
-  other = postgres(env.url, { max: 4, onnotice: () => {} });
-});
-afterAll(async () => {
-  await other?.end();
-  await env?.close();
+beforeAll(() => {
+  other = connect({ max: 4 });
 });
 
 // Eight queues, so that an order other than the queues' own cannot pass by chance.
@@ -23,8 +19,8 @@ const newJobs = (n: number) => queues.flatMap((queue) => Array.from({ length: n 
 describe("queue clocks are locked in one order", () => {
   it("a writer that moves several queues' clocks takes them in queue order, so two such writers cannot deadlock", async () => {
     // Every queue gets its clock row first.
-    await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(newJobs(1), tx));
-    const clocks = await env.c.sql`SELECT queue FROM job_groups WHERE fair_key = ${CLOCK_KEY} AND queue = ANY(${queues})`;
+    await setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(newJobs(1), tx));
+    const clocks = await setup.env.c.sql`SELECT queue FROM job_groups WHERE fair_key = ${CLOCK_KEY} AND queue = ANY(${queues})`;
     expect(clocks.length).toBe(queues.length);
 
     // Another transaction holds the first queue's clock.
@@ -33,7 +29,7 @@ describe("queue clocks are locked in one order", () => {
     await holder`SELECT 1 FROM job_groups WHERE queue = ${queues[0]!} AND fair_key = ${CLOCK_KEY} FOR UPDATE`;
 
     // 100 jobs per queue move every clock (by more than its slack of 64).
-    const writer = env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(newJobs(100), tx));
+    const writer = setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(newJobs(100), tx));
     await until("the writer to wait for the first clock", async () => {
       const waiting = await other`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
       return waiting.length === 1 ? true : undefined;
@@ -60,7 +56,7 @@ describe("queue clocks are locked in one order", () => {
     const rows = await writer;
     expect(rows.length).toBe(800);
     // Each clock moved past the 100 tags its queue handed out, less the slack.
-    const after = await env.c.sql<{ lastTag: string }[]>`SELECT last_tag FROM job_groups WHERE fair_key = ${CLOCK_KEY} AND queue = ANY(${queues})`;
+    const after = await setup.env.c.sql<{ lastTag: string }[]>`SELECT last_tag FROM job_groups WHERE fair_key = ${CLOCK_KEY} AND queue = ANY(${queues})`;
     expect(after.map((r) => Number(r.lastTag)).every((t) => t >= 100 - 64)).toBe(true);
   });
 });

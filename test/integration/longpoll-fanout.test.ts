@@ -1,17 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Tripwire } from "../../src/services/tripwire.js";
 import { until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("longpoll_fanout");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("longpoll_fanout");
 
 /** A counter of the service's metrics registry, by labels. */
 async function counter(name: string, labels: Record<string, string>) {
-  const m = env.c.metrics.registry.getSingleMetric(name);
+  const m = setup.env.c.metrics.registry.getSingleMetric(name);
   const values = (await m!.get()).values;
   return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
 }
@@ -20,7 +16,7 @@ const statements = (statement: string, outcome: string) => counter("jobline_poll
 
 describe("long polls waiting on one queue, and submits", () => {
   it("one submit wakes one waiting poll, which finds the job: no claim per waiting poll per submit", async () => {
-    const svc = env.c.services.jobs;
+    const svc = setup.env.c.services.jobs;
     const M = 8;
     const N = 6;
     const stop = Array.from({ length: M }, () => new Tripwire());
@@ -30,7 +26,7 @@ describe("long polls waiting on one queue, and submits", () => {
         .claimNext({ queues: ["fanout"], scope: null, workerId: `w${i}`, leaseSeconds: 30, max: 10, waitMs: 20_000, signal })
         .then((rows) => taken.push(...rows.map((r) => r.id))),
     );
-    await until("every poll to wait", () => (env.c.notifier.waiting >= M ? true : undefined), 10_000, 5);
+    await until("every poll to wait", () => (setup.env.c.notifier.waiting >= M ? true : undefined), 10_000, 5);
     const before = {
       woke: await wakes("announcement", "found"),
       wokeEmpty: await wakes("announcement", "empty"),
@@ -65,7 +61,7 @@ describe("long polls waiting on one queue, and submits", () => {
   });
 
   it("a woken poll that leaves without claiming passes its wake-up to another waiting poll", async () => {
-    const notifier = env.c.notifier;
+    const notifier = setup.env.c.notifier;
     const first = notifier.wait({ queues: ["handoff"], tenant: null }, 10_000);
     const second = notifier.wait({ queues: ["handoff"], tenant: null }, 10_000);
     notifier.notify("handoff", { kind: "k", tenant: "acme" });
@@ -85,11 +81,11 @@ describe("long polls waiting on one queue, and submits", () => {
   });
 
   it("a submit wakes a poll that can take its job, not one waiting for another kind or tenant", async () => {
-    const notifier = env.c.notifier;
+    const notifier = setup.env.c.notifier;
     const otherKind = notifier.wait({ queues: ["match"], kinds: ["a"], tenant: null }, 10_000);
     const otherTenant = notifier.wait({ queues: ["match"], tenant: "globex" }, 10_000);
     const right = notifier.wait({ queues: ["match"], kinds: ["b"], tenant: "acme" }, 10_000);
-    const r = await env.c.services.jobs.submit("acme", { queue: "match", kind: "b", payload: {} });
+    const r = await setup.env.c.services.jobs.submit("acme", { queue: "match", kind: "b", payload: {} });
     expect(r.ok).toBe(true);
     expect(await right).toEqual({ queue: "match", kind: "b", tenant: "acme" });
     const woken: string[] = [];

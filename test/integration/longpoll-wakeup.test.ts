@@ -1,18 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { toNewJob } from "../../src/services/jobs.js";
 import { until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("longpoll_wakeup");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("longpoll_wakeup");
 
 describe("a long poll and a submit that races it", () => {
   it("a job committed between the poll's empty claim and its wait is claimed at once, not after the 1 s re-check", async () => {
-    const svc = env.c.services.jobs;
-    const notifier = env.c.notifier;
+    const svc = setup.env.c.services.jobs;
+    const notifier = setup.env.c.notifier;
     const realWait = notifier.wait.bind(notifier);
     let submitted: Promise<unknown> | null = null;
     // The job lands exactly in the gap: after the claim found nothing, before the poll waits (in
@@ -21,9 +17,9 @@ describe("a long poll and a submit that races it", () => {
     const spy = vi.spyOn(notifier, "wait").mockImplementation(async (...args: Parameters<typeof notifier.wait>) => {
       if (!submitted) {
         const before = notifier.mark();
-        submitted = env.c.sql.begin((tx) => env.c.repos.jobs.insertMany([toNewJob("acme", { queue: "race-gap", kind: "k", payload: {} })], tx));
+        submitted = setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany([toNewJob("acme", { queue: "race-gap", kind: "k", payload: {} })], tx));
         await submitted;
-        await env.c.sql`SELECT pg_notify('jobline_jobs', 'race-gap')`;
+        await setup.env.c.sql`SELECT pg_notify('jobline_jobs', 'race-gap')`;
         await until("the NOTIFY to be heard", () => (notifier.mark() > before ? true : undefined), 5000, 1);
       }
       return realWait(...args);
@@ -41,8 +37,8 @@ describe("a long poll and a submit that races it", () => {
   });
 
   it("a poll that cannot take the jobs claims about once per submit, not once more for the NOTIFY's echo", async () => {
-    const svc = env.c.services.jobs;
-    const claims = vi.spyOn(env.c.repos.jobs, "claimNextFor");
+    const svc = setup.env.c.services.jobs;
+    const claims = vi.spyOn(setup.env.c.repos.jobs, "claimNextFor");
     try {
       // The poll wants kind "a"; only kind "b" arrives, 40 submits one after another.
       const poll = svc.claimNext({ queues: ["echo"], kinds: ["a"], scope: null, workerId: "w", leaseSeconds: 30, max: 1, waitMs: 3000 });
@@ -64,7 +60,7 @@ describe("a long poll and a submit that races it", () => {
   });
 
   it("a retry that is due wakes a waiting poll even when this process's clock is behind the database's", async () => {
-    const svc = env.c.services.jobs;
+    const svc = setup.env.c.services.jobs;
     const submitted = await svc.submit("acme", { queue: "skew", kind: "k", payload: {} });
     expect(submitted.ok).toBe(true);
     const [job] = await svc.claimNext({ queues: ["skew"], scope: null, workerId: "w1", leaseSeconds: 30, max: 1, waitMs: 0 });
@@ -87,7 +83,7 @@ describe("a long poll and a submit that races it", () => {
   });
 
   it("an announcement for another queue does not cut a wait short", async () => {
-    const notifier = env.c.notifier;
+    const notifier = setup.env.c.notifier;
     const since = notifier.mark();
     notifier.notify("elsewhere");
     const t0 = performance.now();

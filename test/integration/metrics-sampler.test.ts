@@ -1,31 +1,13 @@
 // /metrics: scrapes read a shared sample (counted with pg_stat_statements on the real server),
 // the optional bearer token, the tenant label switch, and a failed scrape when PostgreSQL is away.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { adminUrl } from "../helpers/db.js";
 import postgres from "postgres";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { type TestEnv, useTestEnvs } from "../helpers/app.js";
+import { parseMetrics } from "../helpers/metrics.js";
 import { until } from "../helpers/until.js";
 
-/** Parses the Prometheus text format into "name{labels}" → value. */
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
-const envs: TestEnv[] = [];
-const open = async (label: string, overrides: Parameters<typeof createTestEnv>[1] = {}) => {
-  const env = await createTestEnv(label, overrides);
-  envs.push(env);
-  return env;
-};
-afterAll(async () => {
-  for (const e of envs) await e.close();
-});
+const open = useTestEnvs();
 
 const submit = async (env: TestEnv, key: string, queue: string, n: number) => {
   for (let i = 0; i < n; i++) expect((await env.http().post("/v1/jobs").set("authorization", key).send({ queue, kind: "k" })).status).toBe(201);
@@ -70,7 +52,7 @@ describe("the queue sample", () => {
     expect(ran).toBeGreaterThanOrEqual(1);
     expect(ran).toBeLessThanOrEqual(periods + 1);
     // The sampler's own count agrees with PostgreSQL's.
-    const m = parse((await env.http().get("/metrics")).text);
+    const m = parseMetrics((await env.http().get("/metrics")).text);
     expect(m.get("jobline_metrics_samples_total")).toBeLessThanOrEqual(periods + 2);
   });
 
@@ -122,15 +104,15 @@ describe("JOBLINE_METRICS_TENANT_LABEL", () => {
     const text = (await env.http().get("/metrics")).text;
     expect(text).not.toContain("tenant=");
     expect(text).not.toMatch(/alpha|beta/);
-    expect(parse(text).get('jobline_queue_depth{queue="shared",status="queued"}')).toBe(5);
-    expect(parse(text).has('jobline_oldest_queued_age_seconds{queue="shared"}')).toBe(true);
+    expect(parseMetrics(text).get('jobline_queue_depth{queue="shared",status="queued"}')).toBe(5);
+    expect(parseMetrics(text).has('jobline_oldest_queued_age_seconds{queue="shared"}')).toBe(true);
   });
 
   it("true (the default): one series per tenant", async () => {
     const env = await open("metrics_tenant");
     await submit(env, await env.key("alpha", "client"), "shared", 2);
     await submit(env, await env.key("beta", "client"), "shared", 3);
-    const m = parse((await env.http().get("/metrics")).text);
+    const m = parseMetrics((await env.http().get("/metrics")).text);
     expect(m.get('jobline_queue_depth{tenant="alpha",queue="shared",status="queued"}')).toBe(2);
     expect(m.get('jobline_queue_depth{tenant="beta",queue="shared",status="queued"}')).toBe(3);
   });

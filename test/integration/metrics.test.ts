@@ -1,30 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
+import { parseMetrics } from "../helpers/metrics.js";
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("metrics");
-});
-afterAll(async () => env?.close());
-
-/** Parses the Prometheus text format into "name{labels}" → value. */
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const setup = useTestEnv("metrics");
 
 describe("GET /metrics after a workload", () => {
   it("counts exactly what happened", async () => {
-    const client = await env.key("m", "client");
-    const worker = await env.key("m", "worker");
+    const client = await setup.env.key("m", "client");
+    const worker = await setup.env.key("m", "worker");
     const post = (path: string, body: unknown, key = worker) =>
-      env.http().post(path).set("authorization", key).send(body as object);
+      setup.env.http().post(path).set("authorization", key).send(body as object);
 
     for (let i = 0; i < 10; i++) expect((await post("/v1/jobs", { queue: "mq", kind: "k" }, client)).status).toBe(201);
     // 6 claimed one request at a time, 2 in one request, 1 empty poll on another queue.
@@ -41,13 +27,13 @@ describe("GET /metrics after a workload", () => {
     expect((await post(`/v1/jobs/${claimed[5].id}/fail`, { leaseToken: claimed[5].leaseToken, error: { message: "again" } })).status).toBe(200);
     const wrong = "00000000-0000-4000-8000-000000000000";
     expect((await post(`/v1/jobs/${claimed[6].id}/complete`, { leaseToken: wrong })).status).toBe(409);
-    await env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${claimed[7].id}`;
-    expect(await reapOnce(env.c)).toBe(1);
+    await setup.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${claimed[7].id}`;
+    expect(await reapOnce(setup.env.c)).toBe(1);
     // 1 of the 2 still queued is cancelled.
-    const queued = (await env.http().get("/v1/jobs?status=queued&queue=mq").set("authorization", client)).body.items;
+    const queued = (await setup.env.http().get("/v1/jobs?status=queued&queue=mq").set("authorization", client)).body.items;
     expect((await post(`/v1/jobs/${queued[0].id}/cancel`, {}, client)).status).toBe(200);
 
-    const m = parse((await env.http().get("/metrics")).text);
+    const m = parseMetrics((await setup.env.http().get("/metrics")).text);
     expect(m.get('jobline_claims_total{outcome="claimed"}')).toBe(8);
     expect(m.get('jobline_claims_total{outcome="empty"}')).toBe(1);
     expect(m.get('jobline_transitions_total{from="queued",to="running"}')).toBe(8);

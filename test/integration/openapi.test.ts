@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { renderOpenApi } from "../../src/http/openapi.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 interface Operation {
   responses: Record<string, { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: { $ref?: string } }> }>;
@@ -12,12 +12,10 @@ type Doc = { paths: Record<string, Record<string, Operation>>; components: { sch
 
 const committed = readFileSync(new URL("../../openapi.yaml", import.meta.url), "utf8");
 let rendered: string;
-let env: TestEnv;
+const setup = useTestEnv("openapi");
 beforeAll(async () => {
   rendered = await renderOpenApi();
-  env = await createTestEnv("openapi");
 });
-afterAll(async () => env?.close());
 
 const operations = (doc: Doc) =>
   Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })));
@@ -55,7 +53,7 @@ describe("openapi.yaml", () => {
   });
 
   it("is what a running server serves at /openapi.json", async () => {
-    const res = await env.app.inject({ method: "GET", url: "/openapi.json" });
+    const res = await setup.env.app.inject({ method: "GET", url: "/openapi.json" });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual(parse(committed));
   });
@@ -106,11 +104,11 @@ describe("openapi.yaml", () => {
 
   it("declares exactly the ETag, Location and Retry-After headers the server sends", async () => {
     const doc = parse(rendered) as Doc;
-    const [client, worker] = [await env.key("acme", "client"), await env.key("acme", "worker")];
+    const [client, worker] = [await setup.env.key("acme", "client"), await setup.env.key("acme", "worker")];
     const checked: string[] = [];
     /** One real call; the headers it got back must be the ones documented for its operation and status. */
     const call = async (method: "GET" | "POST", template: string, url: string, auth: string, body?: unknown, headers: Record<string, string> = {}) => {
-      const res = await env.app.inject({ method, url, headers: { authorization: auth, ...headers }, ...(body === undefined ? {} : { payload: body as object }) });
+      const res = await setup.env.app.inject({ method, url, headers: { authorization: auth, ...headers }, ...(body === undefined ? {} : { payload: body as object }) });
       const op = doc.paths[template]?.[method.toLowerCase()];
       expect(op, `${method} ${template}`).toBeDefined();
       const declared = Object.keys(op!.responses[String(res.statusCode)]?.headers ?? {}).map((h) => h.toLowerCase()).sort();
@@ -128,7 +126,7 @@ describe("openapi.yaml", () => {
     await call("POST", "/v1/jobs/{id}/complete", `/v1/jobs/${a.id}/complete`, worker, { leaseToken: claimed.leaseToken });
     await call("POST", "/v1/jobs/{id}/complete", `/v1/jobs/${a.id}/complete`, worker, { leaseToken: claimed.leaseToken });
     const b = await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k", maxAttempts: 1 });
-    const [leased] = (await env.app.inject({ method: "POST", url: "/v1/process-next", headers: { authorization: worker }, payload: { queues: ["h"], workerId: "w" } })).json().jobs as { leaseToken: string }[];
+    const [leased] = (await setup.env.app.inject({ method: "POST", url: "/v1/process-next", headers: { authorization: worker }, payload: { queues: ["h"], workerId: "w" } })).json().jobs as { leaseToken: string }[];
     await call("POST", "/v1/jobs/{id}/fail", `/v1/jobs/${b.id}/fail`, worker, { leaseToken: leased!.leaseToken, error: { message: "x" }, retryable: false });
     const c = await call("POST", "/v1/jobs", "/v1/jobs", client, { queue: "h", kind: "k" });
     await call("POST", "/v1/jobs/{id}/cancel", `/v1/jobs/${c.id}/cancel`, client, undefined, { "if-match": '"999"' });

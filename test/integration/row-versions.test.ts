@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { toNewJob } from "../../src/services/jobs.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // A claim and an acknowledgement each write a new version of every job row they change. With room
 // on the page (the jobs table's fillfactor, drizzle/0008) PostgreSQL writes that version beside
@@ -8,22 +8,20 @@ import { createTestEnv, type TestEnv } from "../helpers/app.js";
 // the version to another page and first logs a second lock for the old one while it finds room,
 // and dirties two pages instead of one. Counted from the WAL itself (pg_walinspect), for this
 // database's jobs table only, so other test files writing meanwhile do not count.
-let env: TestEnv;
+const setup = useTestEnv("row_versions");
 let walinspect = true;
 beforeAll(async () => {
-  env = await createTestEnv("row_versions");
   // An external TEST_DATABASE_URL server may not ship the extension; the embedded one does.
-  await env.c.sql`CREATE EXTENSION IF NOT EXISTS pg_walinspect`.catch(() => {
+  await setup.env.c.sql`CREATE EXTENSION IF NOT EXISTS pg_walinspect`.catch(() => {
     walinspect = false;
   });
 });
-afterAll(async () => env?.close());
 
-const lsn = async () => (await env.c.sql<[{ l: string }]>`SELECT pg_current_wal_lsn()::text AS l`)[0].l;
+const lsn = async () => (await setup.env.c.sql<[{ l: string }]>`SELECT pg_current_wal_lsn()::text AS l`)[0].l;
 
 /** Heap lock records on this database's jobs table between two WAL positions. */
 async function jobLocks(from: string, to: string): Promise<number> {
-  const [{ n }] = await env.c.sql<[{ n: number }]>`
+  const [{ n }] = await setup.env.c.sql<[{ n: number }]>`
     SELECT count(DISTINCT b.start_lsn)::int AS n
     FROM pg_get_wal_block_info(${from}::pg_lsn, ${to}::pg_lsn) b
     WHERE b.resource_manager = 'Heap' AND b.record_type = 'LOCK'
@@ -36,16 +34,16 @@ describe("job row versions stay on their page", () => {
   it("a 500-job claim writes one lock record per job, not two (its acknowledgement: at most two)", async (ctx) => {
     if (!walinspect) ctx.skip();
     const N = 500;
-    await env.c.sql.begin((tx) =>
-      env.c.repos.jobs.insertMany(
+    await setup.env.c.sql.begin((tx) =>
+      setup.env.c.repos.jobs.insertMany(
         Array.from({ length: N }, (_, i) => toNewJob("acme", { queue: "rv", kind: "k", payload: { i, pad: "x".repeat(100) } })),
         tx,
       ),
     );
     const l0 = await lsn();
-    const claimed = await env.c.repos.jobs.claimNext({ queues: ["rv"], tenant: null, workerId: "w", leaseSeconds: 60, max: N });
+    const claimed = await setup.env.c.repos.jobs.claimNext({ queues: ["rv"], tenant: null, workerId: "w", leaseSeconds: 60, max: N });
     const l1 = await lsn();
-    const done = await env.c.repos.jobs.completeManyIfLeased(
+    const done = await setup.env.c.repos.jobs.completeManyIfLeased(
       claimed.map((r) => ({ id: r.id, leaseToken: r.leaseToken!, result: { ok: true } })),
       null,
     );

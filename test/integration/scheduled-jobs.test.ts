@@ -1,38 +1,34 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { HELD_TAG } from "../../src/db/schema.js";
 import { HOLD_AHEAD_MS } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { inTx } from "../../src/db/tx.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // Jobs submitted with a runAt well ahead are held: no fairness tag from their group, not in
 // the claim index. When due, a claiming process tags them as a submit at that moment would.
 
-let env: TestEnv;
-beforeAll(async () => {
-  env = await createTestEnv("scheduled_jobs");
-});
-afterAll(async () => env?.close());
+const setup = useTestEnv("scheduled_jobs");
 
-const svc = () => env.c.services.jobs;
+const svc = () => setup.env.c.services.jobs;
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString();
 const claim = (queue: string, max = 1, waitMs = 0) =>
   svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
 const heldMany = (queue: string, n: number, groupKey: string, runAt = tomorrow()) =>
-  env.c.sql.begin((tx) =>
-    env.c.repos.jobs.insertMany(
+  setup.env.c.sql.begin((tx) =>
+    setup.env.c.repos.jobs.insertMany(
       Array.from({ length: n }, (_, i) => toNewJob("acme", { queue, kind: "k", payload: { i }, groupKey, runAt })),
       tx,
     ),
   );
 const tagOf = async (id: string) => {
-  const [r] = await env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE id = ${id}`;
+  const [r] = await setup.env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE id = ${id}`;
   return r!.tag;
 };
 /** 2,000 held jobs of `queue` falling due one every half millisecond, for a second from now. */
 async function dueOneByOne(queue: string) {
   await heldMany(queue, 2000, "D");
-  await env.c.sql`
+  await setup.env.c.sql`
     UPDATE jobs SET run_at = clock_timestamp() + n * interval '0.5 millisecond'
     FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs WHERE queue = ${queue}) o
     WHERE jobs.id = o.id`;
@@ -42,7 +38,7 @@ async function dueOneByOne(queue: string) {
  * statements of up to 1,000 rows until one promotes fewer: that last one counts.
  */
 async function promotionsDuring(f: () => Promise<unknown>): Promise<number> {
-  const spy = vi.spyOn(env.c.repos.jobs, "promoteDue");
+  const spy = vi.spyOn(setup.env.c.repos.jobs, "promoteDue");
   try {
     await f();
     return spy.mock.settledResults.filter((r) => r.type !== "fulfilled" || r.value.promoted < 1000).length;
@@ -51,7 +47,7 @@ async function promotionsDuring(f: () => Promise<unknown>): Promise<number> {
   }
 }
 /** Test-only time travel: the jobs' runAt passes. */
-const makeDue = (queue: string) => env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE queue = ${queue}`;
+const makeDue = (queue: string) => setup.env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE queue = ${queue}`;
 
 describe("scheduled jobs", () => {
   it("a job held until tomorrow is not claimable, takes no tag from its group, and is claimed once due", async () => {
@@ -61,7 +57,7 @@ describe("scheduled jobs", () => {
     expect(await tagOf(single.value.id)).toBe(HELD_TAG);
     for (const j of many) expect(Number(j.fairTag)).toBe(HELD_TAG);
     // Group A's counter was not moved by 51 held jobs (it does not exist yet).
-    expect(await env.c.sql`SELECT 1 FROM job_groups WHERE queue = 's1' AND fair_key LIKE 'acme%'`).toHaveLength(0);
+    expect(await setup.env.c.sql`SELECT 1 FROM job_groups WHERE queue = 's1' AND fair_key LIKE 'acme%'`).toHaveLength(0);
     expect(await claim("s1", 10)).toEqual([]);
 
     await makeDue("s1");
@@ -86,14 +82,14 @@ describe("scheduled jobs", () => {
 
   it("once due, held jobs interleave with a waiting flood like fresh submits, not behind it", async () => {
     const b = (await heldMany("s3", 10, "B")).map((j) => j.id);
-    await env.c.sql.begin((tx) =>
-      env.c.repos.jobs.insertMany(
+    await setup.env.c.sql.begin((tx) =>
+      setup.env.c.repos.jobs.insertMany(
         Array.from({ length: 1000 }, (_, i) => toNewJob("acme", { queue: "s3", kind: "k", payload: { i }, groupKey: "A" })),
         tx,
       ),
     );
-    await env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE id = ANY(${b}::uuid[])`;
-    const promoted = await inTx(env.c.sql, (tx) => env.c.repos.jobs.promoteDue(1000, tx));
+    await setup.env.c.sql`UPDATE jobs SET run_at = now() - interval '1 millisecond' WHERE id = ANY(${b}::uuid[])`;
+    const promoted = await inTx(setup.env.c.sql, (tx) => setup.env.c.repos.jobs.promoteDue(1000, tx));
     expect(promoted).toEqual({ promoted: 10, queues: ["s3"] });
     const order: string[] = [];
     for (let i = 0; i < 30; i++) order.push(...(await claim("s3")).map((j) => j.id));
@@ -112,14 +108,14 @@ describe("scheduled jobs", () => {
     expect(await tagOf(long!.id)).toBe(HELD_TAG);
     expect(await tagOf(short!.id)).toBe(Number(short!.fairTag));
     await makeDue("s5");
-    await inTx(env.c.sql, (tx) => env.c.repos.jobs.promoteDue(1000, tx));
+    await inTx(setup.env.c.sql, (tx) => setup.env.c.repos.jobs.promoteDue(1000, tx));
     expect(new Set((await claim("s5", 10)).map((j) => j.id))).toEqual(new Set([long!.id, short!.id]));
   });
 
   it("concurrent promotions tag each due job exactly once, with distinct tags per group", async () => {
     await heldMany("s4", 1500, "C");
     await makeDue("s4");
-    const promote = () => inTx(env.c.sql, (tx) => env.c.repos.jobs.promoteDue(200, tx));
+    const promote = () => inTx(setup.env.c.sql, (tx) => setup.env.c.repos.jobs.promoteDue(200, tx));
     let total = 0;
     for (;;) {
       const rs = await Promise.all(Array.from({ length: 6 }, promote));
@@ -128,13 +124,13 @@ describe("scheduled jobs", () => {
       if (n === 0) break;
     }
     expect(total).toBe(1500);
-    const [r] = await env.c.sql<{ held: number; tags: number }[]>`
+    const [r] = await setup.env.c.sql<{ held: number; tags: number }[]>`
       SELECT count(*) FILTER (WHERE fair_tag >= ${HELD_TAG})::int AS held, count(DISTINCT fair_tag)::int AS tags
       FROM jobs WHERE queue = 's4'`;
     expect(r).toEqual({ held: 0, tags: 1500 });
   });
   it("a held job of a batch still being built is not promoted, so cancelling the batch cancels it", async () => {
-    const created = await env.c.services.batches.create("acme", {
+    const created = await setup.env.c.services.batches.create("acme", {
       seal: false,
       jobs: [{ queue: "s6", kind: "k", payload: {}, runAt: tomorrow() }],
     });
@@ -148,17 +144,17 @@ describe("scheduled jobs", () => {
       release = r;
     });
     let promotedInFlight = -1;
-    const promotion = inTx(env.c.sql, async (tx) => {
-      promotedInFlight = (await env.c.repos.jobs.promoteDue(1000, tx)).promoted;
+    const promotion = inTx(setup.env.c.sql, async (tx) => {
+      promotedInFlight = (await setup.env.c.repos.jobs.promoteDue(1000, tx)).promoted;
       await held;
     });
     while (promotedInFlight < 0) await new Promise((r) => setImmediate(r));
-    const cancelled = await env.c.services.batches.cancel(batchId, "acme");
+    const cancelled = await setup.env.c.services.batches.cancel(batchId, "acme");
     release();
     await promotion;
     if (!cancelled.ok) throw new Error(cancelled.error);
     expect(cancelled.value.counts.cancelled).toBe(1);
-    const [job] = await env.c.sql<{ status: string }[]>`SELECT status FROM jobs WHERE batch_id = ${batchId}`;
+    const [job] = await setup.env.c.sql<{ status: string }[]>`SELECT status FROM jobs WHERE batch_id = ${batchId}`;
     expect(job!.status).toBe("cancelled");
     expect(await claim("s6", 10)).toEqual([]);
     expect(promotedInFlight).toBe(0);
@@ -177,7 +173,7 @@ describe("scheduled jobs", () => {
     if (!r.ok) throw new Error(r.error);
     // What a replica of a release from before held jobs could write: its virtual time read
     // the smallest due queued tag without excluding held ones, which may be HELD_TAG itself.
-    const poison = env.c.sql`UPDATE job_groups SET last_tag = ${HELD_TAG} WHERE queue = 's8'`;
+    const poison = setup.env.c.sql`UPDATE job_groups SET last_tag = ${HELD_TAG} WHERE queue = 's8'`;
     await expect(poison).rejects.toMatchObject({ code: "23514", constraint_name: "job_groups_tag_below_held" });
     expect((await claim("s8")).map((j) => j.id)).toEqual([r.value.id]);
   });
@@ -195,7 +191,7 @@ describe("scheduled jobs", () => {
     }
     // A promotion that has read the held jobs and is slow to finish (as when its tag
     // allocation waits on a group row): it holds until released.
-    const repo = env.c.repos.jobs;
+    const repo = setup.env.c.repos.jobs;
     const real = repo.promoteDue;
     let entered!: () => void;
     const inside = new Promise<void>((res) => {

@@ -1,23 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createScheduleService, type ScheduleInput } from "../../src/services/schedules.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
 // Every test here runs the scheduler by a clock it sets (runDue(now), and the service's clock
 // for create and PATCH): hours and days pass without waiting for them.
 
-let env: TestEnv;
+const setup = useTestEnv("schedules_clock");
 let clock = new Date();
 const at = (iso: string) => new Date(iso);
 const plus = (d: Date, ms: number) => new Date(d.getTime() + ms);
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const svc = (graceMs = 10_000) =>
-  createScheduleService({ sql: env.c.sql, jobs: env.c.repos.jobs, notifier: env.c.notifier, graceMs, clock: () => clock });
+  createScheduleService({ sql: setup.env.c.sql, jobs: setup.env.c.repos.jobs, notifier: setup.env.c.notifier, graceMs, clock: () => clock });
 
-beforeAll(async () => {
-  env = await createTestEnv("schedules_clock");
-});
-afterAll(async () => env?.close());
 
 let n = 0;
 async function schedule(s: ReturnType<typeof svc>, input: Partial<ScheduleInput>, now: Date) {
@@ -27,13 +23,13 @@ async function schedule(s: ReturnType<typeof svc>, input: Partial<ScheduleInput>
   return out.value;
 }
 const ticksOf = async (id: string) =>
-  (await env.c.sql<{ scheduledFor: Date; id: string; status: string }[]>`
+  (await setup.env.c.sql<{ scheduledFor: Date; id: string; status: string }[]>`
     SELECT scheduled_for, id, status::text FROM jobs WHERE schedule_id = ${id} ORDER BY scheduled_for`).map((r) => ({
     ...r,
     at: r.scheduledFor.toISOString(),
   }));
 const nextRunAt = async (id: string) =>
-  (await env.c.sql<{ nextRunAt: Date | null }[]>`SELECT next_run_at FROM schedules WHERE id = ${id}`)[0]!.nextRunAt?.toISOString() ?? null;
+  (await setup.env.c.sql<{ nextRunAt: Date | null }[]>`SELECT next_run_at FROM schedules WHERE id = ${id}`)[0]!.nextRunAt?.toISOString() ?? null;
 
 describe("overlap", () => {
   it('"skip": no new run while the previous run is queued or running; the tick after it finished runs', async () => {
@@ -45,12 +41,12 @@ describe("overlap", () => {
     const [first] = await ticksOf(sc.id);
     expect(first).toMatchObject({ at: t0.toISOString(), status: "queued" });
     await s.runDue(plus(t0, MIN)); // previous queued: skipped
-    const claimed = await env.c.services.jobs.claim(first!.id, null, { workerId: "w", leaseSeconds: 600 });
+    const claimed = await setup.env.c.services.jobs.claim(first!.id, null, { workerId: "w", leaseSeconds: 600 });
     if (!claimed.ok) throw new Error(JSON.stringify(claimed));
     await s.runDue(plus(t0, 2 * MIN)); // previous running: skipped
     expect((await ticksOf(sc.id)).map((t) => t.at)).toEqual([t0.toISOString()]);
     expect(await nextRunAt(sc.id)).toBe(plus(t0, 3 * MIN).toISOString());
-    const done = await env.c.services.jobs.complete(first!.id, null, claimed.value.leaseToken!, null);
+    const done = await setup.env.c.services.jobs.complete(first!.id, null, claimed.value.leaseToken!, null);
     expect(done.ok).toBe(true);
     await s.runDue(plus(t0, 3 * MIN));
     expect((await ticksOf(sc.id)).map((t) => t.at)).toEqual([t0.toISOString(), plus(t0, 3 * MIN).toISOString()]);
@@ -139,8 +135,8 @@ describe("one job per tick", () => {
     const tick = at("2031-04-01T00:00:00Z");
     const j = { tenant: "clock", queue: "u", kind: "k", payload: {}, priority: 0, groupKey: null, runAt: null, maxAttempts: 5, webhookUrl: null, idempotencyKey: null, requestHash: null, batchId: null };
     const schedule = { id: "01890000-0000-7000-8000-000000000001", tick };
-    expect(await env.c.repos.jobs.insert({ ...j, schedule })).not.toBeNull();
-    expect(await env.c.repos.jobs.insert({ ...j, schedule })).toBeNull();
+    expect(await setup.env.c.repos.jobs.insert({ ...j, schedule })).not.toBeNull();
+    expect(await setup.env.c.repos.jobs.insert({ ...j, schedule })).toBeNull();
   });
 
   it("a scheduler holding a stale read of the schedule changes nothing (the guard on next_run_at)", async () => {
@@ -150,7 +146,7 @@ describe("one job per tick", () => {
     await s.runDue(t0);
     // Replay the same step from the row as it was before: nothing moves.
     const { advanceIfDue } = await import("../../src/repositories/schedules.js");
-    expect(await advanceIfDue(sc.id, t0, sc.version, plus(t0, MIN), env.c.sql)).toBeNull();
+    expect(await advanceIfDue(sc.id, t0, sc.version, plus(t0, MIN), setup.env.c.sql)).toBeNull();
     expect((await ticksOf(sc.id)).length).toBe(1);
   });
 });

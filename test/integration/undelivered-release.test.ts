@@ -1,27 +1,22 @@
 // Seed case claimed_then_missing: jobs leased to a poll whose client went away before the answer
 // was written are released at once (fenced by their lease tokens), counted, and run only once.
 import net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
-let env: TestEnv;
+const setup = useTestEnv("undelivered", {}, { listen: true });
 let client: string;
 let worker: string;
-let port: number;
 beforeAll(async () => {
-  env = await createTestEnv("undelivered");
-  client = await env.key("u", "client");
-  worker = await env.key("u", "worker");
-  await env.app.listen({ port: 0, host: "127.0.0.1" });
-  port = (env.app.server.address() as net.AddressInfo).port;
+  client = await setup.env.key("u", "client");
+  worker = await setup.env.key("u", "worker");
 });
-afterAll(async () => env?.close());
 
 const submit = async (queue: string, n: number, payload: unknown = { x: 1 }) => {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload });
+    const r = await setup.env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload });
     expect(r.status).toBe(201);
     ids.push(r.body.id);
   }
@@ -31,7 +26,7 @@ const submit = async (queue: string, n: number, payload: unknown = { x: 1 }) => 
 /** A process-next on a raw socket that never reads its answer; the caller closes it. */
 const rawPoll = (queue: string, max: number) => {
   const body = JSON.stringify({ queues: [queue], workerId: "vanishing", max, leaseSeconds: 300 });
-  const socket = net.connect(port, "127.0.0.1");
+  const socket = net.connect(setup.port, "127.0.0.1");
   socket.on("error", () => {});
   socket.write(
     `POST /v1/process-next HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${worker}\r\n` +
@@ -41,9 +36,9 @@ const rawPoll = (queue: string, max: number) => {
 };
 
 type Row = { id: string; status: string; attempts: number; leaseToken: string | null; version: number };
-const rows = (ids: string[]) => env.c.sql<Row[]>`SELECT id, status, attempts, lease_token, version FROM jobs WHERE id = ANY(${ids}::uuid[]) ORDER BY id`;
+const rows = (ids: string[]) => setup.env.c.sql<Row[]>`SELECT id, status, attempts, lease_token, version FROM jobs WHERE id = ANY(${ids}::uuid[]) ORDER BY id`;
 const metric = async (series: string) => {
-  const text = (await env.http().get("/metrics")).text;
+  const text = (await setup.env.http().get("/metrics")).text;
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.split(" ")[1]);
 };
@@ -52,12 +47,12 @@ const metric = async (series: string) => {
 const drain = async (queue: string) => {
   const ran: string[] = [];
   for (;;) {
-    const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 100 });
+    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 100 });
     expect(r.status).toBe(200);
     if (r.body.jobs.length === 0) return ran;
     for (const j of r.body.jobs as Array<{ id: string; leaseToken: string; attempts: number }>) {
       expect(j.attempts).toBe(1);
-      const done = await env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", worker).send({ leaseToken: j.leaseToken });
+      const done = await setup.env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", worker).send({ leaseToken: j.leaseToken });
       expect(done.status).toBe(200);
       ran.push(j.id);
     }
@@ -78,7 +73,7 @@ describe("a poll whose answer is not delivered", () => {
     const isLocked = new Promise<void>((r) => {
       locked = r;
     });
-    const tx = env.c.sql.begin(async (t) => {
+    const tx = setup.env.c.sql.begin(async (t) => {
       await t`LOCK TABLE batches IN SHARE MODE`;
       locked();
       await held;
@@ -86,7 +81,7 @@ describe("a poll whose answer is not delivered", () => {
     await isLocked;
     const socket = rawPoll("gone1", 3);
     await until("the claim waiting on the lock", async () => {
-      const [r] = await env.c.sql<{ n: number }[]>`
+      const [r] = await setup.env.c.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%claimable%'`;
       return r!.n > 0 ? true : undefined;
@@ -130,7 +125,7 @@ describe("a poll whose answer is not delivered", () => {
 
   it("an answer that was delivered is not released", async () => {
     const ids = await submit("kept", 2);
-    const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["kept"], workerId: "w", max: 2 });
+    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["kept"], workerId: "w", max: 2 });
     expect(r.body.jobs).toHaveLength(2);
     await new Promise((res) => setTimeout(res, 300));
     expect((await rows(ids)).map((j) => j.status)).toEqual(["running", "running"]);
@@ -138,13 +133,13 @@ describe("a poll whose answer is not delivered", () => {
   });
 
   it("the release is fenced by the lease token: a job completed or re-leased meanwhile is untouched", async () => {
-    const { releaseIfLeased } = env.c.repos.jobs;
+    const { releaseIfLeased } = setup.env.c.repos.jobs;
     const [a, b] = await submit("fence", 2);
-    const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["fence"], workerId: "w", max: 2 });
+    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["fence"], workerId: "w", max: 2 });
     const jobs = r.body.jobs as Array<{ id: string; leaseToken: string }>;
     const ja = jobs.find((j) => j.id === a)!;
     const jb = jobs.find((j) => j.id === b)!;
-    expect((await env.http().post(`/v1/jobs/${a}/complete`).set("authorization", worker).send({ leaseToken: ja.leaseToken })).status).toBe(200);
+    expect((await setup.env.http().post(`/v1/jobs/${a}/complete`).set("authorization", worker).send({ leaseToken: ja.leaseToken })).status).toBe(200);
     const wrong = "00000000-0000-4000-8000-000000000000";
     const released = await releaseIfLeased([ja, { id: b!, leaseToken: wrong }]);
     expect(released).toEqual([]);

@@ -3,31 +3,26 @@ import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../s
 import { every } from "../../src/worker/every.js";
 import { reapOnce } from "../../src/worker/reaper.js";
 import { until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { submitDirect, useTestEnv } from "../helpers/app.js";
 import { refuseCompletions } from "../helpers/faults.js";
 
-let env: TestEnv;
+const setup = useTestEnv("worker_handlers", { JOBLINE_BACKOFF_BASE_MS: 0, JOBLINE_BACKOFF_MAX_MS: 0 });
 const workers: Worker[] = [];
 let reaper: { stop: () => Promise<void> } | null = null;
 
 beforeAll(async () => {
-  env = await createTestEnv("worker_handlers", { JOBLINE_BACKOFF_BASE_MS: 0, JOBLINE_BACKOFF_MAX_MS: 0 });
-  reaper = every("reaper", 100, () => reapOnce(env.c), env.c);
+  reaper = every("reaper", 100, () => reapOnce(setup.env.c), setup.env.c);
 });
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop(1000)));
   await reaper?.stop();
-  await env?.close();
 });
 
-const submit = async (queue: string, kind: string, payload: unknown = {}, extra: Record<string, unknown> = {}) => {
-  const r = await env.c.services.jobs.submit("acme", { queue, kind, payload, ...extra });
-  if (!r.ok) throw new Error(r.error);
-  return r.value;
-};
-const job = async (id: string) => (await env.c.repos.jobs.findById(id, null))!;
+const submit = (queue: string, kind: string, payload: unknown = {}, extra: Record<string, unknown> = {}) =>
+  submitDirect(setup.env, "acme", { queue, kind, payload, ...extra });
+const job = async (id: string) => (await setup.env.c.repos.jobs.findById(id, null))!;
 const start = (o: Omit<Parameters<typeof createWorker>[0], "container">) => {
-  const w = createWorker({ container: env.c, waitMs: 1000, ...o });
+  const w = createWorker({ container: setup.env.c, waitMs: 1000, ...o });
   workers.push(w);
   return w;
 };
@@ -59,7 +54,7 @@ describe("createWorker", () => {
     expect(seen.size).toBe(n);
     expect([...seen.values()].every((v) => v === 1)).toBe(true);
     expect([...seen.keys()].every((id) => ids.has(id))).toBe(true);
-    const rows = await env.c.sql<{ status: string; attempts: number; ok: boolean; n: number }[]>`
+    const rows = await setup.env.c.sql<{ status: string; attempts: number; ok: boolean; n: number }[]>`
       SELECT status::text, attempts, (result->>'i')::int = (payload->>'i')::int AS ok, count(*)::int AS n
       FROM jobs WHERE queue = 'bulk' GROUP BY 1, 2, 3`;
     expect(rows).toEqual([{ status: "succeeded", attempts: 1, ok: true, n }]);
@@ -80,7 +75,7 @@ describe("createWorker", () => {
         slow: async () => {
           active++;
           maxActive = Math.max(maxActive, active);
-          const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = ${queue} AND status = 'running'`;
+          const [r] = await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE queue = ${queue} AND status = 'running'`;
           expect(r!.n).toBeLessThanOrEqual(4);
           await new Promise((r) => setTimeout(r, 20));
           active--;
@@ -142,7 +137,7 @@ describe("createWorker", () => {
     // statement timeout would), 2.5 s of retries against a 2 s lease, after a handler that
     // outlived its first lease. Before, the worker gave up at the claim's lease expiry (the job
     // was lost and the reaper failed it), and heartbeats ended with the handler.
-    const fault = await refuseCompletions(env.c.sql, "blip", 5, "57014");
+    const fault = await refuseCompletions(setup.env.c.sql, "blip", 5, "57014");
     try {
       const j = await submit("blip", "slow", {}, { maxAttempts: 1 });
       let runs = 0;
@@ -203,7 +198,7 @@ describe("createWorker", () => {
       claimedLease.at > 0 && (await job(j.id)).leaseExpiresAt!.getTime() > claimedLease.at ? true : undefined,
     );
     expect(seen).toEqual({ keys: ["heartbeat", "signal"], logged: '{"signal":{}}' });
-    const c = await env.c.services.jobs.cancel(j.id, null);
+    const c = await setup.env.c.services.jobs.cancel(j.id, null);
     expect(c.ok).toBe(true);
     await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);
     await w.stop();
@@ -255,7 +250,7 @@ describe("createWorker", () => {
       },
     });
     await until("the handler to start", () => started || undefined);
-    const c = await env.c.services.jobs.cancel(j.id, null);
+    const c = await setup.env.c.services.jobs.cancel(j.id, null);
     expect(c.ok && c.value.cancelRequested).toBe(true);
     await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);
     await w.stop();
@@ -311,11 +306,11 @@ describe("createWorker", () => {
   });
 
   it("claims at most MAX_BATCH jobs per statement, in parallel claims up to the concurrency", async () => {
-    const claimNext = env.c.services.jobs.claimNext;
+    const claimNext = setup.env.c.services.jobs.claimNext;
     const asked: number[] = [];
     let inFlight = 0;
     let most = 0;
-    const claims = vi.spyOn(env.c.services.jobs, "claimNext").mockImplementation(async (...args) => {
+    const claims = vi.spyOn(setup.env.c.services.jobs, "claimNext").mockImplementation(async (...args) => {
       asked.push(args[0].max);
       most = Math.max(most, ++inFlight);
       try {
@@ -338,7 +333,7 @@ describe("createWorker", () => {
 
   it("stop(timeout) also ends the retries of completions that keep failing", async () => {
     await submit("stop3", "fast");
-    const completes = vi.spyOn(env.c.services.jobs, "completeOwn").mockRejectedValue(new Error("database away"));
+    const completes = vi.spyOn(setup.env.c.services.jobs, "completeOwn").mockRejectedValue(new Error("database away"));
     try {
       const w = start({ queues: ["stop3"], concurrency: 1, handlers: { fast: async () => "ok" } });
       await until("a completion to be tried", () => (completes.mock.calls.length > 0 ? true : undefined));

@@ -2,22 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../src/domain/jobs.js";
 import { createWebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver, until } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
+const setup = useTestEnv("worker_races", {
+  JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
+  JOBLINE_WEBHOOK_POLL_MS: 20,
+  JOBLINE_WEBHOOK_CONCURRENCY: 32,
+});
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 
 beforeAll(async () => {
-  env = await createTestEnv("worker_races", {
-    JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
-    JOBLINE_WEBHOOK_POLL_MS: 20,
-    JOBLINE_WEBHOOK_CONCURRENCY: 32,
-  });
   receiver = await startReceiver();
 });
 afterAll(async () => {
   await receiver?.close();
-  await env?.close();
 });
 
 const shuffle = <T>(a: T[]) => {
@@ -31,7 +29,7 @@ const shuffle = <T>(a: T[]) => {
 describe("complete vs fail vs cancel vs reaper on one job", () => {
   it("300 trials: exactly one finalisation and exactly one outbox event (and one delivery) each", async () => {
     const trials = 300;
-    const jobs = env.c.services.jobs;
+    const jobs = setup.env.c.services.jobs;
     const winners: Record<string, number> = {};
     const ids: string[] = [];
     for (let t = 0; t < trials; t++) {
@@ -44,7 +42,7 @@ describe("complete vs fail vs cancel vs reaper on one job", () => {
       expect(claimed?.id).toBe(id);
       const token = claimed!.leaseToken!;
       // Expired, so the reaper is a real contender; the token still fences complete and fail.
-      await env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = ${id}`;
+      await setup.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = ${id}`;
       const ops: Array<() => Promise<[string, boolean]>> = [
         async () => {
           const r = await jobs.complete(id, null, token, { by: "complete" });
@@ -60,7 +58,7 @@ describe("complete vs fail vs cancel vs reaper on one job", () => {
           return ["cancel", r.ok && r.value.status === "cancelled"];
         },
         async () => {
-          const rows = await env.c.repos.jobs.reapExpired(1000);
+          const rows = await setup.env.c.repos.jobs.reapExpired(1000);
           return ["reaper", rows.some((r) => r.id === id && isTerminal(r.status))];
         },
       ];
@@ -68,9 +66,9 @@ describe("complete vs fail vs cancel vs reaper on one job", () => {
       const won = results.filter(([, w]) => w).map(([name]) => name);
       expect(won, `trial ${t}: ${JSON.stringify(results)}`).toHaveLength(1);
       winners[won[0]!] = (winners[won[0]!] ?? 0) + 1;
-      const row = (await env.c.repos.jobs.findById(id, null))!;
+      const row = (await setup.env.c.repos.jobs.findById(id, null))!;
       expect(isTerminal(row.status)).toBe(true);
-      const events = await env.c.sql<{ eventType: string; data: { status: string } }[]>`
+      const events = await setup.env.c.sql<{ eventType: string; data: { status: string } }[]>`
         SELECT event_type, data FROM webhook_outbox WHERE subject_id = ${id}`;
       expect(events, `trial ${t}`).toHaveLength(1);
       expect(events[0]!.eventType).toBe(`job.${row.status}`);
@@ -81,11 +79,11 @@ describe("complete vs fail vs cancel vs reaper on one job", () => {
     expect(Object.keys(winners).sort()).toEqual(expect.arrayContaining(["complete", "fail", "reaper"]));
 
     // And each event reaches the receiver exactly once.
-    const d = createWebhookDispatcher({ ...env.c, outbox: env.c.repos.outbox, tenants: env.c.repos.tenants });
+    const d = createWebhookDispatcher({ ...setup.env.c, outbox: setup.env.c.repos.outbox, tenants: setup.env.c.repos.tenants });
     d.start();
     try {
       await until("every event delivered", async () => {
-        const [r] = await env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE status = 'delivered'`;
+        const [r] = await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE status = 'delivered'`;
         return r!.n === trials ? true : undefined;
       }, 60_000);
     } finally {

@@ -1,34 +1,30 @@
 import { Webhook } from "standardwebhooks";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { isBlockedAddress, signWebhook } from "../../src/services/webhooks.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver, until, webhookHeaders } from "../e2e/helpers/util.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 
-let env: TestEnv;
+const setup = useTestEnv("worker_webhooks", { JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
 let dispatchers: WebhookDispatcher[] = [];
 const receivers: Array<{ close: () => Promise<void> }> = [];
 
-beforeAll(async () => {
-  env = await createTestEnv("worker_webhooks", { JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
-});
 afterEach(async () => {
   await Promise.all(dispatchers.map((d) => d.stop()));
   dispatchers = [];
 });
 afterAll(async () => {
   await Promise.all(receivers.map((r) => r.close()));
-  await env?.close();
 });
 
 const dispatcher = (cfg: Partial<Config> = {}) => {
   const d = createWebhookDispatcher({
-    ...env.c,
-    outbox: env.c.repos.outbox,
-    tenants: env.c.repos.tenants,
+    ...setup.env.c,
+    outbox: setup.env.c.repos.outbox,
+    tenants: setup.env.c.repos.tenants,
     config: {
-      ...env.c.config,
+      ...setup.env.c.config,
       JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
       JOBLINE_WEBHOOK_RETRY_BASE_MS: 100,
       JOBLINE_WEBHOOK_MAX_ATTEMPTS: 8,
@@ -49,19 +45,19 @@ const receiver = async (status?: Parameters<typeof startReceiver>[0]) => {
 
 /** Submits, claims and completes one job through the service layer; returns the finished row. */
 async function finishJob(tenant: string, webhookUrl: string, queue = "hooks") {
-  const s = await env.c.services.jobs.submit(tenant, { queue, kind: "k", payload: { snake_key: 1, n: [1, 2] }, webhookUrl });
+  const s = await setup.env.c.services.jobs.submit(tenant, { queue, kind: "k", payload: { snake_key: 1, n: [1, 2] }, webhookUrl });
   if (!s.ok) throw new Error(s.error);
-  const [claimed] = await env.c.services.jobs.claimNext({
+  const [claimed] = await setup.env.c.services.jobs.claimNext({
     queues: [queue], scope: tenant, workerId: "w", leaseSeconds: 30, max: 1, waitMs: 0,
   });
   expect(claimed?.id).toBe(s.value.id);
-  const done = await env.c.services.jobs.complete(claimed!.id, tenant, claimed!.leaseToken!, { out_put: true });
+  const done = await setup.env.c.services.jobs.complete(claimed!.id, tenant, claimed!.leaseToken!, { out_put: true });
   if (!done.ok) throw new Error(done.error);
   return done.value;
 }
 
 const outboxRow = async (subjectId: string) => {
-  const [r] = await env.c.sql<{ status: string; attempts: number; lastError: string | null; id: string }[]>`
+  const [r] = await setup.env.c.sql<{ status: string; attempts: number; lastError: string | null; id: string }[]>`
     SELECT id, status::text, attempts, last_error FROM webhook_outbox WHERE subject_id = ${subjectId}`;
   return r!;
 };
@@ -69,10 +65,10 @@ const outboxRow = async (subjectId: string) => {
 describe("webhook dispatcher", () => {
   it("posts a Standard Webhooks signed event whose data is the job's public representation", async () => {
     const r = await receiver();
-    const secretRes = await env.http().get("/v1/tenants/hooks-a/webhook-secret").set("authorization", env.admin);
+    const secretRes = await setup.env.http().get("/v1/tenants/hooks-a/webhook-secret").set("authorization", setup.env.admin);
     // The tenant exists once it has a key.
-    await env.key("hooks-a", "client");
-    const secret = (await env.http().get("/v1/tenants/hooks-a/webhook-secret").set("authorization", env.admin)).body.secret as string;
+    await setup.env.key("hooks-a", "client");
+    const secret = (await setup.env.http().get("/v1/tenants/hooks-a/webhook-secret").set("authorization", setup.env.admin)).body.secret as string;
     expect(secretRes.status).toBe(404);
     expect(secret).toMatch(/^whsec_/);
     const job = await finishJob("hooks-a", r.url);
@@ -85,7 +81,7 @@ describe("webhook dispatcher", () => {
     const event = new Webhook(secret).verify(d.body, webhookHeaders(d)) as { type: string; timestamp: string; data: Record<string, unknown> };
     expect(event.type).toBe("job.succeeded");
     expect(new Date(event.timestamp).toISOString()).toBe(event.timestamp);
-    const viaHttp = await env.http().get(`/v1/jobs/${job.id}`).set("authorization", env.admin);
+    const viaHttp = await setup.env.http().get(`/v1/jobs/${job.id}`).set("authorization", setup.env.admin);
     // payload and result are compared with the stored JSON below: the HTTP read path rewrites
     // snake_case keys inside them (postgres.camel's value transform in src/db/client.ts).
     const { payload: _p, result: _r, ...rest } = event.data;
@@ -93,7 +89,7 @@ describe("webhook dispatcher", () => {
     expect(rest).toEqual(httpRest);
     expect(event.data).not.toHaveProperty("leaseToken");
     // The tenant's own JSON comes through as it was stored.
-    const [stored] = await env.c.sql<{ payload: string; result: string }[]>`SELECT payload::text, result::text FROM jobs WHERE id = ${job.id}`;
+    const [stored] = await setup.env.c.sql<{ payload: string; result: string }[]>`SELECT payload::text, result::text FROM jobs WHERE id = ${job.id}`;
     expect(JSON.stringify(event.data.payload)).toBe(JSON.stringify(JSON.parse(stored!.payload)));
     expect(JSON.stringify(event.data.result)).toBe(JSON.stringify(JSON.parse(stored!.result)));
     await until("delivered", async () => ((await outboxRow(job.id)).status === "delivered" ? true : undefined));
@@ -124,14 +120,14 @@ describe("webhook dispatcher", () => {
     expect(c! - b!).toBeGreaterThanOrEqual(290);
     const row = await outboxRow(job.id);
     expect(row.attempts).toBe(3);
-    const secret = (await env.c.repos.tenants.getSecret("hooks-b"))!;
+    const secret = (await setup.env.c.repos.tenants.getSecret("hooks-b"))!;
     for (const d of r.deliveries) expect(() => new Webhook(secret).verify(d.body, webhookHeaders(d))).not.toThrow();
   });
 
   it("a receiver that never answers 2xx ends dead after JOBLINE_WEBHOOK_MAX_ATTEMPTS tries", async () => {
     const r = await receiver(() => 503);
     const job = await finishJob("hooks-c", r.url);
-    const count = async (o: string) => (await env.c.metrics.webhookDeliveries.get()).values.find((v) => v.labels.outcome === o)?.value ?? 0;
+    const count = async (o: string) => (await setup.env.c.metrics.webhookDeliveries.get()).values.find((v) => v.labels.outcome === o)?.value ?? 0;
     const before = { retry: await count("retry"), dead: await count("dead") };
     dispatcher({ JOBLINE_WEBHOOK_RETRY_BASE_MS: 20, JOBLINE_WEBHOOK_MAX_ATTEMPTS: 3 });
     await until("dead", async () => ((await outboxRow(job.id)).status === "dead" ? true : undefined), 15_000);
@@ -195,7 +191,7 @@ describe("webhook dispatcher", () => {
     dispatcher({ JOBLINE_WEBHOOK_CONCURRENCY: 8 });
     dispatcher({ JOBLINE_WEBHOOK_CONCURRENCY: 8 });
     await until("200 delivered", async () => {
-      const [x] = await env.c.sql<{ n: number }[]>`
+      const [x] = await setup.env.c.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM webhook_outbox WHERE tenant = 'hooks-f' AND status = 'delivered'`;
       return x!.n === 200 ? true : undefined;
     }, 30_000);
@@ -208,12 +204,12 @@ describe("webhook dispatcher", () => {
   it("settling is fenced by the lease token: a dispatcher whose lease was taken over cannot mark the row", async () => {
     const r = await receiver();
     const job = await finishJob("hooks-g", r.url);
-    const outbox = env.c.repos.outbox;
+    const outbox = setup.env.c.repos.outbox;
     const [first] = (await outbox.claimDue(100, 60_000)).filter((x) => x.subjectId === job.id);
     expect(first).toBeDefined();
     // Not due again while leased.
     expect((await outbox.claimDue(100, 60_000)).some((x) => x.subjectId === job.id)).toBe(false);
-    await env.c.sql`UPDATE webhook_outbox SET lease_expires_at = now() - interval '1 second' WHERE id = ${first!.id}`;
+    await setup.env.c.sql`UPDATE webhook_outbox SET lease_expires_at = now() - interval '1 second' WHERE id = ${first!.id}`;
     const [second] = (await outbox.claimDue(100, 60_000)).filter((x) => x.subjectId === job.id);
     expect(second?.leaseToken).not.toBe(first!.leaseToken);
     expect(second!.attempts).toBe(2);
@@ -226,23 +222,23 @@ describe("webhook dispatcher", () => {
 
   it("delivers batch.completed whose data is the batch's public representation", async () => {
     const r = await receiver();
-    const client = await env.key("hooks-h", "client");
-    const created = await env
+    const client = await setup.env.key("hooks-h", "client");
+    const created = await setup.env
       .http()
       .post("/v1/batches")
       .set("authorization", client)
       .send({ jobs: [{ queue: "hooks-h", kind: "k" }, { queue: "hooks-h", kind: "k" }], webhookUrl: r.url });
     expect(created.status).toBe(201);
-    const claimed = await env.c.services.jobs.claimNext({ queues: ["hooks-h"], scope: "hooks-h", workerId: "w", leaseSeconds: 30, max: 2, waitMs: 0 });
+    const claimed = await setup.env.c.services.jobs.claimNext({ queues: ["hooks-h"], scope: "hooks-h", workerId: "w", leaseSeconds: 30, max: 2, waitMs: 0 });
     expect(claimed).toHaveLength(2);
-    expect((await env.c.services.jobs.complete(claimed[0]!.id, "hooks-h", claimed[0]!.leaseToken!, null)).ok).toBe(true);
-    const f = await env.c.services.jobs.fail(claimed[1]!.id, "hooks-h", { leaseToken: claimed[1]!.leaseToken!, error: { message: "no" }, retryable: false });
+    expect((await setup.env.c.services.jobs.complete(claimed[0]!.id, "hooks-h", claimed[0]!.leaseToken!, null)).ok).toBe(true);
+    const f = await setup.env.c.services.jobs.fail(claimed[1]!.id, "hooks-h", { leaseToken: claimed[1]!.leaseToken!, error: { message: "no" }, retryable: false });
     expect(f.ok).toBe(true);
     dispatcher();
     const d = await until("batch.completed", () => r.deliveries.find((x) => JSON.parse(x.body).type === "batch.completed"));
-    const secret = (await env.c.repos.tenants.getSecret("hooks-h"))!;
+    const secret = (await setup.env.c.repos.tenants.getSecret("hooks-h"))!;
     const event = new Webhook(secret).verify(d.body, webhookHeaders(d)) as { data: Record<string, unknown> };
-    const viaHttp = await env.http().get(`/v1/batches/${created.body.id}`).set("authorization", client);
+    const viaHttp = await setup.env.http().get(`/v1/batches/${created.body.id}`).set("authorization", client);
     expect(viaHttp.body.status).toBe("partially_succeeded");
     expect(event.data).toEqual(viaHttp.body);
   });

@@ -42,12 +42,12 @@ export async function list(f: JobListFilter, q: Queryable): Promise<Array<JobRow
         ORDER BY l.created_at DESC NULLS LAST, l.id DESC NULLS LAST LIMIT ${f.limit}`;
 }
 
-/** Jobs per queue and status (GET /v1/queues, the queue-depth gauge). Reads every retained job. */
+/** Jobs per (tenant, queue) and status (GET /v1/queues). Reads every retained job. */
 export function countByQueue(tenant: string | null, q: Queryable) {
-  return q<{ queue: string; status: JobStatus; n: number }[]>`
-        SELECT queue, status, count(*)::int AS n FROM jobs
+  return q<{ tenant: string; queue: string; status: JobStatus; n: number }[]>`
+        SELECT tenant, queue, status, count(*)::int AS n FROM jobs
         ${tenant === null ? q`` : q`WHERE tenant = ${tenant}`}
-        GROUP BY queue, status ORDER BY queue`;
+        GROUP BY tenant, queue, status ORDER BY queue, tenant`;
 }
 
 /**
@@ -57,15 +57,15 @@ export function countByQueue(tenant: string | null, q: Queryable) {
  */
 export function oldestClaimableByQueue(tenant: string | null, q: Queryable) {
   const t = tenant === null ? q`` : q`AND tenant = ${tenant}`;
-  return q<{ queue: string; age: number }[]>`
-        SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
-          SELECT queue, run_at FROM jobs
+  return q<{ tenant: string; queue: string; age: number }[]>`
+        SELECT tenant, queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
+          SELECT tenant, queue, run_at FROM jobs
           WHERE status = 'queued' AND ${tagged(q, "jobs")} AND run_at <= now() ${t}
           UNION ALL
-          SELECT queue, run_at FROM jobs
+          SELECT tenant, queue, run_at FROM jobs
           WHERE status = 'queued' AND ${heldTag(q, "jobs")}
             AND run_at <= now() ${t}
-        ) due GROUP BY queue`;
+        ) due GROUP BY tenant, queue`;
 }
 
 export interface BulkFilter {
