@@ -17,6 +17,32 @@ export interface JobContext {
   workerId: string;
   /** Extends the lease now (heartbeats already run every third of the lease). */
   heartbeat: () => Promise<void>;
+  /**
+   * Reports progress: sent with the next heartbeat, which is brought forward to within about a
+   * second (PROGRESS_FLUSH_MS) of the report; only the latest report is kept, so calling it per
+   * item is cheap. Throws a TypeError beyond the limits (percent 0..100, message ≤ 1 KiB, data
+   * ≤ 16 KiB of JSON).
+   */
+  progress: (p: Progress) => void;
+}
+
+export interface Progress {
+  percent?: number;
+  message?: string;
+  data?: unknown;
+}
+
+/** A heartbeat carrying progress goes out at most this long after the report, and at most once per this. */
+export const PROGRESS_FLUSH_MS = 1000;
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
+function checkProgress(p: Progress): void {
+  if (p.percent !== undefined && !(typeof p.percent === "number" && p.percent >= 0 && p.percent <= 100))
+    throw new TypeError("progress.percent must be a number from 0 to 100");
+  if (p.message !== undefined && (typeof p.message !== "string" || utf8Bytes(p.message) > 1024))
+    throw new TypeError("progress.message must be a string of at most 1 KiB");
+  if (p.data !== undefined && utf8Bytes(JSON.stringify(p.data) ?? "null") > 16 * 1024)
+    throw new TypeError("progress.data exceeds 16 KiB of JSON");
 }
 
 export type JobHandler = (job: ClaimedJob, ctx: JobContext) => unknown;
@@ -211,6 +237,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     /** False once the lease is lost, or unconfirmed for a whole lease by this process's clock. */
     mayHold: () => boolean;
     beat: () => Promise<void>;
+    progress: (p: Progress) => void;
     /** Ends the heartbeats: the job's outcome is recorded, or it is no longer ours. */
     release: () => Promise<void>;
   }
@@ -220,13 +247,27 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const ctl = new AbortController();
     let lost: LeaseLostError | null = null;
     let confirmedAt = Date.now();
+    let pending: Progress | undefined;
+    let lastSent = Date.now();
+    const postHeartbeat = (progress: Progress | undefined) =>
+      api.POST("/v1/jobs/{id}/heartbeat", {
+        params: { path: { id: job.id } },
+        body: { leaseToken: job.leaseToken, leaseSeconds, ...(progress ? { progress } : {}) },
+      });
     const beat = async () => {
       if (lost) return;
       const sent = Date.now();
-      const r = await api.POST("/v1/jobs/{id}/heartbeat", {
-        params: { path: { id: job.id } },
-        body: { leaseToken: job.leaseToken, leaseSeconds },
-      });
+      const progress = pending;
+      pending = undefined;
+      lastSent = sent;
+      let r: Awaited<ReturnType<typeof postHeartbeat>>;
+      try {
+        r = await postHeartbeat(progress);
+      } catch (e) {
+        // Not sent: the next beat carries it, unless a newer report came meanwhile.
+        pending ??= progress;
+        throw e;
+      }
       if (r.data) {
         confirmedAt = sent;
       } else if (r.response.status === 409 && (r.error as { code?: unknown } | undefined)?.code === "timeout") {
@@ -251,13 +292,19 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const deadline = job.deadlineAt ? setTimeout(timeUp, Math.max(0, Date.parse(job.deadlineAt) - Date.now())) : null;
     let beating: Promise<void> = Promise.resolve();
     let released = false;
+    let dueAt = 0;
+    // A pending report brings the next beat forward to PROGRESS_FLUSH_MS after the last one.
+    const delay = () => (pending ? Math.max(0, lastSent + PROGRESS_FLUSH_MS - Date.now()) : (leaseSeconds * 1000) / 3);
     const schedule = () => {
       if (released || lost) return;
+      const ms = delay();
+      dueAt = Date.now() + ms;
       timer = setTimeout(() => {
+        timer = null;
         beating = beat()
           .catch((e: unknown) => onError(e, job))
           .finally(schedule);
-      }, (leaseSeconds * 1000) / 3);
+      }, ms);
     };
     schedule();
     return {
@@ -265,6 +312,16 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       lost: () => lost,
       mayHold: () => lost === null && Date.now() < confirmedAt + leaseSeconds * 1000,
       beat,
+      progress: (p) => {
+        checkProgress(p);
+        if (released || lost) return;
+        pending = { ...p };
+        // A beat in flight schedules the next one itself (delay() sees the report).
+        if (timer && dueAt > Date.now() + delay()) {
+          clearTimeout(timer);
+          schedule();
+        }
+      },
       release: async () => {
         released = true;
         if (timer) clearTimeout(timer);
@@ -282,7 +339,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     try {
       const handler = typeof handlers === "function" ? handlers : handlers[job.kind];
       if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
-      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat };
+      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat, progress: lease.progress };
       outcome = { ok: true, result: await handler(job, ctx) };
     } catch (error) {
       outcome = { ok: false, error };
