@@ -38,9 +38,25 @@ export async function inTx<T>(sql: postgres.Sql, fn: (tx: postgres.TransactionSq
  */
 export async function retryIfLost<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
   try {
-    return await fn();
+    return await rerunIfDeadlocked(fn);
   } catch (e) {
     if (!isDbUnavailable(e) || NEVER_RAN.test(String(codeOf(e) ?? "")) || (!idempotent && isOutcomeUnknown(e))) throw e;
-    return fn();
+    return rerunIfDeadlocked(fn);
+  }
+}
+
+/**
+ * Runs one autocommit statement again when PostgreSQL chose it as a deadlock victim: it was
+ * rolled back whole, so a re-run repeats nothing. Workflows make such victims possible
+ * (docs/workflows.md: a dependent and its batch locked in either order). Never inside a transaction.
+ */
+export async function rerunIfDeadlocked<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 8 || codeOf(e) !== "40P01") throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+    }
   }
 }

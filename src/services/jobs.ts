@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../config.js";
 import type { Queryable, Sql } from "../db/client.js";
 import { isConflictVictim, isDbUnavailable, isUniqueViolationOn } from "../db/errors.js";
-import { inTx, retryIfLost } from "../db/tx.js";
+import { inTx, rerunIfDeadlocked, retryIfLost } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { isTerminal, type JobStatus } from "../domain/jobs.js";
 import { storableProblem } from "../domain/json.js";
@@ -250,7 +250,7 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
   // A concurrent claim or retry can move the job between the two guarded
   // writes; each pass is atomic, so a few passes always settle.
   for (let pass = 0; pass < 5; pass++) {
-    const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
+    const [cancelled] = await rerunIfDeadlocked(() => c.jobs.cancelIfQueued([id], scope, version));
     if (cancelled) {
       countWin(c, "queued", [cancelled]);
       // A requeued retry held its key's slot until now.
@@ -258,7 +258,7 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
       await continueAfter(c.sql);
       return ok(cancelled);
     }
-    const [requested] = await c.jobs.requestCancelIfRunning([id], scope, version);
+    const [requested] = await rerunIfDeadlocked(() => c.jobs.requestCancelIfRunning([id], scope, version));
     if (requested) return ok(requested);
     const { row, error } = await explainLoss(c, id, scope, version);
     if (error) return error;
@@ -311,7 +311,7 @@ export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseT
   const row =
     q === undefined
       ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
-      : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
+      : await rerunIfDeadlocked(() => c.jobs.completeIfLeased(id, leaseToken, result, scope, q));
   if (row === REFUSED) return refusedProblem();
   if (row) {
     countWin(c, "running", [row], t0);

@@ -1,4 +1,5 @@
 import type { JobStatus } from "../../domain/jobs.js";
+import { rerunIfDeadlocked } from "../../db/tx.js";
 import { err, ok } from "../../domain/outcomes.js";
 import type { Metrics } from "../../metrics.js";
 import type { JobsRepository } from "../../repositories/jobs.js";
@@ -59,13 +60,16 @@ export function createOperatorActions(deps: {
       retried(rows);
       return rows.length;
     }
-    const cancelled = await jobs.cancelIfQueued(ids, scope, undefined);
+    // A cancelled waiting job locks its batch after itself: the reverse of a sibling's finalisation (docs/workflows.md).
+    const cancelled = await rerunIfDeadlocked(() => jobs.cancelIfQueued(ids, scope, undefined));
     countWin("queued", cancelled);
     const done = new Set(cancelled.map((r) => r.id));
-    const requested = await jobs.requestCancelIfRunning(
-      ids.filter((i) => !done.has(i)),
-      scope,
-      undefined,
+    const requested = await rerunIfDeadlocked(() =>
+      jobs.requestCancelIfRunning(
+        ids.filter((i) => !done.has(i)),
+        scope,
+        undefined,
+      ),
     );
     return cancelled.length + requested.length;
   }
