@@ -10,6 +10,7 @@ import { testConfig } from "../src/config.js";
 import { createContainer } from "../src/container.js";
 import { freePort } from "../src/db/embedded.js";
 import { jobsRepository, type NewJob } from "../src/repositories/jobs.js";
+import { NO_SETTINGS, type QueueSettings } from "../src/repositories/queues.js";
 import { toNewJob } from "../src/services/jobs.js";
 import { createWorker } from "../src/worker/inProcess.js";
 import { LATENCY_WARMUP } from "./competitors.js";
@@ -17,14 +18,14 @@ import { withTimeout } from "./lib.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
-export const noopJob = (queue = "bench"): NewJob => toNewJob("bench", { queue, kind: "noop", payload: {} });
+export const noopJob = (queue = "bench", groupKey?: string): NewJob => toNewJob("bench", { queue, kind: "noop", payload: {}, groupKey });
 
 /** Untimed set-up: N queued no-op jobs through the same multi-row insert batches use. */
-export async function seedJobs(url: string, n: number, queue = "bench") {
+export async function seedJobs(url: string, n: number, queue = "bench", keys = 0) {
   const sql = postgres(url, { max: 1, transform: camelColumns, onnotice: () => {} });
   const repo = jobsRepository(sql);
   for (let i = 0; i < n; i += 5000) {
-    const chunk = Array.from({ length: Math.min(5000, n - i) }, () => noopJob(queue));
+    const chunk = Array.from({ length: Math.min(5000, n - i) }, (_, k) => noopJob(queue, keys > 0 ? `k${(i + k) % keys}` : undefined));
     await sql.begin((tx) => repo.insertMany(chunk, tx));
   }
   await sql`VACUUM ANALYZE jobs`;
@@ -43,17 +44,24 @@ export async function verifyExactlyOnce(url: string, n: number, seen: Map<string
     throw new Error(`${label}: exactly-once violated: db ok=${r!.ok} bad=${r!.bad} seen=${seen.size} dupes=${dupes} of ${n}`);
 }
 
+/** The capped-queue rows of npm run bench (bench/capped.ts runs them alone). */
+export const CAPPED = {
+  concurrency10: { settings: { concurrency: 10 } },
+  serial100: { settings: { groupConcurrency: 1 }, keys: 100 },
+};
+
 const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
 
 /** In-process handlers (createWorker): claims and completes in batches through the service layer. */
 export async function joblineInProcess(
   url: string,
-  o: { jobs: number; concurrency: number; batchSize?: number },
+  o: { jobs: number; concurrency: number; batchSize?: number; capped?: { settings: Partial<QueueSettings>; keys?: number } },
   /** Called as the worker starts (after seeding); the function it returns, once the last completion is in. */
   onRun?: () => () => void,
 ) {
-  await seedJobs(url, o.jobs);
+  await seedJobs(url, o.jobs, "bench", o.capped?.keys);
   const c = createContainer(testConfig({ JOBLINE_DB_POOL_MAX: 10 }), url);
+  if (o.capped) await c.repos.queues.replace("bench", "bench", { ...NO_SETTINGS, ...o.capped.settings });
   await c.notifier.start();
   const seen = new Map<string, number>();
   let first = 0;

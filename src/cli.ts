@@ -190,12 +190,21 @@ export function program(): Command {
       const { schedulesCommand } = await import("./cliSchedules.js");
       process.exitCode = await schedulesCommand(action, id, o);
     });
-  p.command("queues")
-    .summary("print queue depths from a running server")
-    .description(`Print per-queue counts by status and the oldest queued age. ${remote}`)
-    .action(async () => {
-      const { listQueues } = await import("./cliRemote.js");
-      process.exitCode = await listQueues();
+  p.command("queues [action] [queue]")
+    .summary("print queue depths, or read and change a queue's controls, on a running server")
+    .description(
+      `No action: per-queue counts by status, the oldest queued age and why jobs wait. get | set | pause | resume Q: ` +
+        `queue controls (admin key; --tenant with a platform key); set replaces every setting, one not given is no limit. ${remote}`,
+    )
+    .option("--tenant <tenant>", "the queue's tenant (platform key)")
+    .option("--concurrency <n>", "most running jobs in the queue")
+    .option("--group-concurrency <n>", "most running jobs per group key")
+    .option("--rate-limit <limit/seconds>", "most starts per period, e.g. 100/60")
+    .option("--default-timeout <seconds>")
+    .option("--paused", "set: the queue starts paused")
+    .action(async (action: string | undefined, queue: string | undefined, o: Record<string, unknown>) => {
+      const { queuesCommand } = await import("./cliQueues.js");
+      process.exitCode = await queuesCommand(action, queue, o);
     });
   return p;
 }

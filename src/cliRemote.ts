@@ -126,9 +126,6 @@ export async function getJob(id: string): Promise<number> {
   return report(await call(remoteFromEnv(), "GET", `/v1/jobs/${encodeURIComponent(id)}`));
 }
 
-export async function listQueues(): Promise<number> {
-  return report(await call(remoteFromEnv(), "GET", "/v1/queues"));
-}
 
 /** `jobline jobs retry <id>`: POST /v1/jobs/{id}/retry, the job printed. */
 export async function retryJob(id: string): Promise<number> {

@@ -13,7 +13,9 @@ import { createBatchService } from "./services/batches.js";
 import { createJobService } from "./services/jobs.js";
 import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
+import { queuesRepository } from "./repositories/queues.js";
 import { createQueueService } from "./services/queues.js";
+import { createCappedQueues } from "./services/queues/capped.js";
 import { createRetentionService } from "./services/retention.js";
 import { createScheduleService } from "./services/schedules.js";
 import { createTenantService } from "./services/tenants.js";
@@ -37,22 +39,24 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     apiKeys: apiKeysRepository(sql),
     tenants: tenantsRepository(sql),
     outbox: outboxRepository(sql),
+    queues: queuesRepository(sql),
   };
+  const capped = createCappedQueues(repos.queues, notifier);
   const metrics = createMetrics(sql, {
     tenantLabel: config.JOBLINE_METRICS_TENANT_LABEL,
     samplePeriodMs: config.JOBLINE_METRICS_SAMPLE_MS,
     renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
   });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
-  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, metrics, config });
+  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
   const services = {
     auth,
     jobs: jobService,
     batches: batchService,
-    queues: createQueueService({ jobs: repos.jobs }),
+    queues: createQueueService({ jobs: repos.jobs, queues: repos.queues, capped, notifier }),
     tenants: createTenantService({ tenants: repos.tenants }),
-    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
     schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
   };
@@ -65,6 +69,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     logger,
     metrics,
     notifier,
+    capped,
     repos,
     services,
     async close() {

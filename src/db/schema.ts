@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
-  primaryKey,
   boolean,
   check,
   index,
@@ -9,6 +8,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -142,6 +142,9 @@ export const jobs = pgTable(
     // Workflows (docs/workflows.md): the parents named at submit, and how many have not finished.
     dependsOn: jsonb("depends_on"),
     pendingDependencies: integer("pending_dependencies").notNull().default(0),
+    // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
+    traceparent: text("traceparent"),
+    tracestate: text("tracestate"),
   },
   (t) => [
     check(
@@ -204,6 +207,48 @@ export const jobs = pgTable(
     index("jobs_finished_idx")
       .on(t.finishedAt)
       .where(sql`${t.finishedAt} IS NOT NULL`),
+    // Jobs holding a queue-control slot: running, or requeued after an attempt (a retry keeps
+    // its key's turn). The gate counts these; finished jobs never enter it, so counts stay flat.
+    index("jobs_slot_idx")
+      .on(t.queue, t.tenant, t.groupKey)
+      // Written so that no statement about running jobs alone (completes, the reaper) implies
+      // it: a running job has attempts > 0 anyway, but only the gate's counts say so.
+      .where(sql`${t.attempts} > 0 AND (${t.status} = 'running' OR ${t.status} = 'queued')`),
+    // A serial key's waiting first attempts in claim order: claim-by-id asks whether its job is
+    // among its key's first, by equality on the key (a scan of the claim index would read the queue).
+    index("jobs_key_turn_idx")
+      .on(t.queue, t.tenant, t.groupKey, t.priority.desc(), t.fairTag, t.id)
+      .where(sql`${t.status} = 'queued' AND ${t.fairTag} < ${sql.raw(String(HELD_TAG))} AND ${t.attempts} = 0 AND ${t.groupKey} IS NOT NULL`),
+  ],
+);
+
+/**
+ * Queue controls per (tenant, queue); no row = no limit. The row is also the gate: every claim
+ * of a capped queue locks it (jobline_gate, drizzle/0009) before counting, so claims of one
+ * (tenant, queue) decide one after another. rate_at/rate_n: the rate window's start log.
+ */
+export const queueSettings = pgTable(
+  "queue_settings",
+  {
+    queue: text("queue").notNull(),
+    tenant: text("tenant").notNull(),
+    paused: boolean("paused").notNull().default(false),
+    concurrency: integer("concurrency"),
+    groupConcurrency: integer("group_concurrency"),
+    rateLimit: integer("rate_limit"),
+    ratePeriodSeconds: integer("rate_period_seconds"),
+    defaultTimeoutSeconds: integer("default_timeout_seconds"),
+    rateAt: tz("rate_at").array().notNull().default(sql`'{}'`),
+    rateN: integer("rate_n").array().notNull().default(sql`'{}'`),
+    createdAt: tz("created_at").notNull().defaultNow(),
+    updatedAt: tz("updated_at").notNull().defaultNow(),
+    version: integer("version").notNull().default(1),
+  },
+  (t) => [
+    primaryKey({ columns: [t.queue, t.tenant] }),
+    check("queue_settings_limits", sql`${t.concurrency} >= 1 AND ${t.groupConcurrency} >= 1 AND ${t.rateLimit} >= 1 AND ${t.ratePeriodSeconds} >= 1`),
+    check("queue_settings_timeout", sql`${t.defaultTimeoutSeconds} BETWEEN 1 AND 86400`),
+    check("queue_settings_rate_pair", sql`(${t.rateLimit} IS NULL) = (${t.ratePeriodSeconds} IS NULL)`),
   ],
 );
 

@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/client.js";
 import * as batchJobs from "./jobs/batchJobs.js";
 import * as claim from "./jobs/claim.js";
+import * as gate from "./jobs/gatedClaim.js";
 import * as insert from "./jobs/insert.js";
 import * as op from "./jobs/operator.js";
 import * as read from "./jobs/read.js";
@@ -11,6 +12,7 @@ import * as t from "./jobs/transitions.js";
 // later guarded write), batchJobs.ts (writes of a batch's jobs), finalise.ts (the shared
 // finalisation), fairness.ts (tags), insert.ts, read.ts, rows.ts (row types). This object
 // hands them out bound to the process's pool; each still takes a transaction as `q`.
+export type { ClaimRefusal } from "./jobs/claim.js";
 export type { ClaimFilter, CompleteItem, JobRow, LeanJobRow, NewJob } from "./jobs/rows.js";
 export { CLOCK_KEY, fairKey, HOLD_AHEAD_MS } from "./jobs/fairness.js";
 
@@ -26,10 +28,12 @@ export function jobsRepository(sql: Queryable) {
     findByIdempotencyKey: (tenant: string, key: string, q: Queryable = sql) => read.findByIdempotencyKey(tenant, key, q),
     list: (f: read.JobListFilter, q: Queryable = sql) => read.list(f, q),
 
-    claimNext: (f: ClaimFilter, q: Queryable = sql) => claim.claimNext(f, q),
-    claimNextFor: (f: SharedClaimFilter, takers: Taker[], q: Queryable = sql) => claim.claimNextFor(f, takers, q),
-    completeAndClaimFor: (items: CompleteItem[], f: SharedClaimFilter, takers: Taker[], q: Queryable = sql) =>
-      claim.completeAndClaimFor(items, f, takers, q),
+    /** gated: the text for queues with settings (jobs/gatedClaim.ts); the free one takes nothing from those. */
+    claimNext: (f: ClaimFilter, gated = false, q: Queryable = sql) => claim.claimNext(f, q, gated),
+    claimNextFor: (f: SharedClaimFilter, takers: Taker[], gated = false, q: Queryable = sql) => claim.claimNextFor(f, takers, q, gated),
+    completeAndClaimFor: (items: CompleteItem[], f: SharedClaimFilter, takers: Taker[], gated = false, q: Queryable = sql) =>
+      claim.completeAndClaimFor(items, f, takers, q, gated),
+    hasSettings: (f: SharedClaimFilter, q: Queryable = sql) => gate.hasSettings(f, q),
     claimIfQueued: (id: string, f: Parameters<typeof claim.claimIfQueued>[1], q: Queryable = sql) => claim.claimIfQueued(id, f, q),
     /** Must run inside the caller's transaction. */
     promoteDue: (limit: number, q: Queryable) => claim.promoteDue(limit, q),

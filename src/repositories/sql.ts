@@ -48,3 +48,32 @@ export function appendError(q: Queryable, code: postgres.PendingQuery<postgres.R
       jobs.errors || jsonb_build_array(jsonb_build_object('attempt', jobs.attempts, 'at', now(), 'code', ${code}, 'message', ${message})),
       ${q.unsafe(`'$[last-${ERROR_HISTORY - 1} to last]'`)})`;
 }
+
+/** Small limits go into the text, so each has a reusable generic plan (docs/performance-notes.md). */
+export const limitOf = (q: Queryable, n: number) => (Number.isInteger(n) && n >= 1 && n <= 32 ? q.unsafe(String(n)) : q`${n}`);
+
+/** Not a job of a batch still being built (the batch's addJobs status). */
+export const notInOpenBatch = (q: Queryable, job: string) => q`(${q.unsafe(`${job}.batch_id`)} IS NULL OR NOT EXISTS (
+            SELECT 1 FROM batches b WHERE b.id = ${q.unsafe(`${job}.batch_id`)} AND ${batchIs(q, "addJobs", "b.status")}))`;
+
+/**
+ * A job holding a queue-control slot: running, or requeued after an attempt (it keeps its key's
+ * turn). Written as jobs_slot_idx's predicate so every plan can use that index.
+ */
+export const holdsSlot = (q: Queryable, alias: string) =>
+  q.unsafe(`(${alias}.attempts > 0 AND (${alias}.status = 'running' OR ${alias}.status = 'queued'))`);
+
+/**
+ * A settings row that limits claims. A row with only defaultTimeoutSeconds (or resumed, with no
+ * limit left) does not: its queue keeps the free claim and never waits for the gate.
+ */
+export const limits = (q: Queryable, s: string) =>
+  q.unsafe(`(${s}.paused OR ${s}.concurrency IS NOT NULL OR ${s}.group_concurrency IS NOT NULL OR ${s}.rate_limit IS NOT NULL)`);
+
+/** The attempt's timeout: the job's own, else its queue's defaultTimeoutSeconds (a primary-key probe). */
+export const timeoutOf = (q: Queryable, job: string) =>
+  q.unsafe(`coalesce(${job}.timeout_seconds, (SELECT ds.default_timeout_seconds FROM queue_settings ds
+                 WHERE ds.queue = ${job}.queue AND ds.tenant = ${job}.tenant))`);
+
+/** Not past its expiresAt: such a job never starts, even before the reaper ends it. */
+export const notExpired = (q: Queryable, job: string) => q.unsafe(`(${job}.expires_at IS NULL OR ${job}.expires_at > now())`);

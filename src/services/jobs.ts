@@ -14,8 +14,10 @@ import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./job
 import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
 import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
 import { listDependents } from "../repositories/jobs/dependencies.js";
 import { continueAfter, linkChildren, lockAndCheck, type Parents, parentsOf } from "./jobs/workflows.js";
+import { endSpan, startSubmitSpan, traceClaimed, traceFinished } from "../tracing.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -23,13 +25,21 @@ export { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, type Sub
 export { PROMOTE_EVERY_MS } from "./jobs/longPoll.js";
 
 const refusedProblem = () => err("invalid", "the database refused this result");
-type AckItem = { id: string; leaseToken: string; result?: unknown };
+/** `queue`, when the caller knows it: a completion frees a slot there (long polls are woken). */
+type AckItem = { id: string; leaseToken: string; result?: unknown; queue?: string };
+
+const REFUSALS = {
+  queue_paused: "the queue is paused",
+  concurrency_limited: "the queue or the job's group key is at its concurrency limit",
+  rate_limited: "the queue's rate limit is spent for now",
+} as const;
 
 /** What every job use case needs: the repository, the shared statements, the long poll. */
 export interface JobCtx {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: CappedQueues;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random: () => number;
@@ -42,13 +52,20 @@ export interface JobCtx {
 const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in r && "kind" in r;
 const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
 
-function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>) {
+/** `since`: when the call began (this process's clock), the start of the claim and finalisation spans. */
+function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>, since?: number) {
   const by = new Map<JobStatus, number>();
   for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
-  if (from === "running") metrics.jobsFinished(rows.filter(isFinished));
-  else if (by.get("running")) metrics.jobsStarted(rows.filter(isStarted));
+  if (from === "running") {
+    metrics.jobsFinished(rows.filter(isFinished));
+    traceFinished(rows.filter(isFinished), since);
+  } else if (by.get("running")) {
+    const started = rows.filter(isStarted);
+    metrics.jobsStarted(started);
+    traceClaimed(started, since);
+  }
 }
 const lost = (metrics: Metrics, operation: string) => metrics.racesLost.inc({ operation });
 
@@ -57,10 +74,28 @@ function announce(c: JobCtx, row: JobRow) {
   if (row.runAt.getTime() <= row.createdAt.getTime()) c.notifier.notify(row.queue, { kind: row.kind, tenant: row.tenant });
 }
 
+/**
+ * A submit inside its span (src/tracing.ts): the job stores the span's trace context, which
+ * is the caller's own when no OpenTelemetry SDK records spans.
+ */
 export async function submit(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
+  const { span, carrier } = startSubmitSpan({ traceparent: input.traceparent ?? null, tracestate: input.tracestate ?? null }, input.queue, input.kind);
+  try {
+    const out = await submitUntraced(c, tenant, { ...input, traceparent: carrier.traceparent ?? undefined, tracestate: carrier.tracestate ?? undefined }, idempotencyKey);
+    endSpan(span, out.ok ? { ok: true, id: out.value.id } : { ok: false, error: out.detail ?? out.error });
+    return out;
+  } catch (e) {
+    endSpan(span, { ok: false, error: e });
+    throw e;
+  }
+}
+
+async function submitUntraced(c: JobCtx, tenant: string, input: SubmitInput, idempotencyKey?: string) {
   if (payloadBytes(input.payload) > MAX_PAYLOAD_BYTES) return err("payload_too_large", "payload exceeds 256 KiB");
+  // Trace context is not part of the request: a retry from another span replays the same job.
+  const { traceparent: _tp, tracestate: _ts, ...request } = input;
   const requestHash = idempotencyKey
-    ? createHash("sha256").update(canonicalJson({ tenant, ...input })).digest("hex")
+    ? createHash("sha256").update(canonicalJson({ tenant, ...request })).digest("hex")
     : null;
   const bad = storableProblem(input.payload) ?? (input.runAt && Number.isNaN(Date.parse(input.runAt)) ? "runAt is not a date" : null);
   if (bad) return err("invalid", bad);
@@ -173,6 +208,8 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
     const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
       countWin(c.metrics, "queued", [cancelled]);
+      // A requeued retry held its key's slot until now.
+      c.capped.freed([cancelled.queue]);
       await continueAfter(c.sql);
       return ok(cancelled);
     }
@@ -189,10 +226,15 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
 }
 
 export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { workerId: string; leaseSeconds: number; version?: number | undefined }) {
-  const row = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
+  const t0 = Date.now();
+  const { row, refused } = await c.jobs.claimIfQueued(id, { ...a, tenant: scope });
+  if (refused) {
+    c.metrics.claims.inc({ outcome: "refused" });
+    return err(refused, REFUSALS[refused]);
+  }
   if (row) {
     c.metrics.claims.inc({ outcome: "claimed" });
-    countWin(c.metrics, "queued", [row]);
+    countWin(c.metrics, "queued", [row], t0);
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope, a.version);
@@ -220,13 +262,15 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
 export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) {
   const bad = resultRefusal(result);
   if (bad) return bad;
+  const t0 = Date.now();
   const row =
     q === undefined
       ? (await c.shared.completeTogether(scope, [{ id, leaseToken, result }]))[0]!
       : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
   if (row === REFUSED) return refusedProblem();
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c.metrics, "running", [row], t0);
+    c.capped.freed([row.queue]);
     return ok(row);
   }
   return explainComplete(c, id, scope, leaseToken);
@@ -256,11 +300,12 @@ async function settle<R extends LeanJobRow>(
   /** Each result's refusal; a caller that checked them already passes nulls. */
   problems: Array<ReturnType<typeof resultRefusal>> = items.map((i) => resultRefusal(i.result)),
 ) {
+  const t0 = Date.now();
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
-  countWin(c.metrics, 
-    "running",
-    rows.filter((r): r is R => r !== null && r !== REFUSED),
-  );
+  const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
+  countWin(c.metrics, "running", won, t0);
+  if (won.length > 0)
+    c.capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
   const out = [];
   let g = 0;
   for (const [k, i] of items.entries()) {
@@ -307,6 +352,8 @@ export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckIt
     const outcome = err(expected ? "unavailable" : "internal", "may not have been acknowledged; send it again");
     return acks.map((a) => ({ id: a.id, outcome }));
   });
+  // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
+  if (completed.some((x) => x.outcome.ok)) c.capped.freed(f.queues);
   // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
   if (failure) return { jobs: first?.rows ?? [], completed, failure };
   return { jobs: await c.claimNext(f, first), completed, failure };
@@ -334,6 +381,7 @@ export async function fail(
 ) {
   // A fail that requeued its job cannot be told from a lost lease on a second run: only when nothing ran.
   const jitter = c.random();
+  const t0 = Date.now();
   const row = await retryIfLost(
     () =>
       c.jobs.failIfLeased(id, {
@@ -346,7 +394,8 @@ export async function fail(
     false,
   );
   if (row) {
-    countWin(c.metrics, "running", [row]);
+    countWin(c.metrics, "running", [row], t0);
+    c.capped.freed([row.queue]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
     if (row.status === "queued" && row.runAt.getTime() <= row.updatedAt.getTime())
@@ -372,15 +421,16 @@ export function createJobService(deps: {
   sql: Sql;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: CappedQueues;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random?: () => number;
 }) {
-  const { jobs, notifier, metrics } = deps;
-  const shared = createSharedStatements(deps.sql, jobs, metrics);
+  const { jobs, notifier, metrics, capped } = deps;
+  const shared = createSharedStatements(deps.sql, jobs, capped, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
-  const claimNext = createLongPoll({ jobs, notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
-  const c: JobCtx = { sql: deps.sql, jobs, notifier, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
+  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
+  const c: JobCtx = { sql: deps.sql, jobs, notifier, capped, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
   const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),

@@ -3,9 +3,11 @@ import { migrationsApplied } from "../db/migrate.js";
 import type { Metrics } from "../metrics.js";
 import type { JobsRepository } from "../repositories/jobs.js";
 import type { Notifier } from "./notifier.js";
+import { traceFinished } from "../tracing.js";
+import type { CappedQueues } from "./queues/capped.js";
 
-export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier }) {
-  const { jobs, metrics, notifier } = deps;
+export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier; capped: CappedQueues }) {
+  const { jobs, metrics, notifier, capped } = deps;
 
   /**
    * Lease reaper. Each statement requeues, fails or cancels up to `limit` expired leases at
@@ -25,7 +27,10 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
         metrics.transitions.inc({ from: "running", to: r.status });
         if (r.status === "queued") notifier.notify(r.queue, { kind: r.kind, tenant: r.tenant });
       }
+      // Every reaped job left a running slot (a requeued one keeps only its key's turn).
+      capped.freed(rows.map((r) => r.queue));
       metrics.jobsFinished(rows);
+      traceFinished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }

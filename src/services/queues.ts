@@ -1,15 +1,26 @@
 import { JOB_STATUSES, type JobStatus } from "../domain/jobs.js";
+import { err, ok } from "../domain/outcomes.js";
 import type { JobsRepository } from "../repositories/jobs.js";
+import { NO_SETTINGS, type QueueSettings, type QueuesRepository } from "../repositories/queues.js";
 import type { TenantScope } from "./jobs.js";
+import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
+
+// Queues: the per-queue overview, and queue controls' settings. The limits themselves are
+// enforced by the claim statements (repositories/jobs/gatedClaim.ts); these only read and
+// write the settings row.
 
 export interface QueueOverview {
   queue: string;
   counts: Record<JobStatus, number>;
   oldestQueuedAgeSeconds: number | null;
+  waitingBecause: string[];
 }
 
-export function createQueueService(deps: { jobs: JobsRepository }) {
-  /** Per queue: job counts by status and the age of the oldest claimable job. */
+export function createQueueService(deps: { jobs: JobsRepository; queues: QueuesRepository; capped: CappedQueues; notifier: Notifier }) {
+  const { queues, capped, notifier } = deps;
+
+  /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait. */
   async function overview(scope: TenantScope): Promise<QueueOverview[]> {
     const [rows, oldest] = await Promise.all([deps.jobs.countByQueue(scope), deps.jobs.oldestClaimableByQueue(scope)]);
     const age = new Map(oldest.map((o) => [o.queue, Math.max(0, o.age)]));
@@ -19,13 +30,67 @@ export function createQueueService(deps: { jobs: JobsRepository }) {
         queue: r.queue,
         counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>,
         oldestQueuedAgeSeconds: age.get(r.queue) ?? null,
+        waitingBecause: [],
       };
       q.counts[r.status] = r.n;
       byQueue.set(r.queue, q);
     }
+    const waiting = await queues.waitingBecause(
+      [...byQueue.values()].filter((q) => q.counts.queued > 0).map((q) => q.queue),
+      scope,
+    );
+    for (const [queue, reasons] of waiting) byQueue.get(queue)!.waitingBecause = reasons;
     return [...byQueue.values()];
   }
-  return { overview };
+
+  async function view(queue: string, tenant: string, settings?: QueueSettings) {
+    const [s, counts, waiting] = await Promise.all([
+      settings ?? queues.get(queue, tenant),
+      queues.counts(queue, tenant),
+      queues.waitingBecause([queue], tenant),
+    ]);
+    const byStatus = Object.fromEntries(JOB_STATUSES.map((st) => [st, 0])) as Record<(typeof JOB_STATUSES)[number], number>;
+    for (const c of counts) byStatus[c.status as keyof typeof byStatus] = c.n;
+    return {
+      queue,
+      tenant,
+      settings: s ?? NO_SETTINGS,
+      counts: byStatus,
+      waitingBecause: waiting.get(queue) ?? [],
+      exists: s !== null || counts.length > 0,
+    };
+  }
+
+  /** Settings just changed: this process routes the queue's claims to the gated text, and polls try again. */
+  const changed = (queue: string, s: QueueSettings) => {
+    capped.add(queue);
+    notifier.notify(queue);
+    return s;
+  };
+
+
+  return {
+    overview,
+    /** Another tenant's queue, or one this tenant never used, is not found. */
+    async get(queue: string, tenant: string) {
+      const v = await view(queue, tenant);
+      if (!v.exists) return err("not_found");
+      const { exists: _, ...out } = v;
+      return ok(out);
+    },
+    async replace(queue: string, tenant: string, settings: QueueSettings) {
+      const { exists: _, ...out } = await view(queue, tenant, changed(queue, await queues.replace(queue, tenant, settings)));
+      return ok(out);
+    },
+    async pause(queue: string, tenant: string) {
+      const { exists: _, ...out } = await view(queue, tenant, changed(queue, await queues.pause(queue, tenant)));
+      return ok(out);
+    },
+    async resume(queue: string, tenant: string) {
+      const { exists: _, ...out } = await view(queue, tenant, changed(queue, await queues.resume(queue, tenant)));
+      return ok(out);
+    },
+  };
 }
 
 export type QueueService = ReturnType<typeof createQueueService>;

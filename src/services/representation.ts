@@ -48,6 +48,9 @@ export function jobDto(r: JobRow) {
     // Workflows: the parents named at submit (null without), and how many have not finished.
     dependsOn: r.dependsOn ? { jobs: r.dependsOn.jobs ?? [], batches: r.dependsOn.batches ?? [] } : null,
     pendingDependencies: r.pendingDependencies ?? 0,
+    // A webhook snapshot taken before the columns existed has neither.
+    traceparent: r.traceparent ?? null,
+    tracestate: r.tracestate ?? null,
   };
 }
 

@@ -12,6 +12,7 @@ import type { BatchRow } from "../repositories/batches.js";
 import type { JobRow } from "../repositories/jobs.js";
 import type { TenantsRepository } from "../repositories/tenants.js";
 import { batchDto, camelize, jobDto } from "./representation.js";
+import { endSpan, startDeliverySpan } from "../tracing.js";
 
 /** Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`, key = base64-decoded secret after `whsec_`. */
 export function signWebhook(secret: string, msgId: string, timestamp: number, body: string): string {
@@ -24,10 +25,16 @@ export function eventData(eventType: string, snapshot: Record<string, unknown>):
   return eventType.startsWith("job.") ? jobDto(camelize<JobRow>(snapshot)) : batchDto(camelize<BatchRow>(snapshot));
 }
 
-export function eventBody(d: Pick<OutboxDelivery, "eventType" | "dataText" | "createdAt">): string {
-  const data = eventData(d.eventType, JSON.parse(d.dataText) as Record<string, unknown>);
+export function eventBody(d: Pick<OutboxDelivery, "eventType" | "dataText" | "createdAt">, snapshot?: Record<string, unknown>): string {
+  const data = eventData(d.eventType, snapshot ?? (JSON.parse(d.dataText) as Record<string, unknown>));
   return JSON.stringify({ type: d.eventType, timestamp: d.createdAt.toISOString(), data });
 }
+
+/** The trace context a job event's snapshot carries (none for batch events). */
+const traceOfSnapshot = (s: Record<string, unknown>) => ({
+  traceparent: typeof s.traceparent === "string" ? s.traceparent : null,
+  tracestate: typeof s.tracestate === "string" ? s.tracestate : null,
+});
 
 export { isBlockedAddress };
 
@@ -158,15 +165,30 @@ export function createWebhookDelivery(d: DispatcherDeps) {
   async function deliver(r: OutboxDelivery): Promise<DeliveryOutcome> {
     const leaseDeadline = Date.now() + leaseMs;
     const msgId = `msg_${r.id}`;
-    const body = eventBody(r);
+    const snapshot = JSON.parse(r.dataText) as Record<string, unknown>;
+    const body = eventBody(r, snapshot);
     const secret = r.secret ?? (await d.tenants.ensure(r.tenant));
     const ts = Math.floor(Date.now() / 1000);
+    // The job's trace goes on through the receiver: traceparent names this delivery's span.
+    const trace = traceOfSnapshot(snapshot);
+    const { span, carrier } = startDeliverySpan(trace, r.eventType, r.url);
+    const traceHeaders: Record<string, string> = {};
+    if (carrier.traceparent) traceHeaders.traceparent = carrier.traceparent;
+    if (carrier.traceparent && carrier.tracestate) traceHeaders.tracestate = carrier.tracestate;
     const res = await postWebhook(
       r.url,
-      { "webhook-id": msgId, "webhook-timestamp": String(ts), "webhook-signature": signWebhook(secret, msgId, ts, body), "user-agent": "jobline-webhooks/1" },
+      {
+        "webhook-id": msgId,
+        "webhook-timestamp": String(ts),
+        "webhook-signature": signWebhook(secret, msgId, ts, body),
+        "user-agent": "jobline-webhooks/1",
+        ...traceHeaders,
+      },
       body,
       { timeoutMs: cfg.JOBLINE_WEBHOOK_TIMEOUT_MS, allowHosts },
     );
+    if (res.kind === "response") span.setAttribute("http.response.status_code", res.status);
+    endSpan(span, res.kind === "response" && res.status < 300 ? { ok: true } : { ok: false, error: res.kind === "response" ? `HTTP ${res.status}` : res.message });
     let outcome: DeliveryOutcome;
     if (res.kind === "response" && res.status >= 200 && res.status < 300) {
       const won = await settle("mark delivered", leaseDeadline, () => d.outbox.markDelivered(r.id, r.leaseToken));

@@ -17,6 +17,7 @@ export const MAX_BATCH = 2000;
 export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
 export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
 import { JobTimeoutError, NonRetryableError, type JobContext, type WorkerOptions, type WorkerStats } from "./inProcessTypes.js";
+import { runTraced } from "../tracing.js";
 
 const errorOf = (e: unknown) => {
   const message = e instanceof Error ? e.message : String(e);
@@ -163,7 +164,7 @@ export function createWorker(o: WorkerOptions) {
             // This worker batches by itself: its own statements, not the service's shared ones.
             const out = await jobs.completeOwn(
               scope,
-              batch.map((b) => ({ id: b.r.row.id, leaseToken: b.r.row.leaseToken!, result: b.result })),
+              batch.map((b) => ({ id: b.r.row.id, leaseToken: b.r.row.leaseToken!, result: b.result, queue: b.r.row.queue })),
             );
             for (const r of out) {
               if (r.outcome.ok) stats.succeeded++;
@@ -256,7 +257,8 @@ export function createWorker(o: WorkerOptions) {
     const r = new RunningJob(row, performance.now() + beatEveryMs, beat);
     track(r);
     try {
-      const result = await handler(jobDto(row), context(r));
+      // Inside a span that is a child of the job's trace context, when it carries one.
+      const result = await runTraced(row, () => handler(jobDto(row), context(r)));
       if (giveUp.signal.aborted) return settle(r);
       if (r.leaseLost) {
         stats.lost++;

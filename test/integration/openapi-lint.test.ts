@@ -30,6 +30,10 @@ const STABLE: Record<string, string> = {
   "post /v1/batches/{id}/cancel": "cancelBatch",
   "post /v1/batches/{id}/retry": "retryBatch",
   "get /v1/queues": "listQueues",
+  "get /v1/queues/{queue}": "getQueue",
+  "put /v1/queues/{queue}": "setQueueSettings",
+  "post /v1/queues/{queue}/pause": "pauseQueue",
+  "post /v1/queues/{queue}/resume": "resumeQueue",
 };
 
 describe("openapi.yaml for generators", () => {

@@ -19,6 +19,7 @@ let lastClaim: { query: string; params: unknown[] } | null = null;
 let lastPromotion: { query: string; params: unknown[] } | null = null;
 let lastOldest: { query: string; params: unknown[] } | null = null;
 let lastRetag: { query: string; params: unknown[] } | null = null;
+let lastClaimById: { query: string; params: unknown[] } | null = null;
 beforeAll(async () => {
   env = await createTestEnv("plan_stability");
   traced = postgres(env.url, {
@@ -32,6 +33,7 @@ beforeAll(async () => {
       if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
       if (query.includes(") due GROUP BY queue")) lastOldest = { query, params: params as unknown[] };
       if (query.includes("SET fair_tag = t.tag")) lastRetag = { query, params: params as unknown[] };
+      if (query.includes("verdict AS (")) lastClaimById = { query, params: params as unknown[] };
     },
   });
 });
@@ -338,6 +340,26 @@ describe("batch complete plan", () => {
     for (const mode of PLAN_MODES) {
       // As one filter over all jobs it read all 20,000 finished rows as well.
       expect((await explain(lastOldest!, mode)).jobsRows, mode).toBeLessThanOrEqual(queued);
+    }
+  });
+
+  it("a gated claim walks its window and a gated claim-by-id reads its own key, not the queue", async () => {
+    // Queue controls: 50 serial keys of 100 jobs each. The claim-by-id of a key's last job once
+    // counted the key's earlier jobs through the claim index (the whole queue) or a scan of jobs.
+    const queue = "plan-gated";
+    await env.c.sql`INSERT INTO queue_settings (queue, tenant, concurrency, group_concurrency) VALUES (${queue}, 'acme', 1000, 1)`;
+    const jobs = Array.from({ length: 5000 }, (_, i) => toNewJob("acme", { queue, kind: "k", payload: { i }, groupKey: `key${i % 50}` }));
+    await env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(jobs, tx));
+    await env.c.sql`ANALYZE jobs`;
+    const repo = jobsRepository(traced);
+    expect((await repo.claimNextFor({ queues: [queue], tenant: null, leaseSeconds: 60 }, [{ workerId: "w", max: 10 }], true))[0]).toHaveLength(10);
+    const [last] = await env.c.sql<[{ id: string }]>`
+      SELECT id FROM jobs WHERE queue = ${queue} AND group_key = 'key49' ORDER BY priority DESC, fair_tag DESC, id DESC LIMIT 1`;
+    expect((await repo.claimIfQueued(last.id, { tenant: "acme", workerId: "w", leaseSeconds: 60 })).refused).toBe("concurrency_limited");
+    for (const mode of PLAN_MODES) {
+      // The walk reads at most max(4 * 10, 10 + 64) due jobs and probes each key's slots once.
+      expect((await explain(lastClaim!, mode)).jobsRows, `claim, ${mode}`).toBeLessThanOrEqual(3 * 74);
+      expect((await explain(lastClaimById!, mode)).jobsRows, `claim by id, ${mode}`).toBeLessThanOrEqual(10);
     }
   });
 

@@ -30,6 +30,7 @@ export {
   runHttpWorker,
   type WorkerStats,
 } from "./worker.js";
+export { type Queue, type QueueSettings, type QueueSettingsPut, queueControls } from "./queues.js";
 export {
   Jobline,
   type JoblineOptions,

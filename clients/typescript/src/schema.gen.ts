@@ -274,10 +274,62 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status and the age of the oldest claimable job */
+        /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
         get: operations["listQueues"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A queue's settings, counts and why its queued jobs wait */
+        get: operations["getQueue"];
+        /** Replace a queue's settings (limits are enforced in the claim) */
+        put: operations["setQueueSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a queue: no job of it starts until resumed (idempotent) */
+        post: operations["pauseQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused queue (idempotent) */
+        post: operations["resumeQueue"];
         delete?: never;
         options?: never;
         head?: never;
@@ -555,7 +607,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -569,6 +621,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -635,6 +691,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -694,6 +753,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -711,7 +773,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -725,6 +787,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -775,6 +841,46 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPutInput: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettingsInput: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        QueueInput: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettingsInput"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+                waiting: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
         ScheduleJobInput: {
             queue: string;
@@ -788,7 +894,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -802,6 +908,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreateInput: {
             name: string;
@@ -926,6 +1036,8 @@ export interface components {
                     waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAddedInput: {
@@ -989,7 +1101,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1003,6 +1115,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -1069,6 +1185,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1128,6 +1247,9 @@ export interface components {
             } | null;
             /** @description Parents not finished yet (waiting jobs) */
             pendingDependencies?: number;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1145,7 +1267,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1159,6 +1281,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1209,6 +1335,46 @@ export interface components {
             };
             limit?: number;
         };
+        /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
+        QueueSettingsPut: {
+            /** @description Default false. */
+            paused?: boolean;
+            /** @description At most this many of the queue's jobs running at once. */
+            concurrency?: number | null;
+            /** @description At most this many running per groupKey; 1 = serial per key, in order. */
+            groupConcurrency?: number | null;
+            /** @description At most `limit` jobs start in any window of `periodSeconds`. */
+            rateLimit?: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds?: number | null;
+        };
+        QueueSettings: {
+            paused: boolean;
+            concurrency: number | null;
+            groupConcurrency: number | null;
+            rateLimit: {
+                limit: number;
+                periodSeconds: number;
+            } | null;
+            defaultTimeoutSeconds: number | null;
+        };
+        Queue: {
+            queue: string;
+            tenant: string;
+            settings: components["schemas"]["QueueSettings"];
+            counts: {
+                queued: number;
+                running: number;
+                succeeded: number;
+                failed: number;
+                cancelled: number;
+                waiting: number;
+            };
+            /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+            waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
+        };
         /** @description The job each tick submits (POST /v1/jobs's fields without runAt) */
         ScheduleJob: {
             queue: string;
@@ -1222,7 +1388,7 @@ export interface components {
              * @description http(s), no credentials. A literal loopback, private, link-local or otherwise non-public address is refused (400 `webhook_url_not_allowed`) unless its host is in JOBLINE_WEBHOOK_ALLOW_HOSTS; names resolving to one are refused at delivery.
              */
             webhookUrl?: string;
-            /** @description Execution timeout of each attempt */
+            /** @description Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds) */
             timeoutSeconds?: number;
             /**
              * Format: date-time
@@ -1236,6 +1402,10 @@ export interface components {
                 jobs?: string[];
                 batches?: string[];
             };
+            /** @description W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks */
+            traceparent?: string;
+            /** @description W3C tracestate accompanying traceparent */
+            tracestate?: string;
         };
         ScheduleCreate: {
             name: string;
@@ -1360,6 +1530,8 @@ export interface components {
                     waiting: number;
                 };
                 oldestQueuedAgeSeconds: number | null;
+                /** @description Why queued jobs wait now (a snapshot; several may hold at once). */
+                waitingBecause: ("paused" | "concurrency" | "groupConcurrency" | "rateLimit" | "scheduled" | "batchPreparing")[];
             }[];
         };
         BatchJobsAdded: {
@@ -1562,6 +1734,10 @@ export interface operations {
             query?: never;
             header?: {
                 "idempotency-key"?: string;
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
             };
             path?: never;
             cookie?: never;
@@ -2663,6 +2839,294 @@ export interface operations {
             };
         };
     };
+    getQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setQueueSettings: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QueueSettingsPutInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeQueue: {
+        parameters: {
+            query?: {
+                /** @description Required with a platform key (tenant `*`). */
+                tenant?: string;
+            };
+            header?: never;
+            path: {
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Invalid request: body, parameters or headers (or a value the database refused) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The API key lacks the role this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to this API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unavailable` (database unreachable or a transaction conflict): nothing changed, send the same request again after Retry-After. `outcome_unknown` (the database connection was lost after the request reached it): it may have taken effect; send it again only idempotently (same Idempotency-Key, or a lease-fenced call) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listBatches: {
         parameters: {
             query?: {
@@ -2727,7 +3191,12 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2812,7 +3281,12 @@ export interface operations {
     addBatchJobs: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description W3C traceparent; an invalid one is ignored */
+                traceparent?: string;
+                /** @description W3C tracestate, kept with a valid traceparent */
+                tracestate?: string;
+            };
             path: {
                 id: string;
             };

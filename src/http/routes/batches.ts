@@ -12,6 +12,7 @@ import { IdParams, NamedTenant, WebhookUrl } from "../schemas/common.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
+import { TraceHeaders, traceOf } from "../traceHeaders.js";
 
 /**
  * 10,000 jobs with small payloads already pass the global 1 MiB body limit,
@@ -65,6 +66,7 @@ export async function batchRoutes(app: Api, c: Container) {
         })
           // A sealed batch of nothing would complete the moment it is created; only an open one may start empty.
           .refine((b) => b.jobs.length > 0 || b.seal === false, { message: "a sealed batch needs at least one job", path: ["jobs"] }),
+        headers: z.object(TraceHeaders),
         response: { 201: BatchSchema, ...errors(413) },
       },
     },
@@ -77,7 +79,8 @@ export async function batchRoutes(app: Api, c: Container) {
       if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl], ...jobUrls(input.jobs)])) return reply;
       const out = await svc.create(tenant, {
         ...input,
-        jobs: input.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
+        // The request's trace headers go to each job that names no trace context of its own.
+        jobs: input.jobs.map((j) => ({ ...j, ...traceOf(j, req.headers), payload: j.payload ?? {} })),
       });
       if (!out.ok) return fail(reply, out);
       reply.header("location", `/v1/batches/${out.value.batch.id}`);
@@ -98,6 +101,7 @@ export async function batchRoutes(app: Api, c: Container) {
         description: "Up to 10,000 jobs per request (413 beyond). 409 once the batch is sealed.",
         params: IdParams,
         body: z.strictObject({ jobs: JobArray.min(1) }),
+        headers: z.object(TraceHeaders),
         response: { 201: z.object({ added: z.number().int() }).meta({ id: "BatchJobsAdded" }), ...errors(404, 409, 413) },
       },
     },
@@ -106,7 +110,7 @@ export async function batchRoutes(app: Api, c: Container) {
       const out = await svc.addJobs(
         req.params.id,
         scope(req),
-        req.body.jobs.map((j) => ({ ...j, payload: j.payload ?? {} })),
+        req.body.jobs.map((j) => ({ ...j, ...traceOf(j, req.headers), payload: j.payload ?? {} })),
       );
       if (!out.ok) return fail(reply, out);
       return reply.code(201).send(out.value);

@@ -10,6 +10,7 @@ import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody } from "../sch
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
+import { TraceHeaders, traceOf } from "../traceHeaders.js";
 
 export async function jobRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
@@ -27,7 +28,7 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "submitJob",
         summary: "Submit a job",
         body: JobSubmitBody,
-        headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional() }),
+        headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional(), ...TraceHeaders }),
         response: { 201: JobSchema, 200: JobSchema, ...errors(413, 422) },
       },
     },
@@ -38,7 +39,7 @@ export async function jobRoutes(app: Api, c: Container) {
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
       const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
       if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl]])) return reply;
-      const out = await svc.submit(tenant, { ...input, payload: input.payload ?? {} }, req.headers["idempotency-key"]);
+      const out = await svc.submit(tenant, { ...input, ...traceOf(input, req.headers), payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
       reply.header("etag", `"${out.value.version}"`);
       if ("deduplicated" in out) reply.header("jobline-deduplicated", "true");

@@ -1,11 +1,32 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
+import { PLATFORM_TENANT } from "../../services/auth.js";
 import { requireRole, scope } from "../auth.js";
-import { errors } from "../problem.js";
+import { errors, fail, problem, sendProblem } from "../problem.js";
 import { JobCounts } from "../schemas/jobs.js";
+import { QueueParams, QueueQuery, QueueView, SettingsBody, WaitingBecause } from "../schemas/queues.js";
 import type { Api } from "../types.js";
 
+/** The tenant whose queue the request names: a platform key must say which; another tenant's is 404. */
+function tenantOf(req: FastifyRequest, reply: FastifyReply): string | null {
+  const own = req.principal.tenant;
+  const named = (req.query as { tenant?: string | undefined }).tenant;
+  if (own === PLATFORM_TENANT) {
+    if (named === undefined) sendProblem(reply, problem("invalid", "a platform key must name the queue's tenant: ?tenant="));
+    return named ?? null;
+  }
+  if (named !== undefined && named !== own) {
+    sendProblem(reply, problem("not_found", "unknown queue"));
+    return null;
+  }
+  return own;
+}
+
 export async function queueRoutes(app: Api, c: Container) {
+  const admin = requireRole(c, "admin");
+  const svc = c.services.queues;
+
   app.get(
     "/v1/queues",
     {
@@ -13,12 +34,12 @@ export async function queueRoutes(app: Api, c: Container) {
       schema: {
         tags: ["queues"],
         operationId: "listQueues",
-        summary: "Per queue: job counts by status and the age of the oldest claimable job",
+        summary: "Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait",
         response: {
           200: z
             .object({
               items: z.array(
-                z.object({ queue: z.string(), counts: JobCounts, oldestQueuedAgeSeconds: z.number().nullable() }),
+                z.object({ queue: z.string(), counts: JobCounts, oldestQueuedAgeSeconds: z.number().nullable(), waitingBecause: WaitingBecause }),
               ),
             })
             .meta({ id: "QueueList" }),
@@ -26,6 +47,59 @@ export async function queueRoutes(app: Api, c: Container) {
         },
       },
     },
-    async (req) => ({ items: await c.services.queues.overview(scope(req)) }),
+    async (req) => ({ items: await svc.overview(scope(req)) as never }),
   );
+
+  const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
+  app.get(
+    "/v1/queues/:queue",
+    { onRequest: admin, schema: { ...route, operationId: "getQueue", summary: "A queue's settings, counts and why its queued jobs wait", response: { 200: QueueView, ...errors(404) } } },
+    async (req, reply) => {
+      const tenant = tenantOf(req, reply);
+      if (tenant === null) return reply;
+      const out = await svc.get(req.params.queue, tenant);
+      return out.ok ? out.value : fail(reply, { ...out, detail: "unknown queue" });
+    },
+  );
+
+  app.put(
+    "/v1/queues/:queue",
+    {
+      onRequest: admin,
+      schema: { ...route, operationId: "setQueueSettings", summary: "Replace a queue's settings (limits are enforced in the claim)", body: SettingsBody, response: { 200: QueueView, ...errors(404) } },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req, reply);
+      if (tenant === null) return reply;
+      const b = req.body;
+      const out = await svc.replace(req.params.queue, tenant, {
+        paused: b.paused ?? false,
+        concurrency: b.concurrency ?? null,
+        groupConcurrency: b.groupConcurrency ?? null,
+        rateLimit: b.rateLimit ?? null,
+        defaultTimeoutSeconds: b.defaultTimeoutSeconds ?? null,
+      });
+      return out.value;
+    },
+  );
+
+  for (const action of ["pause", "resume"] as const) {
+    app.post(
+      `/v1/queues/:queue/${action}`,
+      {
+        onRequest: admin,
+        schema: {
+          ...route,
+          operationId: action === "pause" ? "pauseQueue" : "resumeQueue",
+          summary: action === "pause" ? "Pause a queue: no job of it starts until resumed (idempotent)" : "Resume a paused queue (idempotent)",
+          response: { 200: QueueView, ...errors(404) },
+        },
+      },
+      async (req, reply) => {
+        const tenant = tenantOf(req, reply);
+        if (tenant === null) return reply;
+        return (await svc[action](req.params.queue, tenant)).value;
+      },
+    );
+  }
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { JOB_STATUSES } from "../../domain/jobs.js";
+import { normaliseTraceparent } from "../../domain/traceContext.js";
 import { JsonValue, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl } from "./common.js";
 
 const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
@@ -22,7 +23,7 @@ export const JobSubmitFields = {
     .optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
-  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt"),
+  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
   expiresAt: z.iso
     .datetime({ offset: true })
     .refine((s) => {
@@ -39,6 +40,18 @@ export const JobSubmitFields = {
     .describe(
       "Parents (same tenant, at most 100 in all): the job waits until every one succeeded, and is cancelled (dependency_failed) when one fails or is cancelled",
     ),
+  traceparent: z
+    .string()
+    .max(512)
+    .refine((s) => normaliseTraceparent(s) !== null, "must be a W3C traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>")
+    .optional()
+    .describe("W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks"),
+  tracestate: z
+    .string()
+    .max(512)
+    .regex(/^[\x20-\x7e]*$/)
+    .optional()
+    .describe("W3C tracestate accompanying traceparent"),
 };
 
 /** Submit-only: a batch's jobs take no dedupe key. */
@@ -98,6 +111,8 @@ export const JobSchema = z
       .optional()
       .describe("The parents named at submit"),
     pendingDependencies: z.number().int().optional().describe("Parents not finished yet (waiting jobs)"),
+    traceparent: z.string().nullable().describe("W3C trace context the job carries (docs/tracing.md); workers start their span from it"),
+    tracestate: z.string().nullable(),
   })
   .meta({ id: "Job" });
 

@@ -31,12 +31,14 @@ export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
         WITH ${tagOf(j, q)}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id,
-                          schedule_id, scheduled_for, timeout_seconds, expires_at, status, pending_dependencies, depends_on)
+                          schedule_id, scheduled_for, timeout_seconds, expires_at, status, pending_dependencies, depends_on,
+                          traceparent, tracestate)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId},
                ${j.schedule?.id ?? null}, ${j.schedule?.tick ?? null}, ${j.timeoutSeconds ?? null}::int, ${j.expiresAt ?? null}::timestamptz,
-               ${waitingOf(j)}::job_status, ${parentCount(j)}::int, ${j.dependsOn ? JSON.stringify(j.dependsOn) : null}::text::jsonb
+               ${waitingOf(j)}::job_status, ${parentCount(j)}::int, ${j.dependsOn ? JSON.stringify(j.dependsOn) : null}::text::jsonb,
+               ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text
         FROM g
         ${
           j.schedule
@@ -59,11 +61,12 @@ export async function insertDeduped(j: NewJob & { dedupeKey: string }, replace: 
   const rows = await q<Array<JobRow & { inserted: boolean }>>`
         WITH ${tagOf(j, q)}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id, timeout_seconds, expires_at, dedupe_key)
+                          max_attempts, webhook_url, idempotency_key, request_hash, batch_id, timeout_seconds, expires_at, dedupe_key,
+                          traceparent, tracestate)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, NULL, ${j.timeoutSeconds ?? null}::int,
-               ${j.expiresAt ?? null}::timestamptz, ${j.dedupeKey}
+               ${j.expiresAt ?? null}::timestamptz, ${j.dedupeKey}, ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text
         FROM g
         ON CONFLICT (tenant, queue, dedupe_key) WHERE status IN ('queued','running') AND dedupe_key IS NOT NULL
         DO UPDATE SET
@@ -95,10 +98,11 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
-                          max_attempts, webhook_url, batch_id, timeout_seconds, expires_at, status, pending_dependencies, depends_on)
+                          max_attempts, webhook_url, batch_id, timeout_seconds, expires_at, status, pending_dependencies, depends_on,
+                          traceparent, tracestate)
         SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
                coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id, t.timeout_seconds, t.expires_at,
-               t.status, t.pending, t.depends_on
+               t.status, t.pending, t.depends_on, t.traceparent, t.tracestate
         FROM unnest(
           ${col((j) => j.id ?? uuidv7(now))}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
@@ -107,8 +111,9 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
           ${col((j) => j.maxAttempts)}::int[], ${col((j) => j.webhookUrl)}::text[], ${col((j) => j.batchId)}::uuid[],
           ${col((j) => j.timeoutSeconds ?? null)}::int[], ${col((j) => j.expiresAt?.toISOString() ?? null)}::timestamptz[],
           ${col(waitingOf)}::job_status[], ${col(parentCount)}::int[],
-          ${col((j) => (j.dependsOn ? JSON.stringify(j.dependsOn) : null))}::text[]::jsonb[]
+          ${col((j) => (j.dependsOn ? JSON.stringify(j.dependsOn) : null))}::text[]::jsonb[],
+          ${col((j) => j.traceparent ?? null)}::text[], ${col((j) => j.tracestate ?? null)}::text[]
         ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id,
-               timeout_seconds, expires_at, status, pending, depends_on)
+               timeout_seconds, expires_at, status, pending, depends_on, traceparent, tracestate)
         RETURNING *`;
 }

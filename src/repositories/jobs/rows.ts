@@ -40,6 +40,9 @@ export interface JobRow {
   scheduledFor: Date | null;
   dependsOn: { jobs?: string[]; batches?: string[] } | null;
   pendingDependencies: number;
+  /** W3C trace context of the submit (null: none). */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 /** One failed attempt in a job's error history. */
@@ -52,7 +55,7 @@ export interface JobErrorEntry {
 
 /** What an acknowledgement that asked for lean rows gets back. */
 /** A finalised job, lean: what the acknowledgement and the metrics need. */
-export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt">;
+export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt" | "traceparent" | "tracestate">;
 
 export interface NewJob {
   /** Chosen by the caller when it must tell rows of one multi-row insert apart; else made here (uuidv7). */
@@ -77,6 +80,8 @@ export interface NewJob {
   dependsOn?: { jobs: string[]; batches: string[] } | null;
   /** A schedule's job: the insert is a no-op when this tick has its job already. */
   schedule?: { id: string; tick: Date };
+  traceparent?: string | null;
+  tracestate?: string | null;
 }
 
 export interface ClaimFilter {

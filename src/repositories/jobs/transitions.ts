@@ -149,7 +149,7 @@ export async function completeManyIfLeased<Lean extends boolean = false>(
   // (test/integration/plan-stability.test.ts finds this statement by the name completed_items.)
   return q<JobRow[]>`
         WITH ${completeCtes(items, tenant, q)}
-        SELECT ${lean ? q`id, lease_token, status, tenant, queue, kind, started_at, finished_at, updated_at` : q`*`} FROM j`;
+        SELECT ${lean ? q`id, lease_token, status, tenant, queue, kind, started_at, finished_at, updated_at, traceparent, tracestate` : q`*`} FROM j`;
 }
 
 export interface FailArgs {

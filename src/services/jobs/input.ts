@@ -1,5 +1,6 @@
 import { storable } from "../../domain/json.js";
 import { err } from "../../domain/outcomes.js";
+import { normaliseTraceparent, validTracestate } from "../../domain/traceContext.js";
 import type { NewJob } from "../../repositories/jobs.js";
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -21,6 +22,9 @@ export interface SubmitInput {
   ttlSeconds?: number | undefined;
   dedupe?: { key: string; replace?: boolean | undefined } | undefined;
   dependsOn?: { jobs?: string[] | undefined; batches?: string[] | undefined } | undefined;
+  /** W3C trace context (validated by the HTTP schema, or taken from the headers). */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 /** Stable JSON (sorted keys), so an idempotent replay matches however the client orders fields. */
@@ -64,6 +68,8 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
     idempotencyKey: null,
     requestHash: null,
     batchId: null,
+    traceparent: normaliseTraceparent(i.traceparent),
+    tracestate: i.traceparent ? validTracestate(i.tracestate) : null,
     ...extra,
   };
 }

@@ -83,14 +83,13 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
  * stands for the loop's first claim.
  */
 export function createLongPoll(deps: {
-  jobs: JobsRepository;
   notifier: Notifier;
   metrics: Metrics;
   shared: SharedStatements;
   promoteIfDue: (always?: boolean) => Promise<Set<string>>;
   countWin: (from: JobStatus, rows: Array<{ status: JobStatus }>) => void;
 }) {
-  const { jobs, notifier, metrics, shared, promoteIfDue, countWin } = deps;
+  const { notifier, metrics, shared, promoteIfDue, countWin } = deps;
   return async function claimNext(f: ClaimInput, first?: { rows: JobRow[]; since: number }) {
     const deadline = Date.now() + f.waitMs;
     // One immediate retry per call when an empty claim's promotion fed one of this poll's
@@ -129,7 +128,7 @@ export function createLongPoll(deps: {
           rows = f.signal?.aborted
             ? []
             : f.shared === false
-              ? countStatement(metrics, "claim", await jobs.claimNext({ ...f, tenant: f.scope }))
+              ? (await shared.claimRouted(claimKey(f), [{ workerId: f.workerId, max: f.max }]))[0]!
               : await shared.claimTogether(claimKey(f), { workerId: f.workerId, max: f.max, signal: f.signal });
         } catch (e) {
           handOn();

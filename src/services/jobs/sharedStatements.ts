@@ -1,7 +1,9 @@
 import type { Sql } from "../../db/client.js";
 import type { Metrics } from "../../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
+import type { Taker } from "../../repositories/jobs/rows.js";
 import type { Cancel } from "../tripwire.js";
+import type { CappedQueues } from "../queues/capped.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
 import { isDataError, isOutcomeUnknown } from "../../db/errors.js";
 import { inTx, retryIfLost } from "../../db/tx.js";
@@ -68,13 +70,29 @@ export function countStatement<T extends unknown[]>(
 /** A poll whose client left while it queued takes nothing, so no job is leased to nobody. */
 const liveTakers = (requests: ClaimRequest[]) => requests.map((r) => (r.signal?.aborted ? { ...r, max: 0 } : r));
 
-export function createSharedStatements(sql: Sql, jobs: JobsRepository, metrics: Metrics) {
+export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: CappedQueues, metrics: Metrics) {
+  /** After an empty free claim: were these queues capped (then the gated claim must run)? */
+  async function learnCapped(key: ClaimKey) {
+    if (!(await jobs.hasSettings(key))) return false;
+    for (const q of key.queues) capped.add(q);
+    return true;
+  }
+
+  /** A claim by the text its queues need: gated for queues with settings, free for the rest. */
+  // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
+  async function claimRouted(key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
+    const claim = (gated: boolean) => retryIfLost(() => jobs.claimNextFor(key, takers, gated), false);
+    if (capped.any(key.queues)) return countStatement(metrics, "claim", await claim(true));
+    const rows = await claim(false);
+    if (rows.some((r) => r.length > 0) || !(await learnCapped(key))) return countStatement(metrics, "claim", rows);
+    return countStatement(metrics, "claim", await claim(true));
+  }
+
   const claimTogether = keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>(
     async (key, requests) => {
       const live = liveTakers(requests);
       if (live.every((r) => r.max === 0)) return live.map(() => []);
-      // Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
-      return countStatement(metrics, "claim", await retryIfLost(() => jobs.claimNextFor(key, live), false));
+      return claimRouted(key, live);
     },
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: (r) => r.max, keyOf: claimKeyOf },
   );
@@ -113,16 +131,22 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, metrics: 
       const acks = requests.map((r) => r.acks);
       const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
         requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
+      const none = takers.every((t) => t.max === 0);
       try {
-        const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers), false);
-        countStatement(metrics, "claim", r.claimed);
-        return zip(matchWinners(acks, r.completed), r.claimed);
+        const gated = capped.any(key.queues);
+        const r = await retryIfLost(() => jobs.completeAndClaimFor(distinctItems(acks), key, takers, gated), false);
+        const claimed =
+          gated || none || r.claimed.some((c) => c.length > 0) || !(await learnCapped(key))
+            ? r.claimed
+            : await retryIfLost(() => jobs.claimNextFor(key, takers, true), false);
+        countStatement(metrics, "claim", claimed);
+        return zip(matchWinners(acks, r.completed), claimed);
       } catch (e) {
         // Lost after it was sent: the completions are safe to run again (fenced), the claims are
         // not; jobs the lost statement may have claimed go back to the queue when their lease ends.
         if (isOutcomeUnknown(e)) return zip(await completeShared(true, key.tenant, acks), takers.map(() => []));
         if (!isDataError(e)) throw e;
-        const claimed = takers.every((t) => t.max === 0) ? takers.map(() => []) : jobs.claimNextFor(key, takers);
+        const claimed = none ? takers.map(() => []) : claimRouted(key, takers);
         const [answers, rows] = await Promise.all([completeShared(true, key.tenant, acks), claimed]);
         return zip(answers, rows);
       }
@@ -148,7 +172,7 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, metrics: 
     { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS, units: () => 1, isolate: isDataError, keyOf: (q) => q },
   );
 
-  return { claimTogether, completeTogether, pollTogether, submitTogether };
+  return { claimRouted, claimTogether, completeTogether, pollTogether, submitTogether };
 }
 
 export type SharedStatements = ReturnType<typeof createSharedStatements>;
