@@ -1,6 +1,7 @@
 // Where HTTP process-next's time goes: `npx tsx bench/http-cpu.ts [N] [max…]`. For each max, prints
 // jobs/s with the CPU the API process, the PostgreSQL backends and the polling clients (this
 // process) each spent per job over the same window (/proc). ACK=1: clients complete with the next poll.
+// WARMUP env: jobs served by the same API process first, outside the window (a serving API is warm).
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.js";
@@ -17,7 +18,7 @@ try {
     await admin.end();
     await migrate(s.url(`h${i}`));
     let split = "";
-    const jobsPerSec = await joblineHttp(s.url(`h${i}`), { jobs: N, clients: 16, max, ack: process.env.ACK === "1" }, (api) => {
+    const jobsPerSec = await joblineHttp(s.url(`h${i}`), { jobs: N, clients: 16, max, ack: process.env.ACK === "1", warmup: Number(process.env.WARMUP ?? 0) }, (api) => {
       const [t0, end] = [performance.now(), cpuWindow(api.child.pid)];
       const sched = () => readFileSync(`/proc/${api.child.pid}/schedstat`, "utf8").split(" ").map(Number);
       const q0 = sched();

@@ -3,7 +3,8 @@
 //   with the next poll; CLIENTS env); ceil v = rows per statement; submit v = job count;
 //   gw v = 1 tuned graphile-worker, 0 defaults; pair v = worker concurrency: jobline in-process, then
 //   tuned graphile-worker, and their ratio (the machine's drift shows as a spread of ratios);
-//   bare v = max: bench/budget.ts's bare HTTP exchange paced to RATE env jobs/s.
+//   bare v = max: bench/budget.ts's bare HTTP exchange paced to RATE env jobs/s;
+//   sdk v = concurrency of each of 16 SDK runHttpWorker loops (the bench's "SDK" row is sdk 100 against httpack 100).
 // WARMUP env (jobs): http / httpack warm each run's API process first; pair first runs each system
 // once untimed. Default 0 for http, N / 5 for pair (as npm run bench does).
 import { mkdtempSync } from "node:fs";
@@ -15,6 +16,7 @@ import { migrate } from "../src/db/migrate.js";
 import { graphileWorkerThroughput } from "./competitors.js";
 import { bareExchange } from "./budget.js";
 import { ceiling, httpSubmit, joblineHttp, joblineInProcess } from "./jobline.js";
+import { sdkWorkerThroughput } from "./sdk.js";
 
 // BENCH_PG_URL: an already running server (to watch pg_stat_* meanwhile); else a throw-away embedded one.
 const given = process.env.BENCH_PG_URL;
@@ -39,6 +41,8 @@ for (const v of rest.map(Number)) {
   if (which === "inproc") console.log("inproc conc", v, "batch", B, Math.round(await joblineInProcess(await fresh(), { jobs, concurrency: v, batchSize: B })));
   if (which === "http" || which === "httpack")
     console.log(which, "max", v, "clients", C, Math.round(await joblineHttp(await fresh(), { jobs, clients: C, max: v, ack: which === "httpack", warmup: Number(process.env.WARMUP ?? 0) })));
+  if (which === "sdk")
+    console.log("sdk runHttpWorker x16 concurrency", v, Math.round(await sdkWorkerThroughput(await fresh(), { jobs, concurrency: v, warmup: Number(process.env.WARMUP ?? 0) })));
   if (which === "submit") console.log("http submit clients", C, Math.round(await httpSubmit(await fresh(), { jobs: v, clients: C })));
   if (which === "gw")
     console.log("graphile-worker", v ? "tuned" : "defaults", Math.round((await graphileWorkerThroughput(await fresh(false), { jobs, concurrency: 10, tuned: v === 1 })).jobsPerSec));

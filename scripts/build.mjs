@@ -10,4 +10,4 @@ const out = resolve(root, process.argv[2] ?? "dist");
 rmSync(out, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 execFileSync(process.execPath, [tsc, "-p", resolve(root, "tsconfig.build.json"), "--outDir", out], { stdio: "inherit" });
-cpSync(resolve(root, "src/http/dashboard.html"), resolve(out, "http/dashboard.html"));
+cpSync(resolve(root, "src/http/dashboard"), resolve(out, "http/dashboard"), { recursive: true });

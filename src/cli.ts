@@ -2,7 +2,7 @@
 // arguments are parsed; each command imports what it needs, so --help answers at once.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import type { SubmitOptions } from "./cliRemote.js";
+import type { JobFilterOptions, SubmitOptions } from "./cliRemote.js";
 import type { Config } from "./config.js";
 import { describeError } from "./errors.js";
 
@@ -150,7 +150,7 @@ export function program(): Command {
       const { submit } = await import("./cliRemote.js");
       process.exitCode = await submit(o);
     });
-  const jobs = p.command("jobs").summary("read jobs from a running server").description(`Read jobs. ${remote}`);
+  const jobs = p.command("jobs").summary("read, list, retry and delete jobs on a running server").description(`Read and act on jobs. ${remote}`);
   jobs
     .command("get <id>")
     .description("print one job as JSON")
@@ -158,19 +158,28 @@ export function program(): Command {
       const { getJob } = await import("./cliRemote.js");
       process.exitCode = await getJob(id);
     });
-  jobs
-    .command("retry <id>")
-    .description("retry a failed or cancelled job (→ queued) and print it")
-    .action(async (id: string) => {
-      const { retryJob } = await import("./cliRemote.js");
-      process.exitCode = await retryJob(id);
+  const filters = (c: Command) =>
+    c
+      .option("--queue <queue>")
+      .option("--status <status>", "queued | running | succeeded | failed | cancelled")
+      .option("--kind <kind>")
+      .option("--tag <tag>")
+      .option("--created-after <iso>")
+      .option("--created-before <iso>")
+      .option("--limit <n>");
+  filters(jobs.command("list").description("print one page of jobs, newest first, as { items, nextCursor }"))
+    .option("--cursor <cursor>", "the nextCursor of the previous page")
+    .action(async (o: JobFilterOptions & { limit?: string; cursor?: string }) => {
+      const { listJobs } = await import("./cliRemote.js");
+      process.exitCode = await listJobs(o);
     });
-  jobs
-    .command("delete <id>")
-    .description("delete a finished job")
-    .action(async (id: string) => {
-      const { deleteJob } = await import("./cliRemote.js");
-      process.exitCode = await deleteJob(id);
+  for (const [action, what] of [
+    ["retry", "retry a failed or cancelled job (→ queued) and print it; without an id, every job the filters match (bulk)"],
+    ["delete", "delete a finished job; without an id, every finished job the filters match (bulk)"],
+  ] as const)
+    filters(jobs.command(`${action} [id]`).description(what)).action(async (id: string | undefined, o: JobFilterOptions & { limit?: string }) => {
+      const { jobAction } = await import("./cliRemote.js");
+      process.exitCode = await jobAction(action, id, o);
     });
   p.command("schedules <action> [id]")
     .summary("manage cron schedules on a running server")

@@ -127,13 +127,39 @@ export async function getJob(id: string): Promise<number> {
 }
 
 
-/** `jobline jobs retry <id>`: POST /v1/jobs/{id}/retry, the job printed. */
-export async function retryJob(id: string): Promise<number> {
-  return report(await call(remoteFromEnv(), "POST", `/v1/jobs/${encodeURIComponent(id)}/retry`, {}));
+/** The job filters `jobs list|retry|delete` take (GET /v1/jobs's, and a bulk action's). */
+export interface JobFilterOptions {
+  queue?: string;
+  status?: string;
+  kind?: string;
+  tag?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+}
+const FILTER_KEYS = ["queue", "status", "kind", "tag", "createdAfter", "createdBefore"] as const;
+const filterOf = (o: JobFilterOptions) =>
+  Object.fromEntries(FILTER_KEYS.filter((k) => o[k] !== undefined).map((k) => [k, o[k]!])) as Record<string, string>;
+
+/** `jobline jobs list [filters]`: one page of GET /v1/jobs, newest first, printed as `{ items, nextCursor }`. */
+export async function listJobs(o: JobFilterOptions & { limit?: string; cursor?: string }): Promise<number> {
+  const q = new URLSearchParams({ ...filterOf(o), ...(o.limit ? { limit: o.limit } : {}), ...(o.cursor ? { cursor: o.cursor } : {}) });
+  return report(await call(remoteFromEnv(), "GET", `/v1/jobs${q.size > 0 ? `?${q}` : ""}`));
 }
 
-/** `jobline jobs delete <id>`: DELETE /v1/jobs/{id} (finished jobs only). */
-export async function deleteJob(id: string): Promise<number> {
-  const r = await call(remoteFromEnv(), "DELETE", `/v1/jobs/${encodeURIComponent(id)}`);
+/**
+ * `jobline jobs retry|delete <id>`: the single action; without an id, the filters' jobs by
+ * POST /v1/jobs/bulk (at least one filter, so a bare command never acts on every job).
+ */
+export async function jobAction(action: "retry" | "delete", id: string | undefined, o: JobFilterOptions & { limit?: string }): Promise<number> {
+  const filter = filterOf(o);
+  if (id !== undefined && Object.keys(filter).length > 0) throw new UsageError(`give a job id or filters, not both`);
+  if (id === undefined) {
+    if (Object.keys(filter).length === 0) throw new UsageError(`jobs ${action}: give a job id, or filters (--status, --queue, --tag, …)`);
+    const body = { action, filter, ...(o.limit ? { limit: Number(o.limit) } : {}) };
+    return report(await call(remoteFromEnv(), "POST", "/v1/jobs/bulk", body));
+  }
+  const path = `/v1/jobs/${encodeURIComponent(id)}`;
+  if (action === "retry") return report(await call(remoteFromEnv(), "POST", `${path}/retry`, {}));
+  const r = await call(remoteFromEnv(), "DELETE", path);
   return r.ok ? 0 : report(r);
 }

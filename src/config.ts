@@ -40,6 +40,9 @@ const ConfigSchema = z.object({
   JOBLINE_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(1000),
   // A schedule's tick later than this was missed (catchUp decides); the scheduler's longest sleep.
   JOBLINE_SCHEDULE_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  // GET /v1/jobs/{id}?waitMs=: how often a process checks, in one query, the jobs its requests
+  // wait on, for finalisations no NOTIFY announced (a batch cancel, a lost NOTIFY).
+  JOBLINE_WAIT_SWEEP_MS: z.coerce.number().int().min(100).default(5000),
   JOBLINE_SCHEDULER_MAX_IDLE_MS: z.coerce.number().int().min(10).default(500),
   JOBLINE_WORKER_DISABLE_HANDLERS: bool.default(false),
   // /metrics: bearer token (unset: open), tenant label (false: gauges and counters aggregate

@@ -14,6 +14,7 @@ import { createJobService } from "./services/jobs.js";
 import { createMaintenanceService } from "./services/maintenance.js";
 import { createNotifier } from "./services/notifier.js";
 import { queuesRepository } from "./repositories/queues.js";
+import { createFinishedWaits, FINISHED_CHANNEL } from "./services/finishedWaits.js";
 import { createQueueService } from "./services/queues.js";
 import { createCappedQueues } from "./services/queues/capped.js";
 import { createRetentionService } from "./services/retention.js";
@@ -32,7 +33,11 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   });
   const { sql } = database;
   const logger = opts.logger ?? createLogger(config);
-  const notifier = createNotifier(sql, { listenClient: () => listenClient(databaseUrl, opts.application) });
+  const finishedWaits = createFinishedWaits(sql, { sweepMs: config.JOBLINE_WAIT_SWEEP_MS });
+  const notifier = createNotifier(sql, {
+    listenClient: () => listenClient(databaseUrl, opts.application),
+    also: { channel: FINISHED_CHANNEL, onMessage: finishedWaits.onMessage },
+  });
   const repos = {
     jobs: jobsRepository(sql),
     batches: batchesRepository(sql),
@@ -48,7 +53,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     renderCacheMs: config.JOBLINE_METRICS_CACHE_MS,
   });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
-  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, metrics, config });
+  const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, finishedWaits, metrics, config });
   const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
   const services = {
     auth,
@@ -56,7 +61,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     batches: batchService,
     queues: createQueueService({ jobs: repos.jobs, queues: repos.queues, capped, notifier }),
     tenants: createTenantService({ tenants: repos.tenants }),
-    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped }),
+    maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped, finishedWaits }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
     schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
   };
@@ -70,10 +75,12 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     metrics,
     notifier,
     capped,
+    finishedWaits,
     repos,
     services,
     async close() {
       notifier.wakeAll();
+      finishedWaits.close();
       await database.close();
     },
   };

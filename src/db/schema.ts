@@ -145,6 +145,10 @@ export const jobs = pgTable(
     // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
     traceparent: text("traceparent"),
     tracestate: text("tracestate"),
+    // The latest progress the lease holder sent with a heartbeat: { percent?, message?, data?, at }.
+    progress: jsonb("progress"),
+    // Set at submit, never changed; job_tags (written once by trigger) is what a tag search reads.
+    tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
   },
   (t) => [
     check(
@@ -266,6 +270,22 @@ export const jobList = pgTable(
     id: uuid("id").notNull(),
   },
   (t) => [uniqueIndex("job_list_uidx").on(t.tenant, t.createdAt.desc(), t.id.desc())],
+);
+
+/**
+ * One row per (job, tag), written once when the job is inserted (the jobs_listed trigger,
+ * drizzle/0014) and removed with it: GET /v1/jobs?tag= walks this index newest first and
+ * finds each job by primary key, so a page costs the same at 1M jobs as at 1,000.
+ */
+export const jobTags = pgTable(
+  "job_tags",
+  {
+    tenant: text("tenant").notNull(),
+    tag: text("tag").notNull(),
+    createdAt: tz("created_at").notNull(),
+    id: uuid("id").notNull(),
+  },
+  (t) => [uniqueIndex("job_tags_uidx").on(t.tenant, t.tag, t.createdAt.desc(), t.id.desc())],
 );
 
 export const jobGroups = pgTable(

@@ -45,8 +45,8 @@ export function jobsRepository(sql: Queryable) {
     retryIfFailedOrCancelled: (ids: string[], tenant: string | null, q: Queryable = sql) => op.retryIfFailedOrCancelled(ids, tenant, q),
     deleteIfFinished: (ids: string[], tenant: string | null, q: Queryable = sql) => op.deleteIfFinished(ids, tenant, q),
     selectForBulk: (f: read.BulkFilter, q: Queryable = sql) => read.selectForBulk(f, q),
-    heartbeatIfLeased: (id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable = sql) =>
-      t.heartbeatIfLeased(id, leaseToken, leaseSeconds, tenant, q),
+    heartbeatIfLeased: (id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable = sql, progress?: object) =>
+      t.heartbeatIfLeased(id, leaseToken, leaseSeconds, tenant, q, progress),
     completeIfLeased: (id: string, leaseToken: string, result: unknown, tenant: string | null, q: Queryable = sql) =>
       t.completeIfLeased(id, leaseToken, result, tenant, q),
     completeManyIfLeased: <Lean extends boolean = false>(items: CompleteItem[], tenant: string | null, q: Queryable = sql, lean?: Lean) =>

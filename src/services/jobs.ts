@@ -13,11 +13,13 @@ import { canonicalJson, MAX_PAYLOAD_BYTES, payloadBytes, resultRefusal, sameUuid
 import { type ClaimInput, claimKey, createLongPoll, createPromoter } from "./jobs/longPoll.js";
 import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements, matchWinners, REFUSED, type SharedStatements } from "./jobs/sharedStatements.js";
+import type { FinishedWaits } from "./finishedWaits.js";
 import type { Notifier } from "./notifier.js";
 import type { CappedQueues } from "./queues/capped.js";
 import { listDependents } from "../repositories/jobs/dependencies.js";
 import { continueAfter, linkChildren, lockAndCheck, type Parents, parentsOf } from "./jobs/workflows.js";
 import { endSpan, startSubmitSpan, traceClaimed, traceFinished } from "../tracing.js";
+import type { Cancel } from "./tripwire.js";
 
 // The job use cases. Statements shared by concurrent calls: jobs/sharedStatements.ts; the
 // long poll and the promotion of due jobs: jobs/longPoll.ts; input helpers: jobs/input.ts.
@@ -40,6 +42,7 @@ export interface JobCtx {
   jobs: JobsRepository;
   notifier: Notifier;
   capped: CappedQueues;
+  finishedWaits: FinishedWaits;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random: () => number;
@@ -53,9 +56,16 @@ const isFinished = (r: { status: JobStatus }): r is LeanJobRow => "startedAt" in
 const isStarted = (r: { status: JobStatus }): r is JobRow => r.status === "running" && "runAt" in r && "startedAt" in r;
 
 /** `since`: when the call began (this process's clock), the start of the claim and finalisation spans. */
-function countWin(metrics: Metrics, from: JobStatus, rows: Array<{ status: JobStatus }>, since?: number) {
+function countWin(c: Pick<JobCtx, "metrics" | "finishedWaits">, from: JobStatus, rows: Array<{ id?: string; status: JobStatus }>, since?: number) {
+  const { metrics } = c;
   const by = new Map<JobStatus, number>();
-  for (const r of rows) by.set(r.status, (by.get(r.status) ?? 0) + 1);
+  const finished: string[] = [];
+  for (const r of rows) {
+    by.set(r.status, (by.get(r.status) ?? 0) + 1);
+    // Committed finalisations wake GET ?waitMs= waiters (every caller counts after its commit).
+    if (r.id !== undefined && isTerminal(r.status)) finished.push(r.id);
+  }
+  if (finished.length > 0) c.finishedWaits.announce(finished);
   for (const [to, n] of by) metrics.transitions.inc({ from, to }, n);
   // Wait and run-time histograms from the rows the statement returned: no query of their own.
   if (from === "running") {
@@ -192,6 +202,41 @@ export async function get(c: JobCtx, id: string, scope: TenantScope) {
   return row ? ok(row) : err("not_found");
 }
 
+/**
+ * GET ?waitMs=: the job once it is finished, or as it is when the wait ends. The wait is
+ * registered before the first read, so a finalisation committed after that read wakes it
+ * (finishedWaits); no query runs while it waits.
+ */
+export async function getWhenFinished(c: JobCtx, id: string, scope: TenantScope, waitMs: number, signal?: Cancel) {
+  const w = c.finishedWaits.wait(id, waitMs, signal);
+  try {
+    const first = await get(c, id, scope);
+    if (!first.ok || isTerminal(first.value.status)) return first;
+    await w.done;
+  } finally {
+    w.cancel();
+  }
+  // Every request woken by one finalisation reads the job at once: they share one read.
+  const row = await sharedRead(c, id.toLowerCase());
+  return row && (scope === null || row.tenant === scope) ? ok(row) : err("not_found");
+}
+
+const rereads = new WeakMap<JobCtx, Map<string, Promise<JobRow | null>>>();
+function sharedRead(c: JobCtx, id: string): Promise<JobRow | null> {
+  let reads = rereads.get(c);
+  if (!reads) {
+    reads = new Map();
+    rereads.set(c, reads);
+  }
+  const shared = reads;
+  let p = shared.get(id);
+  if (!p) {
+    p = retryIfLost(() => c.jobs.findById(id, null), true).finally(() => shared.delete(id));
+    shared.set(id, p);
+  }
+  return p;
+}
+
 /** After a guarded write changed nothing, one read decides which loss it was. */
 async function explainLoss(c: JobCtx, id: string, scope: TenantScope, version?: number) {
   const row = await c.jobs.findById(id, scope);
@@ -207,7 +252,7 @@ export async function cancel(c: JobCtx, id: string, scope: TenantScope, version?
   for (let pass = 0; pass < 5; pass++) {
     const [cancelled] = await c.jobs.cancelIfQueued([id], scope, version);
     if (cancelled) {
-      countWin(c.metrics, "queued", [cancelled]);
+      countWin(c, "queued", [cancelled]);
       // A requeued retry held its key's slot until now.
       c.capped.freed([cancelled.queue]);
       await continueAfter(c.sql);
@@ -234,7 +279,7 @@ export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { work
   }
   if (row) {
     c.metrics.claims.inc({ outcome: "claimed" });
-    countWin(c.metrics, "queued", [row], t0);
+    countWin(c, "queued", [row], t0);
     return ok(row);
   }
   const { row: cur, error } = await explainLoss(c, id, scope, a.version);
@@ -244,9 +289,9 @@ export async function claim(c: JobCtx, id: string, scope: TenantScope, a: { work
   return err("not_claimable", "job is scheduled for later or its batch is still preparing");
 }
 
-export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) {
-  // Extending a lease twice is extending it once.
-  const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope), true);
+export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number, progress?: object) {
+  // Extending a lease twice is extending it once (and storing the same progress twice, once).
+  const row = await retryIfLost(() => c.jobs.heartbeatIfLeased(id, leaseToken, leaseSeconds, scope, undefined, progress), true);
   if (row) return ok(row);
   const { row: cur, error } = await explainLoss(c, id, scope);
   lost(c.metrics, "heartbeat");
@@ -269,7 +314,7 @@ export async function complete(c: JobCtx, id: string, scope: TenantScope, leaseT
       : await c.jobs.completeIfLeased(id, leaseToken, result, scope, q);
   if (row === REFUSED) return refusedProblem();
   if (row) {
-    countWin(c.metrics, "running", [row], t0);
+    countWin(c, "running", [row], t0);
     c.capped.freed([row.queue]);
     return ok(row);
   }
@@ -303,7 +348,7 @@ async function settle<R extends LeanJobRow>(
   const t0 = Date.now();
   const rows = await complete(items.filter((_, k) => problems[k] === null).map((i) => ({ ...i, result: i.result ?? null })));
   const won = rows.filter((r): r is R => r !== null && r !== REFUSED);
-  countWin(c.metrics, "running", won, t0);
+  countWin(c, "running", won, t0);
   if (won.length > 0)
     c.capped.freed([...won.flatMap((r) => ("queue" in r ? [r.queue as string] : [])), ...items.flatMap((i) => (i.queue ? [i.queue] : []))]);
   const out = [];
@@ -394,7 +439,7 @@ export async function fail(
     false,
   );
   if (row) {
-    countWin(c.metrics, "running", [row], t0);
+    countWin(c, "running", [row], t0);
     c.capped.freed([row.queue]);
     // Due by the database's clock (run_at and updated_at come from the same statement's now()),
     // not this process's: with the two apart, a retry that is due would go unannounced.
@@ -422,6 +467,7 @@ export function createJobService(deps: {
   jobs: JobsRepository;
   notifier: Notifier;
   capped: CappedQueues;
+  finishedWaits: FinishedWaits;
   metrics: Metrics;
   config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
   random?: () => number;
@@ -429,18 +475,32 @@ export function createJobService(deps: {
   const { jobs, notifier, metrics, capped } = deps;
   const shared = createSharedStatements(deps.sql, jobs, capped, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
-  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(metrics, from, rows) });
-  const c: JobCtx = { sql: deps.sql, jobs, notifier, capped, metrics, config: deps.config, random: deps.random ?? Math.random, shared, promoteIfDue, claimNext };
-  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(metrics, from, rows) });
+  const claimNext = createLongPoll({ notifier, metrics, shared, promoteIfDue, countWin: (from, rows) => countWin(c, from, rows) });
+  const c: JobCtx = {
+    sql: deps.sql,
+    jobs,
+    notifier,
+    capped,
+    finishedWaits: deps.finishedWaits,
+    metrics,
+    config: deps.config,
+    random: deps.random ?? Math.random,
+    shared,
+    promoteIfDue,
+    claimNext,
+  };
+  const operator = createOperatorActions({ jobs, notifier, metrics, countWin: (from, rows) => countWin(c, from, rows) });
   return {
     submit: (tenant: string, input: SubmitInput, idempotencyKey?: string) => submit(c, tenant, input, idempotencyKey),
     get: (id: string, scope: TenantScope) => get(c, id, scope),
+    getWhenFinished: (id: string, scope: TenantScope, waitMs: number, signal?: Cancel) => getWhenFinished(c, id, scope, waitMs, signal),
     list: jobs.list,
     cancel: (id: string, scope: TenantScope, version?: number) => cancel(c, id, scope, version),
     claimNext,
     claimNextAndComplete: (f: ClaimInput, acks: AckItem[]) => claimNextAndComplete(c, f, acks),
     claim: (id: string, scope: TenantScope, a: Parameters<typeof claim>[3]) => claim(c, id, scope, a),
-    heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number) => heartbeat(c, id, scope, leaseToken, leaseSeconds),
+    heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number, progress?: object) =>
+      heartbeat(c, id, scope, leaseToken, leaseSeconds, progress),
     complete: (id: string, scope: TenantScope, leaseToken: string, result: unknown, q?: Queryable) => complete(c, id, scope, leaseToken, result, q),
     completeMany: (scope: TenantScope, items: AckItem[]) => completeMany(c, scope, items),
     completeOwn: (scope: TenantScope, items: AckItem[]) => completeOwn(c, scope, items),

@@ -2,12 +2,22 @@ import type { Sql } from "../db/client.js";
 import { migrationsApplied } from "../db/migrate.js";
 import type { Metrics } from "../metrics.js";
 import type { JobsRepository } from "../repositories/jobs.js";
+import type { FinishedWaits } from "./finishedWaits.js";
 import type { Notifier } from "./notifier.js";
 import { traceFinished } from "../tracing.js";
 import type { CappedQueues } from "./queues/capped.js";
 
-export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository; metrics: Metrics; notifier: Notifier; capped: CappedQueues }) {
+export function createMaintenanceService(deps: {
+  sql: Sql;
+  jobs: JobsRepository;
+  metrics: Metrics;
+  notifier: Notifier;
+  capped: CappedQueues;
+  finishedWaits?: FinishedWaits;
+}) {
   const { jobs, metrics, notifier, capped } = deps;
+  const finished = (rows: Array<{ id: string; status: string }>) =>
+    deps.finishedWaits?.announce(rows.filter((r) => r.status !== "queued" && r.status !== "running").map((r) => r.id));
 
   /**
    * Lease reaper. Each statement requeues, fails or cancels up to `limit` expired leases at
@@ -31,6 +41,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
       capped.freed(rows.map((r) => r.queue));
       metrics.jobsFinished(rows);
       traceFinished(rows);
+      finished(rows);
       total += rows.length;
       if (rows.length < limit) break;
     }
@@ -38,6 +49,7 @@ export function createMaintenanceService(deps: { sql: Sql; jobs: JobsRepository;
     for (;;) {
       const rows = await jobs.expireDue(limit);
       if (rows.length > 0) metrics.transitions.inc({ from: "queued", to: "cancelled" }, rows.length);
+      finished(rows);
       if (rows.length < limit) break;
     }
     for (;;) {

@@ -103,7 +103,7 @@ function createLocalWaiters() {
  * database answers again) it replaces the whole listen client (`listenClient` makes one).
  * `on.subscribe` runs before each new client listens.
  */
-function createListener(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }, on: { message: (payload: string) => void; subscribe: () => void }) {
+function createListener(sql: Sql, o: NotifierOptions, on: { message: (payload: string) => void; subscribe: () => void }) {
   let listening: Promise<unknown> | null = null;
   let closed = false;
   let listenSql: Sql | null = null;
@@ -128,6 +128,7 @@ function createListener(sql: Sql, o: { listenClient: () => Sql; probeMs?: number
     const client = o.listenClient();
     listenSql = client;
     await client.listen(CHANNEL, onMessage).catch(() => null);
+    if (o.also) await client.listen(o.also.channel, o.also.onMessage).catch(() => null);
     if (closed) dropListenClient();
   };
   const probe = async () => {
@@ -168,7 +169,14 @@ function createListener(sql: Sql, o: { listenClient: () => Sql; probeMs?: number
  * at once; only the jobs no local poll was waiting for are sent to the other processes by
  * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
  */
-export function createNotifier(sql: Sql, o: { listenClient: () => Sql; probeMs?: number }) {
+export interface NotifierOptions {
+  listenClient: () => Sql;
+  probeMs?: number;
+  /** Another channel heard on the same LISTEN connection (finishedWaits), re-subscribed with it. */
+  also?: { channel: string; onMessage: (payload: string) => void };
+}
+
+export function createNotifier(sql: Sql, o: NotifierOptions) {
   const local = createLocalWaiters();
   const { waiters } = local;
   /** Per payload: the announcement and how many jobs to send to the other processes. */

@@ -11,6 +11,7 @@ import type { CappedQueues } from "./queues/capped.js";
 // write the settings row.
 
 export interface QueueOverview {
+  tenant: string;
   queue: string;
   counts: Record<JobStatus, number>;
   oldestQueuedAgeSeconds: number | null;
@@ -20,26 +21,35 @@ export interface QueueOverview {
 export function createQueueService(deps: { jobs: JobsRepository; queues: QueuesRepository; capped: CappedQueues; notifier: Notifier }) {
   const { queues, capped, notifier } = deps;
 
-  /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait. */
+  /**
+   * Per (tenant, queue): job counts by status, the age of the oldest claimable job, and why
+   * queued jobs wait. A platform key sees two tenants' same-named queues apart, never summed.
+   */
   async function overview(scope: TenantScope): Promise<QueueOverview[]> {
     const [rows, oldest] = await Promise.all([deps.jobs.countByQueue(scope), deps.jobs.oldestClaimableByQueue(scope)]);
-    const age = new Map(oldest.map((o) => [o.queue, Math.max(0, o.age)]));
+    const key = (r: { tenant: string; queue: string }) => JSON.stringify([r.tenant, r.queue]);
+    const age = new Map(oldest.map((o) => [key(o), Math.max(0, o.age)]));
     const byQueue = new Map<string, QueueOverview>();
     for (const r of rows) {
-      const q = byQueue.get(r.queue) ?? {
+      const q = byQueue.get(key(r)) ?? {
+        tenant: r.tenant,
         queue: r.queue,
         counts: Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>,
-        oldestQueuedAgeSeconds: age.get(r.queue) ?? null,
+        oldestQueuedAgeSeconds: age.get(key(r)) ?? null,
         waitingBecause: [],
       };
       q.counts[r.status] = r.n;
-      byQueue.set(r.queue, q);
+      byQueue.set(key(r), q);
     }
-    const waiting = await queues.waitingBecause(
-      [...byQueue.values()].filter((q) => q.counts.queued > 0).map((q) => q.queue),
-      scope,
+    // Reasons are per tenant's queue: one statement per tenant with queued jobs.
+    const queuedByTenant = new Map<string, string[]>();
+    for (const q of byQueue.values())
+      if (q.counts.queued > 0) queuedByTenant.set(q.tenant, [...(queuedByTenant.get(q.tenant) ?? []), q.queue]);
+    await Promise.all(
+      [...queuedByTenant].map(async ([tenant, names]) => {
+        for (const [queue, reasons] of await queues.waitingBecause(names, tenant)) byQueue.get(key({ tenant, queue }))!.waitingBecause = reasons;
+      }),
     );
-    for (const [queue, reasons] of waiting) byQueue.get(queue)!.waitingBecause = reasons;
     return [...byQueue.values()];
   }
 

@@ -51,6 +51,9 @@ export function jobDto(r: JobRow) {
     // A webhook snapshot taken before the columns existed has neither.
     traceparent: r.traceparent ?? null,
     tracestate: r.tracestate ?? null,
+    // Webhook snapshots taken before these columns existed have neither.
+    tags: r.tags ?? [],
+    progress: r.progress ?? null,
   };
 }
 

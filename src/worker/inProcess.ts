@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { JobRow } from "../repositories/jobs.js";
-import { type JobService, resultRefusal } from "../services/jobs.js";
+import { resultRefusal } from "../services/jobs.js";
 import { jobDto } from "../services/representation.js";
 import { isDataError } from "../db/errors.js";
 
@@ -16,7 +16,8 @@ export const MAX_BATCH = 2000;
 /** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
 export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
 export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
-import { JobTimeoutError, NonRetryableError, type JobContext, type WorkerOptions, type WorkerStats } from "./inProcessTypes.js";
+import { JobTimeoutError, NonRetryableError, type WorkerOptions, type WorkerStats } from "./inProcessTypes.js";
+import { context, RunningJob } from "./runningJob.js";
 import { runTraced } from "../tracing.js";
 
 const errorOf = (e: unknown) => {
@@ -35,71 +36,6 @@ const pause = (ms: number, signal: AbortSignal) =>
     }
     signal.addEventListener("abort", done, { once: true });
   });
-
-/**
- * What the worker keeps for a running job. One object per job, with no closures or timer of
- * its own: a busy worker runs thousands of jobs a second, and per-job closures and timers
- * were a measurable share of its time. Handlers never see it (see `context`).
- */
-class RunningJob {
-  leaseLost = false;
-  /** Date.now() time of the attempt's deadline, if it has one. */
-  readonly deadlineMs: number;
-  private ac: AbortController | null = null;
-  private abortedBy: Error | null = null;
-
-  constructor(
-    readonly row: JobRow,
-    /** performance.now() time of the next automatic heartbeat: a wall-clock step must not delay it. */
-    public nextBeatAt: number,
-    private readonly beat: (r: RunningJob) => ReturnType<JobService["heartbeat"]>,
-  ) {
-    this.deadlineMs = row.deadlineAt?.getTime() ?? Number.POSITIVE_INFINITY;
-  }
-
-  get timedOut(): boolean {
-    return this.abortedBy instanceof JobTimeoutError;
-  }
-
-  /** Made when the handler first reads it: most handlers never do. */
-  get signal(): AbortSignal {
-    if (!this.ac) {
-      this.ac = new AbortController();
-      if (this.abortedBy) this.ac.abort(this.abortedBy);
-    }
-    return this.ac.signal;
-  }
-
-  abort(reason: Error) {
-    if (this.abortedBy) return;
-    this.abortedBy = reason;
-    this.ac?.abort(reason);
-  }
-
-  async heartbeat(): Promise<void> {
-    if (this.leaseLost) return;
-    const r = await this.beat(this);
-    if (!r.ok && r.error === "timeout") this.abort(new JobTimeoutError(this.row.id));
-    else if (!r.ok) {
-      this.leaseLost = true;
-      this.abort(new Error(`lease lost: ${r.error}`));
-    } else if (r.value.cancelRequested) this.abort(new Error("cancel requested"));
-  }
-}
-
-/**
- * The handler's context: a plain object whose own properties are `signal` (a getter, so the
- * AbortController is made only when read) and `heartbeat`, so handlers may destructure it,
- * spread it into their own, freeze it or log it without reaching the worker's state.
- */
-const context = (r: RunningJob): JobContext => ({
-  get signal() {
-    return r.signal;
-  },
-  // bind, not an arrow: tsx names every arrow in an object literal with an Object.defineProperty
-  // call (esbuild's keepNames), per job, which cost a worker 2 µs per job.
-  heartbeat: r.heartbeat.bind(r),
-});
 
 /**
  * In-process handlers over the same service layer as HTTP process-next.
@@ -241,7 +177,7 @@ export function createWorker(o: WorkerOptions) {
       ticker = null;
     }
   };
-  const beat = (r: RunningJob) => jobs.heartbeat(r.row.id, scope, r.row.leaseToken!, leaseSeconds);
+  const beat = (r: RunningJob, progress?: object) => jobs.heartbeat(r.row.id, scope, r.row.leaseToken!, leaseSeconds, progress);
 
   /** The job's outcome is recorded, or given up on: its heartbeats end and its slot is free. */
   const settle = (r: RunningJob) => {

@@ -15,6 +15,12 @@ export interface JobContext {
   signal: AbortSignal;
   /** Extends the lease now (it is also extended every third of the lease automatically). */
   heartbeat: () => Promise<void>;
+  /**
+   * Reports progress (percent 0..100, message ≤ 1 KiB, data ≤ 16 KiB of JSON; a TypeError
+   * otherwise). Sent with the next heartbeat, brought forward to within about a second; only
+   * the latest report is kept, so calling it per item is cheap.
+   */
+  progress: (p: { percent?: number; message?: string; data?: unknown }) => void;
 }
 
 export type JobHandler = (job: JobDto, ctx: JobContext) => Promise<unknown>;

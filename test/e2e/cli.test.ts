@@ -65,6 +65,32 @@ describe("jobline CLI", () => {
     await expect(cli(["jobs", "get", "00000000-0000-4000-8000-000000000000"])).rejects.toMatchObject({ code: 1 });
   });
 
+  it("jobs list, retry and delete by id or by filters (bulk)", async () => {
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${env.JOBLINE_URL}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }).then((r) => r.json() as Promise<{ id: string }>);
+    const ids: string[] = [];
+    for (const tags of [["cli-t"], ["cli-t"], ["other"]]) ids.push((await api("POST", "/v1/jobs", { queue: "cliops", kind: "k", tags })).id);
+    for (const id of ids) await api("POST", `/v1/jobs/${id}/cancel`, {});
+    const list = async (...args: string[]) =>
+      (JSON.parse((await cli(["jobs", "list", ...args])).stdout) as { items: { id: string }[] }).items.map((j) => j.id);
+    expect(await list("--status", "cancelled", "--queue", "cliops", "--tag", "cli-t")).toEqual([ids[1], ids[0]]);
+    const bulk = JSON.parse((await cli(["jobs", "retry", "--status", "cancelled", "--tag", "cli-t"])).stdout);
+    expect(bulk).toEqual({ matched: 2, changed: 2, skipped: 0 });
+    expect(await list("--status", "queued", "--queue", "cliops")).toEqual([ids[1], ids[0]]);
+    const one = JSON.parse((await cli(["jobs", "retry", ids[2]!])).stdout) as { status: string };
+    expect(one.status).toBe("queued");
+    await api("POST", `/v1/jobs/${ids[2]}/cancel`, {});
+    await cli(["jobs", "delete", ids[2]!]);
+    expect(await list("--queue", "cliops", "--tag", "other")).toEqual([]);
+    // Neither an id nor a filter: refused, nothing touched.
+    await expect(cli(["jobs", "delete"])).rejects.toMatchObject({ code: 2 });
+    await expect(cli(["jobs", "retry", ids[0]!, "--tag", "x"])).rejects.toMatchObject({ code: 2 });
+  }, 120_000);
+
   it("creates, lists, pauses, resumes and deletes a schedule", async () => {
     const created = JSON.parse(
       (await cli(["schedules", "create", "--name", "nightly", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin", "--queue", "cliq", "--kind", "report", "--payload", '{"a":1}', "--overlap", "skip"])).stdout,

@@ -200,6 +200,51 @@ describe("runHttpWorker", () => {
     }
   });
 
+  it("handlers that end together go out in one wide poll carrying all their completions", async () => {
+    const ids = [];
+    for (let i = 0; i < 12; i++) ids.push((await submit("wide", "gated", { payload: { i } })).id);
+    const gate = deferred();
+    let started = 0;
+    const w = startWorker("wide", { gated: async () => { started++; await gate.promise; return null; } }, { concurrency: 12 });
+    await until("all 12 running", async () => (started === 12 ? true : undefined));
+    gate.resolve();
+    await until("all 12 succeeded", async () => ((await listJobs("wide", "succeeded")).length === 12 ? true : undefined));
+    // The poll that carried them long-polls (1 s) for more; stopping before its answer would send them again alone.
+    const carrying = w.rec.calls.filter((c) => c.path === "/v1/process-next" && Array.isArray(c.body?.complete));
+    await until("the carrying poll answered", async () => (carrying.every((c) => c.outcome === 200) ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 12, succeeded: 12, failed: 0, abandoned: 0 });
+    // The twelve slots freed in one turn: the next poll asks for twelve jobs and carries every
+    // completion; none is sent on its own or in a batch of its own.
+    expect(carrying.length).toBe(1);
+    expect((carrying[0]!.body!.complete as Array<{ id: string }>).map((a) => a.id).sort()).toEqual([...ids].sort());
+    expect(carrying[0]!.body!.max).toBe(12);
+    expect(w.rec.calls.filter((c) => c.path.endsWith("/complete"))).toEqual([]);
+  });
+
+  it("completions that end while a long poll is out are sent without waiting for it", async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await submit("flush", "gated", { payload: { i } })).id);
+    const gate = deferred();
+    let started = 0;
+    // Four slots, three jobs: the loop long-polls (10 s) for the fourth while the three run.
+    const w = startWorker("flush", { gated: async () => { started++; await gate.promise; return null; } }, { concurrency: 4, waitMs: 10_000 });
+    await until("all 3 running", async () => (started === 3 ? true : undefined));
+    await until("the long poll is out", async () =>
+      w.rec.calls.filter((c) => c.path === "/v1/process-next" && c.outcome === "pending").length === 1 ? true : undefined,
+    );
+    const t0 = Date.now();
+    gate.resolve();
+    await until("all 3 succeeded", async () => ((await listJobs("flush", "succeeded")).length === 3 ? true : undefined));
+    // Well before the 10 s poll returns: one batch complete took all three.
+    expect(Date.now() - t0).toBeLessThan(8_000);
+    const batches = w.rec.calls.filter((c) => c.path === "/v1/jobs/complete");
+    expect(batches.length).toBe(1);
+    expect((batches[0]!.body!.items as Array<{ id: string }>).map((a) => a.id).sort()).toEqual([...ids].sort());
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 3, succeeded: 3, failed: 0, abandoned: 0 });
+  });
+
   it("leaves no listeners piling up on the worker's stop signal, poll after poll", async () => {
     for (let i = 0; i < 40; i++) await submit("quiet", "noop");
     const w = startWorker("quiet", { noop: () => null }, { concurrency: 1 });

@@ -31,7 +31,7 @@ beforeAll(async () => {
       if (query.includes("completed_items")) last = { query, params: params as unknown[] };
       if (query.includes("claimable AS (")) lastClaim = { query, params: params as unknown[] };
       if (query.includes("ORDER BY run_at, id")) lastPromotion = { query, params: params as unknown[] };
-      if (query.includes(") due GROUP BY queue")) lastOldest = { query, params: params as unknown[] };
+      if (query.includes(") due GROUP BY tenant, queue")) lastOldest = { query, params: params as unknown[] };
       if (query.includes("SET fair_tag = t.tag")) lastRetag = { query, params: params as unknown[] };
       if (query.includes("verdict AS (")) lastClaimById = { query, params: params as unknown[] };
     },

@@ -197,7 +197,7 @@ describe("createWorker", () => {
     await until("the explicit heartbeat to extend the lease", async () =>
       claimedLease.at > 0 && (await job(j.id)).leaseExpiresAt!.getTime() > claimedLease.at ? true : undefined,
     );
-    expect(seen).toEqual({ keys: ["heartbeat", "signal"], logged: '{"signal":{}}' });
+    expect(seen).toEqual({ keys: ["heartbeat", "progress", "signal"], logged: '{"signal":{}}' });
     const c = await setup.env.c.services.jobs.cancel(j.id, null);
     expect(c.ok).toBe(true);
     await until("the job to be cancelled", async () => ((await job(j.id)).status === "cancelled" ? true : undefined), 10_000);

@@ -9,6 +9,8 @@ export {
   type JoblineClient,
   JoblineConnectionError,
   type JoblineClientOptions,
+  type JobBulk,
+  type JobBulkResult,
   type JobStatus,
   type JobSubmit,
   type Problem,
@@ -22,6 +24,8 @@ export {
 export {
   JobCancelRequestedError,
   type JobContext,
+  PROGRESS_FLUSH_MS,
+  type Progress,
   type JobHandler,
   JobTimeoutError,
   LeaseLostError,
@@ -33,6 +37,8 @@ export {
 export { type Queue, type QueueSettings, type QueueSettingsPut, queueControls } from "./queues.js";
 export {
   Jobline,
+  type JobListQuery,
+  type JobMethods,
   type JoblineOptions,
   type KindMap,
   logError,

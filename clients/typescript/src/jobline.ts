@@ -2,9 +2,12 @@ import {
   type ClaimedJob,
   createJoblineClient,
   type Job,
+  type JobBulk,
+  type JobBulkResult,
   type JoblineClient,
   type JoblineClientOptions,
   type JobSubmit,
+  type paths,
   unwrap,
 } from "./client.js";
 import { type JobContext, type RunHttpWorkerOptions, runHttpWorker, type WorkerStats } from "./worker.js";
@@ -49,6 +52,30 @@ export interface JoblineOptions extends JoblineClientOptions {
   onError?: (error: unknown, job?: ClaimedJob) => void;
 }
 
+/** GET /v1/jobs's filters: queue, status, kind, batchId, tag, createdAfter, createdBefore, limit, cursor. */
+export type JobListQuery = NonNullable<paths["/v1/jobs"]["get"]["parameters"]["query"]>;
+
+/** Operator actions on jobs (DESIGN.md "Operator control and visibility"); each throws JoblineApiError on a non-2xx answer. */
+export interface JobMethods<K extends KindMap> {
+  /** failed | cancelled → queued, attempts reset (409 `not_retryable` otherwise). */
+  retry(id: string): Promise<TypedJob<K>>;
+  /** A finished job (409 `not_finished` otherwise). */
+  delete(id: string): Promise<void>;
+  /** cancel | retry | delete many, by `ids` or a `filter`: `{ matched, changed, skipped }`. */
+  bulk(body: JobBulk): Promise<JobBulkResult>;
+  /** One page, newest first; pass `nextCursor` back as `cursor`. */
+  list(query?: JobListQuery): Promise<{ items: Array<TypedJob<K>>; nextCursor: string | null }>;
+  /**
+   * The job once it is finished (succeeded, failed, cancelled), or as it is when `timeoutMs`
+   * (default 30000) has passed. The server holds each request up to 30 s and answers when the
+   * job finishes; longer waits are several such requests, never a polling loop.
+   */
+  wait(id: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<TypedJob<K>>;
+}
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const MAX_WAIT_MS = 30_000;
+
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Logs one line per error: the default onError. */
@@ -63,12 +90,33 @@ export function logError(error: unknown, job?: ClaimedJob): void {
 export class Jobline<K extends KindMap = KindMap> {
   readonly api: JoblineClient;
   readonly onError: (error: unknown, job?: ClaimedJob) => void;
+  readonly jobs: JobMethods<K>;
 
   constructor(options: JoblineOptions) {
     const { onError = logError, ...rest } = options;
     if (!rest.baseUrl) throw new TypeError("Jobline: baseUrl is required (e.g. http://127.0.0.1:8080)");
     this.onError = onError;
     this.api = createJoblineClient({ onRetry: (e) => onError(e), ...rest });
+    const api = this.api;
+    const path = (id: string) => ({ params: { path: { id } } });
+    this.jobs = {
+      retry: async (id) => (await unwrap(api.POST("/v1/jobs/{id}/retry", { ...path(id), body: {} }))) as TypedJob<K>,
+      delete: async (id) => {
+        await unwrap(api.DELETE("/v1/jobs/{id}", path(id)));
+      },
+      bulk: (body) => unwrap(api.POST("/v1/jobs/bulk", { body })),
+      list: async (query = {}) => (await unwrap(api.GET("/v1/jobs", { params: { query } }))) as { items: Array<TypedJob<K>>; nextCursor: string | null },
+      wait: async (id, { timeoutMs = MAX_WAIT_MS, signal } = {}) => {
+        const until = Date.now() + timeoutMs;
+        for (;;) {
+          const waitMs = Math.max(0, Math.min(MAX_WAIT_MS, until - Date.now()));
+          const job = (await unwrap(
+            api.GET("/v1/jobs/{id}", { params: { path: { id }, query: { waitMs } }, ...(signal ? { signal } : {}) }),
+          )) as TypedJob<K>;
+          if (FINISHED.has(job.status) || waitMs === 0 || Date.now() >= until) return job;
+        }
+      },
+    };
   }
 
   /** Submits one job and returns it (a 2xx), or throws JoblineApiError / JoblineConnectionError. */

@@ -83,7 +83,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a job */
+        /** Get a job; with waitMs, once it is finished or the wait ends */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -274,7 +274,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
+        /** Per queue of each tenant: job counts by status, the age of the oldest claimable job, and why queued jobs wait */
         get: operations["listQueues"];
         put?: never;
         post?: never;
@@ -593,6 +593,12 @@ export interface components {
             prefix: string;
             createdAt: string;
         };
+        /** @description Stored on the job (GET shows it with the time it arrived); message ≤ 1 KiB, data ≤ 16 KiB of JSON */
+        ProgressInputInput: {
+            percent?: number;
+            message?: string;
+            data?: unknown;
+        };
         JobSubmitInput: {
             queue: string;
             kind: string;
@@ -625,6 +631,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -694,6 +702,14 @@ export interface components {
             /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
             traceparent: string | null;
             tracestate: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
         };
         ClaimedJobInput: {
             /** Format: uuid */
@@ -756,6 +772,14 @@ export interface components {
             /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
             traceparent: string | null;
             tracestate: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -791,6 +815,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         /** @description Jobs of the batch per status */
         BatchCountsInput: {
@@ -834,6 +860,7 @@ export interface components {
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
+                tag?: string;
                 /** Format: date-time */
                 createdAfter?: string;
                 /** Format: date-time */
@@ -912,6 +939,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         ScheduleCreateInput: {
             name: string;
@@ -1027,6 +1056,8 @@ export interface components {
         QueueListInput: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;
@@ -1087,6 +1118,12 @@ export interface components {
             prefix: string;
             createdAt: string;
         };
+        /** @description Stored on the job (GET shows it with the time it arrived); message ≤ 1 KiB, data ≤ 16 KiB of JSON */
+        ProgressInput: {
+            percent?: number;
+            message?: string;
+            data?: unknown;
+        };
         JobSubmit: {
             queue: string;
             kind: string;
@@ -1119,6 +1156,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
             /** @description While a job of this tenant and queue with this key is queued or running, return it instead (200, Jobline-Deduplicated: true) */
             dedupe?: {
                 key: string;
@@ -1188,6 +1227,14 @@ export interface components {
             /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
             traceparent: string | null;
             tracestate: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
         };
         ClaimedJob: {
             /** Format: uuid */
@@ -1250,6 +1297,14 @@ export interface components {
             /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
             traceparent: string | null;
             tracestate: string | null;
+            tags: string[];
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
             /** Format: uuid */
             leaseToken: string;
         };
@@ -1285,6 +1340,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         /** @description Jobs of the batch per status */
         BatchCounts: {
@@ -1328,6 +1385,7 @@ export interface components {
                 kind?: string;
                 /** Format: uuid */
                 batchId?: string;
+                tag?: string;
                 /** Format: date-time */
                 createdAfter?: string;
                 /** Format: date-time */
@@ -1406,6 +1464,8 @@ export interface components {
             traceparent?: string;
             /** @description W3C tracestate accompanying traceparent */
             tracestate?: string;
+            /** @description Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them */
+            tags?: string[];
         };
         ScheduleCreate: {
             name: string;
@@ -1521,6 +1581,8 @@ export interface components {
         QueueList: {
             items: {
                 queue: string;
+                /** @description A platform key sees each tenant's queue of the same name as its own item */
+                tenant: string;
                 counts: {
                     queued: number;
                     running: number;
@@ -1672,6 +1734,11 @@ export interface operations {
                 status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "waiting";
                 kind?: string;
                 batchId?: string;
+                tag?: string;
+                /** @description Only jobs created after this instant */
+                createdAfter?: string;
+                /** @description Only jobs created before this instant */
+                createdBefore?: string;
                 limit?: number;
                 cursor?: string;
             };
@@ -1828,7 +1895,10 @@ export interface operations {
     };
     getJob: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then */
+                waitMs?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -2174,6 +2244,7 @@ export interface operations {
                     /** Format: uuid */
                     leaseToken: string;
                     leaseSeconds?: number;
+                    progress?: components["schemas"]["ProgressInputInput"];
                 };
             };
         };

@@ -17,6 +17,32 @@ export interface JobContext {
   workerId: string;
   /** Extends the lease now (heartbeats already run every third of the lease). */
   heartbeat: () => Promise<void>;
+  /**
+   * Reports progress: sent with the next heartbeat, which is brought forward to within about a
+   * second (PROGRESS_FLUSH_MS) of the report; only the latest report is kept, so calling it per
+   * item is cheap. Throws a TypeError beyond the limits (percent 0..100, message ≤ 1 KiB, data
+   * ≤ 16 KiB of JSON).
+   */
+  progress: (p: Progress) => void;
+}
+
+export interface Progress {
+  percent?: number;
+  message?: string;
+  data?: unknown;
+}
+
+/** A heartbeat carrying progress goes out at most this long after the report, and at most once per this. */
+export const PROGRESS_FLUSH_MS = 1000;
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
+function checkProgress(p: Progress): void {
+  if (p.percent !== undefined && !(typeof p.percent === "number" && p.percent >= 0 && p.percent <= 100))
+    throw new TypeError("progress.percent must be a number from 0 to 100");
+  if (p.message !== undefined && (typeof p.message !== "string" || utf8Bytes(p.message) > 1024))
+    throw new TypeError("progress.message must be a string of at most 1 KiB");
+  if (p.data !== undefined && utf8Bytes(JSON.stringify(p.data) ?? "null") > 16 * 1024)
+    throw new TypeError("progress.data exceeds 16 KiB of JSON");
 }
 
 export type JobHandler = (job: ClaimedJob, ctx: JobContext) => unknown;
@@ -104,6 +130,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/** How long a finished job's completion waits for a poll to carry it before it is sent on its own. */
+const ACK_FLUSH_MS = 20;
 const MAX_MESSAGE = 10_000;
 const MAX_CODE = 200;
 
@@ -138,8 +166,10 @@ const isFatal = (status: number) => status === 400 || status === 401 || status =
  * for as many jobs as there are free slots, runs each with its kind's handler, heartbeats
  * every third of the lease, and reports `complete` (the handler's return value is the
  * result) or `fail` (the thrown error's `message`/`code`; `retryable = false` fails it for
- * good). A completion that finishes while the worker waits for a free slot rides the next
- * poll (`complete`), which is about to be sent anyway: one request per job instead of two.
+ * good). Completions ride the next poll (`complete`): when every slot is busy, the jobs that
+ * end together free their slots and go out in one poll asking for that many jobs (up to 100).
+ * Completions that end while a poll is out (it may long-poll) go after 20 ms in one
+ * POST /v1/jobs/complete (a single one to its own route).
  * Resolves when `signal` aborts and every in-flight handler has finished; rejects (after
  * draining) when the server refuses the worker's requests (400/401/403).
  */
@@ -211,6 +241,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     /** False once the lease is lost, or unconfirmed for a whole lease by this process's clock. */
     mayHold: () => boolean;
     beat: () => Promise<void>;
+    progress: (p: Progress) => void;
     /** Ends the heartbeats: the job's outcome is recorded, or it is no longer ours. */
     release: () => Promise<void>;
   }
@@ -220,13 +251,27 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const ctl = new AbortController();
     let lost: LeaseLostError | null = null;
     let confirmedAt = Date.now();
+    let pending: Progress | undefined;
+    let lastSent = Date.now();
+    const postHeartbeat = (progress: Progress | undefined) =>
+      api.POST("/v1/jobs/{id}/heartbeat", {
+        params: { path: { id: job.id } },
+        body: { leaseToken: job.leaseToken, leaseSeconds, ...(progress ? { progress } : {}) },
+      });
     const beat = async () => {
       if (lost) return;
       const sent = Date.now();
-      const r = await api.POST("/v1/jobs/{id}/heartbeat", {
-        params: { path: { id: job.id } },
-        body: { leaseToken: job.leaseToken, leaseSeconds },
-      });
+      const progress = pending;
+      pending = undefined;
+      lastSent = sent;
+      let r: Awaited<ReturnType<typeof postHeartbeat>>;
+      try {
+        r = await postHeartbeat(progress);
+      } catch (e) {
+        // Not sent: the next beat carries it, unless a newer report came meanwhile.
+        pending ??= progress;
+        throw e;
+      }
       if (r.data) {
         confirmedAt = sent;
       } else if (r.response.status === 409 && (r.error as { code?: unknown } | undefined)?.code === "timeout") {
@@ -251,13 +296,19 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     const deadline = job.deadlineAt ? setTimeout(timeUp, Math.max(0, Date.parse(job.deadlineAt) - Date.now())) : null;
     let beating: Promise<void> = Promise.resolve();
     let released = false;
+    let dueAt = 0;
+    // A pending report brings the next beat forward to PROGRESS_FLUSH_MS after the last one.
+    const delay = () => (pending ? Math.max(0, lastSent + PROGRESS_FLUSH_MS - Date.now()) : (leaseSeconds * 1000) / 3);
     const schedule = () => {
       if (released || lost) return;
+      const ms = delay();
+      dueAt = Date.now() + ms;
       timer = setTimeout(() => {
+        timer = null;
         beating = beat()
           .catch((e: unknown) => onError(e, job))
           .finally(schedule);
-      }, (leaseSeconds * 1000) / 3);
+      }, ms);
     };
     schedule();
     return {
@@ -265,6 +316,16 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       lost: () => lost,
       mayHold: () => lost === null && Date.now() < confirmedAt + leaseSeconds * 1000,
       beat,
+      progress: (p) => {
+        checkProgress(p);
+        if (released || lost) return;
+        pending = { ...p };
+        // A beat in flight schedules the next one itself (delay() sees the report).
+        if (timer && dueAt > Date.now() + delay()) {
+          clearTimeout(timer);
+          schedule();
+        }
+      },
       release: async () => {
         released = true;
         if (timer) clearTimeout(timer);
@@ -282,7 +343,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     try {
       const handler = typeof handlers === "function" ? handlers : handlers[job.kind];
       if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
-      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat };
+      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat, progress: lease.progress };
       outcome = { ok: true, result: await handler(job, ctx) };
     } catch (error) {
       outcome = { ok: false, error };
@@ -297,13 +358,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
     // Stopped at its deadline: reported as the timeout it is, whatever the handler threw.
     if (!outcome.ok) return failJob(job, lease, lease.signal.reason instanceof JobTimeoutError ? lease.signal.reason : outcome.error);
-    const ack = { job, lease, result: outcome.result };
-    if (waitingForSlot) {
-      // The poll loop sends its next poll as soon as this slot frees: the completion goes with it.
-      acks.push(ack);
-      return;
-    }
-    await completeDirect(ack);
+    // The completion waits for the next poll (sent as soon as a slot frees, with every outcome
+    // finished by then); while a poll is out, a flush after ACK_FLUSH_MS sends what it did not take.
+    acks.push({ job, lease, result: outcome.result });
+    if (!pollComing) armFlush();
   }
 
   const completeBody = (job: ClaimedJob, result: unknown) =>
@@ -365,6 +423,36 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const sendDirect = (items: Ack[]) => {
     for (const a of items) track(a.job, completeDirect(a));
   };
+  /** Acts on per-item answers (a poll's `completed`, or POST /v1/jobs/complete's `items`); an item left unanswered is sent again alone. */
+  const settle = (carried: Ack[], answers: ReadonlyArray<{ id: string; status: number; problem?: unknown }>) => {
+    for (const [i, a] of carried.entries()) {
+      const answer = answers[i];
+      if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
+      else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
+    }
+  };
+  /** Completions no poll is about to carry: one request for all of them (a single one goes to its own route). */
+  let flushTimer: ReturnType<typeof setTimeout> | null = null;
+  const armFlush = () => {
+    flushTimer ??= setTimeout(flush, ACK_FLUSH_MS);
+  };
+  function flush() {
+    flushTimer = null;
+    if (pollComing) return;
+    while (acks.length > 0) {
+      const items = acks.splice(0, 100);
+      if (items.length === 1) {
+        sendDirect(items);
+        continue;
+      }
+      const body = { items: items.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) })) };
+      const p = api.POST("/v1/jobs/complete", { body }).then(
+        (r) => (r.data ? settle(items, r.data.items) : sendDirect(items)),
+        () => sendDirect(items),
+      );
+      track(items[0]!.job, p);
+    }
+  }
 
   const start = (job: ClaimedJob) => {
     stats.claimed++;
@@ -377,12 +465,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     inFlight.add(p);
   };
 
-  let waitingForSlot = false;
+  /** True from the moment the loop waits for a slot until its next poll is sent: finished jobs' completions ride that poll. */
+  let pollComing = false;
   const untilSlotOrStop = () =>
     new Promise<void>((resolve) => {
-      waitingForSlot = true;
+      pollComing = true;
       const done = () => {
-        waitingForSlot = false;
         signal.removeEventListener("abort", done);
         slotFreed = () => {};
         resolve();
@@ -413,12 +501,17 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   let backoff = 0;
   let reached = false;
   while (!signal.aborted && fatal === null) {
-    const free = concurrency - inFlight.size;
-    if (free <= 0) {
+    if (concurrency - inFlight.size <= 0) {
       await untilSlotOrStop();
+      // Handlers that end together (in one turn of the event loop) free their slots together:
+      // one wide poll for all of them, carrying all their completions, instead of one each.
+      await sleep(0);
       continue;
     }
+    const free = concurrency - inFlight.size;
+    pollComing = false;
     const carried = acks.splice(0, 100);
+    if (acks.length > 0) armFlush();
     try {
       const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
       const r = await poll({ queues, ...(kinds ? { kinds } : {}), workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
@@ -426,13 +519,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       if (r.data) {
         backoff = 0;
         for (const job of r.data.jobs) start(job);
-        const answers = r.data.completed ?? [];
-        for (const [i, a] of carried.entries()) {
-          const answer = answers[i];
-          // One answer per item, in order; an item left unanswered is sent again alone.
-          if (!answer || answer.id !== a.job.id || answer.status >= 500) sendDirect([a]);
-          else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
-        }
+        settle(carried, r.data.completed ?? []);
         continue;
       }
       // Applied or not, a completion may be sent again (it is idempotent for its lease token).
@@ -463,6 +550,9 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     await sleep(backoff, signal);
   }
 
+  // The drain below sends what is left itself: no flush timer outlives the worker.
+  pollComing = true;
+  if (flushTimer) clearTimeout(flushTimer);
   while (inFlight.size > 0 || reporting.size > 0 || acks.length > 0) {
     sendDirect(acks.splice(0));
     await Promise.allSettled([...inFlight, ...reporting]);

@@ -4,7 +4,7 @@ import { JOB_STATUSES } from "../../domain/jobs.js";
 import { jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { IdParams, Name, Timestamp, Uuid } from "../schemas/common.js";
+import { IdParams, Name, QueryTimestamp, safeText, Uuid } from "../schemas/common.js";
 import { JobSchema } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 
@@ -20,8 +20,9 @@ const BulkBody = z
         status: z.enum(JOB_STATUSES).optional(),
         kind: Name.optional(),
         batchId: Uuid.optional(),
-        createdAfter: Timestamp.optional(),
-        createdBefore: Timestamp.optional(),
+        tag: safeText(64).optional(),
+        createdAfter: QueryTimestamp.optional(),
+        createdBefore: QueryTimestamp.optional(),
       })
       .optional(),
     limit: z.number().int().min(1).max(10_000).optional(),

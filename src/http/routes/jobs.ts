@@ -2,11 +2,23 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
+import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
-import { IdParams, IfMatchHeaders, JsonValue, LeaseSeconds, Name, parseIfMatch, Uuid, WorkerId } from "../schemas/common.js";
-import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody } from "../schemas/jobs.js";
+import {
+  IdParams,
+  IfMatchHeaders,
+  JsonValue,
+  LeaseSeconds,
+  Name,
+  parseIfMatch,
+  QueryTimestamp,
+  safeText,
+  Uuid,
+  WorkerId,
+} from "../schemas/common.js";
+import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody, ProgressInput } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
@@ -52,10 +64,33 @@ export async function jobRoutes(app: Api, c: Container) {
     "/v1/jobs/:id",
     {
       onRequest: client,
-      schema: { tags, operationId: "getJob", summary: "Get a job", params: IdParams, response: { 200: JobSchema, ...errors(404) } },
+      schema: {
+        tags,
+        operationId: "getJob",
+        summary: "Get a job; with waitMs, once it is finished or the wait ends",
+        params: IdParams,
+        querystring: z.strictObject({
+          waitMs: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(30_000)
+            .optional()
+            .describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
+        }),
+        response: { 200: JobSchema, ...errors(404) },
+      },
     },
     async (req, reply) => {
-      const out = await svc.get(req.params.id, scope(req));
+      const waitMs = req.query.waitMs ?? 0;
+      let out: Awaited<ReturnType<typeof svc.get>>;
+      if (waitMs === 0) out = await svc.get(req.params.id, scope(req));
+      else {
+        // The client went away: stop waiting (the answer would reach nobody).
+        const gone = new Tripwire();
+        reply.raw.once("close", () => gone.trip());
+        out = await svc.getWhenFinished(req.params.id, scope(req), waitMs, gone);
+      }
       if (!out.ok) return fail(reply, out);
       return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
     },
@@ -74,6 +109,9 @@ export async function jobRoutes(app: Api, c: Container) {
           status: z.enum(JOB_STATUSES).optional(),
           kind: Name.optional(),
           batchId: Uuid.optional(),
+          tag: safeText(64).optional(),
+          createdAfter: QueryTimestamp.optional().describe("Only jobs created after this instant"),
+          createdBefore: QueryTimestamp.optional().describe("Only jobs created before this instant"),
           ...PageQuery,
         }),
         response: {
@@ -149,7 +187,7 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "heartbeatJob",
         summary: "Extend the lease; learn whether a cancel was requested",
         params: IdParams,
-        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional() }),
+        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional(), progress: ProgressInput.optional() }),
         response: {
           200: z
             .object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean(), deadlineAt: z.string().nullable() })
@@ -159,7 +197,7 @@ export async function jobRoutes(app: Api, c: Container) {
       },
     },
     async (req, reply) => {
-      const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60);
+      const out = await svc.heartbeat(req.params.id, scope(req), req.body.leaseToken, req.body.leaseSeconds ?? 60, req.body.progress);
       if (!out.ok) return fail(reply, out);
       return {
         leaseExpiresAt: out.value.leaseExpiresAt!.toISOString(),

@@ -34,12 +34,18 @@ export async function queueRoutes(app: Api, c: Container) {
       schema: {
         tags: ["queues"],
         operationId: "listQueues",
-        summary: "Per queue: job counts by status, the age of the oldest claimable job, and why queued jobs wait",
+        summary: "Per queue of each tenant: job counts by status, the age of the oldest claimable job, and why queued jobs wait",
         response: {
           200: z
             .object({
               items: z.array(
-                z.object({ queue: z.string(), counts: JobCounts, oldestQueuedAgeSeconds: z.number().nullable(), waitingBecause: WaitingBecause }),
+                z.object({
+                  queue: z.string(),
+                  tenant: z.string().describe("A platform key sees each tenant's queue of the same name as its own item"),
+                  counts: JobCounts,
+                  oldestQueuedAgeSeconds: z.number().nullable(),
+                  waitingBecause: WaitingBecause,
+                }),
               ),
             })
             .meta({ id: "QueueList" }),

@@ -38,6 +38,11 @@ export const IdParams = z.strictObject({ id: Uuid });
 
 /** ISO 8601 instants in responses, documented as format: date-time. */
 export const Timestamp = z.iso.datetime({ offset: true });
+/** A timestamp a query compares with (createdAfter/Before): within the years PostgreSQL and jobline write. */
+export const QueryTimestamp = Timestamp.refine((s) => {
+  const t = Date.parse(s);
+  return t >= Date.parse("1970-01-01T00:00:00Z") && t <= Date.parse("9999-12-31T23:59:59.999Z");
+}, "must be between 1970-01-01 and 9999-12-31 (UTC)");
 
 export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optional() });
 

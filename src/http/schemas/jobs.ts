@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { normaliseTraceparent } from "../../domain/traceContext.js";
+import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progress.js";
 import { JsonValue, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl } from "./common.js";
 
 const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
@@ -52,7 +53,26 @@ export const JobSubmitFields = {
     .regex(/^[\x20-\x7e]*$/)
     .optional()
     .describe("W3C tracestate accompanying traceparent"),
+  tags: z
+    .array(safeText(64))
+    .max(20)
+    .optional()
+    .describe("Up to 20 labels of 1..64 characters; GET /v1/jobs?tag= finds the job by any of them"),
 };
+
+/** Heartbeat progress (DESIGN.md limits): message ≤ 1 KiB, data ≤ 16 KiB of JSON. */
+export const ProgressInput = z
+  .strictObject({
+    percent: z.number().min(0).max(100).optional(),
+    message: z.string().max(MAX_PROGRESS_MESSAGE_BYTES).optional(),
+    data: z.unknown().optional(),
+  })
+  .superRefine((p, ctx) => {
+    const bad = progressProblem(p);
+    if (bad) ctx.addIssue({ code: "custom", message: bad });
+  })
+  .describe("Stored on the job (GET shows it with the time it arrived); message ≤ 1 KiB, data ≤ 16 KiB of JSON")
+  .meta({ id: "ProgressInput" });
 
 /** Submit-only: a batch's jobs take no dedupe key. */
 export const Dedupe = z
@@ -113,6 +133,11 @@ export const JobSchema = z
     pendingDependencies: z.number().int().optional().describe("Parents not finished yet (waiting jobs)"),
     traceparent: z.string().nullable().describe("W3C trace context the job carries (docs/tracing.md); workers start their span from it"),
     tracestate: z.string().nullable(),
+    tags: z.array(z.string()),
+    progress: z
+      .object({ percent: z.number().optional(), message: z.string().optional(), data: z.unknown().optional(), at: z.string() })
+      .nullable()
+      .describe("The latest progress the lease holder sent with a heartbeat"),
   })
   .meta({ id: "Job" });
 

@@ -32,13 +32,13 @@ export async function insert(j: NewJob, q: Queryable): Promise<JobRow | null> {
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id,
                           schedule_id, scheduled_for, timeout_seconds, expires_at, status, pending_dependencies, depends_on,
-                          traceparent, tracestate)
+                          traceparent, tracestate, tags)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, ${j.batchId},
                ${j.schedule?.id ?? null}, ${j.schedule?.tick ?? null}, ${j.timeoutSeconds ?? null}::int, ${j.expiresAt ?? null}::timestamptz,
                ${waitingOf(j)}::job_status, ${parentCount(j)}::int, ${j.dependsOn ? JSON.stringify(j.dependsOn) : null}::text::jsonb,
-               ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text
+               ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text, ${j.tags ?? []}::text[]
         FROM g
         ${
           j.schedule
@@ -62,11 +62,12 @@ export async function insertDeduped(j: NewJob & { dedupeKey: string }, replace: 
         WITH ${tagOf(j, q)}
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, idempotency_key, request_hash, batch_id, timeout_seconds, expires_at, dedupe_key,
-                          traceparent, tracestate)
+                          traceparent, tracestate, tags)
         SELECT ${j.id ?? uuidv7(Date.now())}::uuid, ${j.tenant}, ${j.queue}, ${j.kind}, ${JSON.stringify(j.payload)}::text::jsonb, ${j.priority},
                ${j.groupKey}, g.last_tag, coalesce(${j.runAt}::timestamptz, now()), ${j.maxAttempts},
                ${j.webhookUrl}, ${j.idempotencyKey}, ${j.requestHash}, NULL, ${j.timeoutSeconds ?? null}::int,
-               ${j.expiresAt ?? null}::timestamptz, ${j.dedupeKey}, ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text
+               ${j.expiresAt ?? null}::timestamptz, ${j.dedupeKey}, ${j.traceparent ?? null}::text, ${j.tracestate ?? null}::text,
+               ${j.tags ?? []}::text[]
         FROM g
         ON CONFLICT (tenant, queue, dedupe_key) WHERE status IN ('queued','running') AND dedupe_key IS NOT NULL
         DO UPDATE SET
@@ -99,10 +100,12 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
   return q<JobRow[]>`
         INSERT INTO jobs (id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at,
                           max_attempts, webhook_url, batch_id, timeout_seconds, expires_at, status, pending_dependencies, depends_on,
-                          traceparent, tracestate)
+                          traceparent, tracestate, tags)
         SELECT t.id, t.tenant, t.queue, t.kind, t.payload, t.priority, t.group_key, t.fair_tag,
                coalesce(t.run_at, now()), t.max_attempts, t.webhook_url, t.batch_id, t.timeout_seconds, t.expires_at,
-               t.status, t.pending, t.depends_on, t.traceparent, t.tracestate
+               t.status, t.pending, t.depends_on, t.traceparent, t.tracestate,
+               -- Arrays of unequal length cannot be one text[][]: each job's tags travel as a jsonb array.
+               ARRAY(SELECT jsonb_array_elements_text(t.tags))
         FROM unnest(
           ${col((j) => j.id ?? uuidv7(now))}::uuid[],
           ${col((j) => j.tenant)}::text[], ${col((j) => j.queue)}::text[], ${col((j) => j.kind)}::text[],
@@ -112,8 +115,9 @@ export async function insertMany(jobs: NewJob[], q: Queryable): Promise<JobRow[]
           ${col((j) => j.timeoutSeconds ?? null)}::int[], ${col((j) => j.expiresAt?.toISOString() ?? null)}::timestamptz[],
           ${col(waitingOf)}::job_status[], ${col(parentCount)}::int[],
           ${col((j) => (j.dependsOn ? JSON.stringify(j.dependsOn) : null))}::text[]::jsonb[],
-          ${col((j) => j.traceparent ?? null)}::text[], ${col((j) => j.tracestate ?? null)}::text[]
+          ${col((j) => j.traceparent ?? null)}::text[], ${col((j) => j.tracestate ?? null)}::text[],
+          ${col((j) => JSON.stringify(j.tags ?? []))}::text[]::jsonb[]
         ) AS t(id, tenant, queue, kind, payload, priority, group_key, fair_tag, run_at, max_attempts, webhook_url, batch_id,
-               timeout_seconds, expires_at, status, pending, depends_on, traceparent, tracestate)
+               timeout_seconds, expires_at, status, pending, depends_on, traceparent, tracestate, tags)
         RETURNING *`;
 }

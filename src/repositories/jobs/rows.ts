@@ -43,6 +43,16 @@ export interface JobRow {
   /** W3C trace context of the submit (null: none). */
   traceparent: string | null;
   tracestate: string | null;
+  progress: JobProgress | null;
+  tags: string[];
+}
+
+/** What the lease holder last reported with a heartbeat; `at` is the database's time of it. */
+export interface JobProgress {
+  percent?: number;
+  message?: string;
+  data?: unknown;
+  at: string;
 }
 
 /** One failed attempt in a job's error history. */
@@ -74,6 +84,7 @@ export interface NewJob {
   batchId: string | null;
   timeoutSeconds?: number | null;
   expiresAt?: Date | null;
+  tags?: string[];
   /** A job of an open batch: not claimable, so no tag, until the batch is sealed. */
   untilSealed?: boolean;
   /** dependsOn: inserted `waiting` (held tag: released jobs are tagged by the promotion), counting every parent. */

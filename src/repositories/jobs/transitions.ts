@@ -56,10 +56,21 @@ export async function requestCancelIfRunning(ids: string[], tenant: string | nul
 /**
  * running → running with a later lease expiry (never past the attempt's deadline), fenced by
  * the lease token; refused once the deadline has passed, even before the reaper ends the attempt.
+ * `progress` (already validated) replaces the stored one in the same statement, so only the
+ * lease holder can write it.
  */
-export async function heartbeatIfLeased(id: string, leaseToken: string, leaseSeconds: number, tenant: string | null, q: Queryable) {
+export async function heartbeatIfLeased(
+  id: string,
+  leaseToken: string,
+  leaseSeconds: number,
+  tenant: string | null,
+  q: Queryable,
+  progress?: object,
+) {
+  const p = progress === undefined ? null : JSON.stringify(progress);
   const rows = await q<JobRow[]>`
         UPDATE jobs SET lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), deadline_at),
+               progress = coalesce(${p}::text::jsonb || jsonb_build_object('at', now()), progress),
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
           AND (deadline_at IS NULL OR deadline_at > now())

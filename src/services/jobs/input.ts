@@ -20,6 +20,7 @@ export interface SubmitInput {
   timeoutSeconds?: number | undefined;
   expiresAt?: string | undefined;
   ttlSeconds?: number | undefined;
+  tags?: string[] | undefined;
   dedupe?: { key: string; replace?: boolean | undefined } | undefined;
   dependsOn?: { jobs?: string[] | undefined; batches?: string[] | undefined } | undefined;
   /** W3C trace context (validated by the HTTP schema, or taken from the headers). */
@@ -65,6 +66,7 @@ export function toNewJob(tenant: string, i: SubmitInput, extra: Partial<NewJob> 
     webhookUrl: i.webhookUrl ?? null,
     timeoutSeconds: i.timeoutSeconds ?? null,
     expiresAt: expiryOf(i),
+    tags: i.tags ? [...new Set(i.tags)] : [],
     idempotencyKey: null,
     requestHash: null,
     batchId: null,

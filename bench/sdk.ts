@@ -1,0 +1,86 @@
+// The TypeScript SDK's own runHttpWorker as a bench row: 16 workers against one API process.
+import { setMaxListeners } from "node:events";
+import postgres from "postgres";
+import { runHttpWorker } from "../clients/typescript/src/index.js";
+import { type ApiProcess, seedJobs, startApi } from "./jobline.js";
+import { withTimeout } from "./lib.js";
+
+/** Drains `jobs` seeded no-op jobs with 16 runHttpWorker loops; jobs/s from the first handler call until all succeeded in the database. */
+async function drainWithSdk(api: ApiProcess, url: string, o: { jobs: number; concurrency: number; before?: number }) {
+  const stop = new AbortController();
+  // Each worker keeps up to two listeners on the stop signal they share (its wait for a slot, its poll's).
+  setMaxListeners(64, stop.signal);
+  let first = 0;
+  let handled = 0;
+  const errors: string[] = [];
+  const workers = Array.from({ length: 16 }, (_, i) =>
+    runHttpWorker({
+      baseUrl: api.url,
+      apiKey: api.key,
+      queues: ["bench"],
+      handlers: {
+        noop: () => {
+          first ||= performance.now();
+          handled++;
+        },
+      },
+      concurrency: o.concurrency,
+      waitMs: 1000,
+      signal: stop.signal,
+      workerId: `sdk-${i}`,
+      onError: (e) => {
+        if (errors.length < 3) errors.push(String(e));
+      },
+    }),
+  );
+  const db = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await withTimeout(
+      (async () => {
+        for (;;) {
+          const [r] = await db<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE status = 'succeeded'`;
+          if (r!.n >= (o.before ?? 0) + o.jobs) return;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+      300_000,
+      "sdk worker",
+    );
+    const ms = performance.now() - first;
+    stop.abort();
+    await Promise.all(workers);
+    // Exactly once by the database (each job succeeded at its first attempt) and by the handlers.
+    // Not by the workers' stats: a stop can cut a poll whose completions committed, and their
+    // replay then counts as abandoned (see docs/performance.md).
+    const [r] = await db<{ ok: number }[]>`SELECT count(*) FILTER (WHERE status = 'succeeded' AND attempts = 1)::int AS ok FROM jobs`;
+    if (handled !== o.jobs || r!.ok !== (o.before ?? 0) + o.jobs)
+      throw new Error(`ran ${handled} handlers for ${o.jobs} jobs; ${r!.ok} succeeded at their first attempt: ${errors.join(" | ")}`);
+    return (o.jobs / ms) * 1000;
+  } finally {
+    stop.abort();
+    await db.end();
+  }
+}
+
+/** `warmup` jobs first through the same API process, untimed (as joblineHttp does), then the timed `jobs`. */
+export async function sdkWorkerThroughput(
+  url: string,
+  o: { jobs: number; concurrency: number; warmup?: number },
+  onApi?: (a: ApiProcess) => (() => void) | undefined,
+) {
+  const warmup = o.warmup ?? 0;
+  await seedJobs(url, warmup || o.jobs);
+  const api = await startApi(url);
+  try {
+    if (warmup) {
+      await drainWithSdk(api, url, { jobs: warmup, concurrency: o.concurrency });
+      await seedJobs(url, o.jobs);
+    }
+    const onDone = onApi?.(api);
+    const r = await drainWithSdk(api, url, { ...o, before: warmup });
+    onDone?.();
+    return r;
+  } finally {
+    await api.stop();
+  }
+}
