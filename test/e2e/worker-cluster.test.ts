@@ -121,9 +121,13 @@ describe("2 API + 2 worker processes, 2,000 jobs, 16 HTTP pollers", () => {
       const rows = await sql<{ status: string; attempts: number; n: number }[]>`
         SELECT status::text, attempts, count(*)::int AS n FROM jobs GROUP BY 1, 2`;
       expect(rows).toEqual([{ status: "succeeded", attempts: 1, n: JOBS }]);
-      const out = await sql<{ status: string; attempts: number; n: number }[]>`
-        SELECT status::text, attempts, count(*)::int AS n FROM webhook_outbox GROUP BY 1, 2`;
-      expect(out).toEqual([{ status: "delivered", attempts: 1, n: JOBS }]);
+      // The receiver saw each webhook exactly once (above). An attempt that failed before reaching
+      // it (a connect or response timeout on a loaded machine) is retried, so attempts may be > 1.
+      const out = await sql<{ status: string; n: number; retried: number }[]>`
+        SELECT status::text, count(*)::int AS n, count(*) FILTER (WHERE attempts > 1)::int AS retried
+        FROM webhook_outbox GROUP BY 1`;
+      expect(out.map(({ status, n }) => ({ status, n }))).toEqual([{ status: "delivered", n: JOBS }]);
+      if (out[0]!.retried > 0) console.log(`cluster: ${out[0]!.retried} webhook(s) needed a second attempt after a failed one`);
     } finally {
       await sql.end();
     }
