@@ -50,7 +50,8 @@ interface Call {
 /** A fetch that records every call the SDK makes (and can cut the network for some). */
 function recordingFetch() {
   const calls: Call[] = [];
-  const state = { dropHeartbeats: false, offline: false };
+  /** failCompletes: how many complete requests (single or batch) to cut next, as a reset connection would. */
+  const state = { dropHeartbeats: false, offline: false, failCompletes: 0 };
   const fetchFn = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     const text = request.body ? await request.clone().text() : "";
@@ -59,6 +60,11 @@ function recordingFetch() {
     if (state.offline || (state.dropHeartbeats && path.endsWith("/heartbeat"))) {
       call.outcome = "TypeError";
       throw new TypeError("fetch failed (test: network cut)");
+    }
+    if (path.endsWith("/complete") && state.failCompletes > 0) {
+      state.failCompletes--;
+      call.outcome = "TypeError";
+      throw new TypeError("fetch failed (test: connection reset)", { cause: { code: "ECONNRESET" } });
     }
     try {
       const r = await fetch(request);
@@ -185,12 +191,14 @@ describe("runHttpWorker", () => {
     expect(w.errors).toEqual([]);
     // With one slot, every job ends while the loop waits for it, so each completion is carried
     // by exactly one poll. Only one whose poll got no answer (the last one, cut by the stop
-    // while it waited for more jobs) is sent again on its own: it may not have been applied.
+    // while it waited for more jobs) is sent again (in the stop's batch): it may not have been applied.
     const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next" && Array.isArray(c.body?.complete));
     const idsOf = (cs: Call[]) => cs.flatMap((c) => (c.body!.complete as Array<{ id: string }>).map((a) => a.id));
     expect(idsOf(polls).sort()).toEqual([...ids].sort());
     const unanswered = idsOf(polls.filter((c) => c.outcome !== 200));
-    const alone = w.rec.calls.filter((c) => c.path.endsWith("/complete")).map((c) => c.path.split("/")[3]);
+    const alone = w.rec.calls
+      .filter((c) => c.path.endsWith("/complete"))
+      .flatMap((c) => (c.path === "/v1/jobs/complete" ? (c.body!.items as Array<{ id: string }>).map((a) => a.id) : [c.path.split("/")[3]]));
     expect(alone.every((id) => unanswered.includes(id!))).toBe(true);
     expect(alone.length).toBeLessThanOrEqual(1);
     for (const id of ids) {
@@ -524,6 +532,81 @@ describe("runHttpWorker", () => {
     // The cut long poll (waitMs 30 s) must not lease a job to the stopped worker on the server side.
     const after = await submit("stop", "gated");
     await never("a job was leased to the stopped worker's aborted long poll", async () => (await getJob(after.id)).status !== "queued", 1_500);
+  });
+
+  it("a stop that cuts a poll whose completions committed resends them in one batch; stats match the database", async () => {
+    const n = 8;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await submit("cutpoll", "gated")).id);
+    const gate = deferred();
+    let started = 0;
+    const w = startWorker(
+      "cutpoll",
+      { gated: async () => { started++; await gate.promise; return "done"; } },
+      { concurrency: n, waitMs: 30_000, leaseSeconds: 3 },
+    );
+    await until("all running", async () => (started === n ? true : undefined));
+    gate.resolve();
+    // One poll carries the n completions (they commit), then long-polls for more.
+    const carrying = await until("the carrying poll", () =>
+      w.rec.calls.find((c) => c.path === "/v1/process-next" && Array.isArray(c.body?.complete) && (c.body!.complete as unknown[]).length === n),
+    );
+    await until("all succeeded in the database", async () => ((await listJobs("cutpoll", "succeeded")).length === n ? true : undefined));
+    // Their heartbeats (every second) now find the jobs succeeded: 409, so the SDK sees the leases as lost.
+    await until("a 409 heartbeat for each", () => {
+      const lost = new Set(w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 409).map((c) => c.path.split("/")[3]));
+      return ids.every((id) => lost.has(id)) ? true : undefined;
+    });
+    expect(carrying.outcome).toBe("pending");
+    // The stop cuts that poll: its answer never comes. The next two completes meet reset connections (as under load).
+    w.rec.state.failCompletes = 2;
+    w.stop.abort();
+    const stats = await w.run;
+    expect(carrying.outcome).toBe("AbortError");
+    const succeeded = await listJobs("cutpoll", "succeeded");
+    expect(succeeded.length).toBe(n);
+    expect(succeeded.every((j) => j.attempts === 1)).toBe(true);
+    // Every job the database says succeeded is counted so; none abandoned.
+    expect(stats).toEqual({ claimed: n, succeeded: n, failed: 0, abandoned: 0 });
+    // Resent together (one batch, retried), never one by one.
+    const resends = w.rec.calls.filter((c) => c.path.endsWith("/complete"));
+    expect(resends.every((c) => c.path === "/v1/jobs/complete" && (c.body!.items as unknown[]).length === n)).toBe(true);
+    expect(resends.map((c) => c.outcome)).toEqual(["TypeError", "TypeError", 200]);
+  });
+
+  it("stop() resolves within drainTimeoutMs: a handler that never ends and a completion the API cannot take are left to the reaper", async () => {
+    const a = await submit("draintime", "forever");
+    const b = await submit("draintime", "gated");
+    const gate = deferred();
+    let started = 0;
+    const forever = deferred();
+    const w = startWorker(
+      "draintime",
+      {
+        forever: async () => { started++; await forever.promise; return null; },
+        gated: async () => { started++; await gate.promise; return null; },
+      },
+      { concurrency: 2, leaseSeconds: 60, drainTimeoutMs: 1_500 },
+    );
+    await until("both running", async () => (started === 2 ? true : undefined));
+    w.stop.abort();
+    w.rec.state.offline = true;
+    gate.resolve();
+    const t0 = Date.now();
+    const stats = await w.run;
+    // Bounded by the drain timeout (1.5 s), not by the 60 s lease a report would otherwise wait out.
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(stats).toEqual({ claimed: 2, succeeded: 0, failed: 0, abandoned: 2 });
+    expect(w.errors.some((e) => String(e).includes("drain timed out"))).toBe(true);
+    // Heartbeats ended with the drain: none is sent after it (the network is back meanwhile).
+    w.rec.state.offline = false;
+    const sent = w.rec.calls.length;
+    await new Promise((r) => setTimeout(r, 500));
+    forever.resolve();
+    await never("a request after the drain timed out", async () => w.rec.calls.length > sent, 1_500).catch((e: unknown) => {
+      throw new Error(`${String(e)}: ${JSON.stringify(w.rec.calls.slice(sent).map((c) => c.path))}`);
+    });
+    for (const j of [a, b]) expect((await getJob(j.id)).status).toBe("running");
   });
 
   it("rejects (instead of spinning) when the key may not lease jobs", async () => {

@@ -71,6 +71,12 @@ export interface RunHttpWorkerOptions {
    * it) instead of being retried: a wrong URL fails at once. Default false (retry from the start).
    */
   failFast?: boolean;
+  /**
+   * After the stop, how long running handlers and unsent reports get (default 30000). Then the
+   * worker resolves anyway: heartbeats end, and the jobs not yet reported count as `abandoned`
+   * (the reaper requeues them after their lease).
+   */
+  drainTimeoutMs?: number;
 }
 
 export interface WorkerStats {
@@ -132,6 +138,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 /** How long a finished job's completion waits for a poll to carry it before it is sent on its own. */
 const ACK_FLUSH_MS = 20;
+/** Attempts of one drain batch (stop) across connection errors and 5xx answers. */
+const DRAIN_ATTEMPTS = 6;
 const MAX_MESSAGE = 10_000;
 const MAX_CODE = 200;
 
@@ -178,6 +186,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const concurrency = options.concurrency ?? 1;
   const leaseSeconds = options.leaseSeconds ?? 60;
   const waitMs = options.waitMs ?? 10_000;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   const workerId = options.workerId ?? `http-worker-${globalThis.crypto.randomUUID().slice(0, 8)}`;
   const onError = (error: unknown, job?: ClaimedJob) => {
     try {
@@ -190,6 +199,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError("concurrency must be a positive integer");
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 3600) throw new RangeError("leaseSeconds must be 1..3600");
   if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 30_000) throw new RangeError("waitMs must be 0..30000");
+  if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0) throw new RangeError("drainTimeoutMs must be a number >= 0");
   if (queues.length === 0) throw new RangeError("queues must not be empty");
   if (kinds?.length === 0) throw new RangeError("handlers must not be empty");
   let client = options.client;
@@ -203,6 +213,11 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const inFlight = new Set<Promise<void>>();
   let slotFreed: () => void = () => {};
   let fatal: unknown = null;
+  /** Set at the stop: no report retries past it. `closed`: the drain timed out, nothing more is sent. */
+  let drainBy = Number.POSITIVE_INFINITY;
+  let closed = false;
+  const leases = new Set<Lease>();
+  const drainLeft = () => drainBy - Date.now();
 
   /**
    * Retries a report (complete/fail are idempotent for one lease token) across transport errors
@@ -218,7 +233,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   ): Promise<R | null> {
     let last: R | null = null;
     let internal = 0;
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !closed; attempt++) {
       try {
         last = await call();
         const status = last.response.status;
@@ -229,9 +244,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       } catch (e) {
         onError(e, job);
       }
-      if (!lease.mayHold()) return last;
-      await sleep(Math.min(200 * 2 ** attempt, 2_000));
+      if (!lease.mayHold() || closed || drainLeft() <= 0) return last;
+      await sleep(Math.min(200 * 2 ** attempt, 2_000, drainLeft()));
     }
+    return last;
   }
 
   interface Lease {
@@ -311,7 +327,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       }, ms);
     };
     schedule();
-    return {
+    const lease: Lease = {
       signal: ctl.signal,
       lost: () => lost,
       mayHold: () => lost === null && Date.now() < confirmedAt + leaseSeconds * 1000,
@@ -328,11 +344,14 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       },
       release: async () => {
         released = true;
+        leases.delete(lease);
         if (timer) clearTimeout(timer);
         if (deadline) clearTimeout(deadline);
         await beating;
       },
     };
+    leases.add(lease);
+    return lease;
   }
 
   async function runJob(job: ClaimedJob): Promise<void> {
@@ -361,7 +380,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     // The completion waits for the next poll (sent as soon as a slot frees, with every outcome
     // finished by then); while a poll is out, a flush after ACK_FLUSH_MS sends what it did not take.
     acks.push({ job, lease, result: outcome.result });
-    if (!pollComing) armFlush();
+    if (!pollComing && !signal.aborted) armFlush();
   }
 
   const completeBody = (job: ClaimedJob, result: unknown) =>
@@ -538,8 +557,13 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       }
       onError(err);
     } catch (e) {
+      // Cut by the stop: its completions may have committed. The drain resends them in one
+      // batch (a replay is answered 200 for the same lease token).
+      if (signal.aborted) {
+        acks.unshift(...carried);
+        break;
+      }
       sendDirect(carried);
-      if (signal.aborted) break;
       if (options.failFast && !reached) {
         fatal = e;
         break;
@@ -553,10 +577,69 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   // The drain below sends what is left itself: no flush timer outlives the worker.
   pollComing = true;
   if (flushTimer) clearTimeout(flushTimer);
-  while (inFlight.size > 0 || reporting.size > 0 || acks.length > 0) {
-    sendDirect(acks.splice(0));
-    await Promise.allSettled([...inFlight, ...reporting]);
+  drainBy = Date.now() + drainTimeoutMs;
+  const timeout = new AbortController();
+  let drained = false;
+  const drain = (async () => {
+    while (inFlight.size > 0 || reporting.size > 0 || acks.length > 0) {
+      const items = acks.splice(0);
+      while (items.length > 0) {
+        const chunk = items.splice(0, 100);
+        track(chunk[0]!.job, deliver(chunk));
+      }
+      await Promise.allSettled([...inFlight, ...reporting]);
+    }
+    drained = true;
+  })();
+  await Promise.race([drain, sleep(drainTimeoutMs, timeout.signal)]);
+  timeout.abort();
+  let out = { ...stats };
+  if (!drained) {
+    // Out of time: stop heartbeating; what is not reported yet is left to the reaper.
+    closed = true;
+    for (const l of leases) void l.release();
+    out = { ...stats, abandoned: stats.claimed - stats.succeeded - stats.failed };
+    onError(new Error(`worker ${workerId}: drain timed out after ${drainTimeoutMs} ms; ${out.abandoned - stats.abandoned} job(s) left unreported`));
   }
   if (fatal !== null) throw fatal;
-  return stats;
+  return out;
+
+  /**
+   * Completions at the stop (some may have committed on a poll the stop cut) in one
+   * POST /v1/jobs/complete, retried a few times across connection errors and 5xx answers,
+   * whatever the heartbeats say: a heartbeat answers 409 once our own completion committed,
+   * and a resend for the same lease token is answered 200, so the server's answer decides.
+   */
+  async function deliver(items: Ack[]): Promise<void> {
+    let left = items;
+    // After a timed-out drain nothing is sent: the stats already count these as abandoned.
+    for (let attempt = 1; left.length > 0 && !closed; attempt++) {
+      try {
+        const r = await api.POST("/v1/jobs/complete", {
+          body: { items: left.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) })) },
+        });
+        if (r.data) {
+          const answers = r.data.items;
+          const retry: Ack[] = [];
+          for (const [i, a] of left.entries()) {
+            const answer = answers[i];
+            if (!answer || answer.id !== a.job.id || answer.status >= 500) retry.push(a);
+            else track(a.job, completed(a, { status: answer.status, error: answer.problem }));
+          }
+          left = retry;
+        } else if (r.response.status < 500) {
+          // The body as a whole was refused (a result the schema refuses, too large): one by one.
+          return sendDirect(left);
+        } else onError(new JoblineApiError(r.response.status, r.error));
+      } catch (e) {
+        onError(e);
+      }
+      if (left.length === 0) return;
+      if (attempt >= DRAIN_ATTEMPTS || closed || drainLeft() <= 0) {
+        for (const a of left) track(a.job, completed(a, null));
+        return;
+      }
+      await sleep(Math.min(100 * 2 ** attempt, 2_000, drainLeft()));
+    }
+  }
 }
