@@ -8,7 +8,7 @@ import { sameUuid, type TenantScope } from "./input.js";
 import { type ClaimInput, claimKey } from "./longPoll.js";
 import { settle } from "./finish.js";
 
-// Claims by id and by poll, and the lease's heartbeat.
+// The claim by id, the poll that also acknowledges (process-next), and the lease's heartbeat.
 
 const REFUSALS = {
   queue_paused: "the queue is paused",
