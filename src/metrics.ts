@@ -11,154 +11,70 @@ export interface MetricsOptions {
   renderCacheMs: number;
 }
 
+type Registry = client.Registry;
+type QueueRow = { tenant: string; queue: string };
+
+const counter = <L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []) =>
+  new client.Counter<L>({ name, help, labelNames, registers: [registry] });
+const histogram = <L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+  new client.Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
+
+/** Buckets of the per-job durations: from a few ms to an hour. */
+const JOB_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+
 /** One registry per container, so several apps in one test process do not collide. */
 export function createMetrics(sql: Queryable, opts: MetricsOptions) {
   const registry = new client.Registry();
   const byQueue = opts.tenantLabel ? ["tenant", "queue"] : ["queue"];
-  const queueLabels = (r: { tenant: string; queue: string }): Record<string, string> =>
+  const queueLabels = (r: QueueRow): Record<string, string> =>
     opts.tenantLabel ? { tenant: r.tenant, queue: r.queue } : { queue: r.queue };
-  const claims = new client.Counter({
-    name: "jobline_claims_total",
-    help: "Claim attempts by outcome (claimed counts jobs; empty and lost_race count requests)",
-    labelNames: ["outcome"] as const,
-    registers: [registry],
-  });
-  const transitions = new client.Counter({
-    name: "jobline_transitions_total",
-    help: "Job state transitions that won, by from and to",
-    labelNames: ["from", "to"] as const,
-    registers: [registry],
-  });
-  const racesLost = new client.Counter({
-    name: "jobline_races_lost_total",
-    help: "Transitions that lost a race (the typed loss, not an error), by operation",
-    labelNames: ["operation"] as const,
-    registers: [registry],
-  });
-  const webhookDeliveries = new client.Counter({
-    name: "jobline_webhook_deliveries_total",
-    help: "Webhook delivery attempts by outcome",
-    labelNames: ["outcome"] as const,
-    registers: [registry],
-  });
-  const reaperRecoveries = new client.Counter({
-    name: "jobline_reaper_recoveries_total",
-    help: "Expired leases recovered by the reaper, by resulting status",
-    labelNames: ["to"] as const,
-    registers: [registry],
-  });
-  const pollStatements = new client.Counter({
-    name: "jobline_poll_statements_total",
-    help: "Statements polls ran: claim (alone or with acknowledgements) and promote (held jobs falling due), by whether they found any job",
-    labelNames: ["statement", "outcome"] as const,
-    registers: [registry],
-  });
-  const pollWakes = new client.Counter({
-    name: "jobline_poll_wakes_total",
-    help: "Claims a waiting long poll ran when it woke, by what woke it (announcement: a job was announced; recheck: its periodic re-check) and whether it found a job",
-    labelNames: ["by", "outcome"] as const,
-    registers: [registry],
-  });
-  const httpDuration = new client.Histogram({
-    name: "jobline_http_request_duration_seconds",
-    help: "HTTP request latency",
-    labelNames: ["method", "route", "status"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30],
-    registers: [registry],
-  });
-  const leasesExpired = new client.Counter({
-    name: "jobline_leases_expired_total",
-    help: "Leases the reaper found expired, by queue (whatever it then did with the job)",
-    labelNames: byQueue,
-    registers: [registry],
-  });
-  const leasesReleased = new client.Counter({
-    name: "jobline_leases_released_total",
-    help: "Leases given back before expiry, by queue and reason (undelivered: the poll's answer never reached its client)",
-    labelNames: [...byQueue, "reason"],
-    registers: [registry],
-  });
-  const byQueueKind = [...byQueue, "kind"];
-  const queueWait = new client.Histogram({
-    name: "jobline_job_queue_wait_seconds",
-    help: "From submit (or runAt, when later) to the start of an attempt, by queue and kind",
-    labelNames: byQueueKind,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
-    registers: [registry],
-  });
-  const runTime = new client.Histogram({
-    name: "jobline_job_run_seconds",
-    help: "From the start of an attempt to its outcome (complete, fail, or the reaper), by queue and kind",
-    labelNames: byQueueKind,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
-    registers: [registry],
-  });
-  const outcomes = new client.Counter({
-    name: "jobline_job_outcomes_total",
-    help: "Attempts that ended, by queue, kind and outcome (succeeded, failed, cancelled; queued: retried)",
-    labelNames: [...byQueueKind, "outcome"],
-    registers: [registry],
-  });
+  const events = eventMetrics(registry);
+  const jobs = jobMetrics(registry, byQueue, queueLabels);
   client.collectDefaultMetrics({ register: registry });
   const sampler = createSampler(async () => ({
     depth: await countJobsByQueue(sql, opts.tenantLabel),
     oldest: await oldestClaimableAge(sql, opts.tenantLabel),
   }), opts.samplePeriodMs);
-  const samples = new client.Counter({
-    name: "jobline_metrics_samples_total",
-    help: "Counting queries the metrics sampler ran (at most one per sample period, whatever the number of scrapes)",
-    registers: [registry],
-  });
-  sampler.onRun = () => samples.inc();
-  new client.Gauge({
-    name: "jobline_queue_depth",
-    help: `Jobs per queue and status, sampled at most every ${opts.samplePeriodMs} ms`,
-    labelNames: [...byQueue, "status"],
-    registers: [registry],
-    async collect() {
-      const { depth } = await sampler.get();
-      this.reset();
-      for (const r of depth) this.set({ ...queueLabels(r), status: r.status }, r.n);
-    },
-  });
-  new client.Gauge({
-    name: "jobline_oldest_queued_age_seconds",
-    help: `Age of the oldest claimable queued job per queue, sampled at most every ${opts.samplePeriodMs} ms`,
-    labelNames: byQueue,
-    registers: [registry],
-    async collect() {
-      const { oldest, at } = await sampler.get();
-      this.reset();
-      // Aged to now, so the figure grows between samples as the job waits.
-      for (const r of oldest) this.set(queueLabels(r), Math.max(0, r.age + (Date.now() - at) / 1000));
-    },
-  });
-  // Rendering the registry costs the API a few ms of CPU; scrapes close together share one.
-  const cacheMs = Math.min(opts.renderCacheMs, opts.samplePeriodMs);
-  let rendered: { at: number; text: Promise<string> } | null = null;
-  const render = (): Promise<string> => {
-    const now = Date.now();
-    if (rendered && now - rendered.at < cacheMs) return rendered.text;
-    const text = registry.metrics();
-    const entry = { at: now, text };
-    rendered = entry;
-    text.catch(() => {
-      if (rendered === entry) rendered = null;
-    });
-    return text;
-  };
+  queueGauges(registry, sampler, opts.samplePeriodMs, byQueue, queueLabels);
+  return { registry, render: cachedRender(registry, Math.min(opts.renderCacheMs, opts.samplePeriodMs)), ...events, sampler, ...jobs };
+}
+
+/** Counters of what the service did, by outcome; none is per queue. */
+function eventMetrics(registry: Registry) {
   return {
-    registry,
-    render,
-    claims,
-    pollStatements,
-    pollWakes,
-    transitions,
-    racesLost,
-    webhookDeliveries,
-    reaperRecoveries,
-    httpDuration,
-    sampler,
+    claims: counter(registry, "jobline_claims_total",
+      "Claim attempts by outcome (claimed counts jobs; empty and lost_race count requests)", ["outcome"] as const),
+    transitions: counter(registry, "jobline_transitions_total", "Job state transitions that won, by from and to", ["from", "to"] as const),
+    racesLost: counter(registry, "jobline_races_lost_total",
+      "Transitions that lost a race (the typed loss, not an error), by operation", ["operation"] as const),
+    webhookDeliveries: counter(registry, "jobline_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"] as const),
+    reaperRecoveries: counter(registry, "jobline_reaper_recoveries_total",
+      "Expired leases recovered by the reaper, by resulting status", ["to"] as const),
+    pollStatements: counter(registry, "jobline_poll_statements_total",
+      "Statements polls ran: claim (alone or with acknowledgements) and promote (held jobs falling due), by whether they found any job",
+      ["statement", "outcome"] as const),
+    pollWakes: counter(registry, "jobline_poll_wakes_total",
+      "Claims a waiting long poll ran when it woke, by what woke it (announcement: a job was announced; recheck: its periodic re-check) and whether it found a job",
+      ["by", "outcome"] as const),
+    httpDuration: histogram(registry, "jobline_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"] as const,
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30]),
+  };
+}
+
+/** Per-queue figures of leases and attempts, fed with the rows the statements return. */
+function jobMetrics(registry: Registry, byQueue: string[], queueLabels: (r: QueueRow) => Record<string, string>) {
+  const leasesExpired = counter(registry, "jobline_leases_expired_total",
+    "Leases the reaper found expired, by queue (whatever it then did with the job)", byQueue);
+  const leasesReleased = counter(registry, "jobline_leases_released_total",
+    "Leases given back before expiry, by queue and reason (undelivered: the poll's answer never reached its client)", [...byQueue, "reason"]);
+  const byQueueKind = [...byQueue, "kind"];
+  const queueWait = histogram(registry, "jobline_job_queue_wait_seconds",
+    "From submit (or runAt, when later) to the start of an attempt, by queue and kind", byQueueKind, JOB_SECONDS);
+  const runTime = histogram(registry, "jobline_job_run_seconds",
+    "From the start of an attempt to its outcome (complete, fail, or the reaper), by queue and kind", byQueueKind, JOB_SECONDS);
+  const outcomes = counter(registry, "jobline_job_outcomes_total",
+    "Attempts that ended, by queue, kind and outcome (succeeded, failed, cancelled; queued: retried)", [...byQueueKind, "outcome"]);
+  return {
     /** Attempts the claim statement started (its rows, as returned). */
     jobsStarted: (rows: ReadonlyArray<StartedRow>) => {
       for (const r of rows) {
@@ -176,9 +92,60 @@ export function createMetrics(sql: Queryable, opts: MetricsOptions) {
         if (r.startedAt && end) runTime.observe(labels, Math.max(0, end.getTime() - r.startedAt.getTime()) / 1000);
       }
     },
-    leaseExpired: (r: { tenant: string; queue: string }) => leasesExpired.inc(queueLabels(r)),
-    leaseReleased: (r: { tenant: string; queue: string }, reason: "undelivered") =>
-      leasesReleased.inc({ ...queueLabels(r), reason }),
+    leaseExpired: (r: QueueRow) => leasesExpired.inc(queueLabels(r)),
+    leaseReleased: (r: QueueRow, reason: "undelivered") => leasesReleased.inc({ ...queueLabels(r), reason }),
+  };
+}
+
+/** The counting gauges: each scrape reads the shared sample (createSampler), never the table. */
+function queueGauges(
+  registry: Registry,
+  sampler: Sampler,
+  periodMs: number,
+  byQueue: string[],
+  queueLabels: (r: QueueRow) => Record<string, string>,
+) {
+  const samples = counter(registry, "jobline_metrics_samples_total",
+    "Counting queries the metrics sampler ran (at most one per sample period, whatever the number of scrapes)");
+  sampler.onRun = () => samples.inc();
+  new client.Gauge({
+    name: "jobline_queue_depth",
+    help: `Jobs per queue and status, sampled at most every ${periodMs} ms`,
+    labelNames: [...byQueue, "status"],
+    registers: [registry],
+    async collect() {
+      const { depth } = await sampler.get();
+      this.reset();
+      for (const r of depth) this.set({ ...queueLabels(r), status: r.status }, r.n);
+    },
+  });
+  new client.Gauge({
+    name: "jobline_oldest_queued_age_seconds",
+    help: `Age of the oldest claimable queued job per queue, sampled at most every ${periodMs} ms`,
+    labelNames: byQueue,
+    registers: [registry],
+    async collect() {
+      const { oldest, at } = await sampler.get();
+      this.reset();
+      // Aged to now, so the figure grows between samples as the job waits.
+      for (const r of oldest) this.set(queueLabels(r), Math.max(0, r.age + (Date.now() - at) / 1000));
+    },
+  });
+}
+
+// Rendering the registry costs the API a few ms of CPU; scrapes close together share one.
+function cachedRender(registry: Registry, cacheMs: number) {
+  let rendered: { at: number; text: Promise<string> } | null = null;
+  return (): Promise<string> => {
+    const now = Date.now();
+    if (rendered && now - rendered.at < cacheMs) return rendered.text;
+    const text = registry.metrics();
+    const entry = { at: now, text };
+    rendered = entry;
+    text.catch(() => {
+      if (rendered === entry) rendered = null;
+    });
+    return text;
   };
 }
 
@@ -244,4 +211,5 @@ export function createSampler(take: () => Promise<{ depth: DepthRow[]; oldest: O
   return self;
 }
 
+type Sampler = ReturnType<typeof createSampler>;
 export type Metrics = ReturnType<typeof createMetrics>;

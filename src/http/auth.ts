@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { hasRole, type Principal, type Role, scopeOf } from "../services/auth.js";
+import { hasRole, PLATFORM_TENANT, type Principal, type Role, scopeOf } from "../services/auth.js";
 import type { Container } from "../container.js";
 import { problem, sendProblem } from "./problem.js";
 
@@ -28,3 +28,10 @@ export function requireRole(c: Container, ...roles: Role[]) {
 }
 
 export const scope = (req: FastifyRequest) => scopeOf(req.principal);
+
+/** The tenant a create writes to: a platform key may name one ("default" if it names none), any other key only its own. null: it named another. */
+export function writeTenant(req: FastifyRequest, named: string | undefined): string | null {
+  const own = req.principal.tenant;
+  if (own === PLATFORM_TENANT) return named ?? "default";
+  return named === undefined || named === own ? own : null;
+}

@@ -70,14 +70,11 @@ async function watch(page: Page, problems: string[]) {
     if (m.type() === "error" || /Content.Security.Policy/i.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("response", (r) => {
-    if (r.status() >= 400 && !allowedFailure(r.url(), r.status())) problems.push(`http ${r.status()} ${r.url()}`);
+    if (r.status() >= 400) problems.push(`http ${r.status()} ${r.url()}`);
   });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
 }
 
-/** Whether the server has queue controls (issue 25); without them the queue page's 404 is expected. */
-let queueControls = true;
-const allowedFailure = (url: string, status: number) => !queueControls && status === 404 && /\/v1\/queues\/[^/?]+\?/.test(url);
 
 async function shoot(page: Page, name: string) {
   await page.screenshot({ path: join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
@@ -171,23 +168,17 @@ describe("dashboard in a real browser", () => {
     await row.locator('[data-action="resume"]').waitFor({ timeout: 15_000 });
 
     // Queue controls: pause and resume acme's emails (not globex's), checked in the database.
-    const probe = await api<{ code?: string }>("/v1/queues/emails?tenant=acme");
-    queueControls = !(probe.status === 404 && probe.body?.code === "route_not_found");
     await page.goto(`${base}/dashboard#/queue/acme/emails`);
-    if (queueControls) {
-      const paused = () => sql!`SELECT tenant, paused FROM queue_settings WHERE queue = 'emails' ORDER BY tenant`;
-      await page.click('#queue [data-action="pause"]');
-      await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: true }]);
-      await page.locator('#queue [data-action="resume"]').waitFor({ timeout: 15_000 });
-      await expect.poll(() => page.locator('#queue [data-role="state"]').textContent(), { timeout: 15_000 }).toBe("paused");
-      await page.fill('#queue form[data-role="limits"] input[name="concurrency"]', "3");
-      await page.click('#queue form[data-role="limits"] button[type="submit"]');
-      await expect.poll(async () => (await sql!`SELECT concurrency, paused FROM queue_settings WHERE tenant = 'acme' AND queue = 'emails'`)[0], { timeout: 15_000 }).toEqual({ concurrency: 3, paused: true });
-      await page.click('#queue [data-action="resume"]');
-      await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: false }]);
-    } else {
-      await page.locator('#queue [data-role="unavailable"]').waitFor({ timeout: 15_000 });
-    }
+    const paused = () => sql!`SELECT tenant, paused FROM queue_settings WHERE queue = 'emails' ORDER BY tenant`;
+    await page.click('#queue [data-action="pause"]');
+    await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: true }]);
+    await page.locator('#queue [data-action="resume"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.locator('#queue [data-role="state"]').textContent(), { timeout: 15_000 }).toBe("paused");
+    await page.fill('#queue form[data-role="limits"] input[name="concurrency"]', "3");
+    await page.click('#queue form[data-role="limits"] button[type="submit"]');
+    await expect.poll(async () => (await sql!`SELECT concurrency, paused FROM queue_settings WHERE tenant = 'acme' AND queue = 'emails'`)[0], { timeout: 15_000 }).toEqual({ concurrency: 3, paused: true });
+    await page.click('#queue [data-action="resume"]');
+    await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: false }]);
 
     // Batches list shows the running batch.
     await page.goto(`${base}/dashboard#/batches`);

@@ -1,3 +1,4 @@
+import { fillWithoutIndexes } from "../helpers/bulkFill.js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { camelColumns } from "../../src/db/client.js";
@@ -36,21 +37,18 @@ beforeAll(async () => {
   await sql.begin(async (tx) => {
     await tx`SET LOCAL session_replication_role = replica`;
     await tx`SET LOCAL maintenance_work_mem = '256MB'`;
-    const idx = await tx<{ name: string; def: string; pkey: boolean }[]>`
-      SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def, indisprimary AS pkey
-      FROM pg_index WHERE indrelid IN ('jobs'::regclass, 'job_list'::regclass, 'job_tags'::regclass)`;
-    for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs DROP CONSTRAINT ${i.name}` : `DROP INDEX ${i.name}`);
-    await tx.unsafe(`
-      INSERT INTO jobs (id, tenant, queue, kind, payload, status, attempts, lease_token, started_at, finished_at, created_at, tags)
-      SELECT gen_random_uuid(), CASE WHEN i % 10 = 0 THEN 'other' ELSE 'acme' END, 'q' || (i % 5), 'k', '{}',
-             CASE WHEN i % 50 = 2 THEN 'failed' ELSE 'succeeded' END::job_status, 1, gen_random_uuid(), now(), now(),
-             now() - make_interval(secs => ${N} - i),
-             ARRAY['t' || (i % 100)] || CASE WHEN i % 10000 = 0 THEN ARRAY['rare'] ELSE '{}' END
-                                     || CASE WHEN i % 2 = 0 THEN ARRAY['half'] ELSE '{}' END
-      FROM generate_series(1, ${N}) i`);
-    await tx`INSERT INTO job_list (tenant, created_at, id) SELECT tenant, created_at, id FROM jobs`;
-    await tx`INSERT INTO job_tags (tenant, tag, created_at, id) SELECT tenant, unnest(tags), created_at, id FROM jobs`;
-    for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs ADD CONSTRAINT ${i.name} PRIMARY KEY (id)` : i.def);
+    await fillWithoutIndexes(tx, ["jobs", "job_list", "job_tags"], async () => {
+      await tx.unsafe(`
+        INSERT INTO jobs (id, tenant, queue, kind, payload, status, attempts, lease_token, started_at, finished_at, created_at, tags)
+        SELECT gen_random_uuid(), CASE WHEN i % 10 = 0 THEN 'other' ELSE 'acme' END, 'q' || (i % 5), 'k', '{}',
+               CASE WHEN i % 50 = 2 THEN 'failed' ELSE 'succeeded' END::job_status, 1, gen_random_uuid(), now(), now(),
+               now() - make_interval(secs => ${N} - i),
+               ARRAY['t' || (i % 100)] || CASE WHEN i % 10000 = 0 THEN ARRAY['rare'] ELSE '{}' END
+                                       || CASE WHEN i % 2 = 0 THEN ARRAY['half'] ELSE '{}' END
+        FROM generate_series(1, ${N}) i`);
+      await tx`INSERT INTO job_list (tenant, created_at, id) SELECT tenant, created_at, id FROM jobs`;
+      await tx`INSERT INTO job_tags (tenant, tag, created_at, id) SELECT tenant, unnest(tags), created_at, id FROM jobs`;
+    });
   });
   await sql`ANALYZE jobs`;
   await sql`ANALYZE job_list`;

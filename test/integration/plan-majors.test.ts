@@ -1,3 +1,4 @@
+import { fillWithoutIndexes } from "../helpers/bulkFill.js";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { camelColumns } from "../../src/db/client.js";
@@ -175,18 +176,7 @@ async function buildShape(sql: postgres.Sql, rows: string) {
     await tx`SET LOCAL session_replication_role = replica`;
     await tx`TRUNCATE jobs CASCADE`;
     if (rows === "") return;
-    const idx = await tx<{ name: string; def: string; pkey: boolean }[]>`
-      SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def, indisprimary AS pkey
-      FROM pg_index WHERE indrelid = 'jobs'::regclass`;
-    // Foreign keys to jobs (job_dependencies) hang on its primary key: dropped with it, then restored.
-    const fks = await tx<{ name: string; tbl: string; def: string }[]>`
-      SELECT conname AS name, conrelid::regclass::text AS tbl, pg_get_constraintdef(oid) AS def
-      FROM pg_constraint WHERE confrelid = 'jobs'::regclass AND contype = 'f'`;
-    for (const f of fks) await tx.unsafe(`ALTER TABLE ${f.tbl} DROP CONSTRAINT ${f.name}`);
-    for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs DROP CONSTRAINT ${i.name}` : `DROP INDEX ${i.name}`);
-    await tx.unsafe(rows);
-    for (const i of idx) await tx.unsafe(i.pkey ? `ALTER TABLE jobs ADD CONSTRAINT ${i.name} PRIMARY KEY (id)` : i.def);
-    for (const f of fks) await tx.unsafe(`ALTER TABLE ${f.tbl} ADD CONSTRAINT ${f.name} ${f.def}`);
+    await fillWithoutIndexes(tx, ["jobs"], () => tx.unsafe(rows));
   });
   await sql`ANALYZE jobs`;
 }

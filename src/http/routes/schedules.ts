@@ -1,8 +1,7 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import type { ScheduleRow } from "../../repositories/schedules.js";
-import { PLATFORM_TENANT } from "../../services/auth.js";
-import { requireRole, scope } from "../auth.js";
+import { requireRole, scope, writeTenant } from "../auth.js";
 import { keysetPage, PageQuery } from "../cursor.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
 import { IdParams } from "../schemas/common.js";
@@ -31,11 +30,19 @@ export function scheduleDto(r: ScheduleRow) {
   };
 }
 
-export async function scheduleRoutes(app: Api, c: Container) {
-  const svc = c.services.schedules;
-  const client = requireRole(c, "client");
-  const tags = ["schedules"];
+const tags = ["schedules"];
 
+export async function scheduleRoutes(app: Api, c: Container) {
+  const client = requireRole(c, "client");
+  collectionRoutes(app, c.services.schedules, client);
+  itemRoutes(app, c.services.schedules, client);
+}
+
+type Svc = Container["services"]["schedules"];
+type Hook = ReturnType<typeof requireRole>;
+
+/** POST and GET /v1/schedules. */
+function collectionRoutes(app: Api, svc: Svc, client: Hook) {
   app.post(
     "/v1/schedules",
     {
@@ -44,10 +51,9 @@ export async function scheduleRoutes(app: Api, c: Container) {
     },
     async (req, reply) => {
       const { tenant: named, ...input } = req.body;
-      const own = req.principal.tenant;
-      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
+      const tenant = writeTenant(req, named);
+      if (tenant === null)
         return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
-      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
       const out = await svc.create(tenant, { ...input, job: { ...input.job, payload: input.job.payload ?? {} } });
       if (!out.ok) return fail(reply, out);
       return reply.code(201).header("location", `/v1/schedules/${out.value.id}`).send(scheduleDto(out.value));
@@ -79,6 +85,10 @@ export async function scheduleRoutes(app: Api, c: Container) {
     },
   );
 
+}
+
+/** GET, PATCH and DELETE /v1/schedules/:id. */
+function itemRoutes(app: Api, svc: Svc, client: Hook) {
   app.get(
     "/v1/schedules/:id",
     { onRequest: client, schema: { tags, operationId: "getSchedule", summary: "Get a schedule", params: IdParams, response: { 200: ScheduleSchema, ...errors(404) } } },

@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import type { Queryable } from "../../db/client.js";
 import { BATCH_OUTCOME_RULES, type BatchOutcomeCondition, batchFrom, TERMINAL_BATCH_STATUSES } from "../../domain/batches.js";
-import type { BatchRow } from "../batches.js";
+import type { BatchRow } from "../batches/rows.js";
 import { batchGuard } from "../sql.js";
 
 const literals = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).join(",");
