@@ -1,13 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { Config } from "../config.js";
-import type { Queryable, Sql } from "../db/client.js";
+import type { Queryable } from "../db/client.js";
 import { rerunIfDeadlocked, retryIfLost } from "../db/tx.js";
 import { isTerminal } from "../domain/jobs.js";
 import { err, ok } from "../domain/outcomes.js";
-import type { Metrics } from "../metrics.js";
-import type { JobRow, JobsRepository } from "../repositories/jobs.js";
+import type { JobRow } from "../repositories/jobs.js";
 import { listDependents } from "../repositories/jobs/dependencies.js";
-import type { FinishedWaits } from "./finishedWaits.js";
 import { countWin, explainLoss, lost } from "./jobs/bookkeeping.js";
 import { claim, claimNextAndComplete, heartbeat } from "./jobs/claim.js";
 import type { AckItem, JobCtx } from "./jobs/context.js";
@@ -18,8 +15,6 @@ import { createOperatorActions } from "./jobs/operator.js";
 import { createSharedStatements } from "./jobs/sharedStatements.js";
 import { submit } from "./jobs/submit.js";
 import { continueAfter } from "./jobs/workflows.js";
-import type { Notifier } from "./notifier.js";
-import type { CappedQueues } from "./queues/capped.js";
 import type { Cancel } from "./tripwire.js";
 
 // The job use cases and the service that binds them. Submit: jobs/submit.ts; claim and
@@ -105,16 +100,9 @@ async function dependents(c: JobCtx, id: string, scope: TenantScope, limit: numb
 }
 
 /** The job service the container hands out: the use cases above, bound to one context. */
-export function createJobService(deps: {
-  sql: Sql;
-  jobs: JobsRepository;
-  notifier: Notifier;
-  capped: CappedQueues;
-  finishedWaits: FinishedWaits;
-  metrics: Metrics;
-  config: Pick<Config, "JOBLINE_BACKOFF_BASE_MS" | "JOBLINE_BACKOFF_MAX_MS">;
-  random?: () => number;
-}) {
+export function createJobService(
+  deps: Pick<JobCtx, "sql" | "jobs" | "notifier" | "capped" | "finishedWaits" | "metrics" | "config"> & { random?: () => number },
+) {
   const { jobs, notifier, metrics, capped } = deps;
   const shared = createSharedStatements(deps.sql, jobs, capped, metrics);
   const promoteIfDue = createPromoter(deps.sql, jobs, notifier, metrics);
