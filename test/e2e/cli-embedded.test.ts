@@ -1,10 +1,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAlive } from "../../src/db/dataDir.js";
+import { stopLeftoverPostgres } from "./helpers/leftoverPostgres.js";
 import { freePort } from "../../src/db/embedded.js";
 
 // `jobline start` without DATABASE_URL owns an embedded PostgreSQL in JOBLINE_DATA_DIR; the
@@ -48,12 +48,7 @@ afterAll(async () => {
     await exited;
     clearTimeout(t);
   }
-  // If jobline was killed, its PostgreSQL may outlive it: stop that one too, by its pid.
-  const pidFile = join(dataDir, "pgdata", "postmaster.pid");
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-    if (isAlive(pid)) process.kill(pid, "SIGQUIT");
-  }
+  stopLeftoverPostgres(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 

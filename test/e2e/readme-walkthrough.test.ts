@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAlive } from "../../src/db/dataDir.js";
 import { freePort } from "../../src/db/embedded.js";
+import { stopLeftoverPostgres } from "./helpers/leftoverPostgres.js";
 import { until } from "../helpers/until.js";
 
 // The README's walk-through, taken from README.md itself, pasted into bash against a real
@@ -78,12 +78,7 @@ afterAll(async () => {
     await gone;
     clearTimeout(t);
   }
-  // A killed start can leave its PostgreSQL behind: stop that one by the pid in its data directory.
-  const pidFile = join(dataDir, "pgdata", "postmaster.pid");
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-    if (isAlive(pid)) process.kill(pid, "SIGQUIT");
-  }
+  stopLeftoverPostgres(dataDir);
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 
