@@ -147,6 +147,17 @@ describe("queue controls through PostgreSQL restarts (immediate, then fast shutd
     const total = RC_JOBS + KEYS * PER_KEY;
     await until("a quarter of the jobs finished", async () => ((await finished()) >= total / 4 ? true : undefined), 60_000, 50);
     const before = await finished();
+    // A worker that dies in the outage: it holds an rc slot and never comes back. Only the
+    // reaper, once its lease lapses, can return the slot (and the job, to run again).
+    const ghost = await until(
+      "a job for the ghost worker",
+      async () => {
+        const r = await api(apiProc.url, worker, "POST", "/v1/process-next", { queues: ["rc"], workerId: "ghost", max: 1, waitMs: 200, leaseSeconds: 5 });
+        return r.status === 200 && r.body.jobs.length === 1 ? (r.body.jobs[0].id as string) : undefined;
+      },
+      30_000,
+      10,
+    );
     await crashPostgres(dataDir);
     await sleep(1000);
     await pg!.start();
@@ -209,6 +220,9 @@ describe("queue controls through PostgreSQL restarts (immediate, then fast shutd
     // After both restarts rc still fills its 3 slots: none was leaked.
     expect(seen.afterFast.rc).toBe(CONC);
     expect(Math.max(...Object.values(seen).map((s) => s.rg))).toBe(1);
+    const [g] = await db<{ status: string; attempts: number; by: unknown }[]>`SELECT status::text, attempts, result AS by FROM jobs WHERE id = ${ghost}`;
+    expect(g!.status).toBe("succeeded");
+    expect(g!.attempts).toBeGreaterThanOrEqual(2);
     // Each job finished once, by one lease holder; a lease the reaper took back was refused.
     expect([...completedBy.values()].every((n) => n === 1)).toBe(true);
     for (const token of lostLeases) expect(wonLeases.has(token)).toBe(false);
