@@ -27,6 +27,9 @@ export function requireRole(c: Container, ...roles: Role[]) {
   };
 }
 
+/** The onRequest hook requireRole makes. */
+export type RoleHook = ReturnType<typeof requireRole>;
+
 export const scope = (req: FastifyRequest) => scopeOf(req.principal);
 
 /** The tenant a create writes to: a platform key may name one ("default" if it names none), any other key only its own. null: it named another. */
@@ -35,3 +38,7 @@ export function writeTenant(req: FastifyRequest, named: string | undefined): str
   if (own === PLATFORM_TENANT) return named ?? "default";
   return named === undefined || named === own ? own : null;
 }
+
+/** writeTenant's null: a tenant key named another tenant. */
+export const otherTenantRefused = (reply: FastifyReply) =>
+  sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));

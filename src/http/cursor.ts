@@ -1,4 +1,6 @@
+import type { FastifyReply } from "fastify";
 import { z } from "zod";
+import { problem, sendProblem } from "./problem.js";
 
 /** Keyset position (created_at, id). created_at travels as text so its microseconds survive. */
 export interface Cursor {
@@ -41,6 +43,13 @@ export const PageQuery = {
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(512).optional(),
 };
+
+/** A list's answer schema, documented as the component `id`. Call it where the route is registered (components keep that order). */
+export const pageSchema = <T extends z.ZodType>(item: T, id: string) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
+
+/** keysetPage's null: the cursor is not one we issued. */
+export const malformedCursor = (reply: FastifyReply) => sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
 
 /**
  * One page of a newest-first list: fetches one row more than `limit` to learn

@@ -35,6 +35,8 @@ export const WebhookUrl = z
   );
 
 export const IdParams = z.strictObject({ id: Uuid });
+/** The body of an action that takes none (cancel, seal, retry): absent, null or `{}`. */
+export const EmptyBody = z.strictObject({}).nullish();
 
 /** ISO 8601 instants in responses, documented as format: date-time. */
 export const Timestamp = z.iso.datetime({ offset: true });
