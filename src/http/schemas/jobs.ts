@@ -4,10 +4,7 @@ import { normaliseTraceparent } from "../../domain/traceContext.js";
 import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progress.js";
 import { PageQuery } from "../cursor.js";
 import { TraceHeaders } from "../traceHeaders.js";
-import { JsonValue, LeaseSeconds, Name, NamedTenant, QueryTimestamp, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
-
-const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
-const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");
+import { InputTimestamp, JsonValue, LeaseSeconds, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
 
 export const JobSubmitFields = {
   queue: Name,
@@ -15,26 +12,12 @@ export const JobSubmitFields = {
   payload: JsonValue.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   groupKey: safeText(256).optional(),
-  runAt: z.iso
-    .datetime({ offset: true })
-    // Year 0 or 10000 in UTC is a 500 from PostgreSQL, and years below 100 come back from the
-    // driver's date parser as 20xx; any past runAt means "now", so the epoch is a safe floor.
-    .refine((s) => {
-      const t = Date.parse(s);
-      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
-    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
-    .optional(),
+  // Any past runAt means "now".
+  runAt: InputTimestamp.optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
   timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
-  expiresAt: z.iso
-    .datetime({ offset: true })
-    .refine((s) => {
-      const t = Date.parse(s);
-      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
-    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
-    .optional()
-    .describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
+  expiresAt: InputTimestamp.optional().describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
   ttlSeconds: z.number().int().min(1).max(31_536_000).optional().describe("expiresAt as seconds from now"),
   dependsOn: z
     .strictObject({ jobs: z.array(Uuid).max(100).optional(), batches: z.array(Uuid).max(100).optional() })
@@ -174,14 +157,14 @@ export const JobFilterFields = {
   kind: Name.optional(),
   batchId: Uuid.optional(),
   tag: safeText(64).optional(),
-  createdAfter: QueryTimestamp.optional(),
-  createdBefore: QueryTimestamp.optional(),
+  createdAfter: InputTimestamp.optional(),
+  createdBefore: InputTimestamp.optional(),
 };
 
 export const JobListQuery = z.strictObject({
   ...JobFilterFields,
-  createdAfter: QueryTimestamp.optional().describe("Only jobs created after this instant"),
-  createdBefore: QueryTimestamp.optional().describe("Only jobs created before this instant"),
+  createdAfter: InputTimestamp.optional().describe("Only jobs created after this instant"),
+  createdBefore: InputTimestamp.optional().describe("Only jobs created before this instant"),
   ...PageQuery,
 });
 
