@@ -16,9 +16,10 @@ const row = (kind: string, status: string, startMs: number | null, endMs: number
   finishedAt: at(endMs),
 });
 
-async function values(m: ReturnType<typeof createMetrics>, name: string) {
+type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
+async function values(m: ReturnType<typeof createMetrics>, name: string): Promise<Value[]> {
   const metric = m.registry.getSingleMetric(name);
-  return metric ? (await metric.get()).values : [];
+  return metric ? ((await metric.get()).values as Value[]) : [];
 }
 
 describe("per-job metrics from a statement's rows", () => {
@@ -30,7 +31,7 @@ describe("per-job metrics from a statement's rows", () => {
     const outcomes = await values(m, "jobline_job_outcomes_total");
     const count = (kind: string, outcome: string) => outcomes.find((v) => v.labels.kind === kind && v.labels.outcome === outcome)?.value;
     expect([count("a", "succeeded"), count("a", "cancelled"), count("b", "failed"), count("b", "succeeded")]).toEqual([2, 1, 1, 1]);
-    const sums = (vs: Awaited<ReturnType<typeof values>>, kind: string) =>
+    const sums = (vs: Value[], kind: string) =>
       vs.filter((v) => v.labels.kind === kind && v.metricName?.endsWith("_count")).map((v) => v.value);
     const run = await values(m, "jobline_job_run_seconds");
     expect([sums(run, "a"), sums(run, "b")]).toEqual([[2], [2]]);

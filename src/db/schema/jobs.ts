@@ -122,6 +122,8 @@ export const jobs = pgTable(
     // Workflows (docs/workflows.md): the parents named at submit, and how many have not finished.
     dependsOn: jsonb("depends_on"),
     pendingDependencies: integer("pending_dependencies").notNull().default(0),
+    // Set (once) by the submit of its first dependent: the finalisation trigger runs only for these.
+    hasDependents: boolean("has_dependents").notNull().default(false),
     // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
     traceparent: text("traceparent"),
     tracestate: text("tracestate"),
