@@ -16,7 +16,7 @@ import type { WorkerContext } from "./workerContext.js";
  */
 export const MAX_BATCH = 2000;
 
-/** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
+// The handler API (types and errors) lives in inProcessTypes.ts; callers import it from here.
 export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
 export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
 
