@@ -2,6 +2,7 @@
 import type { Container } from "../container.js";
 import type { JobDto } from "../services/representation.js";
 
+/** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
 export class JobTimeoutError extends Error {
   readonly code = "timeout";
   constructor(readonly jobId: string) {
