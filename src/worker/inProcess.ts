@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { WorkerOptions } from "./inProcessTypes.js";
-import { claimLoop, type ClaimLoopOptions } from "./claimLoop.js";
-import { CompletionBatcher } from "./completionBatcher.js";
-import { HeartbeatTicker } from "./heartbeatTicker.js";
-import { runJob } from "./runJob.js";
-import { Slots } from "./slots.js";
-import type { WorkerContext } from "./workerContext.js";
+import type { WorkerOptions } from "./inProcess/types.js";
+import { claimLoop, type ClaimLoopOptions } from "./inProcess/claimLoop.js";
+import { CompletionBatcher } from "./inProcess/completionBatcher.js";
+import { HeartbeatTicker } from "./inProcess/heartbeatTicker.js";
+import { runJob } from "./inProcess/runJob.js";
+import { Slots } from "./inProcess/slots.js";
+import type { WorkerContext } from "./inProcess/workerContext.js";
 
 /**
  * Most jobs one claim or acknowledgement statement carries. A statement's commit and start-up
@@ -17,8 +17,8 @@ import type { WorkerContext } from "./workerContext.js";
 export const MAX_BATCH = 2000;
 
 // The handler API (types and errors) lives in inProcessTypes.ts; callers import it from here.
-export { JobTimeoutError, NonRetryableError } from "./inProcessTypes.js";
-export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcessTypes.js";
+export { JobTimeoutError, NonRetryableError } from "./inProcess/types.js";
+export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcess/types.js";
 
 /**
  * In-process handlers over the same service layer as HTTP process-next.

@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import type { JobRow } from "../repositories/jobs.js";
-import type { JobService } from "../services/jobs.js";
+import type { JobRow } from "../../repositories/jobs.js";
+import type { JobService } from "../../services/jobs.js";
 import type { HeartbeatTicker } from "./heartbeatTicker.js";
-import { NonRetryableError, type WorkerStats } from "./inProcessTypes.js";
+import { NonRetryableError, type WorkerStats } from "./types.js";
 import type { RunningJob } from "./runningJob.js";
 import type { Slots } from "./slots.js";
 

@@ -1,9 +1,9 @@
-import type { JobRow } from "../repositories/jobs.js";
-import { resultRefusal } from "../services/jobs.js";
-import { jobDto } from "../services/representation.js";
-import { runTraced } from "../tracing.js";
+import type { JobRow } from "../../repositories/jobs.js";
+import { resultRefusal } from "../../services/jobs.js";
+import { jobDto } from "../../services/representation.js";
+import { runTraced } from "../../tracing.js";
 import type { CompletionBatcher } from "./completionBatcher.js";
-import { type JobHandler, JobTimeoutError } from "./inProcessTypes.js";
+import { type JobHandler, JobTimeoutError } from "./types.js";
 import { context } from "./runningJob.js";
 import { notStorable, recordFailure, settle, type WorkerContext } from "./workerContext.js";
 

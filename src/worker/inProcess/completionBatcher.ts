@@ -1,4 +1,4 @@
-import { isDataError } from "../db/errors.js";
+import { isDataError } from "../../db/errors.js";
 import type { RunningJob } from "./runningJob.js";
 import { notStorable, recordFailure, settle, type WorkerContext } from "./workerContext.js";
 

@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import type { ProgressReport } from "../domain/progress.js";
-import type { JobRow } from "../repositories/jobs.js";
-import type { JobService } from "../services/jobs.js";
-import { JobTimeoutError } from "./inProcessTypes.js";
+import type { ProgressReport } from "../../domain/progress.js";
+import type { JobRow } from "../../repositories/jobs.js";
+import type { JobService } from "../../services/jobs.js";
+import { JobTimeoutError } from "./types.js";
 import { RunningJob } from "./runningJob.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { JobRow } from "../repositories/jobs.js";
+import type { JobRow } from "../../repositories/jobs.js";
 import type { WorkerContext } from "./workerContext.js";
 
 export interface ClaimLoopOptions {
