@@ -38,16 +38,6 @@ export function decodeCursor(s: string): Cursor | null {
   }
 }
 
-/** The querystring fields every keyset-paginated list takes. */
-export const PageQuery = {
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(512).optional(),
-};
-
-/** A list's answer schema, documented as the component `id`. Call it where the route is registered (components keep that order). */
-export const pageSchema = <T extends z.ZodType>(item: T, id: string) =>
-  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).meta({ id });
-
 /** keysetPage's null: the cursor is not one we issued. */
 export const malformedCursor = (reply: FastifyReply) => sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
 

@@ -8,7 +8,8 @@ import { errors, fail, problem, sendProblem } from "../problem.js";
 import { BatchAddJobsBody, BatchCreateBody, BatchListQuery, BatchSchema } from "../schemas/batches.js";
 import { EmptyBody, IdParams } from "../schemas/common.js";
 import type { Api } from "../types.js";
-import { keysetPage, malformedCursor, pageSchema } from "../cursor.js";
+import { keysetPage, malformedCursor } from "../cursor.js";
+import { pageSchema } from "../schemas/pages.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
 import { TraceHeaders, traceOf } from "../traceHeaders.js";
 

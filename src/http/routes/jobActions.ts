@@ -2,22 +2,13 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { EmptyBody, IdParams, Uuid } from "../schemas/common.js";
-import { JobFilterFields, JobSchema } from "../schemas/jobs.js";
+import { EmptyBody, IdParams } from "../schemas/common.js";
+import { BulkBody, bulkResult } from "../schemas/jobActions.js";
+import { JobSchema } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
 import { answerJob } from "./jobs.js";
 
 // The operator's actions on jobs: retry, delete, bulk (DESIGN.md "Operator control and visibility").
-
-const BulkBody = z
-  .strictObject({
-    action: z.enum(["cancel", "retry", "delete"]),
-    ids: z.array(Uuid).min(1).max(1000).optional(),
-    filter: z.strictObject(JobFilterFields).optional(),
-    limit: z.number().int().min(1).max(10_000).optional(),
-  })
-  .refine((b) => (b.ids === undefined) !== (b.filter === undefined), "give either ids or filter")
-  .meta({ id: "JobBulk" });
 
 export async function jobActionRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
@@ -66,9 +57,7 @@ export async function jobActionRoutes(app: Api, c: Container) {
         operationId: "bulkJobs", summary: "Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped",
         body: BulkBody,
         response: {
-          200: z
-            .object({ matched: z.number().int(), changed: z.number().int(), skipped: z.number().int() })
-            .meta({ id: "JobBulkResult" }),
+          200: bulkResult(),
           ...errors(),
         },
       },

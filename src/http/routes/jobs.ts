@@ -20,7 +20,8 @@ import {
   SubmitHeaders,
 } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
-import { keysetPage, malformedCursor, pageSchema } from "../cursor.js";
+import { keysetPage, malformedCursor } from "../cursor.js";
+import { pageSchema } from "../schemas/pages.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
 import { traceOf } from "../traceHeaders.js";
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { BATCH_STATUSES } from "../../domain/batches.js";
 import { MAX_BATCH_JOBS } from "../../services/batches.js";
-import { PageQuery } from "../cursor.js";
+import { PageQuery } from "./pages.js";
 import { NamedTenant, Timestamp, WebhookUrl } from "./common.js";
 import { JobCounts, JobSubmitFields } from "./jobs.js";
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { normaliseTraceparent } from "../../domain/traceContext.js";
 import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progress.js";
-import { PageQuery } from "../cursor.js";
+import { PageQuery } from "./pages.js";
 import { TraceHeaders } from "../traceHeaders.js";
 import { InputTimestamp, JsonValue, LeaseSeconds, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
 
