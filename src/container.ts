@@ -54,7 +54,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
   });
   const auth = createAuthService({ apiKeys: repos.apiKeys, tenants: repos.tenants, cacheMs: config.JOBLINE_AUTH_CACHE_MS });
   const jobService = createJobService({ sql, jobs: repos.jobs, notifier, capped, finishedWaits, metrics, config });
-  const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, metrics });
+  const batchService = createBatchService({ sql, batches: repos.batches, jobs: repos.jobs, notifier, capped, metrics });
   const services = {
     auth,
     jobs: jobService,

@@ -8,6 +8,7 @@ import type { JobsRepository } from "../repositories/jobs.js";
 import type { Metrics } from "../metrics.js";
 import { MAX_PAYLOAD_BYTES, payloadBytes, type SubmitInput, type TenantScope, toNewJob } from "./jobs.js";
 import type { Notifier } from "./notifier.js";
+import type { CappedQueues } from "./queues/capped.js";
 import { inTx } from "../db/tx.js";
 import { uuidv7 } from "../domain/ids.js";
 import { linkChildren, lockAndCheck, parentsOf } from "./jobs/workflows.js";
@@ -39,6 +40,7 @@ interface BatchCtx {
   batches: BatchesRepository;
   jobs: JobsRepository;
   notifier: Notifier;
+  capped: Pick<CappedQueues, "freed">;
   metrics: Metrics;
 }
 
@@ -162,7 +164,7 @@ export async function cancel(c: BatchCtx, id: string, scope: TenantScope) {
     if (isBatchTerminal(cur.status)) return err("batch_not_cancellable", `batch is ${cur.status}`);
     const out = await inTx(c.sql, async (tx) => {
       let marked: BatchRow | null;
-      let cancelled: number;
+      let cancelled: { n: number; queues: string[] };
       if (cur.status === "preparing") {
         marked = await c.batches.cancelIfPreparing(id, scope, tx);
         if (!marked) return null;
@@ -181,7 +183,9 @@ export async function cancel(c: BatchCtx, id: string, scope: TenantScope) {
       return { cancelled, view: { batch, counts: await c.batches.counts(id, tx) } };
     });
     if (out) {
-      if (out.cancelled > 0) c.metrics.transitions.inc({ from: "queued", to: "cancelled" }, out.cancelled);
+      if (out.cancelled.n > 0) c.metrics.transitions.inc({ from: "queued", to: "cancelled" }, out.cancelled.n);
+      // A cancelled retry held its key's turn until now, as single cancel says (jobs.ts).
+      c.capped.freed(out.cancelled.queues);
       return ok<BatchView>(out.view);
     }
     // Sealed, finished or retried between the read and the write: decide again from the new state.
@@ -218,7 +222,7 @@ export async function cancelUnsealed(c: BatchCtx, limit = 100): Promise<number> 
       const marked = await c.batches.cancelOneUnsealed(tx);
       if (!marked) return false;
       const error = { message: "the batch was not sealed in time", code: "seal_timeout" };
-      const cancelled = await c.jobs.cancelQueuedOfBatch(marked.id, { skipLocked: true, error }, tx);
+      const { n: cancelled } = await c.jobs.cancelQueuedOfBatch(marked.id, { skipLocked: true, error }, tx);
       await c.batches.finaliseIfDone(marked.id, tx);
       if (cancelled > 0) c.metrics.transitions.inc({ from: "queued", to: "cancelled" }, cancelled);
       return true;

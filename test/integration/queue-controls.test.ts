@@ -207,6 +207,25 @@ describe("limits in process-next and claim-by-id", () => {
     expect(await w2).toBeLessThan(15_000);
     expect(await poll("w2")).toHaveLength(1);
   });
+
+  it("a long poll held back by a batch job's requeued retry (its key's turn) is woken by the batch cancel", async () => {
+    await put("w3", { groupConcurrency: 1 });
+    const b = await env.http().post("/v1/batches").set("authorization", acme).send({ jobs: [{ queue: "w3", kind: "k", payload: {}, groupKey: "A" }] });
+    expect(b.status).toBe(201);
+    const next = await submit("w3", { groupKey: "A" });
+    const [held] = await poll("w3");
+    const f = await env.http().post(`/v1/jobs/${held!.id}/fail`).set("authorization", worker)
+      .send({ leaseToken: held!.leaseToken, error: { message: "x" }, retryable: true, retryAfterSeconds: 3600 });
+    expect(f.body.status).toBe("queued");
+    // The requeued batch job keeps key A's turn: the key's next job waits.
+    expect(await poll("w3")).toEqual([]);
+    // 20 s unless something announces the queue (a poll's own wait re-checks each second).
+    const woken = env.c.notifier.wait(["w3"], 20_000, undefined, env.c.notifier.mark());
+    const c = await env.http().post(`/v1/batches/${b.body.id}/cancel`).set("authorization", acme);
+    expect(c.status).toBe(200);
+    expect(await woken).toMatchObject({ queue: "w3" });
+    expect((await poll("w3")).map((j) => j.id)).toEqual([next]);
+  });
 });
 
 describe("SDK and CLI", () => {

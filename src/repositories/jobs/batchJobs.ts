@@ -95,14 +95,14 @@ export async function lockUnfinishedOfBatch(id: string, lockTimeoutMs: number, q
  * queued → cancelled for every queued job of the batch, one statement through finaliseTail
  * (counters, job events, and the batch's completion if these were its last jobs).
  * `skipLocked`: a queued job of an open batch can only be locked by a single-job cancel,
- * which finishes it anyway.
+ * which finishes it anyway. Returns how many, and their queues (a cancelled retry frees its key's turn).
  */
 export async function cancelQueuedOfBatch(
   id: string,
   opts: { skipLocked: boolean; error?: { message: string; code: string } },
   q: Queryable,
-): Promise<number> {
-  const rows = await q<{ n: number }[]>`
+): Promise<{ n: number; queues: string[] }> {
+  const rows = await q<{ n: number; queues: string[] }[]>`
         WITH c AS (
           SELECT id FROM jobs WHERE batch_id = ${id} AND ${jobGuard(q, "cancel")}
           ORDER BY id FOR UPDATE ${opts.skipLocked ? q`SKIP LOCKED` : q``}
@@ -113,8 +113,8 @@ export async function cancelQueuedOfBatch(
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}
-        SELECT count(*)::int AS n FROM j`;
-  return rows[0]!.n;
+        SELECT count(*)::int AS n, coalesce(array_agg(DISTINCT j.queue), '{}') AS queues FROM j`;
+  return rows[0]!;
 }
 
 /** running → running with cancelRequested: each lease holder learns of it on heartbeat, fail or reap. */
