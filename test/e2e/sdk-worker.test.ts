@@ -1,7 +1,7 @@
 import { getEventListeners } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type ClaimedJob,
+  type WorkerJob,
   createJoblineClient,
   JobCancelRequestedError,
   JoblineApiError,
@@ -96,7 +96,7 @@ afterAll(async () => {
 
 /** A worker whose `wait` handler blocks until ctx.signal aborts, then rejects with its reason. */
 function startAbortWaiter(queue: string, leaseSeconds: number) {
-  const started = deferred<ClaimedJob>();
+  const started = deferred<WorkerJob>();
   const seen: { reason?: unknown } = {};
   const w = startWorker(
     queue,
@@ -380,7 +380,8 @@ describe("runHttpWorker", () => {
     // A 30 s lease: only the deadline can end this attempt within the test.
     const { w, started, seen } = startAbortWaiter("deadline", 30);
     const claimed = await started.promise;
-    expect(Date.parse(claimed.deadlineAt!) - Date.parse(claimed.startedAt!)).toBe(1000);
+    // startedAt is not among a worker's fields: read from the job.
+    expect(Date.parse(claimed.deadlineAt!) - Date.parse((await getJob(job.id)).startedAt!)).toBe(1000);
     const done = await until("the job to fail", async () => {
       const j = await getJob(job.id);
       return j.status === "failed" ? j : undefined;
