@@ -51,7 +51,8 @@ interface Call {
 function recordingFetch() {
   const calls: Call[] = [];
   /** failCompletes: how many complete requests (single or batch) to cut next, as a reset connection would. */
-  const state = { dropHeartbeats: false, offline: false, failCompletes: 0 };
+  /** resetCarryingPoll: a poll carrying completions reaches the server (they commit), then meets a reset connection when this settles. */
+  const state = { dropHeartbeats: false, offline: false, failCompletes: 0, resetCarryingPoll: null as Promise<void> | null };
   const fetchFn = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     const text = request.body ? await request.clone().text() : "";
@@ -60,6 +61,14 @@ function recordingFetch() {
     if (state.offline || (state.dropHeartbeats && path.endsWith("/heartbeat"))) {
       call.outcome = "TypeError";
       throw new TypeError("fetch failed (test: network cut)");
+    }
+    if (path === "/v1/process-next" && Array.isArray(call.body?.complete) && state.resetCarryingPoll) {
+      const cut = new AbortController();
+      fetch(new Request(request, { signal: cut.signal })).catch(() => {});
+      await state.resetCarryingPoll;
+      cut.abort();
+      call.outcome = "TypeError";
+      throw new TypeError("fetch failed (test: connection reset)", { cause: { code: "ECONNRESET" } });
     }
     if (path.endsWith("/complete") && state.failCompletes > 0) {
       state.failCompletes--;
@@ -573,6 +582,41 @@ describe("runHttpWorker", () => {
     const resends = w.rec.calls.filter((c) => c.path.endsWith("/complete"));
     expect(resends.every((c) => c.path === "/v1/jobs/complete" && (c.body!.items as unknown[]).length === n)).toBe(true);
     expect(resends.map((c) => c.outcome)).toEqual(["TypeError", "TypeError", 200]);
+  });
+
+  it("a poll whose completions committed but whose answer was lost (reset): the resends outlast the 409 heartbeats; counted succeeded", async () => {
+    const n = 4;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await submit("resetpoll", "gated")).id);
+    const gate = deferred();
+    const reset = deferred();
+    let started = 0;
+    const w = startWorker(
+      "resetpoll",
+      { gated: async () => { started++; await gate.promise; return "done"; } },
+      { concurrency: n, waitMs: 30_000, leaseSeconds: 3 },
+    );
+    w.rec.state.resetCarryingPoll = reset.promise;
+    await until("all running", async () => (started === n ? true : undefined));
+    gate.resolve();
+    await until("all succeeded in the database", async () => ((await listJobs("resetpoll", "succeeded")).length === n ? true : undefined));
+    // Their heartbeats now find the jobs succeeded (409): the SDK sees the leases as lost.
+    await until("a 409 heartbeat for each", () => {
+      const lost = new Set(w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 409).map((c) => c.path.split("/")[3]));
+      return ids.every((id) => lost.has(id)) ? true : undefined;
+    });
+    // The carrying poll's answer never comes (reset), and the first resend of each meets a reset too.
+    w.rec.state.failCompletes = n;
+    w.rec.state.resetCarryingPoll = null;
+    reset.resolve();
+    await until("each completion resent and answered 200", () =>
+      ids.every((id) => w.rec.calls.some((c) => c.path === `/v1/jobs/${id}/complete` && c.outcome === 200)) ? true : undefined,
+    );
+    w.stop.abort();
+    const stats = await w.run;
+    expect((await listJobs("resetpoll", "succeeded")).length).toBe(n);
+    // Every job the database says succeeded is counted so; none abandoned.
+    expect(stats).toEqual({ claimed: n, succeeded: n, failed: 0, abandoned: 0 });
   });
 
   it("stop() resolves within drainTimeoutMs: a handler that never ends and a completion the API cannot take are left to the reaper", async () => {

@@ -237,6 +237,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     job: WorkerJob,
     lease: Lease,
     call: () => Promise<R>,
+    mayHaveCommitted = false,
   ): Promise<R | null> {
     let last: R | null = null;
     let internal = 0;
@@ -251,7 +252,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       } catch (e) {
         onError(e, job);
       }
-      if (!lease.mayHold() || closed || drainLeft() <= 0) return last;
+      // A completion that may have committed already (its answer was lost): that commit is what
+      // makes the heartbeats answer 409, so a lost lease ends its resends only after DRAIN_ATTEMPTS.
+      const hold = lease.mayHold() || (mayHaveCommitted && attempt + 1 < DRAIN_ATTEMPTS);
+      if (!hold || closed || drainLeft() <= 0) return last;
       await sleep(Math.min(200 * 2 ** attempt, 2_000, drainLeft()));
     }
     return last;
@@ -394,8 +398,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result };
 
   async function completeDirect(a: Ack): Promise<void> {
-    const r = await report(a.job, a.lease, () =>
-      api.POST("/v1/jobs/{id}/complete", { params: { path: { id: a.job.id } }, body: completeBody(a.job, a.result) }),
+    // Sent on its own after a poll or a batch left it unanswered: it may have committed there.
+    const r = await report(
+      a.job,
+      a.lease,
+      () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: a.job.id } }, body: completeBody(a.job, a.result) }),
+      true,
     );
     await completed(a, r ? { status: r.response.status, error: r.error } : null);
   }
