@@ -239,6 +239,32 @@ describe("runHttpWorker", () => {
     expect(w.rec.calls.filter((c) => c.path.endsWith("/complete"))).toEqual([]);
   });
 
+  it("beyond 100 free slots, a poll asks for 100 jobs and no request carries more than 100 completions", async () => {
+    const n = 130;
+    const ids = (await Promise.all(Array.from({ length: n }, (_, i) => submit("wide150", "gated", { payload: { i } })))).map((j) => j.id);
+    const gate = deferred();
+    let started = 0;
+    const w = startWorker("wide150", { gated: async () => { started++; await gate.promise; return null; } }, { concurrency: 150 });
+    await until(`all ${n} running`, async () => (started === n ? true : undefined));
+    const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next");
+    expect(polls[0]!.body!.max).toBe(100);
+    for (const p of polls) expect(p.body!.max as number).toBeLessThanOrEqual(100);
+    // All 130 end in one turn: their completions go out 100 at most per request (a poll's
+    // `complete` or a batch), the first carrying a full 100.
+    gate.resolve();
+    await until(`all ${n} succeeded`, async () => ((await listJobs("wide150", "succeeded")).length === n ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: n, succeeded: n, failed: 0, abandoned: 0 });
+    expect(w.errors).toEqual([]);
+    const carried = w.rec.calls
+      .map((c) => (c.path === "/v1/process-next" ? c.body?.complete : c.path === "/v1/jobs/complete" ? c.body?.items : undefined) as Array<{ id: string }> | undefined)
+      .filter((items) => items !== undefined);
+    expect(carried[0]!.length).toBe(100);
+    for (const items of carried) expect(items.length).toBeLessThanOrEqual(100);
+    expect(new Set(carried.flat().map((a) => a.id))).toEqual(new Set(ids));
+    for (const id of ids.slice(0, 5)) expect((await getJob(id)).attempts).toBe(1);
+  });
+
   it("completions that end while a long poll is out are sent without waiting for it", async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await submit("flush", "gated", { payload: { i } })).id);
