@@ -288,6 +288,15 @@ describe("runHttpWorker", () => {
     expect(await w.run).toEqual({ claimed: 3, succeeded: 3, failed: 0, abandoned: 0 });
   });
 
+  it("a single completion that ends while a long poll is out goes alone to its job's complete route", async () => {
+    const job = await submit("flush1", "quick");
+    const w = startWorker("flush1", { quick: () => ({ ok: 1 }) }, { concurrency: 2, waitMs: 10_000 });
+    await until("it succeeded", async () => ((await getJob(job.id)).status === "succeeded" ? true : undefined), 8_000);
+    expect(w.rec.calls.filter((c) => c.path.endsWith("/complete")).map((c) => [c.path, c.outcome])).toEqual([[`/v1/jobs/${job.id}/complete`, 200]]);
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 1, succeeded: 1, failed: 0, abandoned: 0 });
+  });
+
   it("leaves no listeners piling up on the worker's stop signal, poll after poll", async () => {
     for (let i = 0; i < 40; i++) await submit("quiet", "noop");
     const w = startWorker("quiet", { noop: () => null }, { concurrency: 1 });
