@@ -189,6 +189,9 @@ interface Claimed {
   leaseToken: string;
 }
 
+/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (A/B of the lean answer). */
+const LEAN = process.env.FIELDS === "worker";
+
 /**
  * 16 polling clients over HTTP: process-next with `max`, then complete (batch ack when max > 1);
  * with `ack`, each poll instead carries the completions of the jobs the previous one leased.
@@ -248,6 +251,7 @@ async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number;
             workerId: `c${i}`,
             max: o.max,
             ...(o.ack ? { complete } : {}),
+            ...(LEAN ? { fields: "worker" } : {}),
           });
           if (r.status !== 200) throw new Error(`process-next ${r.status}`);
           if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))

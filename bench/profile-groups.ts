@@ -1,6 +1,7 @@
-// Groups a --cpu-prof profile's self time as the performance notes do: `npx tsx bench/profile-groups.ts FILE.cpuprofile [JOBS]`.
+// Groups a --cpu-prof profile's self time as the performance notes do: `npx tsx bench/profile-groups.ts FILE.cpuprofile [JOBS | API_US]`.
 // With JOBS, each group is also printed in µs of the main thread's sampled time per job (sampled
 // wall time: on a loaded machine, read the shares and scale them by the API's CPU per job from /proc).
+// With `API_US=…` env (the API's CPU µs per job from /proc, as bench/http-cpu.ts prints it), the µs column is share × that instead.
 import { readFileSync } from "node:fs";
 
 interface Node {
@@ -37,8 +38,11 @@ const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 const inRoute = (id: number | undefined): boolean =>
   id !== undefined && (/routes\/processNext/.test(byId.get(id)?.callFrame.url ?? "") || inRoute(parent.get(id)));
 const from = Math.max(0, prof.samples.findIndex((id) => inRoute(id)));
+// Modules some plugins load lazily, and static files they walk (glob), are start-up too, wherever they fall.
+const loading = (id: number | undefined): boolean =>
+  id !== undefined && (/^node:internal\/modules\/|node_modules\/glob\//.test(byId.get(id)?.callFrame.url ?? "") || loading(parent.get(id)));
 const self = new Map<number, number>();
-for (const [i, id] of prof.samples.entries()) if (i >= from) self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+for (const [i, id] of prof.samples.entries()) if (i >= from && !loading(id)) self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
 const sums = new Map<string, number>();
 let busy = 0;
 for (const n of prof.nodes) {
@@ -47,10 +51,12 @@ for (const n of prof.nodes) {
   sums.set(g, (sums.get(g) ?? 0) + t);
   if (g !== "idle") busy += t;
 }
+const apiUs = Number(process.env.API_US ?? 0);
 const jobs = jobsArg ? Number(jobsArg) : 0;
-console.log(`busy ${(busy / 1000).toFixed(0)} ms${jobs ? `, ${(busy / jobs).toFixed(1)} µs/job` : ""}`);
+const perJob = (t: number) => (apiUs ? (t / busy) * apiUs : jobs ? t / jobs : 0);
+console.log(`busy ${(busy / 1000).toFixed(0)} ms${jobs ? `, ${(busy / jobs).toFixed(1)} µs/job sampled` : ""}${apiUs ? `; µs column: share × ${apiUs} µs/job` : ""}`);
 for (const [g, t] of [...sums.entries()].filter(([g]) => g !== "idle").sort((a, b) => b[1] - a[1]))
-  console.log(`${((t / busy) * 100).toFixed(1).padStart(5)} %  ${jobs ? `${(t / jobs).toFixed(1).padStart(6)} µs/job  ` : ""}${g}`);
+  console.log(`${((t / busy) * 100).toFixed(1).padStart(5)} %  ${perJob(t) ? `${perJob(t).toFixed(1).padStart(6)} µs/job  ` : ""}${g}`);
 if (process.env.OTHER) {
   const other = new Map<string, number>();
   for (const n of prof.nodes) {

@@ -63,6 +63,40 @@ export function claimedJobDto(r: JobRow) {
   return { ...jobDto(r), leaseToken: r.leaseToken! };
 }
 
+/** process-next's `fields: "worker"`: what a worker reads to run a job and report on it (docs/workers.md). */
+export const WORKER_FIELDS = [
+  "id",
+  "queue",
+  "kind",
+  "payload",
+  "attempts",
+  "maxAttempts",
+  "leaseToken",
+  "leaseExpiresAt",
+  "deadlineAt",
+  "traceparent",
+  "tracestate",
+  "progress",
+] as const;
+export type WorkerField = (typeof WORKER_FIELDS)[number];
+
+export function workerJobDto(r: JobRow): Pick<ReturnType<typeof claimedJobDto>, WorkerField> {
+  return {
+    id: r.id,
+    queue: r.queue,
+    kind: r.kind,
+    payload: r.payload,
+    attempts: r.attempts,
+    maxAttempts: r.maxAttempts,
+    leaseToken: r.leaseToken!,
+    leaseExpiresAt: iso(r.leaseExpiresAt),
+    deadlineAt: iso(r.deadlineAt),
+    traceparent: r.traceparent ?? null,
+    tracestate: r.tracestate ?? null,
+    progress: r.progress ?? null,
+  };
+}
+
 /** Rows snapshotted by to_jsonb() in SQL keep snake_case keys. */
 export function camelize<T>(snake: Record<string, unknown>): T {
   const out: Record<string, unknown> = {};

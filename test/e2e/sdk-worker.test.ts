@@ -1,7 +1,7 @@
 import { getEventListeners } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type ClaimedJob,
+  type WorkerJob,
   createJoblineClient,
   JobCancelRequestedError,
   JoblineApiError,
@@ -51,7 +51,8 @@ interface Call {
 function recordingFetch() {
   const calls: Call[] = [];
   /** failCompletes: how many complete requests (single or batch) to cut next, as a reset connection would. */
-  const state = { dropHeartbeats: false, offline: false, failCompletes: 0 };
+  /** resetCarryingPoll: a poll carrying completions reaches the server (they commit), then meets a reset connection when this settles. */
+  const state = { dropHeartbeats: false, offline: false, failCompletes: 0, resetCarryingPoll: null as Promise<void> | null };
   const fetchFn = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
     const text = request.body ? await request.clone().text() : "";
@@ -60,6 +61,14 @@ function recordingFetch() {
     if (state.offline || (state.dropHeartbeats && path.endsWith("/heartbeat"))) {
       call.outcome = "TypeError";
       throw new TypeError("fetch failed (test: network cut)");
+    }
+    if (path === "/v1/process-next" && Array.isArray(call.body?.complete) && state.resetCarryingPoll) {
+      const cut = new AbortController();
+      fetch(new Request(request, { signal: cut.signal })).catch(() => {});
+      await state.resetCarryingPoll;
+      cut.abort();
+      call.outcome = "TypeError";
+      throw new TypeError("fetch failed (test: connection reset)", { cause: { code: "ECONNRESET" } });
     }
     if (path.endsWith("/complete") && state.failCompletes > 0) {
       state.failCompletes--;
@@ -96,7 +105,7 @@ afterAll(async () => {
 
 /** A worker whose `wait` handler blocks until ctx.signal aborts, then rejects with its reason. */
 function startAbortWaiter(queue: string, leaseSeconds: number) {
-  const started = deferred<ClaimedJob>();
+  const started = deferred<WorkerJob>();
   const seen: { reason?: unknown } = {};
   const w = startWorker(
     queue,
@@ -230,6 +239,32 @@ describe("runHttpWorker", () => {
     expect(w.rec.calls.filter((c) => c.path.endsWith("/complete"))).toEqual([]);
   });
 
+  it("beyond 100 free slots, a poll asks for 100 jobs and no request carries more than 100 completions", async () => {
+    const n = 130;
+    const ids = (await Promise.all(Array.from({ length: n }, (_, i) => submit("wide150", "gated", { payload: { i } })))).map((j) => j.id);
+    const gate = deferred();
+    let started = 0;
+    const w = startWorker("wide150", { gated: async () => { started++; await gate.promise; return null; } }, { concurrency: 150 });
+    await until(`all ${n} running`, async () => (started === n ? true : undefined));
+    const polls = w.rec.calls.filter((c) => c.path === "/v1/process-next");
+    expect(polls[0]!.body!.max).toBe(100);
+    for (const p of polls) expect(p.body!.max as number).toBeLessThanOrEqual(100);
+    // All 130 end in one turn: their completions go out 100 at most per request (a poll's
+    // `complete` or a batch), the first carrying a full 100.
+    gate.resolve();
+    await until(`all ${n} succeeded`, async () => ((await listJobs("wide150", "succeeded")).length === n ? true : undefined));
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: n, succeeded: n, failed: 0, abandoned: 0 });
+    expect(w.errors).toEqual([]);
+    const carried = w.rec.calls
+      .map((c) => (c.path === "/v1/process-next" ? c.body?.complete : c.path === "/v1/jobs/complete" ? c.body?.items : undefined) as Array<{ id: string }> | undefined)
+      .filter((items) => items !== undefined);
+    expect(carried[0]!.length).toBe(100);
+    for (const items of carried) expect(items.length).toBeLessThanOrEqual(100);
+    expect(new Set(carried.flat().map((a) => a.id))).toEqual(new Set(ids));
+    for (const id of ids.slice(0, 5)) expect((await getJob(id)).attempts).toBe(1);
+  });
+
   it("completions that end while a long poll is out are sent without waiting for it", async () => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await submit("flush", "gated", { payload: { i } })).id);
@@ -251,6 +286,15 @@ describe("runHttpWorker", () => {
     expect((batches[0]!.body!.items as Array<{ id: string }>).map((a) => a.id).sort()).toEqual([...ids].sort());
     w.stop.abort();
     expect(await w.run).toEqual({ claimed: 3, succeeded: 3, failed: 0, abandoned: 0 });
+  });
+
+  it("a single completion that ends while a long poll is out goes alone to its job's complete route", async () => {
+    const job = await submit("flush1", "quick");
+    const w = startWorker("flush1", { quick: () => ({ ok: 1 }) }, { concurrency: 2, waitMs: 10_000 });
+    await until("it succeeded", async () => ((await getJob(job.id)).status === "succeeded" ? true : undefined), 8_000);
+    expect(w.rec.calls.filter((c) => c.path.endsWith("/complete")).map((c) => [c.path, c.outcome])).toEqual([[`/v1/jobs/${job.id}/complete`, 200]]);
+    w.stop.abort();
+    expect(await w.run).toEqual({ claimed: 1, succeeded: 1, failed: 0, abandoned: 0 });
   });
 
   it("leaves no listeners piling up on the worker's stop signal, poll after poll", async () => {
@@ -380,7 +424,8 @@ describe("runHttpWorker", () => {
     // A 30 s lease: only the deadline can end this attempt within the test.
     const { w, started, seen } = startAbortWaiter("deadline", 30);
     const claimed = await started.promise;
-    expect(Date.parse(claimed.deadlineAt!) - Date.parse(claimed.startedAt!)).toBe(1000);
+    // startedAt is not among a worker's fields: read from the job.
+    expect(Date.parse(claimed.deadlineAt!) - Date.parse((await getJob(job.id)).startedAt!)).toBe(1000);
     const done = await until("the job to fail", async () => {
       const j = await getJob(job.id);
       return j.status === "failed" ? j : undefined;
@@ -572,6 +617,41 @@ describe("runHttpWorker", () => {
     const resends = w.rec.calls.filter((c) => c.path.endsWith("/complete"));
     expect(resends.every((c) => c.path === "/v1/jobs/complete" && (c.body!.items as unknown[]).length === n)).toBe(true);
     expect(resends.map((c) => c.outcome)).toEqual(["TypeError", "TypeError", 200]);
+  });
+
+  it("a poll whose completions committed but whose answer was lost (reset): the resends outlast the 409 heartbeats; counted succeeded", async () => {
+    const n = 4;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await submit("resetpoll", "gated")).id);
+    const gate = deferred();
+    const reset = deferred();
+    let started = 0;
+    const w = startWorker(
+      "resetpoll",
+      { gated: async () => { started++; await gate.promise; return "done"; } },
+      { concurrency: n, waitMs: 30_000, leaseSeconds: 3 },
+    );
+    w.rec.state.resetCarryingPoll = reset.promise;
+    await until("all running", async () => (started === n ? true : undefined));
+    gate.resolve();
+    await until("all succeeded in the database", async () => ((await listJobs("resetpoll", "succeeded")).length === n ? true : undefined));
+    // Their heartbeats now find the jobs succeeded (409): the SDK sees the leases as lost.
+    await until("a 409 heartbeat for each", () => {
+      const lost = new Set(w.rec.calls.filter((c) => c.path.endsWith("/heartbeat") && c.outcome === 409).map((c) => c.path.split("/")[3]));
+      return ids.every((id) => lost.has(id)) ? true : undefined;
+    });
+    // The carrying poll's answer never comes (reset), and the first resend of each meets a reset too.
+    w.rec.state.failCompletes = n;
+    w.rec.state.resetCarryingPoll = null;
+    reset.resolve();
+    await until("each completion resent and answered 200", () =>
+      ids.every((id) => w.rec.calls.some((c) => c.path === `/v1/jobs/${id}/complete` && c.outcome === 200)) ? true : undefined,
+    );
+    w.stop.abort();
+    const stats = await w.run;
+    expect((await listJobs("resetpoll", "succeeded")).length).toBe(n);
+    // Every job the database says succeeded is counted so; none abandoned.
+    expect(stats).toEqual({ claimed: n, succeeded: n, failed: 0, abandoned: 0 });
   });
 
   it("stop() resolves within drainTimeoutMs: a handler that never ends and a completion the API cannot take are left to the reaper", async () => {

@@ -7,7 +7,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ClaimedJob, Jobline } from "../../clients/typescript/src/index.js";
+import { Jobline, type WorkerJob } from "../../clients/typescript/src/index.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "../../src/worker/webhooks.js";
 import { startReceiver } from "../e2e/helpers/util.js";
@@ -216,7 +216,7 @@ describe("trace context with an OpenTelemetry SDK registered", () => {
     // docs/tracing.md's wrapper, as a user writes it with @opentelemetry/api.
     const tracer = trace.getTracer("app");
     const traced =
-      <J extends ClaimedJob, C>(h: (job: J, ctx: C) => unknown) =>
+      <J extends WorkerJob, C>(h: (job: J, ctx: C) => unknown) =>
       (job: J, ctx: C) =>
         context.with(propagation.extract(context.active(), { traceparent: job.traceparent ?? "", tracestate: job.tracestate ?? "" }), () =>
           tracer.startActiveSpan(`process ${job.kind}`, async (span) => {

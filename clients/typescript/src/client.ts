@@ -6,6 +6,8 @@ export type { components, paths } from "./schema.gen.js";
 type Schemas = components["schemas"];
 export type Job = Schemas["Job"];
 export type ClaimedJob = Schemas["ClaimedJob"];
+/** A leased job as process-next answers it with `fields: "worker"` (what runHttpWorker's handlers get). */
+export type WorkerJob = Schemas["WorkerJob"];
 export type Batch = Schemas["Batch"];
 export type Problem = Schemas["Problem"];
 export type JobStatus = Job["status"];

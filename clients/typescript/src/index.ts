@@ -18,6 +18,7 @@ export {
   type Schedule,
   type ScheduleCreate,
   type ScheduleMethods,
+  type WorkerJob,
   type SchedulePatch,
   unwrap,
 } from "./client.js";
@@ -45,6 +46,7 @@ export {
   type SubmitOptions,
   type TypedClaimedJob,
   type TypedJob,
+  type TypedWorkerJob,
   type Worker,
   type WorkHandler,
   type WorkOptions,

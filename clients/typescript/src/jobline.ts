@@ -9,6 +9,7 @@ import {
   type JobSubmit,
   type paths,
   unwrap,
+  type WorkerJob,
 } from "./client.js";
 import { type JobContext, type RunHttpWorkerOptions, runHttpWorker, type WorkerStats } from "./worker.js";
 
@@ -24,19 +25,24 @@ export type TypedClaimedJob<K extends KindMap, N extends keyof K = keyof K> = N 
   ? Omit<ClaimedJob, "kind" | "payload"> & { kind: N; payload: K[N] }
   : never;
 
+/** A leased job of kind N as a handler gets it (process-next's worker fields), its payload typed by the map. */
+export type TypedWorkerJob<K extends KindMap, N extends keyof K = keyof K> = N extends string
+  ? Omit<WorkerJob, "kind" | "payload"> & { kind: N; payload: K[N] }
+  : never;
+
 /** Everything `POST /v1/jobs` takes besides queue, kind and payload, plus its Idempotency-Key. */
 export type SubmitOptions = Omit<JobSubmit, "queue" | "kind" | "payload"> & { idempotencyKey?: string; signal?: AbortSignal };
 
 /** One function for every kind (a union of typed jobs), or one per kind (only those are leased). */
 export type WorkHandler<K extends KindMap> =
-  | ((job: TypedClaimedJob<K>, ctx: JobContext) => unknown)
-  | { [N in keyof K & string]?: (job: TypedClaimedJob<K, N>, ctx: JobContext) => unknown };
+  | ((job: TypedWorkerJob<K>, ctx: JobContext) => unknown)
+  | { [N in keyof K & string]?: (job: TypedWorkerJob<K, N>, ctx: JobContext) => unknown };
 
 export type WorkOptions = Omit<RunHttpWorkerOptions, "baseUrl" | "apiKey" | "client" | "queues" | "handlers" | "signal" | "onError"> & {
   /** Also stops the worker when aborted (optional: `worker.stop()` does it). */
   signal?: AbortSignal;
   /** Default: the client's onError. */
-  onError?: (error: unknown, job?: ClaimedJob) => void;
+  onError?: (error: unknown, job?: WorkerJob) => void;
 };
 
 /** A running worker. */
@@ -49,7 +55,7 @@ export interface Worker {
 
 export interface JoblineOptions extends JoblineClientOptions {
   /** Told about retries and errors (transport, lost leases, refused reports). Default: one line on console.error. */
-  onError?: (error: unknown, job?: ClaimedJob) => void;
+  onError?: (error: unknown, job?: WorkerJob) => void;
 }
 
 /** GET /v1/jobs's filters: queue, status, kind, batchId, tag, createdAfter, createdBefore, limit, cursor. */
@@ -79,7 +85,7 @@ const MAX_WAIT_MS = 30_000;
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Logs one line per error: the default onError. */
-export function logError(error: unknown, job?: ClaimedJob): void {
+export function logError(error: unknown, job?: WorkerJob): void {
   console.error(`jobline: ${job ? `job ${job.id} (${job.kind}): ` : ""}${describe(error)}`);
 }
 
@@ -89,7 +95,7 @@ export function logError(error: unknown, job?: ClaimedJob): void {
  */
 export class Jobline<K extends KindMap = KindMap> {
   readonly api: JoblineClient;
-  readonly onError: (error: unknown, job?: ClaimedJob) => void;
+  readonly onError: (error: unknown, job?: WorkerJob) => void;
   readonly jobs: JobMethods<K>;
 
   constructor(options: JoblineOptions) {

@@ -258,7 +258,7 @@ export interface paths {
         put?: never;
         /**
          * Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready
-         * @description `complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), in the same request: the completions and the first claim are one statement, and each completion is answered on its own in `completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the same request again replays them. If that statement fails, their items are answered 503 (database unavailable or a deadlock) or 500, to be sent again, and the poll returns at once with no jobs (none was leased).
+         * @description `complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), in the same request: the completions and the first claim are one statement, and each completion is answered on its own in `completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the same request again replays them. If that statement fails, their items are answered 503 (database unavailable or a deadlock) or 500, to be sent again, and the poll returns at once with no jobs (none was leased). `fields: "worker"` answers each job with only the fields a worker needs (WorkerJob), a third of the bytes.
          */
         post: operations["processNext"];
         delete?: never;
@@ -783,6 +783,31 @@ export interface components {
             /** Format: uuid */
             leaseToken: string;
         };
+        /** @description A leased job with only the fields a worker needs: id, queue, kind, payload, attempts, maxAttempts, leaseToken, leaseExpiresAt, deadlineAt, traceparent, tracestate, progress (process-next with `fields: "worker"`) */
+        WorkerJobInput: {
+            /** Format: uuid */
+            id: string;
+            queue: string;
+            kind: string;
+            payload: unknown;
+            attempts: number;
+            maxAttempts: number;
+            /** Format: uuid */
+            leaseToken: string;
+            leaseExpiresAt: string | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
+        };
         BatchJobSubmitInput: {
             queue: string;
             kind: string;
@@ -867,6 +892,17 @@ export interface components {
                 createdBefore?: string;
             };
             limit?: number;
+        };
+        ProcessNextResultInput: {
+            /** @description ClaimedJob each, or WorkerJob each with `fields: "worker"` */
+            jobs: (components["schemas"]["ClaimedJobInput"] | components["schemas"]["WorkerJobInput"])[];
+            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
+            completed?: {
+                /** Format: uuid */
+                id: string;
+                status: number;
+                problem?: components["schemas"]["ProblemInput"];
+            }[];
         };
         /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
         QueueSettingsPutInput: {
@@ -1042,16 +1078,6 @@ export interface components {
         JobDependentsInput: {
             items: components["schemas"]["JobInput"][];
             nextCursor: string | null;
-        };
-        ProcessNextResultInput: {
-            jobs: components["schemas"]["ClaimedJobInput"][];
-            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
-            completed?: {
-                /** Format: uuid */
-                id: string;
-                status: number;
-                problem?: components["schemas"]["ProblemInput"];
-            }[];
         };
         QueueListInput: {
             items: {
@@ -1308,6 +1334,31 @@ export interface components {
             /** Format: uuid */
             leaseToken: string;
         };
+        /** @description A leased job with only the fields a worker needs: id, queue, kind, payload, attempts, maxAttempts, leaseToken, leaseExpiresAt, deadlineAt, traceparent, tracestate, progress (process-next with `fields: "worker"`) */
+        WorkerJob: {
+            /** Format: uuid */
+            id: string;
+            queue: string;
+            kind: string;
+            payload: unknown;
+            attempts: number;
+            maxAttempts: number;
+            /** Format: uuid */
+            leaseToken: string;
+            leaseExpiresAt: string | null;
+            /** @description The current (or last) attempt's deadline */
+            deadlineAt: string | null;
+            /** @description W3C trace context the job carries (docs/tracing.md); workers start their span from it */
+            traceparent: string | null;
+            tracestate: string | null;
+            /** @description The latest progress the lease holder sent with a heartbeat */
+            progress: {
+                percent?: number;
+                message?: string;
+                data?: unknown;
+                at: string;
+            } | null;
+        };
         BatchJobSubmit: {
             queue: string;
             kind: string;
@@ -1392,6 +1443,17 @@ export interface components {
                 createdBefore?: string;
             };
             limit?: number;
+        };
+        ProcessNextResult: {
+            /** @description ClaimedJob each, or WorkerJob each with `fields: "worker"` */
+            jobs: (components["schemas"]["ClaimedJob"] | components["schemas"]["WorkerJob"])[];
+            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
+            completed?: {
+                /** Format: uuid */
+                id: string;
+                status: number;
+                problem?: components["schemas"]["Problem"];
+            }[];
         };
         /** @description Replaces the whole settings object: an absent field means no limit (and not paused). */
         QueueSettingsPut: {
@@ -1567,16 +1629,6 @@ export interface components {
         JobDependents: {
             items: components["schemas"]["Job"][];
             nextCursor: string | null;
-        };
-        ProcessNextResult: {
-            jobs: components["schemas"]["ClaimedJob"][];
-            /** @description Present when the request carried `complete`: one answer per item, in order (200: succeeded) */
-            completed?: {
-                /** Format: uuid */
-                id: string;
-                status: number;
-                problem?: components["schemas"]["Problem"];
-            }[];
         };
         QueueList: {
             items: {
@@ -2801,6 +2853,12 @@ export interface operations {
                         leaseToken: string;
                         result?: unknown;
                     }[];
+                    /**
+                     * @description "full" (default): each job as GET /v1/jobs/{id} shows it, plus leaseToken. "worker": only id, queue, kind, payload, attempts, maxAttempts, leaseToken, leaseExpiresAt, deadlineAt, traceparent, tracestate, progress
+                     * @default full
+                     * @enum {string}
+                     */
+                    fields?: "full" | "worker";
                 };
             };
         };

@@ -1,4 +1,4 @@
-import { type ClaimedJob, createJoblineClient, JoblineApiError, type JoblineClient, type paths } from "./client.js";
+import { createJoblineClient, JoblineApiError, type JoblineClient, type paths, type WorkerJob } from "./client.js";
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -45,7 +45,7 @@ function checkProgress(p: Progress): void {
     throw new TypeError("progress.data exceeds 16 KiB of JSON");
 }
 
-export type JobHandler = (job: ClaimedJob, ctx: JobContext) => unknown;
+export type JobHandler = (job: WorkerJob, ctx: JobContext) => unknown;
 
 export interface RunHttpWorkerOptions {
   /** Either `baseUrl` + `apiKey` (a key with the `worker` role), or an existing `client`. */
@@ -64,8 +64,14 @@ export interface RunHttpWorkerOptions {
   /** Stops the worker: the long poll is aborted, in-flight handlers finish, then the promise resolves. */
   signal: AbortSignal;
   workerId?: string;
+  /**
+   * What process-next answers for each job (default "worker": only the fields a worker needs,
+   * WorkerJob, a third of the bytes). "full": every field of ClaimedJob (a server older than
+   * the option answers that anyway; the handler's type stays WorkerJob, cast it).
+   */
+  fields?: "worker" | "full";
   /** Told about transport errors and lost leases (default: nothing). */
-  onError?: (error: unknown, job?: ClaimedJob) => void;
+  onError?: (error: unknown, job?: WorkerJob) => void;
   /**
    * Until a first poll has been answered, a transport error stops the worker (it rejects with
    * it) instead of being retried: a wrong URL fails at once. Default false (retry from the start).
@@ -186,9 +192,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   const concurrency = options.concurrency ?? 1;
   const leaseSeconds = options.leaseSeconds ?? 60;
   const waitMs = options.waitMs ?? 10_000;
+  const fields = options.fields ?? "worker";
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   const workerId = options.workerId ?? `http-worker-${globalThis.crypto.randomUUID().slice(0, 8)}`;
-  const onError = (error: unknown, job?: ClaimedJob) => {
+  const onError = (error: unknown, job?: WorkerJob) => {
     try {
       options.onError?.(error, job);
     } catch {
@@ -227,9 +234,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
    * API or its database does not let the lease lapse and the job run again elsewhere.
    */
   async function report<R extends { response: Response; error?: unknown }>(
-    job: ClaimedJob,
+    job: WorkerJob,
     lease: Lease,
     call: () => Promise<R>,
+    mayHaveCommitted = false,
   ): Promise<R | null> {
     let last: R | null = null;
     let internal = 0;
@@ -244,7 +252,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       } catch (e) {
         onError(e, job);
       }
-      if (!lease.mayHold() || closed || drainLeft() <= 0) return last;
+      // A completion that may have committed already (its answer was lost): that commit is what
+      // makes the heartbeats answer 409, so a lost lease ends its resends only after DRAIN_ATTEMPTS.
+      const hold = lease.mayHold() || (mayHaveCommitted && attempt + 1 < DRAIN_ATTEMPTS);
+      if (!hold || closed || drainLeft() <= 0) return last;
       await sleep(Math.min(200 * 2 ** attempt, 2_000, drainLeft()));
     }
     return last;
@@ -263,7 +274,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   }
 
   /** Heartbeats every third of the lease, from the claim until release(). */
-  function keepLease(job: ClaimedJob): Lease {
+  function keepLease(job: WorkerJob): Lease {
     const ctl = new AbortController();
     let lost: LeaseLostError | null = null;
     let confirmedAt = Date.now();
@@ -354,7 +365,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     return lease;
   }
 
-  async function runJob(job: ClaimedJob): Promise<void> {
+  async function runJob(job: WorkerJob): Promise<void> {
     // Heartbeats run from here until the outcome is recorded (or the lease is lost), not only
     // while the handler runs: its completion may wait for the next poll or for the API.
     const lease = keepLease(job);
@@ -383,12 +394,16 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     if (!pollComing && !signal.aborted) armFlush();
   }
 
-  const completeBody = (job: ClaimedJob, result: unknown) =>
+  const completeBody = (job: WorkerJob, result: unknown) =>
     result === undefined ? { leaseToken: job.leaseToken } : { leaseToken: job.leaseToken, result };
 
   async function completeDirect(a: Ack): Promise<void> {
-    const r = await report(a.job, a.lease, () =>
-      api.POST("/v1/jobs/{id}/complete", { params: { path: { id: a.job.id } }, body: completeBody(a.job, a.result) }),
+    // Sent on its own after a poll or a batch left it unanswered: it may have committed there.
+    const r = await report(
+      a.job,
+      a.lease,
+      () => api.POST("/v1/jobs/{id}/complete", { params: { path: { id: a.job.id } }, body: completeBody(a.job, a.result) }),
+      true,
     );
     await completed(a, r ? { status: r.response.status, error: r.error } : null);
   }
@@ -406,12 +421,12 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   }
 
   /** A report that did not land: the job is left to the reaper (or is someone else's already). */
-  function abandon(job: ClaimedJob, lease: Lease, what: string, answer: { status: number; error?: unknown } | null) {
+  function abandon(job: WorkerJob, lease: Lease, what: string, answer: { status: number; error?: unknown } | null) {
     stats.abandoned++;
     onError(answer ? new JoblineApiError(answer.status, answer.error) : (lease.lost() ?? new Error(`job ${job.id}: no answer to its ${what} while its lease lasted`)), job);
   }
 
-  async function failJob(job: ClaimedJob, lease: Lease, error: unknown): Promise<void> {
+  async function failJob(job: WorkerJob, lease: Lease, error: unknown): Promise<void> {
     const info = errorInfo(error);
     const r = await report(job, lease, () =>
       api.POST("/v1/jobs/{id}/fail", {
@@ -430,11 +445,11 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
   }
 
   /** A job that succeeded, with its result and its lease (still heartbeating), not yet acknowledged. */
-  type Ack = { job: ClaimedJob; lease: Lease; result: unknown };
+  type Ack = { job: WorkerJob; lease: Lease; result: unknown };
   /** Completions waiting for the next poll, and the reports started from a poll's answers. */
   const acks: Ack[] = [];
   const reporting = new Set<Promise<void>>();
-  const track = (job: ClaimedJob, p: Promise<void>) => {
+  const track = (job: WorkerJob, p: Promise<void>) => {
     const t: Promise<void> = p.catch((e: unknown) => onError(e, job)).finally(() => reporting.delete(t));
     reporting.add(t);
   };
@@ -473,7 +488,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     }
   }
 
-  const start = (job: ClaimedJob) => {
+  const start = (job: WorkerJob) => {
     stats.claimed++;
     const p: Promise<void> = runJob(job)
       .catch((e: unknown) => onError(e, job))
@@ -533,7 +548,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     if (acks.length > 0) armFlush();
     try {
       const complete = carried.map(({ job, result }) => ({ id: job.id, ...completeBody(job, result) }));
-      const r = await poll({ queues, ...(kinds ? { kinds } : {}), workerId, max: Math.min(free, 100), leaseSeconds, waitMs, ...(complete.length ? { complete } : {}) });
+      const r = await poll({ queues, ...(kinds ? { kinds } : {}), workerId, max: Math.min(free, 100), leaseSeconds, waitMs, fields, ...(complete.length ? { complete } : {}) });
       reached = true;
       if (r.data) {
         backoff = 0;

@@ -1,14 +1,83 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import type { JobRow } from "../../repositories/jobs.js";
 import { Tripwire } from "../../services/tripwire.js";
-import { claimedJobDto } from "../../services/representation.js";
+import { claimedJobDto, WORKER_FIELDS, workerJobDto } from "../../services/representation.js";
 import { releaseUndelivered } from "../../services/undelivered.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
 import { LeaseSeconds, Name, WorkerId } from "../schemas/common.js";
-import { ClaimedJobSchema, CompleteItem } from "../schemas/jobs.js";
+import { ClaimedJobSchema, CompleteItem, WorkerJobSchema } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
+
+const ProcessNextBody = z.strictObject({
+  queues: z.array(Name).min(1).max(50),
+  kinds: z.array(Name).max(100).optional(),
+  workerId: WorkerId,
+  max: z.number().int().min(1).max(100).default(1),
+  leaseSeconds: LeaseSeconds.default(60),
+  waitMs: z.number().int().min(0).max(30_000).default(0),
+  complete: z.array(CompleteItem).max(100).optional(),
+  fields: z
+    .enum(["full", "worker"])
+    .default("full")
+    .describe(`"full" (default): each job as GET /v1/jobs/{id} shows it, plus leaseToken. "worker": only ${WORKER_FIELDS.join(", ")}`),
+});
+
+const ProcessNextResult = z
+  .object({
+    jobs: z.array(z.union([ClaimedJobSchema, WorkerJobSchema])).describe('ClaimedJob each, or WorkerJob each with `fields: "worker"`'),
+    completed: z
+      .array(z.object({ id: z.uuid(), status: z.number().int(), problem: ProblemSchema.optional() }))
+      .optional()
+      .describe("Present when the request carried `complete`: one answer per item, in order (200: succeeded)"),
+  })
+  .meta({ id: "ProcessNextResult" });
+
+const DESCRIPTION =
+  "`complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), " +
+  "in the same request: the completions and the first claim are one statement, and each completion is answered on its own in " +
+  "`completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the " +
+  "same request again replays them. If that statement fails, their items are answered 503 (database " +
+  "unavailable or a deadlock) or 500, to be sent again, and the poll returns at once with no jobs (none was leased). " +
+  '`fields: "worker"` answers each job with only the fields a worker needs (WorkerJob), a third of the bytes.';
+
+/**
+ * A client that disconnects ends its long poll, so no job is leased to nobody. The response's
+ * close (not the request's, which Node emits once the body is read) is the connection going
+ * away before we answered. Jobs already leased to this answer when it goes away undelivered
+ * (closed before the response was written) are released at once.
+ */
+function watchDelivery(c: Container, req: FastifyRequest, reply: FastifyReply) {
+  const gone = new Tripwire();
+  let leased: JobRow[] = [];
+  const release = () => {
+    const rows = leased;
+    leased = [];
+    if (rows.length === 0) return;
+    releaseUndelivered(c, rows).catch((e: unknown) => req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"));
+  };
+  // Delivered: the whole answer went to the OS while the connection stood. Node emits
+  // 'finish' also when a reset connection dropped the unwritten rest, so the socket decides.
+  const socket = req.raw.socket;
+  let delivered = false;
+  reply.raw.once("finish", () => {
+    delivered = !socket.destroyed;
+  });
+  reply.raw.once("close", () => {
+    if (delivered) return;
+    gone.trip();
+    release();
+  });
+  /** The rows this answer carries; released at once if the client is gone already. */
+  const deliver = (jobs: JobRow[]) => {
+    leased = jobs;
+    if (gone.aborted) release();
+    return jobs;
+  };
+  return { gone, deliver };
+}
 
 export async function processNextRoutes(app: Api, c: Container) {
   app.post(
@@ -19,75 +88,21 @@ export async function processNextRoutes(app: Api, c: Container) {
         tags: ["workers"],
         operationId: "processNext",
         summary: "Lease up to `max` claimable jobs; long-polls up to `waitMs` when none is ready",
-        description:
-          "`complete` acknowledges jobs this worker finished, as POST /v1/jobs/complete would (same fencing, same events), " +
-          "in the same request: the completions and the first claim are one statement, and each completion is answered on its own in " +
-          "`completed`, in order. Completions are committed whether or not the poll then waits or finds jobs; sending the " +
-          "same request again replays them. If that statement fails, their items are answered 503 (database " +
-          "unavailable or a deadlock) or 500, to be sent again, and the poll returns at once with no jobs (none was leased).",
-        body: z.strictObject({
-          queues: z.array(Name).min(1).max(50),
-          kinds: z.array(Name).max(100).optional(),
-          workerId: WorkerId,
-          max: z.number().int().min(1).max(100).default(1),
-          leaseSeconds: LeaseSeconds.default(60),
-          waitMs: z.number().int().min(0).max(30_000).default(0),
-          complete: z.array(CompleteItem).max(100).optional(),
-        }),
-        response: {
-          200: z
-            .object({
-              jobs: z.array(ClaimedJobSchema),
-              completed: z
-                .array(z.object({ id: z.uuid(), status: z.number().int(), problem: ProblemSchema.optional() }))
-                .optional()
-                .describe("Present when the request carried `complete`: one answer per item, in order (200: succeeded)"),
-            })
-            .meta({ id: "ProcessNextResult" }),
-          ...errors(),
-        },
+        description: DESCRIPTION,
+        body: ProcessNextBody,
+        response: { 200: ProcessNextResult, ...errors() },
       },
     },
     async (req, reply) => {
-      // A client that disconnects ends its long poll, so no job is leased to nobody. The
-      // response's close (not the request's, which Node emits once the body is read) is the
-      // connection going away before we answered. Jobs already leased to this answer when it
-      // goes away undelivered (closed before the response was written) are released at once.
-      const gone = new Tripwire();
-      let leased: JobRow[] = [];
-      const release = () => {
-        const rows = leased;
-        leased = [];
-        if (rows.length === 0) return;
-        releaseUndelivered(c, rows).catch((e: unknown) =>
-          req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"),
-        );
-      };
-      // Delivered: the whole answer went to the OS while the connection stood. Node emits
-      // 'finish' also when a reset connection dropped the unwritten rest, so the socket decides.
-      const socket = req.raw.socket;
-      let delivered = false;
-      reply.raw.once("finish", () => {
-        delivered = !socket.destroyed;
-      });
-      reply.raw.once("close", () => {
-        if (delivered) return;
-        gone.trip();
-        release();
-      });
-      const answer = (jobs: JobRow[]) => {
-        leased = jobs;
-        // Gone while the claim ran: nobody will read this answer.
-        if (gone.aborted) release();
-        return jobs.map(claimedJobDto);
-      };
-      const { complete, ...poll } = req.body;
+      const { gone, deliver } = watchDelivery(c, req, reply);
+      const { complete, fields, ...poll } = req.body;
+      const dto = fields === "worker" ? workerJobDto : claimedJobDto;
       const input = { ...poll, scope: scope(req), signal: gone };
-      if (!complete) return { jobs: answer(await c.services.jobs.claimNext(input)) };
+      if (!complete) return { jobs: deliver(await c.services.jobs.claimNext(input)).map(dto) };
       const out = await c.services.jobs.claimNextAndComplete(input, complete);
       if (out.failure?.expected) req.log.warn({ err: out.failure.error }, "acknowledgements in a poll failed; answered 503 per item");
       else if (out.failure) req.log.error({ err: out.failure.error }, "acknowledgements in a poll failed; answered 500 per item");
-      return { jobs: answer(out.jobs), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
+      return { jobs: deliver(out.jobs).map(dto), completed: out.completed.map(({ id, outcome }) => itemAnswer(id, outcome)) };
     },
   );
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { normaliseTraceparent } from "../../domain/traceContext.js";
 import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progress.js";
+import { WORKER_FIELDS, type WorkerField } from "../../services/representation.js";
 import { PageQuery } from "./pages.js";
 import { TraceHeaders } from "../traceHeaders.js";
 import { InputTimestamp, JsonValue, LeaseSeconds, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
@@ -127,6 +128,11 @@ export const JobSchema = z
   .meta({ id: "Job" });
 
 export const ClaimedJobSchema = JobSchema.extend({ leaseToken: z.uuid() }).meta({ id: "ClaimedJob" });
+
+/** process-next's `fields: "worker"`: only what a worker needs to run the job and report on it. */
+export const WorkerJobSchema = ClaimedJobSchema.pick(Object.fromEntries(WORKER_FIELDS.map((k) => [k, true])) as Record<WorkerField, true>)
+  .describe(`A leased job with only the fields a worker needs: ${WORKER_FIELDS.join(", ")} (process-next with \`fields: "worker"\`)`)
+  .meta({ id: "WorkerJob" });
 
 /** A job to acknowledge as done: POST /v1/jobs/complete's items and process-next's `complete`. */
 export const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });
