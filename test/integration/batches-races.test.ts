@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type JobRow, jobsRepository } from "../../src/repositories/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("batches_races");
 beforeAll(async () => {
@@ -26,8 +26,7 @@ const post = (path: string, body?: object) => {
   return body === undefined ? r : r.send(body);
 };
 const svc = () => setup.env.c.services.jobs;
-const claim = (queue: string, max = 10) =>
-  svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs: 0 });
+const claim = (queue: string, max = 10) => claimDirect(setup.env, queue, { max });
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 60_000) {
   const deadline = Date.now() + ms;
