@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { submitDirect, useTestEnv } from "../helpers/app.js";
 
 // Workflows under races, against real PostgreSQL and many pool connections (issue 28 point 3):
 // 200 trials each, run 10 at a time. A dependent released twice or never is the seeds' bug class.
@@ -13,11 +13,7 @@ const svc = () => t.env.c.services.jobs;
 async function trials(run: (i: number) => Promise<void>) {
   for (let i = 0; i < TRIALS; i += AT_ONCE) await Promise.all(Array.from({ length: AT_ONCE }, (_, k) => run(i + k)));
 }
-async function submit(queue: string, extra: object = {}) {
-  const out = await svc().submit("acme", { queue, kind: "k", payload: {}, ...extra });
-  if (!out.ok) throw new Error(JSON.stringify(out));
-  return out.value;
-}
+const submit = (queue: string, extra: object = {}) => submitDirect(t.env, "acme", { queue, kind: "k", payload: {}, ...extra });
 /** Submits a job of its own queue and claims it: running, ready to be finished. */
 async function running(queue: string, extra: object = {}) {
   const job = await submit(queue, extra);
