@@ -69,8 +69,10 @@ export function createMaintenanceService(deps: {
    */
   const cascadeOnce = () => continueCascade(deps.sql, Number.POSITIVE_INFINITY, Date.now() + 1000);
 
-  /** Ready: the database answers within 2 s and the migrations are applied. */
-  /** Why not ready is for the log only: a driver's error names the database's host and port. */
+  /**
+   * Ready: the database answers within 2 s and the migrations are applied. Why not ready is
+   * for the log only: a driver's error names the database's host and port.
+   */
   async function readiness(): Promise<{ ready: true } | { ready: false; detail: string; error?: unknown }> {
     try {
       const ok = await Promise.race([
