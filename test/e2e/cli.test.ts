@@ -8,10 +8,9 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../../src/db/embedded.js";
 import { useCliServer } from "./helpers/cliServer.js";
+import { BIN, ROOT } from "./helpers/processes.js";
 
 const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, "..", "..");
-const BIN = join(ROOT, "bin", "jobline.js");
 const TRACE = join(import.meta.dirname, "helpers", "trace-imports.mjs");
 const srv = useCliServer("cli");
 const { cli } = srv;
