@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "./helpers/processes.js";
+import { ROOT, runCli } from "./helpers/processes.js";
 import { useJobline } from "./helpers/useJobline.js";
+import { api } from "./helpers/util.js";
 
 // `npm run build` output, laid out as the image has it (no src/, so no way back to tsx), runs.
 const exec = promisify(execFile);
@@ -31,9 +32,8 @@ const BIN = () => join(app, "bin", "jobline.js");
 describe("the compiled build", () => {
   it("runs migrate from dist/ without tsx", async () => {
     const trace = join(app, "imports.txt");
-    const { JOBLINE_FROM_SOURCE: _, ...rest } = process.env;
-    const migrateEnv = { ...rest, DATABASE_URL: t.databaseUrl, LOG_LEVEL: "warn", TRACE_IMPORTS_FILE: trace };
-    const out = await exec(process.execPath, ["--import", TRACE, BIN(), "migrate"], { env: migrateEnv, timeout: 120_000 });
+    const migrateEnv = { ...env, DATABASE_URL: t.databaseUrl, TRACE_IMPORTS_FILE: trace };
+    const out = await runCli(["migrate"], migrateEnv, { bin: BIN(), nodeArgs: ["--import", TRACE], timeout: 120_000 });
     expect(out.stdout).toContain("migrations applied");
     const loaded = readFileSync(trace, "utf8");
     expect(loaded).toContain(`${app}/dist/cli.js`);
@@ -45,12 +45,7 @@ describe("the compiled build", () => {
     const server = await t.start("serve", env, { bin: BIN() });
     const url = server.url;
     expect((await fetch(`${url}/dashboard`)).status).toBe(200);
-    const r = await fetch(`${url}/v1/jobs`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${t.admin}`, "content-type": "application/json" },
-      body: JSON.stringify({ queue: "built", kind: "k" }),
-    });
-    expect(r.status).toBe(201);
+    expect((await api(url, t.admin, "POST", "/v1/jobs", { queue: "built", kind: "k" })).status).toBe(201);
     server.signal("SIGTERM");
     expect((await server.exited).code).toBe(0);
   });

@@ -1,41 +1,23 @@
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopPostmaster } from "../../src/db/embedded.js";
-import { BIN, type Jobline, startJobline } from "./helpers/processes.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useEmbeddedStart } from "./helpers/embeddedStart.js";
+import { type Jobline, runCli, settle } from "./helpers/processes.js";
 
 // `jobline start` without DATABASE_URL owns an embedded PostgreSQL in JOBLINE_DATA_DIR; the
 // one-shot commands run with the same environment must use it, not start a second one.
-const run = promisify(execFile);
-const dataDir = mkdtempSync(join(tmpdir(), "jobline-cli-embedded-"));
-const own = { JOBLINE_DATA_DIR: dataDir, LOG_LEVEL: "warn", JOBLINE_REAPER_INTERVAL_MS: "1000" };
-let env: NodeJS.ProcessEnv = {};
+const embedded = useEmbeddedStart("jobline-cli-embedded-");
+const dataDir = embedded.dir;
+const own = { ...embedded.env, JOBLINE_REAPER_INTERVAL_MS: "1000" };
 let start: Jobline;
 let url = "";
 
-const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { env, timeout: 120_000 });
-const settle = (p: Promise<{ stdout: string; stderr: string }>) =>
-  p.then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code: number; stdout: string; stderr: string }) => e,
-  );
+const cli = (args: string[]) => runCli(args, { ...own, PORT: new URL(url).port }, { timeout: 120_000 });
 
 beforeAll(async () => {
-  start = await startJobline("start", undefined, own);
+  start = await embedded.start(own);
   url = start.url;
-  const { DATABASE_URL: _, ...rest } = process.env;
-  env = { ...rest, ...own, PORT: new URL(url).port };
 }, 180_000);
-
-afterAll(async () => {
-  await start?.stop(20_000);
-  // A killed `jobline start` can leave its embedded PostgreSQL behind.
-  await stopPostmaster(join(dataDir, "pgdata"), 5000);
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
 
 describe("the CLI beside a running `jobline start` on the same data directory", () => {
   it("keys create writes through the running embedded server, and the key works", async () => {

@@ -4,6 +4,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./helpers/processes.js";
 import { useJobline } from "./helpers/useJobline.js";
+import { api as call } from "./helpers/util.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test", "artifacts");
@@ -13,14 +14,8 @@ const admin = t.admin;
 let browser: Browser | undefined;
 let base = "";
 
-async function api<T = Record<string, unknown>>(path: string, body?: unknown, method = body === undefined ? "GET" : "POST"): Promise<{ status: number; body: T }> {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, body: (await r.json().catch(() => null)) as T };
-}
+/** A POST as the platform admin (every call here creates or acts). */
+const api = <T = Record<string, unknown>>(path: string, body: unknown): Promise<{ status: number; body: T }> => call(base, admin, "POST", path, body);
 
 beforeAll(async () => {
   base = (await t.start("serve")).url;

@@ -1,10 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopPostmaster } from "../../src/db/embedded.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/until.js";
-import { type ChildEnv, ROOT, spawnChild, startJobline, stopAll } from "./helpers/processes.js";
+import { useEmbeddedStart } from "./helpers/embeddedStart.js";
+import { type ChildEnv, ROOT, spawnChild } from "./helpers/processes.js";
 
 // The README's walk-through, taken from README.md itself, pasted into bash against a real
 // `jobline start` (what `npm start` runs) on a fresh data directory and port, as on a fresh clone.
@@ -19,14 +18,14 @@ function walkthroughBlocks(readme: string): string[] {
   return [...readme.slice(a, b).matchAll(/^```bash\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), "jobline-readme-"));
+// The server is stopped by its own pid after the file, so it stops its PostgreSQL itself; a bash script with its group.
+const embedded = useEmbeddedStart("jobline-readme-");
 // As on a fresh clone: no database, server or key from the test run's environment; default log level.
 const env: ChildEnv = {
-  DATABASE_URL: undefined,
+  ...embedded.env,
   JOBLINE_URL: undefined,
   JOBLINE_API_KEY: undefined,
   LOG_LEVEL: process.env.LOG_LEVEL,
-  JOBLINE_DATA_DIR: dataDir,
   LOG_FORMAT: "json",
 };
 let url = "";
@@ -34,17 +33,10 @@ let startLog = "";
 
 beforeAll(async () => {
   // The handlers example of the README runs in this server too (its queue is not the walk-through's).
-  const start = await startJobline("start", undefined, { ...env, JOBLINE_HANDLERS_MODULE: "./examples/handlers.mjs" }, { readyMs: 150_000 });
+  const start = await embedded.start({ ...env, JOBLINE_HANDLERS_MODULE: "./examples/handlers.mjs" }, { readyMs: 150_000 });
   url = start.url;
   startLog = start.output();
 }, 180_000);
-
-afterAll(async () => {
-  // The server by its own pid, so it stops its PostgreSQL itself; a bash script with its group.
-  await stopAll(20_000);
-  await stopPostmaster(join(dataDir, "pgdata"), 5000);
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
 
 describe("README walk-through", () => {
   it("the two commands are the README's, and npm start is `jobline start`", () => {

@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { freePort } from "../../../src/db/embedded.js";
 import { until } from "../../helpers/until.js";
 
@@ -10,20 +11,28 @@ export const READY_MS = 120_000;
 
 /** An environment for a child: a value of undefined removes that variable from the inherited one. */
 export type ChildEnv = Record<string, string | undefined>;
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** process.env with LOG_LEVEL=warn and `env` over it; undefined values removed. */
+function childEnv(env: ChildEnv): NodeJS.ProcessEnv {
+  const all: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "warn", ...env };
+  for (const [name, value] of Object.entries(all)) if (value === undefined) delete all[name];
+  return all;
+}
 
 export interface Child {
   child: ChildProcess;
   pid: number;
   output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<Exit>;
   gone: () => boolean;
   /** Waits for `text` in the child's output. */
   waitFor: (text: string | RegExp, ms?: number) => Promise<void>;
   /** Sends `sig` by pid (to the process group for `group` children); nothing once it is gone. */
   signal: (sig: NodeJS.Signals) => void;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
-  stop: (graceMs?: number) => Promise<void>;
-  kill: () => Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit once the process is gone. */
+  stop: (graceMs?: number) => Promise<Exit>;
+  kill: () => Promise<Exit>;
 }
 
 export interface SpawnOptions {
@@ -39,11 +48,9 @@ const running = new Set<Child>();
 
 /** A child process in ROOT, recorded so stopAll()/killAll() in afterAll can end it by pid even when a test failed. */
 export function spawnChild(args: string[], env: ChildEnv, opts: SpawnOptions = {}): Child {
-  const all: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "warn", ...env };
-  for (const [name, value] of Object.entries(all)) if (value === undefined) delete all[name];
   const child = spawn(opts.command ?? process.execPath, args, {
     cwd: ROOT,
-    env: all,
+    env: childEnv(env),
     stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     detached: opts.group ?? false,
   });
@@ -54,7 +61,7 @@ export function spawnChild(args: string[], env: ChildEnv, opts: SpawnOptions = {
   };
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+  const exited = new Promise<Exit>((r) =>
     child.once("exit", (code, signal) => r({ code, signal })),
   );
   const pid = child.pid!;
@@ -87,14 +94,16 @@ export function spawnChild(args: string[], env: ChildEnv, opts: SpawnOptions = {
     stop: async (graceMs = 15_000) => {
       signal("SIGTERM");
       const t = setTimeout(() => signal("SIGKILL"), graceMs);
-      await exited;
+      const end = await exited;
       clearTimeout(t);
       running.delete(c);
+      return end;
     },
     kill: async () => {
       signal("SIGKILL");
-      await exited;
+      const end = await exited;
       running.delete(c);
+      return end;
     },
   };
   running.add(c);
@@ -144,3 +153,18 @@ export async function startJobline(
   await waitReady(url, c, opts.readyMs);
   return Object.assign(c, { url });
 }
+
+const run = promisify(execFile);
+export type CliResult = { code: number; stdout: string; stderr: string };
+
+/** A one-shot `node [nodeArgs] bin/jobline.js <args>` to its exit; rejects (with code, stdout, stderr) on a non-zero exit. */
+export function runCli(args: string[], env: ChildEnv = {}, opts: { bin?: string; nodeArgs?: string[]; timeout?: number } = {}) {
+  return run(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, ...args], { cwd: ROOT, env: childEnv(env), timeout: opts.timeout ?? 60_000 });
+}
+
+/** How a run ended, whether it succeeded or not. */
+export const settle = (p: Promise<{ stdout: string; stderr: string }>): Promise<CliResult> =>
+  p.then(
+    (r) => ({ code: 0, ...r }),
+    (e: CliResult) => e,
+  );
