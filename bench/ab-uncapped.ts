@@ -1,5 +1,6 @@
 // A/B of the uncapped bench rows between two checkouts, one JSON line per run: `npx tsx bench/ab-uncapped.ts TREE JOBS`
 // (run it alternately for the two trees, each from its own tree, with BENCH_JOBLINE_ROOT=TREE).
+// As npm run bench, the in-process row first runs 4,000 untimed jobs, so both trees are measured warm.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,7 @@ const freshDb = async () => {
 };
 const out: Record<string, number> = {};
 try {
+  await joblineInProcess(await freshDb(), { jobs: 4000, concurrency: 4000, batchSize: 2000 });
   out.inproc = Math.round(await joblineInProcess(await freshDb(), { jobs, concurrency: 4000, batchSize: 2000 }));
   out.http10 = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 10, warmup: 1000 }));
   out.http1ack = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 1, ack: true, warmup: 1000 }));

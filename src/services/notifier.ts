@@ -162,13 +162,6 @@ function createListener(sql: Sql, o: NotifierOptions, on: { message: (payload: s
   };
 }
 
-/**
- * Wakes long-polling claimers when jobs become claimable, one waiting poll per job: a submit
- * that woke every poll of its queue made each run a claim, all but one finding nothing. One
- * LISTEN connection per process, not one per request. Local announcements wake local waiters
- * at once; only the jobs no local poll was waiting for are sent to the other processes by
- * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
- */
 export interface NotifierOptions {
   listenClient: () => Sql;
   probeMs?: number;
@@ -176,60 +169,114 @@ export interface NotifierOptions {
   also?: { channel: string; onMessage: (payload: string) => void };
 }
 
-export function createNotifier(sql: Sql, o: NotifierOptions) {
-  const local = createLocalWaiters();
-  const { waiters } = local;
+/**
+ * NOTIFYs this process sent and has not heard back yet, per payload. Its local waiters were
+ * woken when it announced; the echo must not count as a second announcement, or a poll that
+ * cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
+ * replaced meanwhile, never echoes: the counts are given back or dropped then.
+ */
+function createEchoes() {
+  const echoes = new Map<string, number>();
+  return {
+    expect(payloads: string[]): void {
+      if (echoes.size > 10_000) echoes.clear();
+      for (const p of payloads) echoes.set(p, (echoes.get(p) ?? 0) + 1);
+    },
+    /** Takes one owed echo of `payload`; false when none is owed. */
+    take(payload: string): boolean {
+      const owed = echoes.get(payload);
+      if (owed === undefined) return false;
+      if (owed <= 1) echoes.delete(payload);
+      else echoes.set(payload, owed - 1);
+      return true;
+    },
+    clear: () => echoes.clear(),
+  };
+}
+
+/** The jobs no local poll took, coalesced per tick into one NOTIFY statement to the other processes. */
+function createRemoteAnnouncer(sql: Sql, echoes: ReturnType<typeof createEchoes>) {
   /** Per payload: the announcement and how many jobs to send to the other processes. */
   const pending = new Map<string, { a: Announcement; count: number }>();
   let scheduled = false;
-  let closed = false;
-
-  // NOTIFYs this process sent and has not heard back yet, per payload. Its local waiters were
-  // woken when it announced; the echo must not count as a second announcement, or a poll that
-  // cannot take the job claims once more per submit. A NOTIFY that failed, or a LISTEN client
-  // replaced meanwhile, never echoes: the counts are given back or dropped then.
-  const echoes = new Map<string, number>();
-  /** Takes one owed echo of `payload`; false when none is owed. */
-  const takeEcho = (payload: string) => {
-    const owed = echoes.get(payload);
-    if (owed === undefined) return false;
-    if (owed <= 1) echoes.delete(payload);
-    else echoes.set(payload, owed - 1);
-    return true;
-  };
-  const listener = createListener(sql, o, {
-    message: (payload) => {
-      if (takeEcho(payload)) return;
-      const { a, count } = parsePayload(payload);
-      local.wake(a, count);
-    },
-    subscribe: () => echoes.clear(),
-  });
-
   const flush = () => {
     scheduled = false;
     const out = [...pending].map(([, p]) => payloadOf(p.a, p.count));
     pending.clear();
     if (out.length === 0) return;
-    if (echoes.size > 10_000) echoes.clear();
-    for (const p of out) echoes.set(p, (echoes.get(p) ?? 0) + 1);
+    echoes.expect(out);
     sql`SELECT pg_notify(${CHANNEL}, p) FROM unnest(${out}::text[]) AS p`.catch(() => {
       // Waiters fall back to polling; a lost wake-up costs latency, never a job.
-      for (const p of out) takeEcho(p);
+      for (const p of out) echoes.take(p);
     });
   };
-
-  /** Announces locally, and sends what no local poll took to the other processes. */
-  const announce = (a: Announcement, count: number) => {
-    const left = local.wake(a, count);
-    if (left <= 0) return;
+  return (a: Announcement, count: number) => {
     const key = a.kind === undefined || a.tenant === undefined ? a.queue : `${a.queue} ${a.kind} ${a.tenant}`;
     const p = pending.get(key);
-    pending.set(key, { a, count: (p?.count ?? 0) + left });
+    pending.set(key, { a, count: (p?.count ?? 0) + count });
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
+  };
+}
+
+/** A local long-poll's wait: see `wait` on the notifier. */
+function waitForAnnouncement(
+  local: ReturnType<typeof createLocalWaiters>,
+  interest: string[] | Interest,
+  ms: number,
+  signal?: Cancel,
+  since?: number,
+): Promise<Announcement | null> {
+  const i = Array.isArray(interest) ? { queues: interest, tenant: null } : interest;
+  const filter = { queues: new Set(i.queues), kinds: i.kinds ? new Set(i.kinds) : null, tenant: i.tenant };
+  const early = since === undefined ? null : local.takeOwed(filter, since);
+  if (early) return Promise.resolve(early);
+  const { waiters } = local;
+  return new Promise((resolve) => {
+    const w: Waiter = {
+      ...filter,
+      wake: (a) => {
+        clearTimeout(timer);
+        waiters.delete(w);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(a);
+      },
+    };
+    const onAbort = () => w.wake(null);
+    const timer = setTimeout(onAbort, Math.max(0, ms));
+    waiters.add(w);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Wakes long-polling claimers when jobs become claimable, one waiting poll per job: a submit
+ * that woke every poll of its queue made each run a claim, all but one finding nothing. One
+ * LISTEN connection per process, not one per request. Local announcements wake local waiters
+ * at once; only the jobs no local poll was waiting for are sent to the other processes by
+ * NOTIFY (coalesced per tick). A woken poll that leaves without claiming passes its wake-up on.
+ */
+export function createNotifier(sql: Sql, o: NotifierOptions) {
+  const local = createLocalWaiters();
+  const { waiters } = local;
+  const echoes = createEchoes();
+  const sendRemote = createRemoteAnnouncer(sql, echoes);
+  let closed = false;
+  const listener = createListener(sql, o, {
+    message: (payload) => {
+      if (echoes.take(payload)) return;
+      const { a, count } = parsePayload(payload);
+      local.wake(a, count);
+    },
+    subscribe: echoes.clear,
+  });
+
+  /** Announces locally, and sends what no local poll took to the other processes. */
+  const announce = (a: Announcement, count: number) => {
+    const left = local.wake(a, count);
+    if (left > 0) sendRemote(a, left);
   };
 
   return {
@@ -255,26 +302,8 @@ export function createNotifier(sql: Sql, o: NotifierOptions) {
      * this wait). A bare list of queues takes every kind of every tenant.
      */
     wait(interest: string[] | Interest, ms: number, signal?: Cancel, since?: number): Promise<Announcement | null> {
-      const i = Array.isArray(interest) ? { queues: interest, tenant: null } : interest;
-      const filter = { queues: new Set(i.queues), kinds: i.kinds ? new Set(i.kinds) : null, tenant: i.tenant };
       if (closed) return Promise.resolve(null);
-      const early = since === undefined ? null : local.takeOwed(filter, since);
-      if (early) return Promise.resolve(early);
-      return new Promise((resolve) => {
-        const w: Waiter = {
-          ...filter,
-          wake: (a) => {
-            clearTimeout(timer);
-            waiters.delete(w);
-            signal?.removeEventListener("abort", onAbort);
-            resolve(a);
-          },
-        };
-        const onAbort = () => w.wake(null);
-        const timer = setTimeout(onAbort, Math.max(0, ms));
-        waiters.add(w);
-        signal?.addEventListener("abort", onAbort, { once: true });
-      });
+      return waitForAnnouncement(local, interest, ms, signal, since);
     },
     /** Shutdown: release every waiter, and make later waits return at once, so long polls end now. */
     wakeAll(): void {

@@ -51,6 +51,37 @@ describe("workflow races (200 trials each)", () => {
     expect(stuck).toEqual([]);
   });
 
+  it("first dependents of an unmarked parent submitted at once while it finishes: each released once, the parent marked", async () => {
+    await trials(async (i) => {
+      const p = await running(`r5p_${i}`);
+      const [, ...children] = await Promise.all([
+        finish(p, true),
+        ...Array.from({ length: 4 }, (_, k) => submit(`r5c_${i}`, { dependsOn: { jobs: [p.id] }, idempotencyKey: `r5_${i}_${k}` })),
+      ]);
+      for (const child of children) {
+        const c = await row(child.id);
+        expect([c.status, c.pendingDependencies, c.version]).toEqual(["queued", 0, 2]);
+      }
+      expect((await row(p.id)).hasDependents).toBe(true);
+    });
+  });
+
+  it("children naming a marked and an unmarked parent while both finish in one statement: no deadlock surfaces, each released once", async () => {
+    await trials(async (i) => {
+      const [a, b] = [await running(`r6a_${i}`), await running(`r6b_${i}`)];
+      // One of the two marked already (by an earlier child), so submits take both lock modes.
+      const first = await submit(`r6x_${i}`, { dependsOn: { jobs: [i % 2 ? a.id : b.id] } });
+      const both = { dependsOn: { jobs: [a.id, b.id] } };
+      const items = [a, b].map((j) => ({ id: j.id, leaseToken: j.leaseToken!, result: null }));
+      const [, c1, c2] = await Promise.all([
+        t.env.c.repos.jobs.completeManyIfLeased(items, null),
+        submit(`r6c_${i}`, both),
+        submit(`r6c_${i}`, both),
+      ]);
+      for (const id of [first.id, c1.id, c2.id]) expect((await row(id)).status).toBe("queued");
+    });
+  });
+
   it("two parents of one child finishing at once on two connections: released once (or cancelled once)", async () => {
     await trials(async (i) => {
       const bothSucceed = i % 4 !== 0;

@@ -144,11 +144,13 @@ describe("dependsOn", () => {
   it("a chain of 1,000: the cancel answers at once, the cascade finishes within seconds outside it", async () => {
     const root = await submit({ queue: "wf_chain0" });
     const ids = [root.id];
+    // Written as a submit with dependsOn would: each parent marked has_dependents.
     await t.env.c.sql.begin(async (tx) => {
+      await tx`UPDATE jobs SET has_dependents = true WHERE id = ${root.id}`;
       for (let i = 1; i < 1000; i++) {
         const [r] = await tx<{ id: string }[]>`
-          INSERT INTO jobs (tenant, queue, kind, payload, status, pending_dependencies, depends_on, fair_tag)
-          VALUES ('acme', 'wf_chain', 'k', '{}', 'waiting', 1, ${JSON.stringify({ jobs: [ids[i - 1]], batches: [] })}::text::jsonb, ${2 ** 52})
+          INSERT INTO jobs (tenant, queue, kind, payload, status, pending_dependencies, depends_on, fair_tag, has_dependents)
+          VALUES ('acme', 'wf_chain', 'k', '{}', 'waiting', 1, ${JSON.stringify({ jobs: [ids[i - 1]], batches: [] })}::text::jsonb, ${2 ** 52}, ${i < 999})
           RETURNING id`;
         await tx`INSERT INTO job_dependencies (parent_id, parent_is_batch, child_id) VALUES (${ids[i - 1]!}, false, ${r!.id})`;
         ids.push(r!.id);

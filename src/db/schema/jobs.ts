@@ -122,6 +122,8 @@ export const jobs = pgTable(
     // Workflows (docs/workflows.md): the parents named at submit, and how many have not finished.
     dependsOn: jsonb("depends_on"),
     pendingDependencies: integer("pending_dependencies").notNull().default(0),
+    // Set (once) by the submit of its first dependent: the finalisation trigger runs only for these.
+    hasDependents: boolean("has_dependents").notNull().default(false),
     // W3C trace context of the submit (src/tracing.ts), handed to workers and webhooks.
     traceparent: text("traceparent"),
     tracestate: text("tracestate"),
@@ -161,15 +163,6 @@ export const jobs = pgTable(
     index("jobs_preparing_idx")
       .on(t.batchId)
       .where(sql`${t.status} = 'queued' AND ${t.fairTag} >= ${sql.raw(String(PREPARING_TAG))}`),
-    // For the reaper only. "lease_expires_at IS NOT NULL" is redundant (a running job has a
-    // lease) but keeps the index out of every other statement: the planner may use a partial
-    // index only when the query implies its predicate, and the reaper's "lease_expires_at <
-    // now()" does while completes and fails, which look rows up by id, do not. Otherwise
-    // statistics taken while every job was queued make a scan of all running jobs look like
-    // one row, and a 500-job acknowledgement walks every running job once per job.
-    index("jobs_lease_idx")
-      .on(t.leaseExpiresAt)
-      .where(sql`${t.status} = 'running' AND ${t.leaseExpiresAt} IS NOT NULL`),
     // What the reaper's expiry reads.
     index("jobs_expires_idx")
       .on(t.expiresAt)
@@ -192,11 +185,12 @@ export const jobs = pgTable(
       .on(t.finishedAt)
       .where(sql`${t.finishedAt} IS NOT NULL`),
     // Jobs holding a queue-control slot: running, or requeued after an attempt (a retry keeps
-    // its key's turn). The gate counts these; finished jobs never enter it, so counts stay flat.
+    // its key's turn). The gate counts these by (queue, tenant, key); the reaper reads it whole,
+    // testing lease_expires_at in the index (one index for both: a claim writes one entry, not two).
+    // Only statements that say "attempts > 0" may use it (the gate, the reaper): a running job
+    // has attempts > 0 anyway, but a complete that looks rows up by id must not walk it.
     index("jobs_slot_idx")
-      .on(t.queue, t.tenant, t.groupKey)
-      // Written so that no statement about running jobs alone (completes, the reaper) implies
-      // it: a running job has attempts > 0 anyway, but only the gate's counts say so.
+      .on(t.queue, t.tenant, t.groupKey, t.leaseExpiresAt)
       .where(sql`${t.attempts} > 0 AND (${t.status} = 'running' OR ${t.status} = 'queued')`),
     // A serial key's waiting first attempts in claim order: claim-by-id asks whether its job is
     // among its key's first, by equality on the key (a scan of the claim index would read the queue).

@@ -1,15 +1,11 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { PLATFORM_TENANT, ROLES } from "../../services/auth.js";
+import type { ROLES } from "../../services/auth.js";
 import { requireRole } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { IdParams, TenantName } from "../schemas/common.js";
+import { ApiKeyCreateBody, ApiKeySchema, apiKeyCreated } from "../schemas/apiKeys.js";
+import { IdParams } from "../schemas/common.js";
 import type { Api } from "../types.js";
-
-const KeyTenant = z.union([z.literal(PLATFORM_TENANT), TenantName]);
-const ApiKeySchema = z
-  .object({ id: z.uuid(), tenant: z.string(), roles: z.array(z.enum(ROLES)), name: z.string().nullable(), prefix: z.string(), createdAt: z.string() })
-  .meta({ id: "ApiKey" });
 
 export async function apiKeyRoutes(app: Api, c: Container) {
   const admin = requireRole(c, "admin");
@@ -24,15 +20,8 @@ export async function apiKeyRoutes(app: Api, c: Container) {
         tags,
         operationId: "createApiKey",
         summary: "Create an API key (the key is shown once)",
-        body: z.strictObject({
-          tenant: KeyTenant,
-          roles: z.array(z.enum(ROLES)).min(1).max(3),
-          name: z.string().min(1).max(200).refine((s) => !s.includes("\u0000") && s.isWellFormed()).optional(),
-        }),
-        response: {
-          201: z.object({ id: z.uuid(), key: z.string(), tenant: z.string(), roles: z.array(z.enum(ROLES)) }).meta({ id: "ApiKeyCreated" }),
-          ...errors(),
-        },
+        body: ApiKeyCreateBody,
+        response: { 201: apiKeyCreated(), ...errors() },
       },
     },
     async (req, reply) => {

@@ -1,16 +1,15 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { BATCH_STATUSES } from "../../domain/batches.js";
-import { PLATFORM_TENANT } from "../../services/auth.js";
 import { MAX_BATCH_JOBS } from "../../services/batches.js";
 import { batchDto } from "../../services/representation.js";
-import { requireRole, scope } from "../auth.js";
+import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { BatchSchema, JobArray } from "../schemas/batches.js";
-import { IdParams, NamedTenant, WebhookUrl } from "../schemas/common.js";
+import { BatchAddJobsBody, BatchCreateBody, BatchListQuery, BatchSchema } from "../schemas/batches.js";
+import { EmptyBody, IdParams } from "../schemas/common.js";
 import type { Api } from "../types.js";
-import { keysetPage, PageQuery } from "../cursor.js";
+import { keysetPage, malformedCursor } from "../cursor.js";
+import { pageSchema } from "../schemas/pages.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
 import { TraceHeaders, traceOf } from "../traceHeaders.js";
 
@@ -28,22 +27,45 @@ async function tooManyJobs(req: FastifyRequest, reply: FastifyReply) {
     return sendProblem(reply, problem("payload_too_large", `at most ${MAX_BATCH_JOBS} jobs per request`, 413));
 }
 
-export async function batchRoutes(app: Api, c: Container) {
-  const svc = c.services.batches;
-  const client = requireRole(c, "client");
-  const tags = ["batches"];
-  const refuseWebhookUrls = webhookUrlGuard(c);
-  const jobUrls = (jobs: Array<{ webhookUrl?: string | undefined }>) =>
-    jobs.map((j, i): [string, string | undefined] => [`jobs[${i}].webhookUrl`, j.webhookUrl]);
-  const send = (reply: FastifyReply, v: Parameters<typeof batchDto>, code = 200) =>
-    reply.code(code).header("etag", `"${v[0].version}"`).send(batchDto(...v));
+type Job = { webhookUrl?: string | undefined; traceparent?: string | undefined; tracestate?: string | undefined; payload?: unknown };
+const jobUrls = (jobs: Job[]) => jobs.map((j, i): [string, string | undefined] => [`jobs[${i}].webhookUrl`, j.webhookUrl]);
+/** The request's trace headers go to each job that names no trace context of its own. */
+const traced = <J extends Job>(jobs: J[], headers: Parameters<typeof traceOf>[1]) =>
+  jobs.map((j) => ({ ...j, ...traceOf(j, headers), payload: j.payload ?? {} }));
 
+type BatchOutcome = { ok: true; value: { batch: Parameters<typeof batchDto>[0]; counts: Parameters<typeof batchDto>[1] } } | { ok: false; error: string; detail?: string | undefined };
+
+/** A batch use case's outcome as the answer: the batch and its counts with its ETag, or the problem. */
+function answerBatch(reply: FastifyReply, out: BatchOutcome, code = 200) {
+  if (!out.ok) return fail(reply, out);
+  const { batch, counts } = out.value;
+  return reply.code(code).header("etag", `"${batch.version}"`).send(batchDto(batch, counts) satisfies z.input<typeof BatchSchema>);
+}
+
+interface Ctx {
+  svc: Container["services"]["batches"];
+  client: RoleHook;
+}
+
+const tags = ["batches"];
+
+/** The batch routes; registered in this order, which is the OpenAPI document's. */
+export async function batchRoutes(app: Api, c: Container) {
+  const ctx: Ctx = { svc: c.services.batches, client: requireRole(c, "client") };
+  registerCreate(app, ctx, webhookUrlGuard(c));
+  registerAction(app, ctx, "seal", "sealBatch", "Seal a batch: its jobs become claimable (idempotent)");
+  registerReads(app, ctx);
+  registerAction(app, ctx, "cancel", "cancelBatch", "Cancel a batch: queued jobs are cancelled, running ones asked to stop");
+  registerAction(app, ctx, "retry", "retryBatch", "Requeue a finished batch's failed and cancelled jobs (attempts reset)");
+}
+
+/** POST /v1/batches and POST /v1/batches/:id/jobs: the two that take job arrays. */
+function registerCreate(app: Api, { svc, client }: Ctx, refuseWebhookUrls: ReturnType<typeof webhookUrlGuard>) {
+  const jobArrayRoute = { onRequest: client, preValidation: tooManyJobs, bodyLimit: BATCH_BODY_LIMIT };
   app.post(
     "/v1/batches",
     {
-      onRequest: client,
-      preValidation: tooManyJobs,
-      bodyLimit: BATCH_BODY_LIMIT,
+      ...jobArrayRoute,
       schema: {
         tags,
         operationId: "createBatch",
@@ -51,103 +73,67 @@ export async function batchRoutes(app: Api, c: Container) {
         description:
           "Up to 10,000 jobs per request (413 beyond; body up to 32 MiB, each payload up to 256 KiB). With `seal: false` " +
           "the batch stays `preparing`: add jobs with POST /v1/batches/{id}/jobs, none is claimable until it is sealed.",
-        body: z.strictObject({
-          jobs: JobArray,
-          seal: z.boolean().default(true),
-          sealWithinSeconds: z
-            .number()
-            .int()
-            .min(1)
-            .max(31_536_000)
-            .optional()
-            .describe("An open batch not sealed within this (default 86400) is cancelled with its jobs (seal_timeout)"),
-          webhookUrl: WebhookUrl.optional(),
-          tenant: NamedTenant,
-        })
-          // A sealed batch of nothing would complete the moment it is created; only an open one may start empty.
-          .refine((b) => b.jobs.length > 0 || b.seal === false, { message: "a sealed batch needs at least one job", path: ["jobs"] }),
+        body: BatchCreateBody,
         headers: z.object(TraceHeaders),
         response: { 201: BatchSchema, ...errors(413) },
       },
     },
     async (req, reply) => {
       const { tenant: named, ...input } = req.body;
-      const own = req.principal.tenant;
-      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
-        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
-      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      const tenant = writeTenant(req, named);
+      if (tenant === null) return otherTenantRefused(reply);
       if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl], ...jobUrls(input.jobs)])) return reply;
-      const out = await svc.create(tenant, {
-        ...input,
-        // The request's trace headers go to each job that names no trace context of its own.
-        jobs: input.jobs.map((j) => ({ ...j, ...traceOf(j, req.headers), payload: j.payload ?? {} })),
-      });
-      if (!out.ok) return fail(reply, out);
-      reply.header("location", `/v1/batches/${out.value.batch.id}`);
-      return send(reply, [out.value.batch, out.value.counts], 201);
+      const out = await svc.create(tenant, { ...input, jobs: traced(input.jobs, req.headers) });
+      if (out.ok) reply.header("location", `/v1/batches/${out.value.batch.id}`);
+      return answerBatch(reply, out, 201);
     },
   );
 
   app.post(
     "/v1/batches/:id/jobs",
     {
-      onRequest: client,
-      preValidation: tooManyJobs,
-      bodyLimit: BATCH_BODY_LIMIT,
+      ...jobArrayRoute,
       schema: {
         tags,
         operationId: "addBatchJobs",
         summary: "Add jobs to a batch that is still preparing",
         description: "Up to 10,000 jobs per request (413 beyond). 409 once the batch is sealed.",
         params: IdParams,
-        body: z.strictObject({ jobs: JobArray.min(1) }),
+        body: BatchAddJobsBody,
         headers: z.object(TraceHeaders),
         response: { 201: z.object({ added: z.number().int() }).meta({ id: "BatchJobsAdded" }), ...errors(404, 409, 413) },
       },
     },
     async (req, reply) => {
       if (refuseWebhookUrls(reply, jobUrls(req.body.jobs))) return reply;
-      const out = await svc.addJobs(
-        req.params.id,
-        scope(req),
-        req.body.jobs.map((j) => ({ ...j, ...traceOf(j, req.headers), payload: j.payload ?? {} })),
-      );
+      const out = await svc.addJobs(req.params.id, scope(req), traced(req.body.jobs, req.headers));
       if (!out.ok) return fail(reply, out);
       return reply.code(201).send(out.value);
     },
   );
+}
 
+/** POST /v1/batches/:id/{seal,cancel,retry}: no body, the batch with its counts as the answer. */
+function registerAction(app: Api, { svc, client }: Ctx, action: "seal" | "cancel" | "retry", operationId: string, summary: string) {
   app.post(
-    "/v1/batches/:id/seal",
+    `/v1/batches/:id/${action}`,
     {
       onRequest: client,
-      schema: {
-        tags,
-        operationId: "sealBatch",
-        summary: "Seal a batch: its jobs become claimable (idempotent)",
-        params: IdParams,
-        body: z.strictObject({}).nullish(),
-        response: { 200: BatchSchema, ...errors(404, 409) },
-      },
+      schema: { tags, operationId, summary, params: IdParams, body: EmptyBody, response: { 200: BatchSchema, ...errors(404, 409) } },
     },
-    async (req, reply) => {
-      const out = await svc.seal(req.params.id, scope(req));
-      if (!out.ok) return fail(reply, out);
-      return send(reply, [out.value.batch, out.value.counts]);
-    },
+    async (req, reply) => answerBatch(reply, await svc[action](req.params.id, scope(req))),
   );
+}
 
+/** GET /v1/batches/:id and GET /v1/batches. */
+function registerReads(app: Api, { svc, client }: Ctx) {
   app.get(
     "/v1/batches/:id",
     {
       onRequest: client,
       schema: { tags, operationId: "getBatch", summary: "Get a batch with its job counts", params: IdParams, response: { 200: BatchSchema, ...errors(404) } },
     },
-    async (req, reply) => {
-      const out = await svc.get(req.params.id, scope(req));
-      if (!out.ok) return fail(reply, out);
-      return send(reply, [out.value.batch, out.value.counts]);
-    },
+    async (req, reply) => answerBatch(reply, await svc.get(req.params.id, scope(req))),
   );
 
   app.get(
@@ -158,14 +144,8 @@ export async function batchRoutes(app: Api, c: Container) {
         tags,
         operationId: "listBatches",
         summary: "List batches, newest first (keyset pagination)",
-        querystring: z.strictObject({
-          status: z.enum(BATCH_STATUSES).optional(),
-          ...PageQuery,
-        }),
-        response: {
-          200: z.object({ items: z.array(BatchSchema), nextCursor: z.string().nullable() }).meta({ id: "BatchList" }),
-          ...errors(),
-        },
+        querystring: BatchListQuery,
+        response: { 200: pageSchema(BatchSchema, "BatchList"), ...errors() },
       },
     },
     async (req, reply) => {
@@ -176,47 +156,7 @@ export async function batchRoutes(app: Api, c: Container) {
         (r) => r.cursor,
         ({ counts, cursor: _, ...b }) => batchDto(b, counts),
       );
-      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
-    },
-  );
-
-  app.post(
-    "/v1/batches/:id/cancel",
-    {
-      onRequest: client,
-      schema: {
-        tags,
-        operationId: "cancelBatch",
-        summary: "Cancel a batch: queued jobs are cancelled, running ones asked to stop",
-        params: IdParams,
-        body: z.strictObject({}).nullish(),
-        response: { 200: BatchSchema, ...errors(404, 409) },
-      },
-    },
-    async (req, reply) => {
-      const out = await svc.cancel(req.params.id, scope(req));
-      if (!out.ok) return fail(reply, out);
-      return send(reply, [out.value.batch, out.value.counts]);
-    },
-  );
-
-  app.post(
-    "/v1/batches/:id/retry",
-    {
-      onRequest: client,
-      schema: {
-        tags,
-        operationId: "retryBatch",
-        summary: "Requeue a finished batch's failed and cancelled jobs (attempts reset)",
-        params: IdParams,
-        body: z.strictObject({}).nullish(),
-        response: { 200: BatchSchema, ...errors(404, 409) },
-      },
-    },
-    async (req, reply) => {
-      const out = await svc.retry(req.params.id, scope(req));
-      if (!out.ok) return fail(reply, out);
-      return send(reply, [out.value.batch, out.value.counts]);
+      return page ?? malformedCursor(reply);
     },
   );
 }

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import { SampleUnavailable } from "../../metrics.js";
+import { bearerToken } from "../auth.js";
 import { ProblemSchema, problem, sendProblem } from "../problem.js";
 import type { Api } from "../types.js";
 
@@ -28,8 +29,8 @@ export async function healthRoutes(app: Api, c: Container) {
   const want = token === undefined ? null : digest(token);
   const authorised = (header: string | undefined) => {
     if (want === null) return true;
-    const m = typeof header === "string" ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
-    return m !== null && timingSafeEqual(digest(m[1]!), want);
+    const given = bearerToken(header);
+    return given !== null && timingSafeEqual(digest(given), want);
   };
 
   app.get(

@@ -1,34 +1,14 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { JOB_STATUSES } from "../../domain/jobs.js";
-import { jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { IdParams, Name, QueryTimestamp, safeText, Uuid } from "../schemas/common.js";
+import { EmptyBody, IdParams } from "../schemas/common.js";
+import { BulkBody, bulkResult } from "../schemas/jobActions.js";
 import { JobSchema } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
+import { answerJob } from "./jobs.js";
 
 // The operator's actions on jobs: retry, delete, bulk (DESIGN.md "Operator control and visibility").
-
-const BulkBody = z
-  .strictObject({
-    action: z.enum(["cancel", "retry", "delete"]),
-    ids: z.array(Uuid).min(1).max(1000).optional(),
-    filter: z
-      .strictObject({
-        queue: Name.optional(),
-        status: z.enum(JOB_STATUSES).optional(),
-        kind: Name.optional(),
-        batchId: Uuid.optional(),
-        tag: safeText(64).optional(),
-        createdAfter: QueryTimestamp.optional(),
-        createdBefore: QueryTimestamp.optional(),
-      })
-      .optional(),
-    limit: z.number().int().min(1).max(10_000).optional(),
-  })
-  .refine((b) => (b.ids === undefined) !== (b.filter === undefined), "give either ids or filter")
-  .meta({ id: "JobBulk" });
 
 export async function jobActionRoutes(app: Api, c: Container) {
   const svc = c.services.jobs;
@@ -43,15 +23,11 @@ export async function jobActionRoutes(app: Api, c: Container) {
         tags,
         operationId: "retryJob", summary: "Retry a failed or cancelled job (→ queued, attempts reset)",
         params: IdParams,
-        body: z.strictObject({}).nullish(),
+        body: EmptyBody,
         response: { 200: JobSchema, ...errors(404, 409) },
       },
     },
-    async (req, reply) => {
-      const out = await svc.retry(req.params.id, scope(req));
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
-    },
+    async (req, reply) => answerJob(reply, await svc.retry(req.params.id, scope(req))),
   );
 
   app.delete(
@@ -81,9 +57,7 @@ export async function jobActionRoutes(app: Api, c: Container) {
         operationId: "bulkJobs", summary: "Cancel, retry or delete many jobs (by ids or a filter); race losers are skipped",
         body: BulkBody,
         response: {
-          200: z
-            .object({ matched: z.number().int(), changed: z.number().int(), skipped: z.number().int() })
-            .meta({ id: "JobBulkResult" }),
+          200: bulkResult(),
           ...errors(),
         },
       },

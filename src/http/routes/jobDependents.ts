@@ -5,6 +5,7 @@ import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
 import { IdParams, Uuid } from "../schemas/common.js";
 import { JobSchema } from "../schemas/jobs.js";
+import { pageLimit, pageSchema } from "../schemas/pages.js";
 import type { Api } from "../types.js";
 
 // Workflows (docs/workflows.md): the jobs that named this job in their dependsOn.
@@ -20,11 +21,8 @@ export async function jobDependentsRoutes(app: Api, c: Container) {
         operationId: "listJobDependents",
         summary: "List the jobs that depend on this job (by id; cursor: the last id of the previous page)",
         params: IdParams,
-        querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100), cursor: Uuid.optional() }),
-        response: {
-          200: z.object({ items: z.array(JobSchema), nextCursor: z.string().nullable() }).meta({ id: "JobDependents" }),
-          ...errors(404),
-        },
+        querystring: z.strictObject({ limit: pageLimit(100), cursor: Uuid.optional() }),
+        response: { 200: pageSchema(JobSchema, "JobDependents"), ...errors(404) },
       },
     },
     async (req, reply) => {

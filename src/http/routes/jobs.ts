@@ -1,36 +1,61 @@
+import type { FastifyReply } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
-import { JOB_STATUSES } from "../../domain/jobs.js";
-import { PLATFORM_TENANT } from "../../services/auth.js";
 import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
-import { requireRole, scope } from "../auth.js";
-import { errors, fail, itemAnswer, problem, ProblemSchema, sendProblem } from "../problem.js";
+import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
+import { errors, fail, itemAnswer, ProblemSchema } from "../problem.js";
+import { EmptyBody, IdParams, IfMatchHeaders, parseIfMatch } from "../schemas/common.js";
 import {
-  IdParams,
-  IfMatchHeaders,
-  JsonValue,
-  LeaseSeconds,
-  Name,
-  parseIfMatch,
-  QueryTimestamp,
-  safeText,
-  Uuid,
-  WorkerId,
-} from "../schemas/common.js";
-import { ClaimedJobSchema, CompleteItem, JobSchema, JobSubmitBody, ProgressInput } from "../schemas/jobs.js";
+  ClaimBody,
+  ClaimedJobSchema,
+  CompleteBody,
+  CompleteManyBody,
+  FailBody,
+  HeartbeatBody,
+  JobListQuery,
+  JobSchema,
+  JobSubmitBody,
+  JobWaitQuery,
+  SubmitHeaders,
+} from "../schemas/jobs.js";
 import type { Api } from "../types.js";
-import { keysetPage, PageQuery } from "../cursor.js";
+import { keysetPage, malformedCursor } from "../cursor.js";
+import { pageSchema } from "../schemas/pages.js";
 import { webhookUrlGuard } from "../webhookUrls.js";
-import { TraceHeaders, traceOf } from "../traceHeaders.js";
+import { traceOf } from "../traceHeaders.js";
 
+type JobRow = Parameters<typeof jobDto>[0];
+type JobOutcome = { ok: true; value: JobRow } | { ok: false; error: string; detail?: string | undefined };
+
+/**
+ * A job use case's outcome as the answer: the job with its ETag, or the outcome's problem.
+ * `dto` is typed by JobSchema, as a typed reply's send would check it.
+ */
+export function answerJob(reply: FastifyReply, out: JobOutcome, dto: (r: JobRow) => z.input<typeof JobSchema> = jobDto) {
+  return out.ok ? reply.header("etag", `"${out.value.version}"`).send(dto(out.value)) : fail(reply, out);
+}
+
+interface Ctx {
+  svc: Container["services"]["jobs"];
+  client: RoleHook;
+  worker: RoleHook;
+}
+
+const tags = ["jobs"];
+
+/** The job lifecycle routes; registered in this order, which is the OpenAPI document's. */
 export async function jobRoutes(app: Api, c: Container) {
-  const svc = c.services.jobs;
-  const client = requireRole(c, "client");
-  const worker = requireRole(c, "worker");
-  const tags = ["jobs"];
-  const refuseWebhookUrls = webhookUrlGuard(c);
+  const ctx: Ctx = { svc: c.services.jobs, client: requireRole(c, "client"), worker: requireRole(c, "worker") };
+  registerSubmit(app, ctx, webhookUrlGuard(c));
+  registerReads(app, ctx);
+  registerCancelAndClaim(app, ctx);
+  registerHeartbeat(app, ctx);
+  registerCompletion(app, ctx);
+}
 
+/** POST /v1/jobs. */
+function registerSubmit(app: Api, { svc, client }: Ctx, refuseWebhookUrls: ReturnType<typeof webhookUrlGuard>) {
   app.post(
     "/v1/jobs",
     {
@@ -40,16 +65,14 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "submitJob",
         summary: "Submit a job",
         body: JobSubmitBody,
-        headers: z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional(), ...TraceHeaders }),
+        headers: SubmitHeaders,
         response: { 201: JobSchema, 200: JobSchema, ...errors(413, 422) },
       },
     },
     async (req, reply) => {
       const { tenant: named, ...input } = req.body;
-      const own = req.principal.tenant;
-      if (named !== undefined && own !== PLATFORM_TENANT && named !== own)
-        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
-      const tenant = own === PLATFORM_TENANT ? (named ?? "default") : own;
+      const tenant = writeTenant(req, named);
+      if (tenant === null) return otherTenantRefused(reply);
       if (refuseWebhookUrls(reply, [["webhookUrl", input.webhookUrl]])) return reply;
       const out = await svc.submit(tenant, { ...input, ...traceOf(input, req.headers), payload: input.payload ?? {} }, req.headers["idempotency-key"]);
       if (!out.ok) return fail(reply, out);
@@ -59,7 +82,10 @@ export async function jobRoutes(app: Api, c: Container) {
       return reply.code(201).header("location", `/v1/jobs/${out.value.id}`).send(jobDto(out.value));
     },
   );
+}
 
+/** GET /v1/jobs/:id (optionally waiting for the finish) and GET /v1/jobs. */
+function registerReads(app: Api, { svc, client }: Ctx) {
   app.get(
     "/v1/jobs/:id",
     {
@@ -69,30 +95,17 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "getJob",
         summary: "Get a job; with waitMs, once it is finished or the wait ends",
         params: IdParams,
-        querystring: z.strictObject({
-          waitMs: z.coerce
-            .number()
-            .int()
-            .min(0)
-            .max(30_000)
-            .optional()
-            .describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
-        }),
+        querystring: JobWaitQuery,
         response: { 200: JobSchema, ...errors(404) },
       },
     },
     async (req, reply) => {
       const waitMs = req.query.waitMs ?? 0;
-      let out: Awaited<ReturnType<typeof svc.get>>;
-      if (waitMs === 0) out = await svc.get(req.params.id, scope(req));
-      else {
-        // The client went away: stop waiting (the answer would reach nobody).
-        const gone = new Tripwire();
-        reply.raw.once("close", () => gone.trip());
-        out = await svc.getWhenFinished(req.params.id, scope(req), waitMs, gone);
-      }
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
+      if (waitMs === 0) return answerJob(reply, await svc.get(req.params.id, scope(req)));
+      // The client went away: stop waiting (the answer would reach nobody).
+      const gone = new Tripwire();
+      reply.raw.once("close", () => gone.trip());
+      return answerJob(reply, await svc.getWhenFinished(req.params.id, scope(req), waitMs, gone));
     },
   );
 
@@ -104,20 +117,8 @@ export async function jobRoutes(app: Api, c: Container) {
         tags,
         operationId: "listJobs",
         summary: "List jobs, newest first (keyset pagination)",
-        querystring: z.strictObject({
-          queue: Name.optional(),
-          status: z.enum(JOB_STATUSES).optional(),
-          kind: Name.optional(),
-          batchId: Uuid.optional(),
-          tag: safeText(64).optional(),
-          createdAfter: QueryTimestamp.optional().describe("Only jobs created after this instant"),
-          createdBefore: QueryTimestamp.optional().describe("Only jobs created before this instant"),
-          ...PageQuery,
-        }),
-        response: {
-          200: z.object({ items: z.array(JobSchema), nextCursor: z.string().nullable() }).meta({ id: "JobList" }),
-          ...errors(),
-        },
+        querystring: JobListQuery,
+        response: { 200: pageSchema(JobSchema, "JobList"), ...errors() },
       },
     },
     async (req, reply) => {
@@ -128,10 +129,13 @@ export async function jobRoutes(app: Api, c: Container) {
         (r) => ({ createdAt: r.cursorTs, id: r.id }),
         jobDto,
       );
-      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
+      return page ?? malformedCursor(reply);
     },
   );
+}
 
+/** POST /v1/jobs/:id/cancel and /v1/jobs/:id/claim (both fenced by If-Match when given). */
+function registerCancelAndClaim(app: Api, { svc, client, worker }: Ctx) {
   app.post(
     "/v1/jobs/:id/cancel",
     {
@@ -142,15 +146,11 @@ export async function jobRoutes(app: Api, c: Container) {
         summary: "Cancel a job (queued → cancelled; running → cancelRequested)",
         params: IdParams,
         headers: IfMatchHeaders,
-        body: z.strictObject({}).nullish(),
+        body: EmptyBody,
         response: { 200: JobSchema, ...errors(404, 409, 412) },
       },
     },
-    async (req, reply) => {
-      const out = await svc.cancel(req.params.id, scope(req), parseIfMatch(req.headers["if-match"]));
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
-    },
+    async (req, reply) => answerJob(reply, await svc.cancel(req.params.id, scope(req), parseIfMatch(req.headers["if-match"]))),
   );
 
   app.post(
@@ -163,7 +163,7 @@ export async function jobRoutes(app: Api, c: Container) {
         summary: "Claim one specific queued job (optimistic with If-Match)",
         params: IdParams,
         headers: IfMatchHeaders,
-        body: z.strictObject({ workerId: WorkerId, leaseSeconds: LeaseSeconds.optional() }),
+        body: ClaimBody,
         response: { 200: ClaimedJobSchema, ...errors(404, 409, 412) },
       },
     },
@@ -173,11 +173,13 @@ export async function jobRoutes(app: Api, c: Container) {
         leaseSeconds: req.body.leaseSeconds ?? 60,
         version: parseIfMatch(req.headers["if-match"]),
       });
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(claimedJobDto(out.value));
+      return answerJob(reply, out, claimedJobDto);
     },
   );
+}
 
+/** POST /v1/jobs/:id/heartbeat. */
+function registerHeartbeat(app: Api, { svc, worker }: Ctx) {
   app.post(
     "/v1/jobs/:id/heartbeat",
     {
@@ -187,7 +189,7 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "heartbeatJob",
         summary: "Extend the lease; learn whether a cancel was requested",
         params: IdParams,
-        body: z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional(), progress: ProgressInput.optional() }),
+        body: HeartbeatBody,
         response: {
           200: z
             .object({ leaseExpiresAt: z.string(), cancelRequested: z.boolean(), deadlineAt: z.string().nullable() })
@@ -206,7 +208,10 @@ export async function jobRoutes(app: Api, c: Container) {
       };
     },
   );
+}
 
+/** The lease holder's reports: complete one, complete many, fail. */
+function registerCompletion(app: Api, { svc, worker }: Ctx) {
   app.post(
     "/v1/jobs/:id/complete",
     {
@@ -216,15 +221,11 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "completeJob",
         summary: "Complete a running job (idempotent for the same lease token)",
         params: IdParams,
-        body: z.strictObject({ leaseToken: Uuid, result: JsonValue.optional() }),
+        body: CompleteBody,
         response: { 200: JobSchema, ...errors(404, 409) },
       },
     },
-    async (req, reply) => {
-      const out = await svc.complete(req.params.id, scope(req), req.body.leaseToken, req.body.result ?? null);
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
-    },
+    async (req, reply) => answerJob(reply, await svc.complete(req.params.id, scope(req), req.body.leaseToken, req.body.result ?? null)),
   );
 
   app.post(
@@ -235,7 +236,7 @@ export async function jobRoutes(app: Api, c: Container) {
         tags,
         operationId: "completeJobs",
         summary: "Complete many running jobs in one statement; each item is answered on its own",
-        body: z.strictObject({ items: z.array(CompleteItem).min(1).max(1000) }),
+        body: CompleteManyBody,
         response: {
           200: z
             .object({
@@ -263,22 +264,10 @@ export async function jobRoutes(app: Api, c: Container) {
         operationId: "failJob",
         summary: "Report a failure: retried with backoff while attempts remain",
         params: IdParams,
-        body: z.strictObject({
-          leaseToken: Uuid,
-          error: z.strictObject({ message: z.string().max(10_000), code: z.string().max(200).optional() }).refine(
-            (e) => JsonValue.safeParse(e).success,
-            "contains characters PostgreSQL cannot store",
-          ),
-          retryable: z.boolean().default(true),
-          retryAfterSeconds: z.number().min(0).max(31_536_000).optional(),
-        }),
+        body: FailBody,
         response: { 200: JobSchema, ...errors(404, 409) },
       },
     },
-    async (req, reply) => {
-      const out = await svc.fail(req.params.id, scope(req), req.body);
-      if (!out.ok) return fail(reply, out);
-      return reply.header("etag", `"${out.value.version}"`).send(jobDto(out.value));
-    },
+    async (req, reply) => answerJob(reply, await svc.fail(req.params.id, scope(req), req.body)),
   );
 }

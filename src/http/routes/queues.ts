@@ -2,10 +2,9 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
-import { requireRole, scope } from "../auth.js";
+import { requireRole, type RoleHook, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
-import { JobCounts } from "../schemas/jobs.js";
-import { QueueParams, QueueQuery, QueueView, SettingsBody, WaitingBecause } from "../schemas/queues.js";
+import { QueueOverviewItem, QueueParams, QueueQuery, QueueView, SettingsBody } from "../schemas/queues.js";
 import type { Api } from "../types.js";
 
 /** The tenant whose queue the request names: a platform key must say which; another tenant's is 404. */
@@ -23,40 +22,40 @@ function tenantOf(req: FastifyRequest, reply: FastifyReply): string | null {
   return own;
 }
 
-export async function queueRoutes(app: Api, c: Container) {
-  const admin = requireRole(c, "admin");
-  const svc = c.services.queues;
+interface Ctx {
+  svc: Container["services"]["queues"];
+  admin: RoleHook;
+}
 
+const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
+
+/** The queue routes; registered in this order, which is the OpenAPI document's. */
+export async function queueRoutes(app: Api, c: Container) {
+  const ctx: Ctx = { svc: c.services.queues, admin: requireRole(c, "admin") };
+  registerOverview(app, ctx.svc, requireRole(c, "client", "worker"));
+  registerSettings(app, ctx);
+  for (const action of ["pause", "resume"] as const) registerPauseResume(app, ctx, action);
+}
+
+/** GET /v1/queues. */
+function registerOverview(app: Api, svc: Ctx["svc"], reader: RoleHook) {
   app.get(
     "/v1/queues",
     {
-      onRequest: requireRole(c, "client", "worker"),
+      onRequest: reader,
       schema: {
         tags: ["queues"],
         operationId: "listQueues",
         summary: "Per queue of each tenant: job counts by status, the age of the oldest claimable job, and why queued jobs wait",
-        response: {
-          200: z
-            .object({
-              items: z.array(
-                z.object({
-                  queue: z.string(),
-                  tenant: z.string().describe("A platform key sees each tenant's queue of the same name as its own item"),
-                  counts: JobCounts,
-                  oldestQueuedAgeSeconds: z.number().nullable(),
-                  waitingBecause: WaitingBecause,
-                }),
-              ),
-            })
-            .meta({ id: "QueueList" }),
-          ...errors(),
-        },
+        response: { 200: z.object({ items: z.array(QueueOverviewItem) }).meta({ id: "QueueList" }), ...errors() },
       },
     },
     async (req) => ({ items: await svc.overview(scope(req)) as never }),
   );
+}
 
-  const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
+/** GET and PUT /v1/queues/:queue. */
+function registerSettings(app: Api, { svc, admin }: Ctx) {
   app.get(
     "/v1/queues/:queue",
     { onRequest: admin, schema: { ...route, operationId: "getQueue", summary: "A queue's settings, counts and why its queued jobs wait", response: { 200: QueueView, ...errors(404) } } },
@@ -88,24 +87,25 @@ export async function queueRoutes(app: Api, c: Container) {
       return out.value;
     },
   );
+}
 
-  for (const action of ["pause", "resume"] as const) {
-    app.post(
-      `/v1/queues/:queue/${action}`,
-      {
-        onRequest: admin,
-        schema: {
-          ...route,
-          operationId: action === "pause" ? "pauseQueue" : "resumeQueue",
-          summary: action === "pause" ? "Pause a queue: no job of it starts until resumed (idempotent)" : "Resume a paused queue (idempotent)",
-          response: { 200: QueueView, ...errors(404) },
-        },
+/** POST /v1/queues/:queue/pause and /resume. */
+function registerPauseResume(app: Api, { svc, admin }: Ctx, action: "pause" | "resume") {
+  app.post(
+    `/v1/queues/:queue/${action}`,
+    {
+      onRequest: admin,
+      schema: {
+        ...route,
+        operationId: action === "pause" ? "pauseQueue" : "resumeQueue",
+        summary: action === "pause" ? "Pause a queue: no job of it starts until resumed (idempotent)" : "Resume a paused queue (idempotent)",
+        response: { 200: QueueView, ...errors(404) },
       },
-      async (req, reply) => {
-        const tenant = tenantOf(req, reply);
-        if (tenant === null) return reply;
-        return (await svc[action](req.params.queue, tenant)).value;
-      },
-    );
-  }
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req, reply);
+      if (tenant === null) return reply;
+      return (await svc[action](req.params.queue, tenant)).value;
+    },
+  );
 }

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import type { Container } from "../../container.js";
 import type { ScheduleRow } from "../../repositories/schedules.js";
-import { requireRole, scope, writeTenant } from "../auth.js";
-import { keysetPage, PageQuery } from "../cursor.js";
-import { errors, fail, problem, sendProblem } from "../problem.js";
+import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
+import { keysetPage, malformedCursor } from "../cursor.js";
+import { PageQuery, pageSchema } from "../schemas/pages.js";
+import { errors, fail } from "../problem.js";
 import { IdParams } from "../schemas/common.js";
 import { ScheduleCreate, SchedulePatch, ScheduleSchema } from "../schemas/schedules.js";
 import type { Api } from "../types.js";
@@ -39,10 +40,9 @@ export async function scheduleRoutes(app: Api, c: Container) {
 }
 
 type Svc = Container["services"]["schedules"];
-type Hook = ReturnType<typeof requireRole>;
 
 /** POST and GET /v1/schedules. */
-function collectionRoutes(app: Api, svc: Svc, client: Hook) {
+function collectionRoutes(app: Api, svc: Svc, client: RoleHook) {
   app.post(
     "/v1/schedules",
     {
@@ -52,8 +52,7 @@ function collectionRoutes(app: Api, svc: Svc, client: Hook) {
     async (req, reply) => {
       const { tenant: named, ...input } = req.body;
       const tenant = writeTenant(req, named);
-      if (tenant === null)
-        return sendProblem(reply, problem("invalid_request", "only a platform key (tenant *) may name another tenant", 400));
+      if (tenant === null) return otherTenantRefused(reply);
       const out = await svc.create(tenant, { ...input, job: { ...input.job, payload: input.job.payload ?? {} } });
       if (!out.ok) return fail(reply, out);
       return reply.code(201).header("location", `/v1/schedules/${out.value.id}`).send(scheduleDto(out.value));
@@ -68,10 +67,7 @@ function collectionRoutes(app: Api, svc: Svc, client: Hook) {
         tags,
         operationId: "listSchedules", summary: "List schedules, newest first (keyset pagination)",
         querystring: z.strictObject(PageQuery),
-        response: {
-          200: z.object({ items: z.array(ScheduleSchema), nextCursor: z.string().nullable() }).meta({ id: "ScheduleList" }),
-          ...errors(),
-        },
+        response: { 200: pageSchema(ScheduleSchema, "ScheduleList"), ...errors() },
       },
     },
     async (req, reply) => {
@@ -81,14 +77,14 @@ function collectionRoutes(app: Api, svc: Svc, client: Hook) {
         (r) => ({ createdAt: r.cursorTs, id: r.id }),
         scheduleDto,
       );
-      return page ?? sendProblem(reply, problem("invalid_request", "malformed cursor", 400));
+      return page ?? malformedCursor(reply);
     },
   );
 
 }
 
 /** GET, PATCH and DELETE /v1/schedules/:id. */
-function itemRoutes(app: Api, svc: Svc, client: Hook) {
+function itemRoutes(app: Api, svc: Svc, client: RoleHook) {
   app.get(
     "/v1/schedules/:id",
     { onRequest: client, schema: { tags, operationId: "getSchedule", summary: "Get a schedule", params: IdParams, response: { 200: ScheduleSchema, ...errors(404) } } },

@@ -1,16 +1,12 @@
-import { z } from "zod";
 import type { Container } from "../../container.js";
 import { requireRole } from "../auth.js";
 import { errors, fail } from "../problem.js";
-import { TenantName } from "../schemas/common.js";
+import { TenantParams as params, WebhookSecret as Secret } from "../schemas/tenants.js";
 import type { Api } from "../types.js";
-
-const Secret = z.object({ secret: z.string() }).meta({ id: "WebhookSecret" });
 
 export async function tenantRoutes(app: Api, c: Container) {
   const admin = requireRole(c, "admin");
   const tenants = c.services.tenants;
-  const params = z.strictObject({ tenant: TenantName });
 
   app.get(
     "/v1/tenants/:tenant/webhook-secret",

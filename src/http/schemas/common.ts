@@ -35,13 +35,20 @@ export const WebhookUrl = z
   );
 
 export const IdParams = z.strictObject({ id: Uuid });
+/** The body of an action that takes none (cancel, seal, retry): absent, null or `{}`. */
+export const EmptyBody = z.strictObject({}).nullish();
 
 /** ISO 8601 instants in responses, documented as format: date-time. */
 export const Timestamp = z.iso.datetime({ offset: true });
-/** A timestamp a query compares with (createdAfter/Before): within the years PostgreSQL and jobline write. */
-export const QueryTimestamp = Timestamp.refine((s) => {
+const MIN_INSTANT = Date.parse("1970-01-01T00:00:00Z");
+const MAX_INSTANT = Date.parse("9999-12-31T23:59:59.999Z");
+/**
+ * An instant a request gives (runAt, expiresAt, createdAfter/Before). Year 0 or 10000 in UTC is a 500
+ * from PostgreSQL, and years below 100 come back from the driver as 20xx; the epoch is a safe floor.
+ */
+export const InputTimestamp = Timestamp.refine((s) => {
   const t = Date.parse(s);
-  return t >= Date.parse("1970-01-01T00:00:00Z") && t <= Date.parse("9999-12-31T23:59:59.999Z");
+  return t >= MIN_INSTANT && t <= MAX_INSTANT;
 }, "must be between 1970-01-01 and 9999-12-31 (UTC)");
 
 export const IfMatchHeaders = z.object({ "if-match": z.string().max(200).optional() });

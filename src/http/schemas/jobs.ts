@@ -2,10 +2,9 @@ import { z } from "zod";
 import { JOB_STATUSES } from "../../domain/jobs.js";
 import { normaliseTraceparent } from "../../domain/traceContext.js";
 import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progress.js";
-import { JsonValue, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl } from "./common.js";
-
-const MIN_RUN_AT = Date.parse("1970-01-01T00:00:00Z");
-const MAX_RUN_AT = Date.parse("9999-12-31T23:59:59.999Z");
+import { PageQuery } from "./pages.js";
+import { TraceHeaders } from "../traceHeaders.js";
+import { InputTimestamp, JsonValue, LeaseSeconds, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
 
 export const JobSubmitFields = {
   queue: Name,
@@ -13,26 +12,12 @@ export const JobSubmitFields = {
   payload: JsonValue.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   groupKey: safeText(256).optional(),
-  runAt: z.iso
-    .datetime({ offset: true })
-    // Year 0 or 10000 in UTC is a 500 from PostgreSQL, and years below 100 come back from the
-    // driver's date parser as 20xx; any past runAt means "now", so the epoch is a safe floor.
-    .refine((s) => {
-      const t = Date.parse(s);
-      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
-    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
-    .optional(),
+  // Any past runAt means "now".
+  runAt: InputTimestamp.optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
   timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
-  expiresAt: z.iso
-    .datetime({ offset: true })
-    .refine((s) => {
-      const t = Date.parse(s);
-      return t >= MIN_RUN_AT && t <= MAX_RUN_AT;
-    }, "must be between 1970-01-01 and 9999-12-31 (UTC)")
-    .optional()
-    .describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
+  expiresAt: InputTimestamp.optional().describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
   ttlSeconds: z.number().int().min(1).max(31_536_000).optional().describe("expiresAt as seconds from now"),
   dependsOn: z
     .strictObject({ jobs: z.array(Uuid).max(100).optional(), batches: z.array(Uuid).max(100).optional() })
@@ -150,3 +135,50 @@ export const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result:
 export const JobCounts = z.object(
   Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>,
 );
+
+// Requests of routes/jobs.ts and routes/jobActions.ts (inlined in the document: no component ids).
+
+export const SubmitHeaders = z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional(), ...TraceHeaders });
+
+export const JobWaitQuery = z.strictObject({
+  waitMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(30_000)
+    .optional()
+    .describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
+});
+
+/** What selects jobs: GET /v1/jobs's query and POST /v1/jobs/bulk's filter. */
+export const JobFilterFields = {
+  queue: Name.optional(),
+  status: z.enum(JOB_STATUSES).optional(),
+  kind: Name.optional(),
+  batchId: Uuid.optional(),
+  tag: safeText(64).optional(),
+  createdAfter: InputTimestamp.optional(),
+  createdBefore: InputTimestamp.optional(),
+};
+
+export const JobListQuery = z.strictObject({
+  ...JobFilterFields,
+  createdAfter: InputTimestamp.optional().describe("Only jobs created after this instant"),
+  createdBefore: InputTimestamp.optional().describe("Only jobs created before this instant"),
+  ...PageQuery,
+});
+
+export const ClaimBody = z.strictObject({ workerId: WorkerId, leaseSeconds: LeaseSeconds.optional() });
+export const HeartbeatBody = z.strictObject({ leaseToken: Uuid, leaseSeconds: LeaseSeconds.optional(), progress: ProgressInput.optional() });
+export const CompleteBody = z.strictObject({ leaseToken: Uuid, result: JsonValue.optional() });
+export const CompleteManyBody = z.strictObject({ items: z.array(CompleteItem).min(1).max(1000) });
+
+export const FailBody = z.strictObject({
+  leaseToken: Uuid,
+  error: z.strictObject({ message: z.string().max(10_000), code: z.string().max(200).optional() }).refine(
+    (e) => JsonValue.safeParse(e).success,
+    "contains characters PostgreSQL cannot store",
+  ),
+  retryable: z.boolean().default(true),
+  retryAfterSeconds: z.number().min(0).max(31_536_000).optional(),
+});

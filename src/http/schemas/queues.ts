@@ -36,3 +36,12 @@ export const QueueView = z
 export const QueueParams = z.strictObject({ queue: Name });
 export const QueueQuery = z.strictObject({ tenant: TenantName.optional().describe("Required with a platform key (tenant `*`).") });
 
+
+/** One (tenant, queue) of GET /v1/queues (inlined: the list is the component). */
+export const QueueOverviewItem = z.object({
+  queue: z.string(),
+  tenant: z.string().describe("A platform key sees each tenant's queue of the same name as its own item"),
+  counts: JobCounts,
+  oldestQueuedAgeSeconds: z.number().nullable(),
+  waitingBecause: WaitingBecause,
+});

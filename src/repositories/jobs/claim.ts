@@ -1,6 +1,6 @@
 import type { Queryable } from "../../db/client.js";
 import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged, timeoutOf } from "../sql.js";
-import { gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
+import { defaultsOf, gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
 import { allocateTags } from "./fairness.js";
 import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
 import { completeCtes } from "./transitions.js";
@@ -33,10 +33,14 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
 /** The lease a claim writes on each job it takes. */
 // The attempt's deadline (null without a timeout, the job's or its queue's; LEAST skips nulls)
 // also caps the lease, so the reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
-const lease = (q: Queryable, leaseSeconds: number, gated = false) => q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
-               deadline_at = now() + make_interval(secs => ${timeoutOf(q, "jobs")}),
-               lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), now() + make_interval(secs => ${timeoutOf(q, "jobs")})),
+// f: the claim's filter, so the queue-default probe runs only when one of its queues has a default.
+const lease = (q: Queryable, leaseSeconds: number, gated = false, f?: SharedClaimFilter) => {
+  const timeout = () => timeoutOf(q, "jobs", f && defaultsOf(q, f));
+  return q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
+               deadline_at = now() + make_interval(secs => ${timeout()}),
+               lease_expires_at = LEAST(now() + make_interval(secs => ${leaseSeconds}), now() + make_interval(secs => ${timeout()})),
                started_at = ${gated ? gateTime(q) : q`now()`}, updated_at = now(), version = jobs.version + 1`;
+};
 
 /**
  * pending → running for the batches of the jobs just claimed (CTE `u`). besideFinalisation: the
@@ -60,7 +64,7 @@ const forTakers = (q: Queryable, f: SharedClaimFilter, takers: Taker[], gated: b
       ${claimableCte(q, f, total, gated)}, n AS (
         SELECT id, (row_number() OVER (ORDER BY priority DESC NULLS LAST, fair_tag, id))::int AS rn FROM claimable
       ), u AS (
-        UPDATE jobs SET ${lease(q, f.leaseSeconds, gated)}, worker_id = (${workerIds}::text[])[n.rn]
+        UPDATE jobs SET ${lease(q, f.leaseSeconds, gated, f)}, worker_id = (${workerIds}::text[])[n.rn]
         FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
         RETURNING jobs.*, n.rn
       ), ${startBatches(q, besideFinalisation)}${gated ? q`, ${rateLogCte(q)}` : q``}`;
@@ -78,7 +82,7 @@ export async function claimNextFor(f: SharedClaimFilter, takers: Taker[], q: Que
     return [
       await q<JobRow[]>`
           WITH ${claimableCte(q, f, takers[0]!.max, gated)}, u AS (
-            UPDATE jobs SET ${lease(q, f.leaseSeconds, gated)}, worker_id = ${takers[0]!.workerId}
+            UPDATE jobs SET ${lease(q, f.leaseSeconds, gated, f)}, worker_id = ${takers[0]!.workerId}
             WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
             RETURNING jobs.*
           ), ${startBatches(q)}${gated ? q`, ${rateLogCte(q)}` : q``}

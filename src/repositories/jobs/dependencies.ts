@@ -17,14 +17,30 @@ export interface ParentRow {
  * waits for this submit's commit and its trigger then sees the child's edge; a submit that
  * waits for a finaliser reads the finished status here. So exactly one of the two sees the other.
  */
-export async function lockParents(jobIds: string[], batchIds: string[], q: Queryable) {
-  const jobs = jobIds.length
-    ? await q<ParentRow[]>`SELECT id, tenant, status::text AS status FROM jobs WHERE id = ANY(${jobIds}::uuid[]) ORDER BY id FOR SHARE`
-    : [];
+export async function lockParents(tenant: string, jobIds: string[], batchIds: string[], q: Queryable) {
+  const jobs = jobIds.length ? await lockParentJobs(tenant, jobIds, q) : [];
   const batches = batchIds.length
     ? await q<ParentRow[]>`SELECT id, tenant, status::text AS status FROM batches WHERE id = ANY(${batchIds}::uuid[]) ORDER BY id FOR SHARE`
     : [];
   return { jobs, batches };
+}
+
+/**
+ * The parent jobs' locks. A job's finalisation trigger fires only once it has_dependents, so a
+ * submit naming a job not yet marked locks all its parent jobs FOR NO KEY UPDATE instead of FOR
+ * SHARE (one mode, id order: no lock upgrade, no cycle) and marks them (whatever their status: a
+ * finished parent may be retried). Marks are never removed, so later children take FOR SHARE.
+ */
+async function lockParentJobs(tenant: string, ids: string[], q: Queryable): Promise<ParentRow[]> {
+  const [seen] = await q<[{ unmarked: boolean }]>`
+    SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ANY(${ids}::uuid[]) AND tenant = ${tenant} AND NOT has_dependents) AS unmarked`;
+  if (!seen!.unmarked)
+    return q<ParentRow[]>`SELECT id, tenant, status::text AS status FROM jobs WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR SHARE`;
+  const rows = await q<Array<ParentRow & { hasDependents: boolean }>>`
+    SELECT id, tenant, status::text AS status, has_dependents FROM jobs WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+  const mark = rows.filter((r) => r.tenant === tenant && !r.hasDependents).map((r) => r.id);
+  if (mark.length > 0) await q`UPDATE jobs SET has_dependents = true WHERE id = ANY(${mark}::uuid[])`;
+  return rows.map(({ id, tenant: t, status }) => ({ id, tenant: t, status }));
 }
 
 /** One unresolved edge per parent of each new child. */

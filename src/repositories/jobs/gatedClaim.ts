@@ -19,6 +19,11 @@ const tenantIs = (q: Queryable, f: SharedClaimFilter, alias: string) =>
 export const settingsOf = (q: Queryable, f: SharedClaimFilter) =>
   q`SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")} AND ${limits(q, "s")}`;
 
+/** Whether a queue of the filter has a defaultTimeoutSeconds: the lease's once-per-statement test (timeoutOf). */
+export const defaultsOf = (q: Queryable, f: SharedClaimFilter) =>
+  q`SELECT EXISTS (SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")}
+      AND s.default_timeout_seconds IS NOT NULL)`;
+
 /** Due, claimable, in the claim index: the claim's own filter, kinds aside. */
 const due = (q: Queryable, f: SharedClaimFilter) =>
   q`${queueIs(q, f, "j")} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()

@@ -40,6 +40,8 @@ export interface JobRow {
   scheduledFor: Date | null;
   dependsOn: { jobs?: string[]; batches?: string[] } | null;
   pendingDependencies: number;
+  /** Set by the submit of its first dependent; the finalisation trigger fires only for these. */
+  hasDependents: boolean;
   /** W3C trace context of the submit (null: none). */
   traceparent: string | null;
   tracestate: string | null;

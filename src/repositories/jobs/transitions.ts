@@ -245,7 +245,8 @@ export async function reapExpired(limit: number, q: Queryable): Promise<JobRow[]
   return q<JobRow[]>`
         WITH c AS (
           SELECT id FROM jobs
-          WHERE ${jobGuard(q, "reap")} AND lease_expires_at < now()
+          -- attempts > 0 (true of every running job) lets the plan read jobs_slot_idx, not the table.
+          WHERE ${jobGuard(q, "reap")} AND attempts > 0 AND lease_expires_at < now()
           ORDER BY lease_expires_at
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED

@@ -35,7 +35,7 @@ export type LockedParents = Map<string, { isBatch: boolean; finished: boolean; s
 export async function lockAndCheck(tenant: string, all: Parents[], q: Queryable) {
   const jobs = [...new Set(all.flatMap((p) => p.jobs))];
   const batches = [...new Set(all.flatMap((p) => p.batches))];
-  const found = await deps.lockParents(jobs, batches, q);
+  const found = await deps.lockParents(tenant, jobs, batches, q);
   const locked: LockedParents = new Map();
   for (const r of found.jobs)
     if (r.tenant === tenant) locked.set(r.id, { isBatch: false, finished: TERMINAL_JOB.has(r.status), succeeded: r.status === "succeeded" });

@@ -1,7 +1,7 @@
-import type { JobRow } from "../repositories/jobs.js";
-import type { JobService } from "../services/jobs.js";
-import { type JobContext, JobTimeoutError } from "./inProcessTypes.js";
-import { progressProblem, type ProgressReport } from "../domain/progress.js";
+import type { JobRow } from "../../repositories/jobs.js";
+import type { JobService } from "../../services/jobs.js";
+import { type JobContext, JobTimeoutError } from "./types.js";
+import { progressProblem, type ProgressReport } from "../../domain/progress.js";
 
 /**
  * A progress report goes out with the next heartbeat, brought forward to at most this long

@@ -1,7 +1,8 @@
 // The in-process worker's public types and errors (what handlers and their callers see).
-import type { Container } from "../container.js";
-import type { JobDto } from "../services/representation.js";
+import type { Container } from "../../container.js";
+import type { JobDto } from "../../services/representation.js";
 
+/** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
 export class JobTimeoutError extends Error {
   readonly code = "timeout";
   constructor(readonly jobId: string) {
