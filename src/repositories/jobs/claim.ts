@@ -217,14 +217,13 @@ export async function claimIfQueued(
 export async function promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
   const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
         SELECT id, tenant, queue, group_key FROM jobs
-        WHERE status = 'queued' AND ${heldTag(q, "jobs")}
+        WHERE ${jobGuard(q, "claim")} AND ${heldTag(q, "jobs")}
           AND run_at <= now()
           -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
           -- (only a single-job cancel can hold one), so a job locked here would stay queued
           -- and run after its batch was cancelled. Such jobs carry PREPARING_TAG and are not
           -- read here at all; this guards those an older release inserted.
-          AND (batch_id IS NULL OR NOT EXISTS (
-            SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
+          AND ${notInOpenBatch(q, "jobs")}
         ORDER BY run_at, id LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`;
   if (due.length === 0) return { promoted: 0, queues: [] };
