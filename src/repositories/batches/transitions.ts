@@ -1,7 +1,7 @@
 import type { Queryable } from "../../db/client.js";
 import { BATCH_STATUSES } from "../../domain/batches.js";
-import { batchGuard, batchIs, heldTagValue, jobGuard, tagged } from "../sql.js";
-import { type BatchRow, scoped } from "./rows.js";
+import { batchGuard, batchIs, heldTagValue, jobGuard, scoped, tagged } from "../sql.js";
+import type { BatchRow } from "./rows.js";
 
 // Every guarded write of a batch row, named after its guard. Each returns the row it
 // changed, or null when the guard lost. Finalisation is shared with jobs (jobs/finalise.ts).

@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged, timeoutOf } from "../sql.js";
+import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, scoped, tagged, timeoutOf } from "../sql.js";
 import { defaultsOf, gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
 import { allocateTags } from "./fairness.js";
 import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
@@ -21,7 +21,7 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
         WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
-          ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
+          ${scoped(q, f.tenant, "j.tenant")}
           AND ${notInOpenBatch(q, "j")} AND ${notExpired(q, "j")}
           AND NOT EXISTS (${settingsOf(q, f)})
         ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
@@ -165,7 +165,7 @@ export async function claimIfQueued(
   f: { tenant: string | null; workerId: string; leaseSeconds: number; version?: number | undefined },
   q: Queryable,
 ): Promise<{ row: JobRow | null; refused: ClaimRefusal | null }> {
-  const filter = q`${f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`}
+  const filter = q`${scoped(q, f.tenant)}
             ${f.version === undefined ? q`` : q`AND version = ${f.version}`}`;
   const rows = await q<Array<JobRow & { refused: ClaimRefusal | null }>>`
         WITH target AS MATERIALIZED (

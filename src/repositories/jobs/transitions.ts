@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { appendError, heldTagValue, jobGuard } from "../sql.js";
+import { appendError, heldTagValue, jobGuard, scoped } from "../sql.js";
 import { HOLD_AHEAD_MS } from "./fairness.js";
 import { finaliseTail } from "./finalise.js";
 import type { CompleteItem, JobRow, LeanJobRow } from "./rows.js";
@@ -8,8 +8,6 @@ import type { CompleteItem, JobRow, LeanJobRow } from "./rows.js";
 // table in src/domain/jobs.ts. Each returns the row it changed, or null when the guard lost.
 // The writes of a batch's jobs are in batchJobs.ts.
 
-const scope = (q: Queryable, tenant: string | null, column = "tenant") =>
-  tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 const atVersion = (q: Queryable, version: number | undefined) => (version === undefined ? q`` : q`AND version = ${version}`);
 
 /**
@@ -22,7 +20,7 @@ export async function cancelIfQueued(ids: string[], tenant: string | null, versi
         WITH l AS (
           SELECT id FROM jobs
           WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "cancel")}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
             ${atVersion(q, version)}
           ORDER BY id FOR NO KEY UPDATE
         ), j AS (
@@ -41,7 +39,7 @@ export async function requestCancelIfRunning(ids: string[], tenant: string | nul
         WITH l AS (
           SELECT id FROM jobs
           WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "requestCancel")}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
             ${atVersion(q, version)}
           ORDER BY id FOR NO KEY UPDATE
         )
@@ -74,7 +72,7 @@ export async function heartbeatIfLeased(
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
           AND (deadline_at IS NULL OR deadline_at > now())
-          ${scope(q, tenant)}
+          ${scoped(q, tenant)}
         RETURNING *`;
   return rows[0] ?? null;
 }
@@ -86,7 +84,7 @@ export async function completeIfLeased(id: string, leaseToken: string, result: u
           UPDATE jobs SET status = 'succeeded', result = ${JSON.stringify(result ?? null)}::text::jsonb,
                  finished_at = now(), updated_at = now(), version = version + 1
           WHERE id = ${id} AND ${jobGuard(q, "complete")} AND lease_token = ${leaseToken}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
           RETURNING *
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}
@@ -128,7 +126,7 @@ export function completeCtes(items: CompleteItem[], tenant: string | null, q: Qu
           CROSS JOIN LATERAL (
             SELECT jobs.id FROM jobs
             WHERE jobs.id = i.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = i.lease_token
-              ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+              ${scoped(q, tenant, "jobs.tenant")}
             LIMIT 1 FOR NO KEY UPDATE OF jobs
           ) l
         ), j AS (
@@ -203,7 +201,7 @@ export async function failIfLeased(id: string, a: FailArgs, q: Queryable) {
                  finished_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE now() END,
                  updated_at = now(), version = jobs.version + 1
           WHERE jobs.id = ${id} AND ${jobGuard(q, "fail", "jobs.status")} AND jobs.lease_token = ${a.leaseToken}
-            ${scope(q, a.tenant, "jobs.tenant")}
+            ${scoped(q, a.tenant, "jobs.tenant")}
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j WHERE status IN ('failed', 'cancelled')),
         ${finaliseTail(q)}
