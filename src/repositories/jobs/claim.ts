@@ -8,11 +8,13 @@ import type { JobStatus } from "../../domain/jobs.js";
 
 
 
-/** queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED). */
-// (test/integration/plan-stability.test.ts finds claims by the name claimable.)
-// gated: the text for queues with settings (gatedClaim.ts). The free text, for the rest, takes
-// nothing when any queue of the filter has settings: an uncorrelated NOT EXISTS, run once per
-// statement (a one-time filter), so an uncapped queue pays one probe of a tiny table.
+/**
+ * queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED).
+ * gated: the text for queues with settings (gatedClaim.ts). The free text, for the rest, takes
+ * nothing when any queue of the filter has settings: an uncorrelated NOT EXISTS, run once per
+ * statement, so an uncapped queue pays one probe of a tiny table. The plan tests find claims
+ * by the CTE name `claimable`.
+ */
 const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: boolean) => {
   if (gated) return gatedClaimableCtes(q, f, total);
   const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
@@ -30,10 +32,12 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
       )`;
 };
 
-/** The lease a claim writes on each job it takes. */
-// The attempt's deadline (null without a timeout, the job's or its queue's; LEAST skips nulls)
-// also caps the lease, so the reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
-// f: the claim's filter, so the queue-default probe runs only when one of its queues has a default.
+/**
+ * The lease a claim writes on each job it takes. The attempt's deadline (null without a timeout,
+ * the job's or its queue's; LEAST skips nulls) also caps the lease, so the reaper's one
+ * lease-expiry scan ends a timed-out attempt even while it heartbeats. `f`: the claim's filter,
+ * so the queue-default probe runs only when one of its queues has a default.
+ */
 const lease = (q: Queryable, leaseSeconds: number, gated = false, f?: SharedClaimFilter) => {
   const timeout = () => timeoutOf(q, "jobs", f && defaultsOf(q, f));
   return q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
@@ -219,10 +223,7 @@ export async function promoteDue(limit: number, q: Queryable): Promise<{ promote
         SELECT id, tenant, queue, group_key FROM jobs
         WHERE ${jobGuard(q, "claim")} AND ${heldTag(q, "jobs")}
           AND run_at <= now()
-          -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
-          -- (only a single-job cancel can hold one), so a job locked here would stay queued
-          -- and run after its batch was cancelled. Such jobs carry PREPARING_TAG and are not
-          -- read here at all; this guards those an older release inserted.
+          -- Never a job of an open batch (its cancel skips locked jobs): docs/design-notes.md.
           AND ${notInOpenBatch(q, "jobs")}
         ORDER BY run_at, id LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`;
@@ -231,9 +232,8 @@ export async function promoteDue(limit: number, q: Queryable): Promise<{ promote
   await q`
         UPDATE jobs SET fair_tag = t.tag
         FROM unnest(${due.map((d) => d.id)}::uuid[], ${tags}::bigint[]) AS t(id, tag)
-        -- Not a state change (queued stays queued): the guard is the claim's, "still claimable".
-        -- = ANY(ARRAY[t.id]): a primary-key probe per row in either plan (see completeCtes);
-        -- as "=" a custom plan for 1,000 promotions on 31,000 jobs hashed them and read all of jobs.
+        -- Not a state change: the guard is the claim's ("still claimable"). = ANY(ARRAY[t.id]):
+        -- as in completeCtes (docs/performance-notes.md, "Finding a locked row again").
         WHERE jobs.id = ANY(ARRAY[t.id]) AND ${jobGuard(q, "claim", "jobs.status")}`;
   return { promoted: due.length, queues: [...new Set(due.map((d) => d.queue))] };
 }

@@ -100,28 +100,14 @@ export async function completeIfLeased(id: string, leaseToken: string, result: u
 export function completeCtes(items: CompleteItem[], tenant: string | null, q: Queryable) {
   const ids = items.map((i) => i.id);
   return q`completed_items AS (
-          -- The guard is checked here, on each row as it is locked (a row changed meanwhile is
-          -- re-read and re-checked), and the lock holds it until commit, so the UPDATE below
-          -- changes exactly the rows that passed. Rows are locked in id order, as every
-          -- multi-row writer does, so two of them cannot deadlock.
-          --
-          -- Written so its plan cannot depend on statistics: items are sorted and each one
-          -- looks up its row by primary key (a LATERAL with LIMIT is always a per-item probe).
-          -- With the guard in a plain join instead, statistics taken while every job was
-          -- queued rate "status = running" at one row, and the planner pairs a scan of jobs
-          -- with the items in a nested loop: 250,000 comparisons for 500 items, 5 x slower.
-          -- A plain UPDATE ... FROM the sorted items, with the guard in its WHERE, saves a probe
-          -- per item, but on a 60,000-job table its custom plan (the first five runs on every
-          -- connection) was a scan of jobs compared with all 500 items: 749,500 comparisons.
+          -- The guard is checked on each row as it is locked, in id order; one primary-key probe
+          -- per item (LATERAL ... LIMIT 1). Why: docs/performance-notes.md, "Acknowledgement".
           SELECT l.id, i.result
           FROM (SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
                                      ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[])
                   AS t(id, lease_token, result)
                 ORDER BY id
-                -- Changes no result. A LIMIT parameter makes the generic plan count on one item
-                -- (10 for a bare unnest), so PostgreSQL keeps that plan, one probe per item like
-                -- the custom ones, instead of planning this statement again on every call: for
-                -- acknowledgements of a few items, planning took three times the execution.
+                -- Changes no result: keeps the generic plan (docs/performance-notes.md, "Acknowledgement").
                 LIMIT ${items.length}) i
           CROSS JOIN LATERAL (
             SELECT jobs.id FROM jobs
@@ -132,11 +118,8 @@ export function completeCtes(items: CompleteItem[], tenant: string | null, q: Qu
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = completed_items.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          -- Each locked row found again by primary key, in both plans: = ANY of a one-element
-          -- array can be an index condition but neither hashed nor merged, and is rated like
-          -- the equality (one row). As "=" the custom plan for 500 items on 30,000 jobs hashed
-          -- the items and read all of jobs; as a range (id >= x AND id <= x) it was rated at 1/9
-          -- of the table per item, and on PostgreSQL 15 with wide rows it scanned jobs (issue 31).
+          -- = ANY(ARRAY[id]): one primary-key probe per locked row in every plan
+          -- (docs/performance-notes.md, "Finding a locked row again").
           FROM completed_items WHERE jobs.id = ANY(ARRAY[completed_items.id])
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
