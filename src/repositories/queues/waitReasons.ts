@@ -1,10 +1,10 @@
 import type { Queryable } from "../../db/client.js";
+import { WAIT_REASONS, type WaitReason } from "../../domain/queues.js";
 import { heldTag, holdsSlot, jobGuard, openBatchTag, scoped, tagged } from "../sql.js";
 
 // What a queue's overview reads: its jobs per status, and why its queued jobs wait.
 
-export const WAIT_REASONS = ["paused", "concurrency", "groupConcurrency", "rateLimit", "scheduled", "batchPreparing"] as const;
-export type WaitReason = (typeof WAIT_REASONS)[number];
+export { WAIT_REASONS, type WaitReason } from "../../domain/queues.js";
 
 /** Job counts per status of one (tenant, queue). */
 export async function countByStatus(queue: string, tenant: string, q: Queryable) {
