@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { WAIT_REASONS } from "../../repositories/queues.js";
+import { WAIT_REASONS } from "../../domain/queues.js";
 import { Name, TenantName, TimeoutSeconds } from "./common.js";
 import { JobCounts } from "./jobs.js";
 
