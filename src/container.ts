@@ -20,6 +20,7 @@ import { createCappedQueues } from "./services/queues/capped.js";
 import { createRetentionService } from "./services/retention.js";
 import { createScheduleService } from "./services/schedules.js";
 import { createTenantService } from "./services/tenants.js";
+import { createWebhookDelivery } from "./services/webhooks.js";
 
 /**
  * Repositories and services for both the API and the worker process. No
@@ -64,6 +65,7 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     maintenance: createMaintenanceService({ sql, jobs: repos.jobs, metrics, notifier, capped, finishedWaits }),
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
     schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
+    webhooks: createWebhookDelivery({ outbox: repos.outbox, tenants: repos.tenants, metrics, logger, config }),
   };
 
   return {
@@ -87,3 +89,6 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
 }
 
 export type Container = ReturnType<typeof createContainer>;
+
+/** What the background duties (src/worker) may use: services, never repositories or the pool. */
+export type WorkerDeps = Pick<Container, "services" | "config" | "logger" | "metrics">;

@@ -17,18 +17,22 @@ export const TERMINAL_BATCH_STATUSES = [
   "cancelled",
 ] as const satisfies readonly BatchStatus[];
 
-export type BatchTransition = "addJobs" | "seal" | "start" | "finalise" | "cancel" | "retry" | "jobRetry" | "reopen";
+export type BatchTransition = "addJobs" | "seal" | "start" | "finalise" | "cancelOpen" | "cancel" | "retry" | "jobRetry" | "reopen";
 
-export const BATCH_TRANSITIONS: Record<BatchTransition, { from: readonly BatchStatus[]; to: readonly BatchStatus[] }> = {
+/** `to: "unchanged"`: the row moves (counts, flags, version) but keeps its status. */
+export const BATCH_TRANSITIONS: Record<BatchTransition, { from: readonly BatchStatus[]; to: readonly BatchStatus[] | "unchanged" }> = {
   addJobs: { from: ["preparing"], to: ["preparing"] },
   seal: { from: ["preparing"], to: ["pending"] },
   start: { from: ["pending"], to: ["running"] },
   // pending is a legal predecessor: every job may be cancelled before any is claimed.
   finalise: { from: ["pending", "running"], to: ["succeeded", "failed", "partially_succeeded", "cancelled"] },
-  cancel: { from: ["preparing", "pending", "running"], to: ["cancelled", "running", "pending"] },
+  // Cancel of an open batch seals it as it marks it (cancel requested), so no add can follow.
+  cancelOpen: { from: ["preparing"], to: ["pending"] },
+  // Cancel of a sealed batch marks it; its jobs' finalisation ends it (finalise).
+  cancel: { from: ["pending", "running"], to: "unchanged" },
   retry: { from: ["failed", "partially_succeeded", "cancelled"], to: ["pending"] },
   // One of its jobs retried while the batch is unfinished: counts move, the status stays.
-  jobRetry: { from: ["pending", "running"], to: ["pending", "running"] },
+  jobRetry: { from: ["pending", "running"], to: "unchanged" },
   // One of its jobs retried after the batch finished: running again, a new generation (a new batch.completed).
   reopen: { from: ["failed", "partially_succeeded", "cancelled"], to: ["running"] },
 };
@@ -53,16 +57,3 @@ export const BATCH_OUTCOME_RULES = [
   { when: "otherwise", status: "cancelled" },
 ] as const satisfies ReadonlyArray<{ when: string; status: BatchStatus }>;
 export type BatchOutcomeCondition = (typeof BATCH_OUTCOME_RULES)[number]["when"];
-
-/** The terminal status a batch takes from its jobs' final counts (cancel requested first, as the SQL). */
-export function batchOutcome(c: { cancelRequested?: boolean; succeeded: number; failed: number; cancelled: number }): BatchStatus {
-  const total = c.succeeded + c.failed + c.cancelled;
-  const holds: Record<BatchOutcomeCondition, boolean> = {
-    cancelRequested: c.cancelRequested === true,
-    allSucceeded: c.succeeded === total,
-    someSucceeded: c.succeeded > 0,
-    someFailed: c.failed > 0,
-    otherwise: true,
-  };
-  return BATCH_OUTCOME_RULES.find((r) => holds[r.when])!.status;
-}

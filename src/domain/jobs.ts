@@ -1,9 +1,7 @@
-/**
- * The job state machine as data. Every repository UPDATE derives its
- * `status IN (...)` guard from this table, so a transition the table does not
- * list cannot be written by any code path.
- */
-// waiting: submitted with dependsOn, not claimable until every parent finished (docs/workflows.md).
+// The job state machine as data. Every repository UPDATE derives its `status IN (...)` guard
+// from this table, so a transition the table does not list cannot be written by any code path.
+
+/** A job's statuses. waiting: submitted with dependsOn, not claimable until every parent finished (docs/workflows.md). */
 export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "waiting"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 

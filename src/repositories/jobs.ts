@@ -8,10 +8,12 @@ import * as read from "./jobs/read.js";
 import type { ClaimFilter, CompleteItem, NewJob, SharedClaimFilter, Taker } from "./jobs/rows.js";
 import * as t from "./jobs/transitions.js";
 
-// The statements live in jobs/ by duty: claim.ts (claims, promotion), transitions.ts (every
-// later guarded write), batchJobs.ts (writes of a batch's jobs), finalise.ts (the shared
-// finalisation), fairness.ts (tags), insert.ts, read.ts, rows.ts (row types). This object
-// hands them out bound to the process's pool; each still takes a transaction as `q`.
+// The statements live in jobs/ by duty: claim.ts (claims, promotion), gatedClaim.ts (the claim
+// of queues with settings), transitions.ts (every later guarded write), operator.ts (operator
+// writes: retry, delete), batchJobs.ts (writes of a batch's jobs), dependencies.ts (workflow
+// edges), finalise.ts (the shared finalisation), fairness.ts (tags), insert.ts, read.ts,
+// rows.ts (row types). This object hands them out bound to the process's pool; each still
+// takes a transaction as `q`.
 export type { ClaimRefusal } from "./jobs/claim.js";
 export type { ClaimFilter, CompleteItem, JobRow, LeanJobRow, NewJob } from "./jobs/rows.js";
 export { CLOCK_KEY, fairKey, HOLD_AHEAD_MS } from "./jobs/fairness.js";

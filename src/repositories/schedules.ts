@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/client.js";
+import { scoped } from "./sql.js";
 import type { CatchUp, Overlap } from "../domain/schedules.js";
 import type { JobStatus } from "../domain/jobs.js";
 
@@ -35,7 +36,6 @@ export type ScheduleFields = Pick<
 >;
 
 const json = (v: unknown) => JSON.stringify(v);
-const inScope = (q: Queryable, tenant: string | null) => (tenant === null ? q`` : q`AND tenant = ${tenant}`);
 
 /** null when the tenant has a schedule of that name already. */
 export async function insertIfNameFree(tenant: string, f: ScheduleFields, q: Queryable): Promise<ScheduleRow | null> {
@@ -49,7 +49,7 @@ export async function insertIfNameFree(tenant: string, f: ScheduleFields, q: Que
 }
 
 export async function findById(id: string, tenant: string | null, q: Queryable): Promise<ScheduleRow | null> {
-  const rows = await q<ScheduleRow[]>`SELECT * FROM schedules WHERE id = ${id} ${inScope(q, tenant)}`;
+  const rows = await q<ScheduleRow[]>`SELECT * FROM schedules WHERE id = ${id} ${scoped(q, tenant)}`;
   return rows[0] ?? null;
 }
 
@@ -82,7 +82,7 @@ export async function updateIfVersion(id: string, version: number, f: ScheduleFi
 }
 
 export async function deleteById(id: string, tenant: string | null, q: Queryable): Promise<boolean> {
-  const rows = await q`DELETE FROM schedules WHERE id = ${id} ${inScope(q, tenant)} RETURNING 1`;
+  const rows = await q`DELETE FROM schedules WHERE id = ${id} ${scoped(q, tenant)} RETURNING 1`;
   return rows.length > 0;
 }
 

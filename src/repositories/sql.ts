@@ -10,8 +10,15 @@ import { HELD_TAG, PREPARING_TAG } from "../db/schema.js";
  * and keeps the statement prepared with a stable text.
  */
 export function statusIn(q: Queryable, column: string, statuses: readonly string[]): postgres.PendingQuery<postgres.Row[]> {
-  return q.unsafe(`${column} IN (${statuses.map((s) => `'${s}'`).join(",")})`);
+  return q.unsafe(`${column} IN (${quoted(statuses)})`);
 }
+
+/** `'a','b'`: statusIn's list, for SQL kept as a plain string (finaliseTail). */
+export const quoted = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).join(",");
+
+/** `AND column = $tenant`, or nothing for a platform caller (tenant null: every tenant). */
+export const scoped = (q: Queryable, tenant: string | null, column = "tenant") =>
+  tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 
 export const jobGuard = (q: Queryable, t: JobTransition, column = "status") => statusIn(q, column, fromStatuses(t));
 export const batchGuard = (q: Queryable, t: Parameters<typeof batchFrom>[0], column = "status") =>

@@ -6,6 +6,7 @@ import type { FinishedWaits } from "./finishedWaits.js";
 import type { Notifier } from "./notifier.js";
 import { traceFinished } from "../tracing.js";
 import type { CappedQueues } from "./queues/capped.js";
+import { continueCascade } from "./jobs/workflows.js";
 
 export function createMaintenanceService(deps: {
   sql: Sql;
@@ -61,8 +62,17 @@ export function createMaintenanceService(deps: {
     }
   }
 
-  /** Ready: the database answers within 2 s and the migrations are applied. */
-  /** Why not ready is for the log only: a driver's error names the database's host and port. */
+  /**
+   * Finishes workflow cancellations past the levels their first statement resolved
+   * (dependency_cascade): steps of up to eight levels each for up to a second. SKIP LOCKED
+   * inside each step, so every worker process may run it at once. Returns the parents taken.
+   */
+  const cascadeOnce = () => continueCascade(deps.sql, Number.POSITIVE_INFINITY, Date.now() + 1000);
+
+  /**
+   * Ready: the database answers within 2 s and the migrations are applied. Why not ready is
+   * for the log only: a driver's error names the database's host and port.
+   */
   async function readiness(): Promise<{ ready: true } | { ready: false; detail: string; error?: unknown }> {
     try {
       const ok = await Promise.race([
@@ -75,7 +85,7 @@ export function createMaintenanceService(deps: {
     }
   }
 
-  return { reapOnce, readiness };
+  return { reapOnce, cascadeOnce, readiness };
 }
 
 export type MaintenanceService = ReturnType<typeof createMaintenanceService>;

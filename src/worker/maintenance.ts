@@ -1,4 +1,4 @@
-import type { Container } from "../container.js";
+import type { WorkerDeps } from "../container.js";
 import { startCascade } from "./cascade.js";
 import { startReaper } from "./reaper.js";
 import { startRetention } from "./retention.js";
@@ -10,8 +10,8 @@ import { createWebhookDispatcher } from "./webhooks.js";
  * webhooks.ts, scheduler.ts, cascade.ts. Every one is safe to run in any number of processes at once (SKIP LOCKED
  * claims, guarded statements).
  */
-export function startMaintenance(c: Container) {
-  const webhooks = createWebhookDispatcher({ ...c, outbox: c.repos.outbox, tenants: c.repos.tenants });
+export function startMaintenance(c: WorkerDeps) {
+  const webhooks = createWebhookDispatcher({ delivery: c.services.webhooks, config: c.config, logger: c.logger });
   webhooks.start();
   const loops = [startReaper(c), startRetention(c), startScheduler(c), startCascade(c)];
   return {

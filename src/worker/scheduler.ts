@@ -1,4 +1,4 @@
-import type { Container } from "../container.js";
+import type { WorkerDeps } from "../container.js";
 import { repeat } from "./every.js";
 
 /**
@@ -7,7 +7,7 @@ import { repeat } from "./every.js";
  * any number of processes: each tick's step is guarded (services/schedules.ts), so one job per
  * tick whoever runs it. `clock` is the time it schedules by.
  */
-export function startScheduler(c: Container, opts: { maxIdleMs?: number; clock?: () => Date } = {}) {
+export function startScheduler(c: WorkerDeps, opts: { maxIdleMs?: number; clock?: () => Date } = {}) {
   const maxIdleMs = opts.maxIdleMs ?? c.config.JOBLINE_SCHEDULER_MAX_IDLE_MS;
   const clock = opts.clock ?? (() => new Date());
   const pass = async (): Promise<number> => {

@@ -1,4 +1,10 @@
-import { createWebhookDelivery, type DispatcherDeps } from "../services/webhooks.js";
+import { createWebhookDelivery, type DispatcherDeps, type WebhookDelivery } from "../services/webhooks.js";
+
+/**
+ * The delivery service to run (the container's services.webhooks), or the dependencies to build
+ * one with its own settings (tests give a short poll and an allow-list).
+ */
+export type DispatcherInput = (Pick<DispatcherDeps, "config" | "logger"> & { delivery: WebhookDelivery }) | DispatcherDeps;
 
 /**
  * Delivers outbox rows. Any number of dispatchers (one per worker process)
@@ -6,9 +12,9 @@ import { createWebhookDelivery, type DispatcherDeps } from "../services/webhooks
  * lease outlives the request timeout, so a row is in one dispatcher's hands
  * at a time and only that dispatcher can settle it.
  */
-export function createWebhookDispatcher(d: DispatcherDeps) {
+export function createWebhookDispatcher(d: DispatcherInput) {
   const cfg = d.config;
-  const delivery = createWebhookDelivery(d);
+  const delivery = "delivery" in d ? d.delivery : createWebhookDelivery(d);
   const log = d.logger.child({ component: "webhooks" });
   let inflight = 0;
   let stopped = true;

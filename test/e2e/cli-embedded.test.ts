@@ -1,56 +1,23 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopLeftoverPostgres } from "./helpers/leftoverPostgres.js";
-import { freePort } from "../../src/db/embedded.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useEmbeddedStart } from "./helpers/embeddedStart.js";
+import { type Jobline, runCli, settle } from "./helpers/processes.js";
 
 // `jobline start` without DATABASE_URL owns an embedded PostgreSQL in JOBLINE_DATA_DIR; the
 // one-shot commands run with the same environment must use it, not start a second one.
-const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, "..", "..");
-const BIN = join(ROOT, "bin", "jobline.js");
-const dataDir = mkdtempSync(join(tmpdir(), "jobline-cli-embedded-"));
-let env: NodeJS.ProcessEnv = {};
-let start: ChildProcess | undefined;
+const embedded = useEmbeddedStart("jobline-cli-embedded-");
+const dataDir = embedded.dir;
+const own = { ...embedded.env, JOBLINE_REAPER_INTERVAL_MS: "1000" };
+let start: Jobline;
 let url = "";
-let output = "";
 
-const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { env, timeout: 120_000 });
-const settle = (p: Promise<{ stdout: string; stderr: string }>) =>
-  p.then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code: number; stdout: string; stderr: string }) => e,
-  );
+const cli = (args: string[]) => runCli(args, { ...own, PORT: new URL(url).port }, { timeout: 120_000 });
 
 beforeAll(async () => {
-  const port = await freePort();
-  const { DATABASE_URL: _, ...rest } = process.env;
-  env = { ...rest, JOBLINE_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn", JOBLINE_REAPER_INTERVAL_MS: "1000" };
-  url = `http://127.0.0.1:${port}`;
-  start = spawn(process.execPath, [BIN, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  start.stdout!.on("data", (d: Buffer) => (output += d));
-  start.stderr!.on("data", (d: Buffer) => (output += d));
-  const deadline = Date.now() + 120_000;
-  while (!(await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline || start.exitCode !== null) throw new Error(`jobline start did not become ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  start = await embedded.start(own);
+  url = start.url;
 }, 180_000);
-
-afterAll(async () => {
-  if (start?.pid && start.exitCode === null) {
-    const exited = new Promise((r) => start!.once("exit", r));
-    start.kill("SIGTERM");
-    const t = setTimeout(() => start!.kill("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(t);
-  }
-  stopLeftoverPostgres(dataDir);
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
 
 describe("the CLI beside a running `jobline start` on the same data directory", () => {
   it("keys create writes through the running embedded server, and the key works", async () => {
@@ -78,16 +45,15 @@ describe("the CLI beside a running `jobline start` on the same data directory", 
     // `start` logs through pino, so its fatal line is on stdout (one log stream).
     const said = out.stdout + out.stderr;
     expect(said).toContain("already running");
-    expect(said).toContain(String(start!.pid));
+    expect(said).toContain(String(start.pid));
     expect(said).not.toContain("undefined");
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
   });
 
   it("start forgets its record when it stops", async () => {
     expect(existsSync(join(dataDir, "jobline.pid"))).toBe(true);
-    const exited = new Promise<number | null>((r) => start!.once("exit", r));
-    start!.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    start.signal("SIGTERM");
+    expect((await start.exited).code).toBe(0);
     expect(existsSync(join(dataDir, "jobline.pid"))).toBe(false);
   });
 });

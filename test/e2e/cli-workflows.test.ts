@@ -2,18 +2,10 @@ import { describe, expect, it } from "vitest";
 import { useCliServer } from "./helpers/cliServer.js";
 
 const srv = useCliServer("cli_workflows");
-const { cli } = srv;
+const { cli, api } = srv;
 
 // `jobline submit --depends-on / --depends-on-batches` (docs/cli.md, docs/workflows.md) through a running server.
 type Job = { id: string; status: string; dependsOn: { jobs: string[]; batches: string[] } | null; pendingDependencies: number };
-const api = async (method: string, path: string, body?: unknown) => {
-  const r = await fetch(`${srv.env.JOBLINE_URL}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${srv.admin}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-};
 
 describe("jobline submit --depends-on", () => {
   it("submits a job waiting on jobs and a batch; an unknown parent is a 404 with a non-zero exit", async () => {

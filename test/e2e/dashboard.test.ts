@@ -1,61 +1,28 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../src/db/embedded.js";
-import { createTestDatabase } from "../helpers/db.js";
+import { ROOT } from "./helpers/processes.js";
+import { useJobline } from "./helpers/useJobline.js";
+import { api as call } from "./helpers/util.js";
 
 const CHROMIUM = "/usr/bin/chromium";
-const ROOT = join(import.meta.dirname, "..", "..");
 const ARTIFACTS = join(ROOT, "test", "artifacts");
 
-let server: ChildProcess | undefined;
+const t = useJobline("dashboard");
+const admin = t.admin;
 let browser: Browser | undefined;
-let sql: postgres.Sql | undefined;
 let base = "";
-let drop: (() => Promise<void>) | undefined;
-const admin = `jl_test_${randomBytes(16).toString("hex")}`;
 
-async function api<T = Record<string, unknown>>(path: string, body?: unknown, method = body === undefined ? "GET" : "POST"): Promise<{ status: number; body: T }> {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, body: (await r.json().catch(() => null)) as T };
-}
+/** A POST as the platform admin (every call here creates or acts). */
+const api = <T = Record<string, unknown>>(path: string, body: unknown): Promise<{ status: number; body: T }> => call(base, admin, "POST", path, body);
 
 beforeAll(async () => {
-  const db = await createTestDatabase("dashboard");
-  drop = db.drop;
-  sql = postgres(db.url, { max: 1, onnotice: () => {} });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, [join(ROOT, "bin", "jobline.js"), "serve"], {
-    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), JOBLINE_BOOTSTRAP_KEY: admin, LOG_LEVEL: "warn" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const deadline = Date.now() + 30_000;
-  while (!(await fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error("server did not become ready");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  base = (await t.start("serve")).url;
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server!.once("exit", r));
-    server.kill("SIGTERM");
-    const t = setTimeout(() => server!.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(t);
-  }
-  await sql?.end();
-  await drop?.();
 });
 
 /** Every CSP violation, page error and console error fails the test at the end. */
@@ -136,7 +103,7 @@ describe("dashboard in a real browser", () => {
     expect(await page.locator('#job [data-role="timeline"]').textContent()).toContain("attempt 1 failed (smtp)");
     await shoot(page, "job-desktop");
     await page.click('#job [data-action="retry"]');
-    await expect.poll(async () => (await sql!`SELECT status, attempts FROM jobs WHERE id = ${failed}`)[0], { timeout: 15_000 }).toEqual({ status: "queued", attempts: 0 });
+    await expect.poll(async () => (await t.sql`SELECT status, attempts FROM jobs WHERE id = ${failed}`)[0], { timeout: 15_000 }).toEqual({ status: "queued", attempts: 0 });
     await page.locator('#job [data-action="cancel"]').waitFor({ timeout: 15_000 });
 
     // Bulk-cancel a filtered selection: queue bulkq, kind cancel-me.
@@ -153,30 +120,30 @@ describe("dashboard in a real browser", () => {
     expect(await page.locator("#confirm-text").textContent()).toBe("Cancel 4 selected jobs?");
     await page.click("#confirm-ok");
     await expect.poll(() => page.locator("#status").textContent(), { timeout: 15_000 }).toContain("4 changed");
-    const after = await sql!`SELECT kind, status, count(*)::int AS n FROM jobs WHERE queue = 'bulkq' GROUP BY 1, 2 ORDER BY 1`;
+    const after = await t.sql`SELECT kind, status, count(*)::int AS n FROM jobs WHERE queue = 'bulkq' GROUP BY 1, 2 ORDER BY 1`;
     expect(after).toEqual([
       { kind: "cancel-me", status: "cancelled", n: 4 },
       { kind: "keep", status: "queued", n: 3 },
     ]);
-    expect((await sql!`SELECT id FROM jobs WHERE status = 'cancelled'`).map((r) => r.id).sort()).toEqual(cancelIds.sort());
+    expect((await t.sql`SELECT id FROM jobs WHERE status = 'cancelled'`).map((r) => r.id).sort()).toEqual(cancelIds.sort());
 
     // Pause the schedule.
     await page.goto(`${base}/dashboard#/schedules`);
     const row = page.locator(`#schedules tr[data-schedule-id="${schedule.body.id}"]`);
     await row.locator('[data-action="pause"]').click();
-    await expect.poll(async () => (await sql!`SELECT paused FROM schedules WHERE id = ${schedule.body.id}`)[0]?.paused, { timeout: 15_000 }).toBe(true);
+    await expect.poll(async () => (await t.sql`SELECT paused FROM schedules WHERE id = ${schedule.body.id}`)[0]?.paused, { timeout: 15_000 }).toBe(true);
     await row.locator('[data-action="resume"]').waitFor({ timeout: 15_000 });
 
     // Queue controls: pause and resume acme's emails (not globex's), checked in the database.
     await page.goto(`${base}/dashboard#/queue/acme/emails`);
-    const paused = () => sql!`SELECT tenant, paused FROM queue_settings WHERE queue = 'emails' ORDER BY tenant`;
+    const paused = () => t.sql`SELECT tenant, paused FROM queue_settings WHERE queue = 'emails' ORDER BY tenant`;
     await page.click('#queue [data-action="pause"]');
     await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: true }]);
     await page.locator('#queue [data-action="resume"]').waitFor({ timeout: 15_000 });
     await expect.poll(() => page.locator('#queue [data-role="state"]').textContent(), { timeout: 15_000 }).toBe("paused");
     await page.fill('#queue form[data-role="limits"] input[name="concurrency"]', "3");
     await page.click('#queue form[data-role="limits"] button[type="submit"]');
-    await expect.poll(async () => (await sql!`SELECT concurrency, paused FROM queue_settings WHERE tenant = 'acme' AND queue = 'emails'`)[0], { timeout: 15_000 }).toEqual({ concurrency: 3, paused: true });
+    await expect.poll(async () => (await t.sql`SELECT concurrency, paused FROM queue_settings WHERE tenant = 'acme' AND queue = 'emails'`)[0], { timeout: 15_000 }).toEqual({ concurrency: 3, paused: true });
     await page.click('#queue [data-action="resume"]');
     await expect.poll(paused, { timeout: 15_000 }).toEqual([{ tenant: "acme", paused: false }]);
 

@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { startOwnPostgres } from "./helpers/ownPostgres.js";
-import { api, type Child, killAll, startJobline, until } from "./helpers/util.js";
+import { beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { useJobline } from "./helpers/useJobline.js";
+import { type Jobline, until } from "./helpers/util.js";
 
 /**
  * A 30 s PostgreSQL outage under 50 concurrent clients (issue 23.1). Before the gate,
@@ -20,30 +19,20 @@ const ANSWER_BOUND_MS = ACQUIRE_MS + 4000;
 const OUTAGE_MS = 30_000;
 const CLIENTS = 50;
 
-let pg: Awaited<ReturnType<typeof startOwnPostgres>> | undefined;
-let apiProc: Child & { url: string };
-const admin = randomBytes(16).toString("hex");
+const t = useJobline("outage", { ownPostgres: true });
+let apiProc: Jobline;
 let client = "";
 let worker = "";
 
 beforeAll(async () => {
-  pg = await startOwnPostgres("jobline-outage-pg-");
-  apiProc = await startJobline("serve", pg.url, {
-    JOBLINE_BOOTSTRAP_KEY: admin,
+  apiProc = await t.start("serve", {
     JOBLINE_DB_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_MS),
     // Each key is looked up again after a second: the outage reaches authentication too.
     JOBLINE_AUTH_CACHE_MS: "1000",
   });
-  client = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "out", roles: ["client"] })).body.key;
-  worker = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "out", roles: ["worker"] })).body.key;
+  client = await t.key(apiProc, "out", "client");
+  worker = await t.key(apiProc, "out", "worker");
 }, 120_000);
-afterAll(async () => {
-  try {
-    await killAll();
-  } finally {
-    await pg?.destroy();
-  }
-});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
@@ -108,7 +97,7 @@ describe("PostgreSQL away for 30 s under 50 clients", () => {
 
     await sleep(2000);
     const rssBefore = rssMb(apiProc.pid);
-    await pg!.stop();
+    await t.pg.stop();
     phase = "outage";
     const rss: number[] = [];
     for (let t = 0; t < OUTAGE_MS; t += 1000) {
@@ -117,7 +106,7 @@ describe("PostgreSQL away for 30 s under 50 clients", () => {
     }
     phase = "after";
     const restartAt = performance.now();
-    await pg!.start();
+    await t.pg.start();
     const pgUpMs = performance.now() - restartAt;
     await until("a submit acknowledged after the restart", () => (firstSubmitAfter > 0 ? true : undefined), 60_000, 50);
     const recoveryMs = firstSubmitAfter - restartAt;

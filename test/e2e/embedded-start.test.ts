@@ -1,52 +1,17 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { freePort, stopPostmaster } from "../../src/db/embedded.js";
-import { api, type Child, killAll, ROOT, spawnChild, until } from "./helpers/util.js";
+import { describe, expect, it } from "vitest";
+import { isAlive } from "../../src/db/dataDir.js";
+import { useEmbeddedStart } from "./helpers/embeddedStart.js";
+import { api, type Child, ROOT, waitReady } from "./helpers/util.js";
 
 // The default path: `jobline start` with no DATABASE_URL runs its own PostgreSQL in
 // JOBLINE_DATA_DIR. Real processes (bin/jobline.js), a fresh directory, stopped by pid.
-const dir = mkdtempSync(join(tmpdir(), "jobline-embedded-"));
-const pgdata = join(dir, "pgdata");
+const { pgdata, start } = useEmbeddedStart("jobline-embedded-");
 const KEY_LINE = /created the first admin API key \(shown once, store it now\): (jl_[^\s"]+)/g;
 
-afterAll(async () => {
-  await killAll();
-  await stopPostmaster(pgdata, 5000);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(env: Record<string, string> = {}): Promise<Child & { url: string }> {
-  const port = await freePort();
-  const base = { JOBLINE_DATA_DIR: dir, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", ...env };
-  const c = spawnChild(["bin/jobline.js", "start"], base, [
-    "DATABASE_URL",
-    "JOBLINE_BOOTSTRAP_KEY",
-  ]);
-  const url = `http://127.0.0.1:${port}`;
-  await until(
-    "jobline start /readyz",
-    async () => {
-      if (c.child.exitCode !== null) throw new Error(`jobline start exited:\n${c.output()}`);
-      return (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) || undefined;
-    },
-    120_000,
-    200,
-  );
-  return Object.assign(c, { url });
-}
-
 const postmasterPid = () => Number(readFileSync(join(pgdata, "postmaster.pid"), "utf8").split("\n")[0]);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** `pg_ctl restart` on jobline's data directory, as an operator would: the new server is no child of jobline. */
 function restartOutside() {
@@ -63,11 +28,7 @@ function restartOutside() {
 /** SIGTERM, and how the process ended; SIGKILL only past `graceMs` (then the test fails on the signal). */
 async function terminate(c: Child, graceMs = 60_000) {
   const t0 = Date.now();
-  process.kill(c.pid, "SIGTERM");
-  const t = setTimeout(() => alive(c.pid) && process.kill(c.pid, "SIGKILL"), graceMs);
-  const end = await c.exited;
-  clearTimeout(t);
-  await c.stop();
+  const end = await c.stop(graceMs);
   console.log(`jobline start (pid ${c.pid}) stopped in ${Date.now() - t0} ms: ${JSON.stringify(end)}`);
   return end;
 }
@@ -102,10 +63,10 @@ describe("jobline start without DATABASE_URL", () => {
     const third = await start({ JOBLINE_SHUTDOWN_TIMEOUT_MS: "600000" });
     restartOutside();
     const pid = postmasterPid();
-    await until("ready after the outside restart", async () => ((await fetch(`${third.url}/readyz`)).ok ? true : undefined), 60_000, 200);
+    await waitReady(third.url, third, 60_000);
     // Before the fix: stop() waited forever for the exit of the server it had spawned, the
     // shutdown timer killed the process (exit 1) and the restarted server kept running.
     expect(await terminate(third)).toEqual({ code: 0, signal: null });
-    expect(alive(pid), `postmaster ${pid} still running`).toBe(false);
+    expect(isAlive(pid), `postmaster ${pid} still running`).toBe(false);
   }, 240_000);
 });

@@ -1,9 +1,8 @@
-import { randomBytes } from "node:crypto";
 import parsePrometheusTextFormat, { type Family, type Sample } from "parse-prometheus-text-format";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Jobline, NonRetryableError } from "../../clients/typescript/src/index.js";
-import { createTestDatabase } from "../helpers/db.js";
-import { api, type Child, killAll, startJobline, until } from "./helpers/util.js";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline as Proc, until } from "./helpers/util.js";
 
 /**
  * Logs and metrics of real processes: `jobline serve` (JSON log lines, one per request) and
@@ -11,20 +10,14 @@ import { api, type Child, killAll, startJobline, until } from "./helpers/util.js
  * expositions are read with a Prometheus text-format parser, after real jobs ran.
  */
 
-const admin = randomBytes(16).toString("hex");
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let apiProc: Child & { url: string };
-let worker: Child & { url: string };
+const t = useJobline("observability");
+let apiProc: Proc;
+let worker: Proc;
 
 beforeAll(async () => {
-  db = await createTestDatabase("observability");
-  apiProc = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin, LOG_LEVEL: "info" });
-  worker = await startJobline("worker", db.url, { JOBLINE_BOOTSTRAP_KEY: admin, JOBLINE_HANDLERS_MODULE: "./test/e2e/helpers/crash-handlers.ts" });
+  apiProc = await t.start("serve", { LOG_LEVEL: "info" });
+  worker = await t.start("worker", { JOBLINE_HANDLERS_MODULE: "./test/e2e/helpers/crash-handlers.ts" });
 }, 120_000);
-afterAll(async () => {
-  await killAll();
-  await db?.drop();
-});
 
 async function scrape(base: string): Promise<Family[] & { text: string }> {
   const r = await fetch(`${base}/metrics`);
@@ -64,7 +57,7 @@ const sample = (f: Family, labels: Record<string, string>): Sample | undefined =
 
 describe("metrics after real jobs", () => {
   it("the worker process's own port: wait and run-time histograms, outcomes by kind, process metrics", async () => {
-    const key = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "obs", roles: ["client"] })).body.key as string;
+    const key = await t.key(apiProc, "obs", "client");
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await api(apiProc.url, key, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 200 } })).body.id);
     await until("three jobs succeed", async () => {
@@ -92,7 +85,7 @@ describe("metrics after real jobs", () => {
 
   it("the API's: jobs finished over HTTP (process-next and fail), outcomes by kind", async () => {
     const keys = await Promise.all(
-      ["client", "worker"].map(async (role) => (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "obs", roles: [role] })).body.key as string),
+      (["client", "worker"] as const).map((role) => t.key(apiProc, "obs", role)),
     );
     type Kinds = { fine: { n: number }; boom: Record<string, never> };
     const client = new Jobline<Kinds>({ baseUrl: apiProc.url, apiKey: keys[0]! });
@@ -123,7 +116,7 @@ describe("metrics after real jobs", () => {
 
 describe("logs", () => {
   it("one JSON stream: start-up lines and one info line per request (not for probes and scrapes)", async () => {
-    await api(apiProc.url, admin, "GET", "/v1/jobs/00000000-0000-0000-0000-000000000000");
+    await api(apiProc.url, t.admin, "GET", "/v1/jobs/00000000-0000-0000-0000-000000000000");
     await fetch(`${apiProc.url}/healthz`);
     await fetch(`${apiProc.url}/metrics`);
     const lines = apiProc
@@ -149,7 +142,7 @@ describe("logs", () => {
   });
 
   it("LOG_FORMAT=pretty renders the same lines for people", async () => {
-    const p = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin, LOG_LEVEL: "info", LOG_FORMAT: "pretty" });
+    const p = await t.start("serve", { LOG_LEVEL: "info", LOG_FORMAT: "pretty" });
     await p.waitFor("jobline API listening on");
     const line = p.output().split("\n").find((l) => l.includes("jobline API listening on"))!;
     expect(line).toMatch(/INFO/);

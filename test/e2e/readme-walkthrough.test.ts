@@ -1,15 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../src/db/embedded.js";
-import { stopLeftoverPostgres } from "./helpers/leftoverPostgres.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/until.js";
+import { useEmbeddedStart } from "./helpers/embeddedStart.js";
+import { type ChildEnv, ROOT, spawnChild } from "./helpers/processes.js";
 
 // The README's walk-through, taken from README.md itself, pasted into bash against a real
 // `jobline start` (what `npm start` runs) on a fresh data directory and port, as on a fresh clone.
-const ROOT = join(import.meta.dirname, "..", "..");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const README_URL = "URL=http://127.0.0.1:8080";
 
@@ -21,66 +18,25 @@ function walkthroughBlocks(readme: string): string[] {
   return [...readme.slice(a, b).matchAll(/^```bash\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), "jobline-readme-"));
-const procs = new Set<ChildProcess>();
-let env: NodeJS.ProcessEnv = {};
+// The server is stopped by its own pid after the file, so it stops its PostgreSQL itself; a bash script with its group.
+const embedded = useEmbeddedStart("jobline-readme-");
+// As on a fresh clone: no database, server or key from the test run's environment; default log level.
+const env: ChildEnv = {
+  ...embedded.env,
+  JOBLINE_URL: undefined,
+  JOBLINE_API_KEY: undefined,
+  LOG_LEVEL: process.env.LOG_LEVEL,
+  LOG_FORMAT: "json",
+};
 let url = "";
 let startLog = "";
-let server: ChildProcess | undefined;
-
-function spawnTracked(cmd: string, args: string[], extra: NodeJS.ProcessEnv, input?: string) {
-  // Own process group, so the group (npx and the node it runs) can be signalled by pid.
-  const p = spawn(cmd, args, { cwd: ROOT, env: { ...env, ...extra }, stdio: ["pipe", "pipe", "pipe"], detached: true });
-  procs.add(p);
-  p.once("exit", () => procs.delete(p));
-  let out = "";
-  p.stdout!.on("data", (d: Buffer) => (out += d));
-  p.stderr!.on("data", (d: Buffer) => (out += d));
-  p.stdin!.end(input ?? "");
-  const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  return { p, output: () => out, exited };
-}
-
-/** The bash script's group (npx and what it runs); the server by its own pid, so it stops its PostgreSQL itself. */
-function killGroup(p: ChildProcess, signal: NodeJS.Signals) {
-  try {
-    process.kill(p === server ? p.pid! : -p.pid!, signal);
-  } catch {
-    // already gone
-  }
-}
 
 beforeAll(async () => {
-  const port = await freePort();
-  const { DATABASE_URL: _d, JOBLINE_URL: _u, JOBLINE_API_KEY: _k, ...rest } = process.env;
-  env = { ...rest, JOBLINE_DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: String(port), LOG_FORMAT: "json" };
-  url = `http://127.0.0.1:${port}`;
   // The handlers example of the README runs in this server too (its queue is not the walk-through's).
-  const start = spawnTracked(process.execPath, ["bin/jobline.js", "start"], { JOBLINE_HANDLERS_MODULE: "./examples/handlers.mjs" });
-  server = start.p;
-  await until(
-    "jobline start /readyz",
-    async () => {
-      startLog = start.output();
-      if (start.p.exitCode !== null) throw new Error(`jobline start exited:\n${startLog}`);
-      return (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) || undefined;
-    },
-    150_000,
-    200,
-  );
+  const start = await embedded.start({ ...env, JOBLINE_HANDLERS_MODULE: "./examples/handlers.mjs" }, { readyMs: 150_000 });
+  url = start.url;
+  startLog = start.output();
 }, 180_000);
-
-afterAll(async () => {
-  for (const p of procs) {
-    const gone = new Promise((r) => p.once("exit", r));
-    killGroup(p, "SIGTERM");
-    const t = setTimeout(() => killGroup(p, "SIGKILL"), 20_000);
-    await gone;
-    clearTimeout(t);
-  }
-  stopLeftoverPostgres(dataDir);
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
 
 describe("README walk-through", () => {
   it("the two commands are the README's, and npm start is `jobline start`", () => {
@@ -111,9 +67,10 @@ describe("README walk-through", () => {
       'echo "__CLIENT__=$CLIENT"',
       "",
     ].join("\n");
-    const bash = spawnTracked("bash", ["-s"], {}, script);
-    const timer = setTimeout(() => killGroup(bash.p, "SIGKILL"), 240_000);
-    const code = await bash.exited;
+    // Own process group (npx and the node it runs), signalled as a whole.
+    const bash = spawnChild(["-s"], { ...env, HOST: "127.0.0.1", PORT: new URL(url).port }, { command: "bash", group: true, input: script });
+    const timer = setTimeout(() => bash.signal("SIGKILL"), 240_000);
+    const { code } = await bash.exited;
     clearTimeout(timer);
     const out = bash.output();
     for (const [i, s] of steps.entries()) expect(out, `step ${i} failed:\n${s}\n--- output:\n${out}`).toContain(`__step ${i} ok__`);

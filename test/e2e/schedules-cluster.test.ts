@@ -1,39 +1,25 @@
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase } from "../helpers/db.js";
-import { api, type Child, killAll, startJobline } from "./helpers/util.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline } from "./helpers/util.js";
 
 // Three real `jobline worker` processes run one every-second schedule; one is SIGKILLed and
 // restarted in the middle. Each tick gets exactly one job, and no tick is skipped.
 
 const RUN_MS = 18_000;
-const admin = randomBytes(16).toString("hex");
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let sql: postgres.Sql;
-let apiProc: Child & { url: string };
-const workerEnv = { JOBLINE_BOOTSTRAP_KEY: admin, JOBLINE_SHUTDOWN_TIMEOUT_MS: "1000", JOBLINE_SCHEDULER_MAX_IDLE_MS: "500" };
+const t = useJobline("schedules_cluster");
+let apiProc: Jobline;
+const workerEnv = { JOBLINE_SHUTDOWN_TIMEOUT_MS: "1000", JOBLINE_SCHEDULER_MAX_IDLE_MS: "500" };
 
 beforeAll(async () => {
-  db = await createTestDatabase("schedules_cluster");
-  sql = postgres(db.url, { max: 2, onnotice: () => {} });
-  apiProc = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin });
-});
-afterAll(async () => {
-  try {
-    await killAll();
-  } finally {
-    await sql?.end();
-    await db?.drop();
-  }
+  apiProc = await t.start("serve");
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("three scheduler processes, one killed and restarted", () => {
   it("an every-second schedule gets exactly one job per tick, none missing", async () => {
-    const workers = await Promise.all([0, 1, 2].map(() => startJobline("worker", db.url, workerEnv)));
-    const key = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "cron", roles: ["client"] })).body.key as string;
+    const workers = await Promise.all([0, 1, 2].map(() => t.start("worker", workerEnv)));
+    const key = await t.key(apiProc, "cron", "client");
     const s = await api(apiProc.url, key, "POST", "/v1/schedules", {
       name: "every-second",
       cron: "* * * * * *",
@@ -48,14 +34,14 @@ describe("three scheduler processes, one killed and restarted", () => {
     expect((await killed.exited).signal).toBe("SIGKILL");
     const killedAt = Date.now();
     await sleep(1500);
-    workers[0] = await startJobline("worker", db.url, workerEnv);
+    workers[0] = await t.start("worker", workerEnv);
     const restartedAt = Date.now();
     // Run on for a while with the restarted process among the schedulers.
     await sleep(Math.max(RUN_MS - (Date.now() - first), 6000));
     const end = Date.now();
     await Promise.all(workers.map((w) => w.stop()));
 
-    const rows = await sql<{ scheduled_for: Date; created_at: Date }[]>`
+    const rows = await t.sql<{ scheduled_for: Date; created_at: Date }[]>`
       SELECT scheduled_for, created_at FROM jobs WHERE schedule_id = ${s.body.id as string} ORDER BY scheduled_for`;
     const ticks = rows.map((r) => r.scheduled_for.getTime());
     // Exactly one job per tick.

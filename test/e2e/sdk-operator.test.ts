@@ -1,24 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Jobline } from "../../clients/typescript/src/index.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 /** The SDK's operator methods (client.jobs.retry / delete / bulk / list / wait) and ctx.progress, against a listening API. */
 
-let env: TestEnv;
-let baseUrl = "";
+const setup = useTestEnv("sdk_operator", {}, { listen: true });
 let client: Jobline;
 let workers: Jobline;
-beforeAll(async () => {
-  env = await createTestEnv("sdk_operator");
-  await env.app.listen({ host: "127.0.0.1", port: 0 });
-  const addr = env.app.server.address();
-  baseUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
-  client = new Jobline({ baseUrl, apiKey: await env.key("acme", "client") });
-  workers = new Jobline({ baseUrl, apiKey: await env.key("acme", "worker") });
-});
-afterAll(async () => {
-  await env?.close();
+beforeAll(() => {
+  client = new Jobline({ baseUrl: setup.base, apiKey: setup.client });
+  workers = new Jobline({ baseUrl: setup.base, apiKey: setup.worker });
 });
 
 describe("Jobline.jobs and ctx.progress", () => {

@@ -2,10 +2,10 @@ import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestEnv } from "../helpers/app.js";
+import { ROOT } from "./helpers/processes.js";
 
 /**
  * The SDK as a user installs it: `npm pack` of clients/typescript (which builds it), unpacked
@@ -14,7 +14,6 @@ import { useTestEnv } from "../helpers/app.js";
  */
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SDK = join(ROOT, "clients/typescript");
 
 const setup = useTestEnv("sdk_package", {}, { listen: true });

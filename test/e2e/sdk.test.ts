@@ -1,6 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,31 +10,17 @@ import {
   unwrap,
   type WorkerStats,
 } from "../../clients/typescript/src/index.js";
-import { freePort } from "../../src/db/embedded.js";
-import { createTestDatabase } from "../helpers/db.js";
-import { until } from "../helpers/until.js";
+import { useJobline } from "./helpers/useJobline.js";
+import { type Receiver, until, webhookHeaders } from "./helpers/util.js";
 
 /**
  * The SDK against the real server process (`jobline start`: API + worker in one process):
  * keys, webhook secret, submit, runHttpWorker, signed webhooks, all through the SDK.
  */
 
-const ROOT = new URL("../../", import.meta.url);
-
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let server: ChildProcess | null = null;
-let serverExit: Promise<void> = Promise.resolve();
-let output = "";
-let receiver: Server;
-let hookUrl = "";
-const deliveries: Delivery[] = [];
+const t = useJobline("sdk_e2e", { stopGraceMs: 15_000 });
+let receiver: Receiver;
 let baseUrl = "";
-const bootstrapKey = randomBytes(16).toString("hex"); // 32 characters
 const stopWorker = new AbortController();
 let workerRun: Promise<WorkerStats> | null = null;
 const handled: string[] = [];
@@ -47,76 +30,17 @@ let client: JoblineClient;
 let workerKey = "";
 let secret = "";
 
-async function stopServer() {
-  const p = server;
-  if (!p || p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
-  const pid = p.pid;
-  process.kill(pid, "SIGTERM");
-  const killed = await Promise.race([serverExit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
-  if (!killed && p.exitCode === null && p.signalCode === null) {
-    process.kill(pid, "SIGKILL");
-    await serverExit;
-  }
-}
-
 beforeAll(async () => {
-  db = await createTestDatabase("sdk_e2e");
-
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-      res.writeHead(204).end();
-    });
+  receiver = await t.receiver();
+  const server = await t.start("start", {
+    JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
+    JOBLINE_REAPER_INTERVAL_MS: "500",
+    JOBLINE_WEBHOOK_RETRY_BASE_MS: "100",
+    JOBLINE_SHUTDOWN_TIMEOUT_MS: "5000",
   });
-  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-  const addr = receiver.address();
-  hookUrl = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}/hook`;
+  baseUrl = server.url;
 
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ["bin/jobline.js", "start"], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      JOBLINE_BOOTSTRAP_KEY: bootstrapKey,
-      JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
-      JOBLINE_REAPER_INTERVAL_MS: "500",
-      JOBLINE_WEBHOOK_RETRY_BASE_MS: "100",
-      JOBLINE_SHUTDOWN_TIMEOUT_MS: "5000",
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const child = server;
-  serverExit = new Promise<void>((r) => child.once("exit", () => r()));
-  child.stdout?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-
-  await until(
-    "the server's /readyz",
-    async () => {
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`server exited (${child.exitCode ?? child.signalCode}):\n${output}`);
-      try {
-        const r = await fetch(`${baseUrl}/readyz`);
-        return r.ok ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-    90_000,
-  );
-
-  admin = createJoblineClient({ baseUrl, apiKey: bootstrapKey });
+  admin = createJoblineClient({ baseUrl, apiKey: t.admin });
   const clientKey = await unwrap(admin.POST("/v1/api-keys", { body: { tenant: "acme", roles: ["client"], name: "sdk e2e client" } }));
   const wk = await unwrap(admin.POST("/v1/api-keys", { body: { tenant: "acme", roles: ["worker"], name: "sdk e2e worker" } }));
   expect(clientKey.tenant).toBe("acme");
@@ -151,17 +75,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Before useJobline stops the server: the worker's long poll is cut first.
   stopWorker.abort();
-  try {
-    await workerRun?.catch(() => {});
-  } finally {
-    try {
-      await stopServer();
-    } finally {
-      await new Promise<void>((r) => receiver?.close(() => r()) ?? r());
-      await db?.drop();
-    }
-  }
+  await workerRun?.catch(() => {});
 });
 
 const getJob = (id: string) => unwrap(client.GET("/v1/jobs/{id}", { params: { path: { id } } }));
@@ -170,13 +86,8 @@ const getJob = (id: string) => unwrap(client.GET("/v1/jobs/{id}", { params: { pa
 function eventsFor(jobId: string, type: string): Array<{ type: string; timestamp: string; data: Job }> {
   const wh = new Webhook(secret);
   const out: Array<{ type: string; timestamp: string; data: Job }> = [];
-  for (const d of deliveries) {
-    const headers = {
-      "webhook-id": String(d.headers["webhook-id"]),
-      "webhook-timestamp": String(d.headers["webhook-timestamp"]),
-      "webhook-signature": String(d.headers["webhook-signature"]),
-    };
-    const event = wh.verify(d.body, headers) as { type: string; timestamp: string; data: Job };
+  for (const d of receiver.deliveries) {
+    const event = wh.verify(d.body, webhookHeaders(d)) as { type: string; timestamp: string; data: Job };
     if (event.type === type && event.data.id === jobId) out.push(event);
   }
   return out;
@@ -215,7 +126,7 @@ describe("TypeScript SDK against `jobline start`", () => {
   });
 
   it("submit (idempotent) → runHttpWorker completes it → signed job.succeeded webhook", async () => {
-    const body = { queue: "sdk-e2e", kind: "double", payload: { n: 21 }, webhookUrl: hookUrl };
+    const body = { queue: "sdk-e2e", kind: "double", payload: { n: 21 }, webhookUrl: receiver.url };
     const first = await client.POST("/v1/jobs", { body, params: { header: { "idempotency-key": "sdk-e2e-1" } } });
     expect(first.response.status).toBe(201);
     const job = first.data!;
@@ -244,7 +155,7 @@ describe("TypeScript SDK against `jobline start`", () => {
 
   it("a handler throwing NonRetryableError fails the job at once (no retry), with a signed job.failed webhook", async () => {
     const job = await unwrap(
-      client.POST("/v1/jobs", { body: { queue: "sdk-e2e", kind: "reject", payload: { what: "that" }, maxAttempts: 5, webhookUrl: hookUrl } }),
+      client.POST("/v1/jobs", { body: { queue: "sdk-e2e", kind: "reject", payload: { what: "that" }, maxAttempts: 5, webhookUrl: receiver.url } }),
     );
     const failed = await until("the job to fail", async () => {
       const j = await getJob(job.id);
@@ -262,19 +173,14 @@ describe("TypeScript SDK against `jobline start`", () => {
   });
 
   it("a tampered delivery does not verify", async () => {
-    const d = await until("some delivery", () => deliveries[0]);
-    const headers = {
-      "webhook-id": String(d.headers["webhook-id"]),
-      "webhook-timestamp": String(d.headers["webhook-timestamp"]),
-      "webhook-signature": String(d.headers["webhook-signature"]),
-    };
-    expect(() => new Webhook(secret).verify(`${d.body} `, headers)).toThrow();
+    const d = await until("some delivery", () => receiver.deliveries[0]);
+    expect(() => new Webhook(secret).verify(`${d.body} `, webhookHeaders(d))).toThrow();
   });
 
   it("stops on abort: the long poll is cut and the promise resolves with the counts", async () => {
     // Each job was delivered once and only once (a redelivery would mean a second event).
-    expect(deliveries.filter((d) => d.body.includes('"job.succeeded"'))).toHaveLength(1);
-    expect(deliveries.filter((d) => d.body.includes('"job.failed"'))).toHaveLength(1);
+    expect(receiver.deliveries.filter((d) => d.body.includes('"job.succeeded"'))).toHaveLength(1);
+    expect(receiver.deliveries.filter((d) => d.body.includes('"job.failed"'))).toHaveLength(1);
     stopWorker.abort();
     const stats = await workerRun!;
     expect(stats).toMatchObject({ claimed: 2, succeeded: 1, failed: 1, abandoned: 0 });

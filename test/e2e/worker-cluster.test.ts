@@ -1,9 +1,7 @@
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase } from "../helpers/db.js";
-import { api, type Child, killAll, startJobline, startReceiver, until, webhookHeaders } from "./helpers/util.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline, type Receiver, until, webhookHeaders } from "./helpers/util.js";
 
 /**
  * Two `jobline serve` and two `jobline worker` processes on one database;
@@ -13,41 +11,28 @@ import { api, type Child, killAll, startJobline, startReceiver, until, webhookHe
 
 const JOBS = 2000;
 const POLLERS = 16;
-const admin = randomBytes(16).toString("hex");
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let apis: Array<Child & { url: string }> = [];
-let workers: Array<Child & { url: string }> = [];
-let receiver: Awaited<ReturnType<typeof startReceiver>>;
+const t = useJobline("worker_cluster", { stopGraceMs: 5000 });
+let apis: Jobline[] = [];
+let receiver: Receiver;
 
 beforeAll(async () => {
-  db = await createTestDatabase("worker_cluster");
-  receiver = await startReceiver();
+  receiver = await t.receiver();
   const env = {
-    JOBLINE_BOOTSTRAP_KEY: admin,
     JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
     JOBLINE_WEBHOOK_POLL_MS: "100",
     JOBLINE_DB_POOL_MAX: "10",
   };
   // Started one after another: each runs the migrations check and the bootstrap key upsert.
-  apis = [await startJobline("serve", db.url, env), await startJobline("serve", db.url, env)];
-  workers = await Promise.all([startJobline("worker", db.url, env), startJobline("worker", db.url, env)]);
-});
-afterAll(async () => {
-  try {
-    await Promise.all([...apis, ...workers].map((c) => c.stop(5000)));
-  } finally {
-    await killAll();
-    await receiver?.close();
-    await db?.drop();
-  }
+  apis = [await t.start("serve", env), await t.start("serve", env)];
+  await Promise.all([t.start("worker", env), t.start("worker", env)]);
 });
 
 describe("2 API + 2 worker processes, 2,000 jobs, 16 HTTP pollers", () => {
   it("every job completes exactly once and yields exactly one correctly signed webhook", async () => {
-    const [a, b] = apis as [Child & { url: string }, Child & { url: string }];
-    const client = (await api(a.url, admin, "POST", "/v1/api-keys", { tenant: "cluster", roles: ["client"] })).body.key as string;
-    const worker = (await api(b.url, admin, "POST", "/v1/api-keys", { tenant: "cluster", roles: ["worker"] })).body.key as string;
-    const secretRes = await api(b.url, admin, "GET", "/v1/tenants/cluster/webhook-secret");
+    const [a, b] = apis as [Jobline, Jobline];
+    const client = await t.key(a, "cluster", "client");
+    const worker = await t.key(b, "cluster", "worker");
+    const secretRes = await api(b.url, t.admin, "GET", "/v1/tenants/cluster/webhook-secret");
     expect(secretRes.status).toBe(200);
     const wh = new Webhook(secretRes.body.secret);
 
@@ -116,21 +101,16 @@ describe("2 API + 2 worker processes, 2,000 jobs, 16 HTTP pollers", () => {
     expect(seen.size).toBe(JOBS);
     expect(new Set(seen.keys())).toEqual(completed);
 
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    try {
-      const rows = await sql<{ status: string; attempts: number; n: number }[]>`
-        SELECT status::text, attempts, count(*)::int AS n FROM jobs GROUP BY 1, 2`;
-      expect(rows).toEqual([{ status: "succeeded", attempts: 1, n: JOBS }]);
-      // The receiver saw each webhook exactly once (above). An attempt that failed before reaching
-      // it (a connect or response timeout on a loaded machine) is retried, so attempts may be > 1.
-      const out = await sql<{ status: string; n: number; retried: number }[]>`
-        SELECT status::text, count(*)::int AS n, count(*) FILTER (WHERE attempts > 1)::int AS retried
-        FROM webhook_outbox GROUP BY 1`;
-      expect(out.map(({ status, n }) => ({ status, n }))).toEqual([{ status: "delivered", n: JOBS }]);
-      if (out[0]!.retried > 0) console.log(`cluster: ${out[0]!.retried} webhook(s) needed a second attempt after a failed one`);
-    } finally {
-      await sql.end();
-    }
+    const rows = await t.sql<{ status: string; attempts: number; n: number }[]>`
+      SELECT status::text, attempts, count(*)::int AS n FROM jobs GROUP BY 1, 2`;
+    expect(rows).toEqual([{ status: "succeeded", attempts: 1, n: JOBS }]);
+    // The receiver saw each webhook exactly once (above). An attempt that failed before reaching
+    // it (a connect or response timeout on a loaded machine) is retried, so attempts may be > 1.
+    const out = await t.sql<{ status: string; n: number; retried: number }[]>`
+      SELECT status::text, count(*)::int AS n, count(*) FILTER (WHERE attempts > 1)::int AS retried
+      FROM webhook_outbox GROUP BY 1`;
+    expect(out.map(({ status, n }) => ({ status, n }))).toEqual([{ status: "delivered", n: JOBS }]);
+    if (out[0]!.retried > 0) console.log(`cluster: ${out[0]!.retried} webhook(s) needed a second attempt after a failed one`);
     const s = (x: number) => ((x - t0) / 1000).toFixed(1);
     console.log(
       `cluster: ${JOBS} submitted by ${s(submittedAt)} s, all completed by ${s(processedAt)} s, all webhooks delivered by ${s(deliveredAt)} s`,

@@ -1,9 +1,7 @@
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase } from "../helpers/db.js";
-import { api, type Child, killAll, startJobline, startReceiver, until, webhookHeaders } from "./helpers/util.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline, type Receiver, until, webhookHeaders } from "./helpers/util.js";
 
 /**
  * Real `jobline worker` processes running in-process handlers from
@@ -12,16 +10,13 @@ import { api, type Child, killAll, startJobline, startReceiver, until, webhookHe
 
 const LEASE_SECONDS = 3;
 const REAPER_MS = 200;
-const admin = randomBytes(16).toString("hex");
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let sql: postgres.Sql;
-let apiProc: Child & { url: string };
-let receiver: Awaited<ReturnType<typeof startReceiver>>;
+const t = useJobline("worker_crash");
+let apiProc: Jobline;
+let receiver: Receiver;
 let client = "";
 let worker = "";
 
 const workerEnv = {
-  JOBLINE_BOOTSTRAP_KEY: admin,
   JOBLINE_HANDLERS_MODULE: "./test/e2e/helpers/crash-handlers.ts",
   CRASH_LEASE_SECONDS: String(LEASE_SECONDS),
   JOBLINE_REAPER_INTERVAL_MS: String(REAPER_MS),
@@ -31,25 +26,14 @@ const workerEnv = {
 };
 
 beforeAll(async () => {
-  db = await createTestDatabase("worker_crash");
-  sql = postgres(db.url, { max: 2, onnotice: () => {} });
-  receiver = await startReceiver();
-  apiProc = await startJobline("serve", db.url, { JOBLINE_BOOTSTRAP_KEY: admin, JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
-  client = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "crash", roles: ["client"] })).body.key;
-  worker = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "crash", roles: ["worker"] })).body.key;
-});
-afterAll(async () => {
-  try {
-    await killAll();
-  } finally {
-    await receiver?.close();
-    await sql?.end();
-    await db?.drop();
-  }
+  receiver = await t.receiver();
+  apiProc = await t.start("serve", { JOBLINE_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
+  client = await t.key(apiProc, "crash", "client");
+  worker = await t.key(apiProc, "crash", "worker");
 });
 
 const row = async (id: string) =>
-  (await sql<{ status: string; attempts: number; lease_token: string | null; worker_id: string | null; result: unknown }[]>`
+  (await t.sql<{ status: string; attempts: number; lease_token: string | null; worker_id: string | null; result: unknown }[]>`
     SELECT status::text, attempts, lease_token::text, worker_id, result FROM jobs WHERE id = ${id}`)[0]!;
 const count = (text: string, pattern: string) => text.split(pattern).length - 1;
 
@@ -59,7 +43,7 @@ describe("a worker killed with SIGKILL mid-job", () => {
     expect(s.status).toBe(201);
     const id = s.body.id as string;
 
-    const w1 = await startJobline("worker", db.url, workerEnv);
+    const w1 = await t.start("worker", workerEnv);
     await w1.waitFor(`HANDLING ${id} attempt 1`);
     const held = await row(id);
     expect(held).toMatchObject({ status: "running", attempts: 1 });
@@ -73,7 +57,7 @@ describe("a worker killed with SIGKILL mid-job", () => {
     expect((await w1.exited).signal).toBe("SIGKILL");
     expect((await row(id)).status).toBe("running");
 
-    const w2 = await startJobline("worker", db.url, workerEnv);
+    const w2 = await t.start("worker", workerEnv);
     await w2.waitFor(`COMPLETING ${id} attempt 2`, 30_000);
     const done = await until("the job to succeed", async () => {
       const r = await row(id);
@@ -97,13 +81,13 @@ describe("a worker killed with SIGKILL mid-job", () => {
     expect((await row(id)).result).toEqual({ attempt: 2, pid: w2.pid });
 
     // One finalisation, one event, delivered once by the surviving worker.
-    const secret = (await api(apiProc.url, admin, "GET", "/v1/tenants/crash/webhook-secret")).body.secret as string;
+    const secret = (await api(apiProc.url, t.admin, "GET", "/v1/tenants/crash/webhook-secret")).body.secret as string;
     const d = await until("the job.succeeded webhook", () => receiver.deliveries.find((x) => x.body.includes(id)));
     const event = new Webhook(secret).verify(d.body, webhookHeaders(d)) as { type: string; data: { id: string; attempts: number } };
     expect(event).toMatchObject({ type: "job.succeeded", data: { id, attempts: 2 } });
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.deliveries.filter((x) => x.body.includes(id))).toHaveLength(1);
-    const [events] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id}`;
+    const [events] = await t.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id}`;
     expect(events!.n).toBe(1);
     await w2.stop();
   });
@@ -111,10 +95,10 @@ describe("a worker killed with SIGKILL mid-job", () => {
 
 describe("SIGTERM", () => {
   it("stops claiming, lets the running handler finish and record its result, then exits 0", async () => {
-    const w = await startJobline("worker", db.url, { ...workerEnv, JOBLINE_SHUTDOWN_TIMEOUT_MS: "10000" });
+    const w = await t.start("worker", { ...workerEnv, JOBLINE_SHUTDOWN_TIMEOUT_MS: "10000" });
     const s = await api(apiProc.url, client, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 1500 } });
     await w.waitFor(`HANDLING ${s.body.id} attempt 1`);
-    process.kill(w.pid, "SIGTERM");
+    w.signal("SIGTERM");
     // Printed in the same tick as the worker stops claiming.
     await w.waitFor("SIGTERM: shutting down");
     const waiting = await api(apiProc.url, client, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 1 } });
@@ -126,16 +110,16 @@ describe("SIGTERM", () => {
   });
 
   it("a handler that outlives JOBLINE_SHUTDOWN_TIMEOUT_MS is left leased (not failed, not released) for the reaper", async () => {
-    const w = await startJobline("worker", db.url, { ...workerEnv, JOBLINE_SHUTDOWN_TIMEOUT_MS: "300" });
+    const w = await t.start("worker", { ...workerEnv, JOBLINE_SHUTDOWN_TIMEOUT_MS: "300" });
     const s = await api(apiProc.url, client, "POST", "/v1/jobs", { queue: "crash", kind: "slow", payload: { ms: 60_000 } });
     // The previous test's queued job is claimed by this worker too; it is short and finishes.
     await w.waitFor(`HANDLING ${s.body.id} attempt 1`);
-    process.kill(w.pid, "SIGTERM");
+    w.signal("SIGTERM");
     const exit = await w.exited;
     expect(exit.code, w.output()).toBe(0);
     const left = await row(s.body.id);
     expect(left).toMatchObject({ status: "running", attempts: 1 });
-    const w2 = await startJobline("worker", db.url, workerEnv);
+    const w2 = await t.start("worker", workerEnv);
     // The reaper requeues it; the second worker claims it (attempt 2) and it runs on.
     await w2.waitFor(`HANDLING ${s.body.id} attempt 2`, 30_000);
     await w2.kill();

@@ -1,7 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase } from "../helpers/db.js";
-import { api, type Child, killAll, startJobline } from "./helpers/util.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline } from "./helpers/util.js";
 
 /**
  * Long poll across real processes: the poll waits in API process A, the job
@@ -9,32 +8,17 @@ import { api, type Child, killAll, startJobline } from "./helpers/util.js";
  * only way A learns of it early is PostgreSQL's NOTIFY.
  */
 
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let a: Child & { url: string };
-let b: Child & { url: string };
-let w: Child & { url: string };
-const admin = randomBytes(16).toString("hex");
+const t = useJobline("worker_longpoll");
+let a: Jobline;
+let b: Jobline;
 let client = "";
 let worker = "";
 
 beforeAll(async () => {
-  db = await createTestDatabase("worker_longpoll");
-  const env = { JOBLINE_BOOTSTRAP_KEY: admin, JOBLINE_REAPER_INTERVAL_MS: "200" };
-  [a, b, w] = await Promise.all([
-    startJobline("serve", db.url, env),
-    startJobline("serve", db.url, env),
-    startJobline("worker", db.url, env),
-  ]);
-  client = (await api(a.url, admin, "POST", "/v1/api-keys", { tenant: "lp", roles: ["client"] })).body.key;
-  worker = (await api(a.url, admin, "POST", "/v1/api-keys", { tenant: "lp", roles: ["worker"] })).body.key;
-});
-afterAll(async () => {
-  try {
-    await Promise.all([a, b, w].filter(Boolean).map((c) => c.stop()));
-  } finally {
-    await killAll();
-    await db?.drop();
-  }
+  const env = { JOBLINE_REAPER_INTERVAL_MS: "200" };
+  [a, b] = await Promise.all([t.start("serve", env), t.start("serve", env), t.start("worker", env)]);
+  client = await t.key(a, "lp", "client");
+  worker = await t.key(a, "lp", "worker");
 });
 
 const poll = (queue: string, waitMs: number, extra: Record<string, unknown> = {}) =>

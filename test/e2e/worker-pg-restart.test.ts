@@ -1,10 +1,8 @@
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { testConfig } from "../../src/config.js";
 import { createContainer } from "../../src/container.js";
-import { startOwnPostgres } from "./helpers/ownPostgres.js";
-import { api, type Child, killAll, startJobline, until } from "./helpers/util.js";
+import { useJobline } from "./helpers/useJobline.js";
+import { api, type Jobline, until } from "./helpers/util.js";
 
 /**
  * PostgreSQL stopped and started again under load. This file runs its own
@@ -12,31 +10,21 @@ import { api, type Child, killAll, startJobline, until } from "./helpers/util.js
  * touch the server the other test files share.
  */
 
-let pg: Awaited<ReturnType<typeof startOwnPostgres>> | undefined;
-let apiProc: Child & { url: string };
-let workerProc: Child & { url: string };
-const admin = randomBytes(16).toString("hex");
+const t = useJobline("restart", { ownPostgres: true });
+let apiProc: Jobline;
+let workerProc: Jobline;
 let client = "";
 let worker = "";
 
 beforeAll(async () => {
-  pg = await startOwnPostgres("jobline-restart-pg-");
   const env = {
-    JOBLINE_BOOTSTRAP_KEY: admin,
     JOBLINE_REAPER_INTERVAL_MS: "500",
     JOBLINE_HANDLERS_MODULE: "./test/e2e/helpers/crash-handlers.ts",
     CRASH_LEASE_SECONDS: "30",
   };
-  [apiProc, workerProc] = await Promise.all([startJobline("serve", pg.url, env), startJobline("worker", pg.url, env)]);
-  client = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "pgr", roles: ["client"] })).body.key;
-  worker = (await api(apiProc.url, admin, "POST", "/v1/api-keys", { tenant: "pgr", roles: ["worker"] })).body.key;
-});
-afterAll(async () => {
-  try {
-    await killAll();
-  } finally {
-    await pg?.destroy();
-  }
+  [apiProc, workerProc] = await Promise.all([t.start("serve", env), t.start("worker", env)]);
+  client = await t.key(apiProc, "pgr", "client");
+  worker = await t.key(apiProc, "pgr", "worker");
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -91,7 +79,7 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     const load = [0, 1, 2, 3].map(submitter).concat([poller(), poller()]);
 
     await until("some acknowledged submits", () => (acked.size >= 100 ? true : undefined));
-    await pg!.stop();
+    await t.pg.stop();
     const stoppedAt = Date.now();
     await until("/readyz 503", async () => ((await ready()) === 503 ? true : undefined), 15_000);
     const during = await api(apiProc.url, client, "GET", `/v1/jobs/${[...acked][0]}`);
@@ -101,7 +89,7 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     const ackedBeforeRestart = acked.size;
     await sleep(1500);
 
-    await pg!.start();
+    await t.pg.start();
     await until("/readyz 200 again", async () => ((await ready()) === 200 ? true : undefined), 30_000, 100);
     const downMs = Date.now() - stoppedAt;
     await until("new acknowledged submits after the restart", () => (acked.size >= ackedBeforeRestart + 100 ? true : undefined), 30_000);
@@ -116,30 +104,25 @@ describe("PostgreSQL restarted while clients submit and workers claim", () => {
     expect([apiProc.child.exitCode, workerProc.child.exitCode]).toEqual([null, null]);
     expect(statuses.get("submit 503") ?? 0).toBeGreaterThan(0);
 
-    const sql = postgres(pg!.url, { max: 1, onnotice: () => {} });
-    try {
-      const ids = [...acked];
-      const [found] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${ids}::uuid[])`;
-      expect(found!.n).toBe(ids.length);
-      // The worker process recovered too: it (or the pollers) finish everything, nothing is stuck.
-      await until(
-        "every job finished",
-        async () => {
-          const [r] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE status <> 'succeeded'`;
-          return r!.n === 0 ? true : undefined;
-        },
-        60_000,
-        200,
-      );
-      const [dup] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE attempts > 1`;
-      console.log(`${ids.length} acknowledged submits, all present and succeeded; ${dup!.n} needed a second attempt (lease expired during the outage)`);
-    } finally {
-      await sql.end();
-    }
+    const ids = [...acked];
+    const [found] = await t.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE id = ANY(${ids}::uuid[])`;
+    expect(found!.n).toBe(ids.length);
+    // The worker process recovered too: it (or the pollers) finish everything, nothing is stuck.
+    await until(
+      "every job finished",
+      async () => {
+        const [r] = await t.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE status <> 'succeeded'`;
+        return r!.n === 0 ? true : undefined;
+      },
+      60_000,
+      200,
+    );
+    const [dup] = await t.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs WHERE attempts > 1`;
+    console.log(`${ids.length} acknowledged submits, all present and succeeded; ${dup!.n} needed a second attempt (lease expired during the outage)`);
 
     // The API process's LISTEN is back too: a long poll there is woken by a submit from another
     // process (this one) rather than by its periodic re-check.
-    const other = createContainer(testConfig(), pg!.url);
+    const other = createContainer(testConfig(), t.databaseUrl);
     const samples: number[] = [];
     try {
       for (let i = 0; i < 10; i++) {

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { BATCH_STATUSES, BATCH_TRANSITIONS, batchOutcome, isBatchTerminal } from "../../src/domain/batches.js";
+import {
+  BATCH_OUTCOME_RULES,
+  BATCH_STATUSES,
+  BATCH_TRANSITIONS,
+  type BatchOutcomeCondition,
+  isBatchTerminal,
+} from "../../src/domain/batches.js";
 import { isTerminal, JOB_STATUSES, JOB_TRANSITIONS, type JobStatus, type JobTransition } from "../../src/domain/jobs.js";
 
 // The contract's tables, as docs/state-machine.md copies them from DESIGN.md: the code's
@@ -82,7 +88,21 @@ describe("job state machine", () => {
 
 describe("batch state machine", () => {
   const edges = new Set<string>();
-  for (const r of Object.values(BATCH_TRANSITIONS)) for (const f of r.from) for (const t of r.to) edges.add(`${f}>${t}`);
+  for (const r of Object.values(BATCH_TRANSITIONS))
+    for (const f of r.from) for (const t of r.to === "unchanged" ? [f] : r.to) edges.add(`${f}>${t}`);
+  // The doc's batch table: comma lists on both sides, "(unchanged)" an edge from a status to itself.
+  const docEdges = batchSection
+    .split("\n")
+    .filter((l) => /^\| [a-z]/.test(l) && !l.startsWith("| from"))
+    .flatMap((l) => {
+      const [from, to] = l.split("|").slice(1, 3).map((c) => c.trim().split(/,\s*/)) as [string[], string[]];
+      return from.flatMap((f) => (to[0] === "(unchanged)" ? [f] : to).map((t) => `${f}>${t}`));
+    });
+
+  it("has exactly the edges of the doc's batch table, nothing else", () => {
+    expect(docEdges.length).toBeGreaterThanOrEqual(10);
+    expect([...edges].sort()).toEqual([...new Set(docEdges)].sort());
+  });
 
   it("contains every edge of the contract's lifecycle, seal, retry and adds", () => {
     // "`preparing` → `pending` → `running` → `succeeded` | `failed` | …": each step's statuses.
@@ -106,13 +126,28 @@ describe("batch state machine", () => {
     expect(BATCH_STATUSES.filter(isBatchTerminal).sort()).toEqual(["cancelled", "failed", "partially_succeeded", "succeeded"]);
   });
 
-  it("batchOutcome maps final counts to the terminal status, a cancel request first (as the SQL)", () => {
-    expect(batchOutcome({ succeeded: 3, failed: 0, cancelled: 0 })).toBe("succeeded");
-    expect(batchOutcome({ succeeded: 0, failed: 0, cancelled: 3 })).toBe("cancelled");
-    expect(batchOutcome({ succeeded: 0, failed: 2, cancelled: 1 })).toBe("failed");
-    expect(batchOutcome({ succeeded: 1, failed: 1, cancelled: 0 })).toBe("partially_succeeded");
-    expect(batchOutcome({ succeeded: 1, failed: 0, cancelled: 1 })).toBe("partially_succeeded");
-    expect(batchOutcome({ cancelRequested: true, succeeded: 3, failed: 0, cancelled: 0 })).toBe("cancelled");
-    expect(batchOutcome({ cancelRequested: true, succeeded: 1, failed: 1, cancelled: 1 })).toBe("cancelled");
+  it("BATCH_OUTCOME_RULES map final counts to a terminal status, a cancel request first (as the SQL)", () => {
+    expect(BATCH_OUTCOME_RULES[0].when).toBe("cancelRequested");
+    expect(BATCH_OUTCOME_RULES.at(-1)!.when).toBe("otherwise");
+    for (const r of BATCH_OUTCOME_RULES) expect(isBatchTerminal(r.status), r.when).toBe(true);
+    // The rules read in order, the first that holds wins (finalise.ts writes them as one CASE).
+    const outcome = (c: { cancelRequested?: boolean; succeeded: number; failed: number; cancelled: number }) => {
+      const total = c.succeeded + c.failed + c.cancelled;
+      const holds: Record<BatchOutcomeCondition, boolean> = {
+        cancelRequested: c.cancelRequested === true,
+        allSucceeded: c.succeeded === total,
+        someSucceeded: c.succeeded > 0,
+        someFailed: c.failed > 0,
+        otherwise: true,
+      };
+      return BATCH_OUTCOME_RULES.find((r) => holds[r.when])!.status;
+    };
+    expect(outcome({ succeeded: 3, failed: 0, cancelled: 0 })).toBe("succeeded");
+    expect(outcome({ succeeded: 0, failed: 0, cancelled: 3 })).toBe("cancelled");
+    expect(outcome({ succeeded: 0, failed: 2, cancelled: 1 })).toBe("failed");
+    expect(outcome({ succeeded: 1, failed: 1, cancelled: 0 })).toBe("partially_succeeded");
+    expect(outcome({ succeeded: 1, failed: 0, cancelled: 1 })).toBe("partially_succeeded");
+    expect(outcome({ cancelRequested: true, succeeded: 3, failed: 0, cancelled: 0 })).toBe("cancelled");
+    expect(outcome({ cancelRequested: true, succeeded: 1, failed: 1, cancelled: 1 })).toBe("cancelled");
   });
 });

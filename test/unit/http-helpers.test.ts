@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { clientErrorProblem, problem, rawProblemResponse, statusOf } from "../../src/http/problem.js";
-import { jsonProblem, parseIfMatch } from "../../src/http/schemas/common.js";
+import { validTracestate } from "../../src/domain/traceContext.js";
+import { jsonProblem, parseIfMatch, Tracestate } from "../../src/http/schemas/common.js";
 import { canonicalJson } from "../../src/services/jobs.js";
 
 describe("parseIfMatch", () => {
@@ -149,5 +150,30 @@ describe("raw problem responses for requests the HTTP parser refused", () => {
     expect(head).toMatch(/Content-Type: application\/problem\+json/);
     expect(head).toContain(`Content-Length: ${Buffer.byteLength(body)}`);
     expect(JSON.parse(body)).toEqual(p);
+  });
+});
+
+describe("tracestate: what a body may carry and what is kept agree", () => {
+  it("accepts an empty or blank tracestate (W3C: receivers must) and keeps none", () => {
+    for (const s of ["", " ", "   "]) {
+      expect(Tracestate.safeParse(s).success, JSON.stringify(s)).toBe(true);
+      expect(validTracestate(s)).toBeNull();
+    }
+  });
+
+  it("takes at most 512 characters, as the domain keeps", () => {
+    const max = "a=".padEnd(512, "b");
+    expect(Tracestate.safeParse(max).success && validTracestate(max) === max).toBe(true);
+    expect(Tracestate.safeParse(`${max}b`).success || validTracestate(`${max}b`) !== null).toBe(false);
+  });
+
+  it("keeps every other accepted value (trimmed), and accepts every value the domain keeps as is", () => {
+    const chars = fc.constantFrom(..."ab=,-_ ~\t\n\u007f\u0000\u00e9");
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: chars, maxLength: 520 }), fc.string({ maxLength: 20 })), (s) => {
+        if (Tracestate.safeParse(s).success) expect(validTracestate(s) ?? "").toBe(s.trim());
+        if (validTracestate(s) === s) expect(Tracestate.safeParse(s).success).toBe(true);
+      }),
+    );
   });
 });

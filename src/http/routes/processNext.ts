@@ -3,27 +3,12 @@ import { z } from "zod";
 import type { Container } from "../../container.js";
 import type { JobRow } from "../../repositories/jobs.js";
 import { Tripwire } from "../../services/tripwire.js";
-import { claimedJobDto, WORKER_FIELDS, workerJobDto } from "../../services/representation.js";
+import { claimedJobDto, workerJobDto } from "../../services/representation.js";
 import { releaseUndelivered } from "../../services/undelivered.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
-import { LeaseSeconds, Name, WorkerId } from "../schemas/common.js";
-import { ClaimedJobSchema, CompleteItem, WorkerJobSchema } from "../schemas/jobs.js";
+import { ClaimedJobSchema, ProcessNextBody, WorkerJobSchema } from "../schemas/jobs.js";
 import type { Api } from "../types.js";
-
-const ProcessNextBody = z.strictObject({
-  queues: z.array(Name).min(1).max(50),
-  kinds: z.array(Name).max(100).optional(),
-  workerId: WorkerId,
-  max: z.number().int().min(1).max(100).default(1),
-  leaseSeconds: LeaseSeconds.default(60),
-  waitMs: z.number().int().min(0).max(30_000).default(0),
-  complete: z.array(CompleteItem).max(100).optional(),
-  fields: z
-    .enum(["full", "worker"])
-    .default("full")
-    .describe(`"full" (default): each job as GET /v1/jobs/{id} shows it, plus leaseToken. "worker": only ${WORKER_FIELDS.join(", ")}`),
-});
 
 const ProcessNextResult = z
   .object({

@@ -25,6 +25,18 @@ export const NamedTenant = TenantName.optional().describe("Only a platform key (
 export const Uuid = z.uuid();
 export const WorkerId = safeText(200);
 export const LeaseSeconds = z.number().int().min(1).max(3600);
+/** An attempt's execution timeout: a job's timeoutSeconds, a queue's defaultTimeoutSeconds (DESIGN.md 1..86400). */
+export const TimeoutSeconds = z.number().int().min(1).max(86_400);
+/** A long poll's wait in ms (DESIGN.md ≤ 30000): process-next's body and GET /v1/jobs/{id}?waitMs=. */
+const waitMs = (n: z.ZodNumber | z.ZodCoercedNumber) => n.int().min(0).max(30_000);
+export const WaitMs = waitMs(z.number());
+/** The same rule read from a query string. */
+export const WaitMsQuery = waitMs(z.coerce.number());
+/**
+ * A body's W3C tracestate: printable ASCII, at most 512. Empty or blank is accepted, as the spec asks
+ * of receivers, and stored as none: domain validTracestate decides what is kept (the spec: avoid sending empty).
+ */
+export const Tracestate = z.string().max(512).regex(/^[\x20-\x7e]*$/);
 export const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)

@@ -5,7 +5,22 @@ import { MAX_PROGRESS_MESSAGE_BYTES, progressProblem } from "../../domain/progre
 import { WORKER_FIELDS, type WorkerField } from "../../services/representation.js";
 import { PageQuery } from "./pages.js";
 import { TraceHeaders } from "../traceHeaders.js";
-import { InputTimestamp, JsonValue, LeaseSeconds, Name, NamedTenant, safeText, Timestamp, Uuid, WebhookUrl, WorkerId } from "./common.js";
+import {
+  InputTimestamp,
+  JsonValue,
+  LeaseSeconds,
+  Name,
+  NamedTenant,
+  safeText,
+  TimeoutSeconds,
+  Timestamp,
+  Tracestate,
+  Uuid,
+  WaitMs,
+  WaitMsQuery,
+  WebhookUrl,
+  WorkerId,
+} from "./common.js";
 
 export const JobSubmitFields = {
   queue: Name,
@@ -17,7 +32,7 @@ export const JobSubmitFields = {
   runAt: InputTimestamp.optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   webhookUrl: WebhookUrl.optional(),
-  timeoutSeconds: z.number().int().min(1).max(86_400).optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
+  timeoutSeconds: TimeoutSeconds.optional().describe("Execution timeout of each attempt (default: the queue's defaultTimeoutSeconds)"),
   expiresAt: InputTimestamp.optional().describe("Not started by then: never starts, ends cancelled (lastError.code expired)"),
   ttlSeconds: z.number().int().min(1).max(31_536_000).optional().describe("expiresAt as seconds from now"),
   dependsOn: z
@@ -33,12 +48,7 @@ export const JobSubmitFields = {
     .refine((s) => normaliseTraceparent(s) !== null, "must be a W3C traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>")
     .optional()
     .describe("W3C trace context of the submitter (for SDKs; the traceparent header does the same). Stored with the job, handed to workers, sent with its webhooks"),
-  tracestate: z
-    .string()
-    .max(512)
-    .regex(/^[\x20-\x7e]*$/)
-    .optional()
-    .describe("W3C tracestate accompanying traceparent"),
+  tracestate: Tracestate.optional().describe("W3C tracestate accompanying traceparent"),
   tags: z
     .array(safeText(64))
     .max(20)
@@ -137,6 +147,22 @@ export const WorkerJobSchema = ClaimedJobSchema.pick(Object.fromEntries(WORKER_F
 /** A job to acknowledge as done: POST /v1/jobs/complete's items and process-next's `complete`. */
 export const CompleteItem = z.strictObject({ id: Uuid, leaseToken: Uuid, result: JsonValue.optional() });
 
+// POST /v1/process-next (routes/processNext.ts).
+
+export const ProcessNextBody = z.strictObject({
+  queues: z.array(Name).min(1).max(50),
+  kinds: z.array(Name).max(100).optional(),
+  workerId: WorkerId,
+  max: z.number().int().min(1).max(100).default(1),
+  leaseSeconds: LeaseSeconds.default(60),
+  waitMs: WaitMs.default(0),
+  complete: z.array(CompleteItem).max(100).optional(),
+  fields: z
+    .enum(["full", "worker"])
+    .default("full")
+    .describe(`"full" (default): each job as GET /v1/jobs/{id} shows it, plus leaseToken. "worker": only ${WORKER_FIELDS.join(", ")}`),
+});
+
 /** Jobs per status (a batch's, a queue's). */
 export const JobCounts = z.object(
   Object.fromEntries(JOB_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATUSES)[number], z.ZodNumber>,
@@ -147,13 +173,7 @@ export const JobCounts = z.object(
 export const SubmitHeaders = z.object({ "idempotency-key": z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional(), ...TraceHeaders });
 
 export const JobWaitQuery = z.strictObject({
-  waitMs: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(30_000)
-    .optional()
-    .describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
+  waitMs: WaitMsQuery.optional().describe("Answer as soon as the job is finished (succeeded, failed, cancelled), or after this many ms with the job as it is then"),
 });
 
 /** What selects jobs: GET /v1/jobs's query and POST /v1/jobs/bulk's filter. */

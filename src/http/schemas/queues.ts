@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { WAIT_REASONS } from "../../repositories/queues.js";
-import { Name, TenantName } from "./common.js";
+import { WAIT_REASONS } from "../../domain/queues.js";
+import { Name, TenantName, TimeoutSeconds } from "./common.js";
 import { JobCounts } from "./jobs.js";
 
 // Queue controls' request and response schemas (routes/queues.ts).
@@ -18,7 +18,7 @@ export const SettingsBody = z
       .nullable()
       .optional()
       .describe("At most `limit` jobs start in any window of `periodSeconds`."),
-    defaultTimeoutSeconds: z.number().int().min(1).max(86_400).nullable().optional(),
+    defaultTimeoutSeconds: TimeoutSeconds.nullable().optional(),
   })
   .meta({ id: "QueueSettingsPut", description: "Replaces the whole settings object: an absent field means no limit (and not paused)." });
 export const Settings = z

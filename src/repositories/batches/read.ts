@@ -1,9 +1,10 @@
 import type { Queryable } from "../../db/client.js";
+import { scoped } from "../sql.js";
 import type { BatchStatus } from "../../domain/batches.js";
 import type { JobStatus } from "../../domain/jobs.js";
 // Reads of batches and of their jobs' counts; none writes.
 
-import { type BatchCounts, type BatchCursor, type BatchRow, type CountedBatch, countsOf, scoped, withCounts, zeroCounts } from "./rows.js";
+import { type BatchCounts, type BatchCursor, type BatchRow, type CountedBatch, countsOf, withCounts, zeroCounts } from "./rows.js";
 
 export async function findById(id: string, tenant: string | null, q: Queryable): Promise<BatchRow | null> {
   const rows = await q<BatchRow[]>`SELECT * FROM batches WHERE id = ${id} ${scoped(q, tenant)}`;

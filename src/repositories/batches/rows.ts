@@ -36,8 +36,6 @@ export interface BatchCursor {
   id: string;
 }
 
-export const scoped = (q: Queryable, tenant: string | null, column = "tenant") =>
-  tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 
 // The live counts: one GROUP BY over the jobs_batch_idx (batch_id, status) per batch.
 export const countsOf = (q: Queryable, batchIdColumn: string) => q`

@@ -1,7 +1,7 @@
 import type { Queryable } from "../../db/client.js";
 import { BATCH_STATUSES } from "../../domain/batches.js";
-import { batchGuard, heldTagValue, jobGuard, tagged } from "../sql.js";
-import { type BatchRow, scoped } from "./rows.js";
+import { batchGuard, batchIs, heldTagValue, jobGuard, scoped, tagged } from "../sql.js";
+import type { BatchRow } from "./rows.js";
 
 // Every guarded write of a batch row, named after its guard. Each returns the row it
 // changed, or null when the guard lost. Finalisation is shared with jobs (jobs/finalise.ts).
@@ -49,7 +49,7 @@ export async function requestCancelIfUnfinished(id: string, generation: number, 
         UPDATE batches SET cancel_requested = true,
                updated_at = CASE WHEN cancel_requested THEN updated_at ELSE now() END,
                version = version + (CASE WHEN cancel_requested THEN 0 ELSE 1 END)
-        WHERE id = ${id} AND generation = ${generation} AND ${batchGuard(q, "cancel")} AND status <> 'preparing'
+        WHERE id = ${id} AND generation = ${generation} AND ${batchGuard(q, "cancel")}
         RETURNING *`;
   return rows[0] ?? null;
 }
@@ -62,9 +62,9 @@ export async function cancelOneUnsealed(q: Queryable): Promise<BatchRow | null> 
   const rows = await q<BatchRow[]>`
         UPDATE batches SET status = 'pending', sealed_at = now(), cancel_requested = true,
                updated_at = now(), version = version + 1
-        WHERE id = (SELECT id FROM batches WHERE status = 'preparing' AND seal_by IS NOT NULL AND seal_by < now()
+        WHERE id = (SELECT id FROM batches WHERE ${batchIs(q, "cancelOpen", "status")} AND seal_by IS NOT NULL AND seal_by < now()
                     ORDER BY seal_by LIMIT 1 FOR UPDATE SKIP LOCKED)
-          AND ${batchGuard(q, "cancel")} AND status = 'preparing' AND seal_by < now()
+          AND ${batchIs(q, "cancelOpen", "status")} AND seal_by < now()
         RETURNING *`;
   return rows[0] ?? null;
 }
@@ -74,7 +74,7 @@ export async function cancelIfPreparing(id: string, tenant: string | null, q: Qu
   const rows = await q<BatchRow[]>`
         UPDATE batches SET status = 'pending', sealed_at = now(), cancel_requested = true,
                updated_at = now(), version = version + 1
-        WHERE id = ${id} AND ${batchGuard(q, "cancel")} AND status = 'preparing' ${scoped(q, tenant)}
+        WHERE id = ${id} AND ${batchIs(q, "cancelOpen", "status")} ${scoped(q, tenant)}
         RETURNING *`;
   return rows[0] ?? null;
 }

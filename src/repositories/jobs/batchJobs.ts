@@ -1,6 +1,6 @@
 import type { Queryable } from "../../db/client.js";
-import type { JobStatus } from "../../domain/jobs.js";
-import { heldTagValue, jobGuard, openBatchTag, statusIn } from "../sql.js";
+import { JOB_TRANSITIONS, type JobStatus } from "../../domain/jobs.js";
+import { batchIs, heldTagValue, jobGuard, openBatchTag, statusIn } from "../sql.js";
 import { finaliseTail } from "./finalise.js";
 
 // The guarded writes of the jobs of one batch (by batch id), run by the batch use cases
@@ -18,7 +18,7 @@ export async function releaseQueuedOfSealed(id: string, q: Queryable): Promise<n
   const rows = await q`
         WITH c AS (
           SELECT id FROM jobs
-          WHERE batch_id = ${id} AND status = 'queued' AND ${openBatchTag(q, "jobs")}
+          WHERE batch_id = ${id} AND ${jobGuard(q, "claim")} AND ${openBatchTag(q, "jobs")}
           FOR UPDATE SKIP LOCKED
         )
         UPDATE jobs SET fair_tag = ${heldTagValue(q)}
@@ -38,7 +38,7 @@ export async function releaseQueuedOfSealed(id: string, q: Queryable): Promise<n
  * Returns the jobs' queues and new statuses.
  */
 export async function releaseStragglers(limit: number, q: Queryable): Promise<Array<{ queue: string; status: JobStatus }>> {
-  const open = (t: string) => q`${q.unsafe(`${t}.status = 'queued'`)} AND ${openBatchTag(q, t)}`;
+  const open = (t: string) => q`${jobGuard(q, "claim", `${t}.status`)} AND ${openBatchTag(q, t)}`;
   return q<Array<{ queue: string; status: JobStatus }>>`
         WITH sealed AS (
           -- A cancel of an open batch seals it and marks it in one statement, so a batch
@@ -53,7 +53,7 @@ export async function releaseStragglers(limit: number, q: Queryable): Promise<Ar
               FROM ids WHERE ids.batch_id IS NOT NULL
             ) SELECT batch_id FROM ids
           ) ids ON b.id = ids.batch_id
-          WHERE b.status <> 'preparing'
+          WHERE NOT ${batchIs(q, "addJobs", "b.status")}
         ), c AS (
           SELECT j.id, s.cancel_requested AS cancel FROM jobs j JOIN sealed s ON j.batch_id = s.id
           WHERE ${open("j")}
@@ -74,9 +74,9 @@ export async function releaseStragglers(limit: number, q: Queryable): Promise<Ar
 }
 
 /**
- * Locks every unfinished job of a sealed batch, in id order; while held, no job of the batch
- * can move between queued and running. A caller that locks several jobs in another order
- * (the multi-complete) could still close a cycle with us, so the wait is bounded: past
+ * Locks every unfinished job of a sealed batch (queued or running: the claim's two ends), in id
+ * order; while held, no job of the batch can move between queued and running. A caller that
+ * locks several jobs in another order (the multi-complete) could still close a cycle with us, so the wait is bounded: past
  * `lockTimeoutMs` this fails with 55P03 and the caller's transaction (holding nothing but
  * these job locks) is rolled back and re-run, instead of one side being picked as a
  * deadlock victim a second later.
@@ -85,7 +85,7 @@ export async function lockUnfinishedOfBatch(id: string, lockTimeoutMs: number, q
   const [prev] = await q<{ v: string }[]>`SELECT current_setting('lock_timeout') AS v`;
   await q`SELECT set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
   const rows = await q`
-        SELECT id FROM jobs WHERE batch_id = ${id} AND ${statusIn(q, "status", ["queued", "running"])}
+        SELECT id FROM jobs WHERE batch_id = ${id} AND ${statusIn(q, "status", [...JOB_TRANSITIONS.claim.from, ...JOB_TRANSITIONS.claim.to])}
         ORDER BY id FOR UPDATE`;
   await q`SELECT set_config('lock_timeout', ${prev!.v}, true)`;
   return rows.length;

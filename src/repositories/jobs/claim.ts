@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged, timeoutOf } from "../sql.js";
+import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, scoped, tagged, timeoutOf } from "../sql.js";
 import { defaultsOf, gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
 import { allocateTags } from "./fairness.js";
 import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
@@ -8,11 +8,13 @@ import type { JobStatus } from "../../domain/jobs.js";
 
 
 
-/** queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED). */
-// (test/integration/plan-stability.test.ts finds claims by the name claimable.)
-// gated: the text for queues with settings (gatedClaim.ts). The free text, for the rest, takes
-// nothing when any queue of the filter has settings: an uncorrelated NOT EXISTS, run once per
-// statement (a one-time filter), so an uncapped queue pays one probe of a tiny table.
+/**
+ * queued → running: candidates locked in claim order, passing over each other's (SKIP LOCKED).
+ * gated: the text for queues with settings (gatedClaim.ts). The free text, for the rest, takes
+ * nothing when any queue of the filter has settings: an uncorrelated NOT EXISTS, run once per
+ * statement, so an uncapped queue pays one probe of a tiny table. The plan tests find claims
+ * by the CTE name `claimable`.
+ */
 const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: boolean) => {
   if (gated) return gatedClaimableCtes(q, f, total);
   const queueCond = f.queues.length === 1 ? q`j.queue = ${f.queues[0]!}` : q`j.queue = ANY(${f.queues}::text[])`;
@@ -21,7 +23,7 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
         WHERE ${queueCond} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
           ${f.kinds && f.kinds.length > 0 ? q`AND j.kind = ANY(${f.kinds}::text[])` : q``}
-          ${f.tenant === null ? q`` : q`AND j.tenant = ${f.tenant}`}
+          ${scoped(q, f.tenant, "j.tenant")}
           AND ${notInOpenBatch(q, "j")} AND ${notExpired(q, "j")}
           AND NOT EXISTS (${settingsOf(q, f)})
         ORDER BY j.priority DESC NULLS LAST, j.fair_tag, j.id
@@ -30,10 +32,12 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
       )`;
 };
 
-/** The lease a claim writes on each job it takes. */
-// The attempt's deadline (null without a timeout, the job's or its queue's; LEAST skips nulls)
-// also caps the lease, so the reaper's one lease-expiry scan ends a timed-out attempt even while it heartbeats.
-// f: the claim's filter, so the queue-default probe runs only when one of its queues has a default.
+/**
+ * The lease a claim writes on each job it takes. The attempt's deadline (null without a timeout,
+ * the job's or its queue's; LEAST skips nulls) also caps the lease, so the reaper's one
+ * lease-expiry scan ends a timed-out attempt even while it heartbeats. `f`: the claim's filter,
+ * so the queue-default probe runs only when one of its queues has a default.
+ */
 const lease = (q: Queryable, leaseSeconds: number, gated = false, f?: SharedClaimFilter) => {
   const timeout = () => timeoutOf(q, "jobs", f && defaultsOf(q, f));
   return q`status = 'running', attempts = jobs.attempts + 1, lease_token = gen_random_uuid(),
@@ -165,7 +169,7 @@ export async function claimIfQueued(
   f: { tenant: string | null; workerId: string; leaseSeconds: number; version?: number | undefined },
   q: Queryable,
 ): Promise<{ row: JobRow | null; refused: ClaimRefusal | null }> {
-  const filter = q`${f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`}
+  const filter = q`${scoped(q, f.tenant)}
             ${f.version === undefined ? q`` : q`AND version = ${f.version}`}`;
   const rows = await q<Array<JobRow & { refused: ClaimRefusal | null }>>`
         WITH target AS MATERIALIZED (
@@ -217,14 +221,10 @@ export async function claimIfQueued(
 export async function promoteDue(limit: number, q: Queryable): Promise<{ promoted: number; queues: string[] }> {
   const due = await q<Array<{ id: string; tenant: string; queue: string; groupKey: string | null }>>`
         SELECT id, tenant, queue, group_key FROM jobs
-        WHERE status = 'queued' AND ${heldTag(q, "jobs")}
+        WHERE ${jobGuard(q, "claim")} AND ${heldTag(q, "jobs")}
           AND run_at <= now()
-          -- Not a job of a batch still being built: cancelling such a batch skips locked jobs
-          -- (only a single-job cancel can hold one), so a job locked here would stay queued
-          -- and run after its batch was cancelled. Such jobs carry PREPARING_TAG and are not
-          -- read here at all; this guards those an older release inserted.
-          AND (batch_id IS NULL OR NOT EXISTS (
-            SELECT 1 FROM batches b WHERE b.id = jobs.batch_id AND b.status = 'preparing'))
+          -- Never a job of an open batch (its cancel skips locked jobs): docs/design-notes.md.
+          AND ${notInOpenBatch(q, "jobs")}
         ORDER BY run_at, id LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`;
   if (due.length === 0) return { promoted: 0, queues: [] };
@@ -232,9 +232,8 @@ export async function promoteDue(limit: number, q: Queryable): Promise<{ promote
   await q`
         UPDATE jobs SET fair_tag = t.tag
         FROM unnest(${due.map((d) => d.id)}::uuid[], ${tags}::bigint[]) AS t(id, tag)
-        -- Not a state change (queued stays queued): the guard is the claim's, "still claimable".
-        -- = ANY(ARRAY[t.id]): a primary-key probe per row in either plan (see completeCtes);
-        -- as "=" a custom plan for 1,000 promotions on 31,000 jobs hashed them and read all of jobs.
+        -- Not a state change: the guard is the claim's ("still claimable"). = ANY(ARRAY[t.id]):
+        -- as in completeCtes (docs/performance-notes.md, "Finding a locked row again").
         WHERE jobs.id = ANY(ARRAY[t.id]) AND ${jobGuard(q, "claim", "jobs.status")}`;
   return { promoted: due.length, queues: [...new Set(due.map((d) => d.queue))] };
 }

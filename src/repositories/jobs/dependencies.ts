@@ -1,4 +1,5 @@
 import type { Queryable } from "../../db/client.js";
+import { scoped } from "../sql.js";
 import type { JobRow } from "./rows.js";
 
 // Workflows (docs/workflows.md): the statements of a submit with dependsOn, the dependents
@@ -68,7 +69,7 @@ export async function listDependents(parentId: string, tenant: string | null, li
   return q<JobRow[]>`
     SELECT j.* FROM job_dependencies d JOIN jobs j ON j.id = d.child_id
     WHERE d.parent_id = ${parentId} ${after === null ? q`` : q`AND d.child_id > ${after}::uuid`}
-      ${tenant === null ? q`` : q`AND j.tenant = ${tenant}`}
+      ${scoped(q, tenant, "j.tenant")}
     ORDER BY d.child_id
     LIMIT ${limit}`;
 }

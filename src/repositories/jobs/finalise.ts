@@ -2,9 +2,7 @@ import type postgres from "postgres";
 import type { Queryable } from "../../db/client.js";
 import { BATCH_OUTCOME_RULES, type BatchOutcomeCondition, batchFrom, TERMINAL_BATCH_STATUSES } from "../../domain/batches.js";
 import type { BatchRow } from "../batches/rows.js";
-import { batchGuard } from "../sql.js";
-
-const literals = (statuses: readonly string[]) => statuses.map((s) => `'${s}'`).join(",");
+import { batchGuard, quoted } from "../sql.js";
 
 /** The batch outcome rules of src/domain as SQL WHENs over the given columns, one per line. */
 function outcomeWhens(pad: string, c: { cancelRequested: string; succeeded: string; failed: string; total: string }) {
@@ -19,7 +17,7 @@ function outcomeWhens(pad: string, c: { cancelRequested: string; succeeded: stri
   ).join("\n");
 }
 
-const FINALISABLE = literals(batchFrom("finalise"));
+const FINALISABLE = quoted(batchFrom("finalise"));
 
 /**
  * The tail every job-finalising statement shares. Given a CTE `fin` holding the
@@ -83,7 +81,7 @@ ${outcomeWhens("        ", { cancelRequested: "b.cancel_requested", succeeded: "
     SELECT tenant, id, 'batch.completed', generation, webhook_url, to_jsonb(fin_batches)
     FROM fin_batches
     WHERE webhook_url IS NOT NULL
-      AND status IN (${literals(TERMINAL_BATCH_STATUSES)})
+      AND status IN (${quoted(TERMINAL_BATCH_STATUSES)})
     ON CONFLICT (subject_id, event_type, generation) DO NOTHING
     RETURNING 1
   )`;

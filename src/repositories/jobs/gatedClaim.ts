@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { holdsSlot, jobGuard, limitOf, limits, notExpired, notInOpenBatch, tagged } from "../sql.js";
+import { holdsSlot, jobGuard, limitOf, limits, notExpired, notInOpenBatch, scoped, tagged } from "../sql.js";
 import type { SharedClaimFilter } from "./rows.js";
 
 // The claim of queues with settings (queue controls). Each limit is decided here, in the
@@ -12,22 +12,20 @@ const ORDER = "priority DESC NULLS LAST, fair_tag, id";
 
 const queueIs = (q: Queryable, f: SharedClaimFilter, alias: string) =>
   f.queues.length === 1 ? q`${q.unsafe(alias)}.queue = ${f.queues[0]!}` : q`${q.unsafe(alias)}.queue = ANY(${f.queues}::text[])`;
-const tenantIs = (q: Queryable, f: SharedClaimFilter, alias: string) =>
-  f.tenant === null ? q`` : q`AND ${q.unsafe(alias)}.tenant = ${f.tenant}`;
 
 /** The settings rows a claim with this filter may touch; its NOT EXISTS is the free claim's one-time filter. */
 export const settingsOf = (q: Queryable, f: SharedClaimFilter) =>
-  q`SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")} AND ${limits(q, "s")}`;
+  q`SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${scoped(q, f.tenant, "s.tenant")} AND ${limits(q, "s")}`;
 
 /** Whether a queue of the filter has a defaultTimeoutSeconds: the lease's once-per-statement test (timeoutOf). */
 export const defaultsOf = (q: Queryable, f: SharedClaimFilter) =>
-  q`SELECT EXISTS (SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")}
+  q`SELECT EXISTS (SELECT 1 FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${scoped(q, f.tenant, "s.tenant")}
       AND s.default_timeout_seconds IS NOT NULL)`;
 
 /** Due, claimable, in the claim index: the claim's own filter, kinds aside. */
 const due = (q: Queryable, f: SharedClaimFilter) =>
   q`${queueIs(q, f, "j")} AND ${jobGuard(q, "claim", "j.status")} AND ${tagged(q, "j")} AND j.run_at <= now()
-    ${tenantIs(q, f, "j")} AND ${notInOpenBatch(q, "j")} AND ${notExpired(q, "j")}`;
+    ${scoped(q, f.tenant, "j.tenant")} AND ${notInOpenBatch(q, "j")} AND ${notExpired(q, "j")}`;
 const kindsOf = (q: Queryable, f: SharedClaimFilter, alias: string) =>
   f.kinds && f.kinds.length > 0 ? q`AND ${q.unsafe(alias)}.kind = ANY(${f.kinds}::text[])` : q``;
 
@@ -47,7 +45,7 @@ export function gatedClaimableCtes(q: Queryable, f: SharedClaimFilter, total: nu
                  WHERE r.queue = s.queue AND r.tenant = s.tenant AND r.status = 'running' AND ${holdsSlot(q, "r")}) AS full,
                s.rate_limit IS NOT NULL AND s.rate_limit <= (SELECT coalesce(sum(x.n), 0) FROM unnest(s.rate_at, s.rate_n) AS x(at, n)
                  WHERE x.at >= clock_timestamp() - make_interval(secs => s.rate_period_seconds)) AS spent
-        FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${tenantIs(q, f, "s")} AND ${limits(q, "s")}
+        FROM queue_settings s WHERE s.queue = ANY(${f.queues}::text[]) ${scoped(q, f.tenant, "s.tenant")} AND ${limits(q, "s")}
       ), free AS (
         SELECT j.id, j.priority, j.fair_tag FROM jobs j
         WHERE NOT EXISTS (SELECT 1 FROM settings) AND ${due(q, f)} ${kindsOf(q, f, "j")}

@@ -1,6 +1,6 @@
 import type { Queryable } from "../../db/client.js";
 import { TERMINAL_JOB_STATUSES } from "../../domain/jobs.js";
-import { batchGuard, heldTagValue, jobGuard, statusIn, tagged } from "../sql.js";
+import { batchGuard, heldTagValue, jobGuard, scoped, statusIn, tagged } from "../sql.js";
 import type { JobRow } from "./rows.js";
 
 // The operator's writes (retry, delete), each one statement over an array of ids: the single
@@ -9,8 +9,6 @@ import type { JobRow } from "./rows.js";
 /** A retried job's new row, and the status it was retried from. */
 export type RetriedRow = JobRow & { retriedFrom: "failed" | "cancelled" };
 
-const scope = (q: Queryable, tenant: string | null, column = "tenant") =>
-  tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 
 /**
  * failed | cancelled → queued: attempts reset, runAt now, retries + 1 (a new event identity).
@@ -23,7 +21,7 @@ export async function retryIfFailedOrCancelled(ids: string[], tenant: string | n
   if (ids.length === 0) return [];
   return q<RetriedRow[]>`
     WITH cand AS (
-      SELECT id, batch_id FROM jobs WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "retry")} ${scope(q, tenant)}
+      SELECT id, batch_id FROM jobs WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "retry")} ${scoped(q, tenant)}
     ), bl AS (
       SELECT b.id, b.generation, ${batchGuard(q, "reopen", "b.status")} AS reopen FROM batches b
       WHERE b.id IN (SELECT batch_id FROM cand WHERE batch_id IS NOT NULL)
@@ -32,7 +30,7 @@ export async function retryIfFailedOrCancelled(ids: string[], tenant: string | n
     ), l AS (
       SELECT j.id, j.status, j.batch_id, bl.generation AS batch_generation, COALESCE(bl.reopen, false) AS reopen
       FROM jobs j LEFT JOIN bl ON bl.id = j.batch_id
-      WHERE j.id IN (SELECT id FROM cand) AND ${jobGuard(q, "retry", "j.status")} ${scope(q, tenant, "j.tenant")}
+      WHERE j.id IN (SELECT id FROM cand) AND ${jobGuard(q, "retry", "j.status")} ${scoped(q, tenant, "j.tenant")}
         AND (j.batch_id IS NULL OR j.generation = bl.generation)
       ORDER BY j.id FOR NO KEY UPDATE OF j
     ), rq AS (
@@ -75,7 +73,7 @@ export async function deleteIfFinished(ids: string[], tenant: string | null, q: 
   const finished = (col: string) => statusIn(q, col, TERMINAL_JOB_STATUSES);
   const rows = await q<{ id: string }[]>`
     WITH l AS (
-      SELECT id FROM jobs WHERE id = ANY(${ids}::uuid[]) AND ${finished("status")} ${scope(q, tenant)}
+      SELECT id FROM jobs WHERE id = ANY(${ids}::uuid[]) AND ${finished("status")} ${scoped(q, tenant)}
       ORDER BY id FOR UPDATE
     )
     DELETE FROM jobs USING l WHERE jobs.id = l.id AND ${finished("jobs.status")}

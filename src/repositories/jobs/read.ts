@@ -1,12 +1,12 @@
 import type postgres from "postgres";
 import type { Queryable } from "../../db/client.js";
 import type { JobStatus } from "../../domain/jobs.js";
-import { heldTag, tagged } from "../sql.js";
+import { heldTag, scoped, tagged } from "../sql.js";
 import type { JobRow } from "./rows.js";
 
 export async function findById(id: string, tenant: string | null, q: Queryable): Promise<JobRow | null> {
   const rows = await q<JobRow[]>`
-        SELECT * FROM jobs WHERE id = ${id} ${tenant === null ? q`` : q`AND tenant = ${tenant}`}`;
+        SELECT * FROM jobs WHERE id = ${id} ${scoped(q, tenant)}`;
   return rows[0] ?? null;
 }
 
@@ -82,7 +82,7 @@ export function countByQueue(tenant: string | null, q: Queryable) {
  * queued jobs only, not the retained history (1M finished jobs: 100 ms as one filter).
  */
 export function oldestClaimableByQueue(tenant: string | null, q: Queryable) {
-  const t = tenant === null ? q`` : q`AND tenant = ${tenant}`;
+  const t = scoped(q, tenant);
   return q<{ tenant: string; queue: string; age: number }[]>`
         SELECT tenant, queue, extract(epoch FROM now() - min(run_at))::float8 AS age FROM (
           SELECT tenant, queue, run_at FROM jobs
@@ -101,7 +101,7 @@ export interface BulkFilter extends JobMatch {
 
 /** The ids a bulk action goes through: the given ids that exist, or the filter's matches, oldest first. */
 export async function selectForBulk(f: BulkFilter, q: Queryable): Promise<string[]> {
-  const t = f.tenant === null ? q`` : q`AND tenant = ${f.tenant}`;
+  const t = scoped(q, f.tenant);
   if (f.ids !== undefined) {
     const rows = await q<{ id: string }[]>`SELECT id FROM jobs WHERE id = ANY(${f.ids}::uuid[]) ${t} ORDER BY id LIMIT ${f.limit}`;
     return rows.map((r) => r.id);

@@ -65,8 +65,7 @@ export interface JobErrorEntry {
   message: string;
 }
 
-/** What an acknowledgement that asked for lean rows gets back. */
-/** A finalised job, lean: what the acknowledgement and the metrics need. */
+/** A finalised job, lean: what an acknowledgement that asked for lean rows gets back (and the metrics need). */
 export type LeanJobRow = Pick<JobRow, "id" | "leaseToken" | "status" | "tenant" | "queue" | "kind" | "startedAt" | "finishedAt" | "updatedAt" | "traceparent" | "tracestate">;
 
 export interface NewJob {

@@ -1,5 +1,5 @@
 import type { Queryable } from "../../db/client.js";
-import { appendError, heldTagValue, jobGuard } from "../sql.js";
+import { appendError, heldTagValue, jobGuard, scoped } from "../sql.js";
 import { HOLD_AHEAD_MS } from "./fairness.js";
 import { finaliseTail } from "./finalise.js";
 import type { CompleteItem, JobRow, LeanJobRow } from "./rows.js";
@@ -8,8 +8,6 @@ import type { CompleteItem, JobRow, LeanJobRow } from "./rows.js";
 // table in src/domain/jobs.ts. Each returns the row it changed, or null when the guard lost.
 // The writes of a batch's jobs are in batchJobs.ts.
 
-const scope = (q: Queryable, tenant: string | null, column = "tenant") =>
-  tenant === null ? q`` : q`AND ${q.unsafe(column)} = ${tenant}`;
 const atVersion = (q: Queryable, version: number | undefined) => (version === undefined ? q`` : q`AND version = ${version}`);
 
 /**
@@ -22,7 +20,7 @@ export async function cancelIfQueued(ids: string[], tenant: string | null, versi
         WITH l AS (
           SELECT id FROM jobs
           WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "cancel")}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
             ${atVersion(q, version)}
           ORDER BY id FOR NO KEY UPDATE
         ), j AS (
@@ -41,7 +39,7 @@ export async function requestCancelIfRunning(ids: string[], tenant: string | nul
         WITH l AS (
           SELECT id FROM jobs
           WHERE id = ANY(${ids}::uuid[]) AND ${jobGuard(q, "requestCancel")}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
             ${atVersion(q, version)}
           ORDER BY id FOR NO KEY UPDATE
         )
@@ -74,7 +72,7 @@ export async function heartbeatIfLeased(
                updated_at = now(), version = version + 1
         WHERE id = ${id} AND ${jobGuard(q, "heartbeat")} AND lease_token = ${leaseToken}
           AND (deadline_at IS NULL OR deadline_at > now())
-          ${scope(q, tenant)}
+          ${scoped(q, tenant)}
         RETURNING *`;
   return rows[0] ?? null;
 }
@@ -86,7 +84,7 @@ export async function completeIfLeased(id: string, leaseToken: string, result: u
           UPDATE jobs SET status = 'succeeded', result = ${JSON.stringify(result ?? null)}::text::jsonb,
                  finished_at = now(), updated_at = now(), version = version + 1
           WHERE id = ${id} AND ${jobGuard(q, "complete")} AND lease_token = ${leaseToken}
-            ${scope(q, tenant)}
+            ${scoped(q, tenant)}
           RETURNING *
         ), fin AS (SELECT * FROM j),
         ${finaliseTail(q)}
@@ -102,43 +100,26 @@ export async function completeIfLeased(id: string, leaseToken: string, result: u
 export function completeCtes(items: CompleteItem[], tenant: string | null, q: Queryable) {
   const ids = items.map((i) => i.id);
   return q`completed_items AS (
-          -- The guard is checked here, on each row as it is locked (a row changed meanwhile is
-          -- re-read and re-checked), and the lock holds it until commit, so the UPDATE below
-          -- changes exactly the rows that passed. Rows are locked in id order, as every
-          -- multi-row writer does, so two of them cannot deadlock.
-          --
-          -- Written so its plan cannot depend on statistics: items are sorted and each one
-          -- looks up its row by primary key (a LATERAL with LIMIT is always a per-item probe).
-          -- With the guard in a plain join instead, statistics taken while every job was
-          -- queued rate "status = running" at one row, and the planner pairs a scan of jobs
-          -- with the items in a nested loop: 250,000 comparisons for 500 items, 5 x slower.
-          -- A plain UPDATE ... FROM the sorted items, with the guard in its WHERE, saves a probe
-          -- per item, but on a 60,000-job table its custom plan (the first five runs on every
-          -- connection) was a scan of jobs compared with all 500 items: 749,500 comparisons.
+          -- The guard is checked on each row as it is locked, in id order; one primary-key probe
+          -- per item (LATERAL ... LIMIT 1). Why: docs/performance-notes.md, "Acknowledgement".
           SELECT l.id, i.result
           FROM (SELECT * FROM unnest(${ids}::uuid[], ${items.map((i) => i.leaseToken)}::uuid[],
                                      ${items.map((i) => JSON.stringify(i.result ?? null))}::text[]::jsonb[])
                   AS t(id, lease_token, result)
                 ORDER BY id
-                -- Changes no result. A LIMIT parameter makes the generic plan count on one item
-                -- (10 for a bare unnest), so PostgreSQL keeps that plan, one probe per item like
-                -- the custom ones, instead of planning this statement again on every call: for
-                -- acknowledgements of a few items, planning took three times the execution.
+                -- Changes no result: keeps the generic plan (docs/performance-notes.md, "Acknowledgement").
                 LIMIT ${items.length}) i
           CROSS JOIN LATERAL (
             SELECT jobs.id FROM jobs
             WHERE jobs.id = i.id AND ${jobGuard(q, "complete", "jobs.status")} AND jobs.lease_token = i.lease_token
-              ${tenant === null ? q`` : q`AND jobs.tenant = ${tenant}`}
+              ${scoped(q, tenant, "jobs.tenant")}
             LIMIT 1 FOR NO KEY UPDATE OF jobs
           ) l
         ), j AS (
           UPDATE jobs SET status = 'succeeded', result = completed_items.result,
                  finished_at = now(), updated_at = now(), version = jobs.version + 1
-          -- Each locked row found again by primary key, in both plans: = ANY of a one-element
-          -- array can be an index condition but neither hashed nor merged, and is rated like
-          -- the equality (one row). As "=" the custom plan for 500 items on 30,000 jobs hashed
-          -- the items and read all of jobs; as a range (id >= x AND id <= x) it was rated at 1/9
-          -- of the table per item, and on PostgreSQL 15 with wide rows it scanned jobs (issue 31).
+          -- = ANY(ARRAY[id]): one primary-key probe per locked row in every plan
+          -- (docs/performance-notes.md, "Finding a locked row again").
           FROM completed_items WHERE jobs.id = ANY(ARRAY[completed_items.id])
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j),
@@ -203,7 +184,7 @@ export async function failIfLeased(id: string, a: FailArgs, q: Queryable) {
                  finished_at = CASE WHEN ${next} = 'queued' THEN NULL ELSE now() END,
                  updated_at = now(), version = jobs.version + 1
           WHERE jobs.id = ${id} AND ${jobGuard(q, "fail", "jobs.status")} AND jobs.lease_token = ${a.leaseToken}
-            ${scope(q, a.tenant, "jobs.tenant")}
+            ${scoped(q, a.tenant, "jobs.tenant")}
           RETURNING jobs.*
         ), fin AS (SELECT * FROM j WHERE status IN ('failed', 'cancelled')),
         ${finaliseTail(q)}

@@ -1,10 +1,10 @@
 import type { Queryable } from "../../db/client.js";
-import { heldTag, holdsSlot, jobGuard, openBatchTag, tagged } from "../sql.js";
+import { WAIT_REASONS, type WaitReason } from "../../domain/queues.js";
+import { heldTag, holdsSlot, jobGuard, openBatchTag, scoped, tagged } from "../sql.js";
 
 // What a queue's overview reads: its jobs per status, and why its queued jobs wait.
 
-export const WAIT_REASONS = ["paused", "concurrency", "groupConcurrency", "rateLimit", "scheduled", "batchPreparing"] as const;
-export type WaitReason = (typeof WAIT_REASONS)[number];
+export { WAIT_REASONS, type WaitReason } from "../../domain/queues.js";
 
 /** Job counts per status of one (tenant, queue). */
 export async function countByStatus(queue: string, tenant: string, q: Queryable) {
@@ -18,7 +18,7 @@ export async function countByStatus(queue: string, tenant: string, q: Queryable)
  */
 export async function waitingBecause(queues: string[], tenant: string | null, q: Queryable): Promise<Map<string, WaitReason[]>> {
   if (queues.length === 0) return new Map();
-  const tj = (a: string) => (tenant === null ? q`` : q`AND ${q.unsafe(a)}.tenant = ${tenant}`);
+  const tj = (a: string) => scoped(q, tenant, `${a}.tenant`);
   const dueOf = (s: string) => q`EXISTS (SELECT 1 FROM jobs d WHERE d.queue = ${q.unsafe(s)}.queue AND d.tenant = ${q.unsafe(s)}.tenant
             AND ${jobGuard(q, "claim", "d.status")} AND ${tagged(q, "d")} AND d.run_at <= now())`;
   const rows = await q<Array<{ queue: string; reason: WaitReason }>>`

@@ -82,8 +82,10 @@ async function learnCapped(d: Deps, key: ClaimKey) {
   return true;
 }
 
-/** A claim by the text its queues need: gated for queues with settings, free for the rest. */
-// Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
+/**
+ * A claim by the text its queues need: gated for queues with settings, free for the rest.
+ * Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
+ */
 async function claimRouted(d: Deps, key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
   const claim = (gated: boolean) => retryIfLost(() => d.jobs.claimNextFor(key, takers, gated), false);
   if (d.capped.any(key.queues)) return countStatement(d.metrics, "claim", await claim(true));

@@ -1,5 +1,5 @@
 // The in-process worker's public types and errors (what handlers and their callers see).
-import type { Container } from "../../container.js";
+import type { WorkerDeps } from "../../container.js";
 import type { JobDto } from "../../services/representation.js";
 
 /** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
@@ -38,7 +38,8 @@ export class NonRetryableError extends Error {
 }
 
 export interface WorkerOptions {
-  container: Container;
+  /** A container, or anything with its services and logger. */
+  container: Pick<WorkerDeps, "services" | "logger">;
   queues: string[];
   /** kind → handler; only these kinds are claimed. */
   handlers: Record<string, JobHandler>;

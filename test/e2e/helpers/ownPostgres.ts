@@ -9,6 +9,8 @@ import { migrate } from "../../../src/db/migrate.js";
  * A PostgreSQL of the file's own (own data directory and port) with a migrated database
  * `jobline`, for tests that stop and start it: that touches no other test file.
  */
+export type OwnPostgres = Awaited<ReturnType<typeof startOwnPostgres>>;
+
 export async function startOwnPostgres(prefix: string) {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   let pg: EmbeddedServer | null = await startEmbeddedPostgres({ dataDir, persistent: true });
