@@ -123,3 +123,23 @@ export async function submitJob<T = { id: string; version: number }>(env: TestEn
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return r.body as T;
 }
+
+/** A job as process-next leases it (the fields the tests read; the wire has more). */
+export type LeasedJob = { id: string; leaseToken: string; version: number; attempts: number; workerId: string; groupKey: string | null };
+
+/** POST /v1/process-next with `key` (workerId "w" unless `body` names one), expecting 200; the answer. */
+export async function processNext<J = LeasedJob>(env: TestEnv, key: string, body: object) {
+  const r = await env.http().post("/v1/process-next").set("authorization", key).send({ workerId: "w", ...body });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body as { jobs: J[]; completed?: Array<{ id: string; status: number; problem?: { code: string; status: number } }> };
+}
+
+/** POST /v1/jobs/{id}/complete with `key`; the response, whatever its status. */
+export function completeJob(env: TestEnv, key: string, id: string, leaseToken: string, result?: unknown) {
+  return env.http().post(`/v1/jobs/${id}/complete`).set("authorization", key).send({ leaseToken, result });
+}
+
+/** Claims from `queue` through the job service (no HTTP), unscoped, as worker "w" with a 60 s lease, max 1, no wait. */
+export function claimDirect(env: TestEnv, queue: string, o: { max?: number; waitMs?: number; workerId?: string } = {}) {
+  return env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0, ...o });
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { HELD_TAG, PREPARING_TAG } from "../../src/db/schema.js";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 
 // Jobs of an open batch carry the open-batch tag: out of the claim index and the held
 // index, so no claim or promotion walks them. The seal hands them to the promotion, which
@@ -10,8 +10,7 @@ import { useTestEnv } from "../helpers/app.js";
 const setup = useTestEnv("batches_open");
 
 const batches = () => setup.env.c.services.batches;
-const claim = (queue: string, max = 100, waitMs = 0) =>
-  setup.env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
+const claim = (queue: string, max = 100, waitMs = 0) => claimDirect(setup.env, queue, { max, waitMs });
 const jobsOf = (n: number, queue: string) => Array.from({ length: n }, (_, i) => ({ queue, kind: "k", payload: { i } }));
 const tags = (batchId: string) =>
   setup.env.c.sql<{ tag: number }[]>`SELECT fair_tag::float8 AS tag FROM jobs WHERE batch_id = ${batchId}`.then((r) => r.map((x) => x.tag));

@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type JobRow, jobsRepository } from "../../src/repositories/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, processNext, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("batches_races");
 beforeAll(async () => {
@@ -26,8 +26,7 @@ const post = (path: string, body?: object) => {
   return body === undefined ? r : r.send(body);
 };
 const svc = () => setup.env.c.services.jobs;
-const claim = (queue: string, max = 10) =>
-  svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs: 0 });
+const claim = (queue: string, max = 10) => claimDirect(setup.env, queue, { max });
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 60_000) {
   const deadline = Date.now() + ms;
@@ -161,9 +160,7 @@ describe("batch races (real PostgreSQL)", () => {
     expect(shared.flat()).toEqual([]);
     const byId = await setup.env.http().post(`/v1/jobs/${tagged[0]!.id}/claim`).set("authorization", worker).send({ workerId: "w" });
     expect(byId.status).toBe(409);
-    const poll = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 10 });
-    expect(poll.status).toBe(200);
-    expect(poll.body.jobs).toEqual([]);
+    expect((await processNext(setup.env, worker, { queues: [queue], max: 10 })).jobs).toEqual([]);
 
     expect((await post(`/v1/batches/${id}/seal`)).status).toBe(200);
     const after = await claim(queue, 10);

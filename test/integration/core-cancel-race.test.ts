@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { useTestEnv } from "../helpers/app.js";
+import { processNext, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("core_cancel_race", {}, { listen: true });
 
@@ -99,8 +99,7 @@ describe("cancel vs claim on one job", () => {
     const k = await setup.env.http().post(`/v1/jobs/${sub.body.id}/claim`).set("authorization", worker).send({ workerId: "w" });
     expect(k.status).toBe(409);
     expect(k.body.code).toBe("not_queued");
-    const pn = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["http2"], workerId: "w" });
-    expect(pn.body.jobs).toEqual([]);
+    expect((await processNext(setup.env, worker, { queues: ["http2"] })).jobs).toEqual([]);
     const again = await setup.env.http().post(`/v1/jobs/${sub.body.id}/cancel`).set("authorization", client);
     expect(again.status).toBe(409);
     expect(again.body.code).toBe("terminal");

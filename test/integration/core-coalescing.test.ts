@@ -3,7 +3,7 @@ import type { JobRow } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { until } from "../e2e/helpers/util.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 
 // Concurrent claims and completes of one process share statements (src/services/coalesce.ts).
 // Sharing must not change what each caller is owed.
@@ -18,8 +18,7 @@ const seed = (queue: string, n: number) =>
     ),
   );
 
-const claim = (queue: string, workerId: string, max: number) =>
-  setup.env.c.services.jobs.claimNext({ queues: [queue], scope: null, workerId, leaseSeconds: 60, max, waitMs: 0 });
+const claim = (queue: string, workerId: string, max: number) => claimDirect(setup.env, queue, { workerId, max });
 
 describe("coalesced claims", () => {
   it("64 concurrent polls share statements, yet each gets at most its max, its own worker id, and no job twice", async () => {

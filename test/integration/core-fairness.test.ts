@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { NewJob } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, processNext, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("core_fairness");
 let platformWorker: string;
@@ -32,10 +32,9 @@ async function trickle(tenant: string, queue: string, groupKey: string | undefin
 async function claimSingles(queue: string, n: number, key = platformWorker) {
   const order: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await setup.env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", max: 1 });
-    expect(r.status).toBe(200);
-    expect(r.body.jobs.length).toBeLessThanOrEqual(1);
-    if (r.body.jobs[0]) order.push(r.body.jobs[0].id);
+    const { jobs } = await processNext(setup.env, key, { queues: [queue], max: 1 });
+    expect(jobs.length).toBeLessThanOrEqual(1);
+    if (jobs[0]) order.push(jobs[0].id);
   }
   return order;
 }
@@ -96,7 +95,7 @@ describe("fairness", () => {
     await flood("acme", "fair5", "A", 300);
     let drained = 0;
     for (;;) {
-      const rows = await setup.env.c.services.jobs.claimNext({ queues: ["fair5"], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+      const rows = await claimDirect(setup.env, "fair5", { max: 100 });
       if (rows.length === 0) break;
       drained += rows.length;
     }

@@ -1,18 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { completeJob, processNext, submitJob, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("core_lease");
 
 const submit = (queue: string, extra: object = {}) =>
   submitJob<{ id: string; version: number }>(setup.env, setup.client, { queue, kind: "k", payload: { x: 1 }, ...extra });
-const processNext = async (queue: string, workerId: string) => {
-  const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId });
-  expect(r.status).toBe(200);
-  return r.body.jobs as Array<{ id: string; leaseToken: string; version: number; attempts: number; workerId: string }>;
-};
-const complete = (id: string, leaseToken: string, result: unknown = { ok: true }) =>
-  setup.env.http().post(`/v1/jobs/${id}/complete`).set("authorization", setup.worker).send({ leaseToken, result });
+const poll = async (queue: string, workerId: string) => (await processNext(setup.env, setup.worker, { queues: [queue], workerId })).jobs;
+const complete = (id: string, leaseToken: string, result: unknown = { ok: true }) => completeJob(setup.env, setup.worker, id, leaseToken, result);
 const outboxRows = async (id: string) =>
   setup.env.c.sql<{ eventType: string; data: { status: string; version: number } }[]>`
     SELECT event_type, data FROM webhook_outbox WHERE subject_id = ${id}`;
@@ -21,12 +16,12 @@ const expireLease = (id: string) => setup.env.c.sql`UPDATE jobs SET lease_expire
 describe("lease fencing", () => {
   it("a stale lease token after expiry and re-claim gets 409; the second worker's complete wins", async () => {
     const job = await submit("lease1", { webhookUrl: "https://example.com/hook" });
-    const [a] = await processNext("lease1", "worker-a");
+    const [a] = await poll("lease1", "worker-a");
     expect(a).toMatchObject({ id: job.id, attempts: 1, workerId: "worker-a" });
 
     await expireLease(job.id);
     expect(await reapOnce(setup.env.c)).toBe(1);
-    const [b] = await processNext("lease1", "worker-b");
+    const [b] = await poll("lease1", "worker-b");
     expect(b).toMatchObject({ id: job.id, attempts: 2, workerId: "worker-b" });
     expect(b!.leaseToken).not.toBe(a!.leaseToken);
 
@@ -63,7 +58,7 @@ describe("lease fencing", () => {
 
   it("an expired but not re-claimed lease loses to the reaper; the reaper then wins, not the stale holder", async () => {
     const job = await submit("lease2");
-    const [a] = await processNext("lease2", "worker-a");
+    const [a] = await poll("lease2", "worker-a");
     await expireLease(job.id);
     await reapOnce(setup.env.c);
     const r = await complete(job.id, a!.leaseToken);
@@ -81,9 +76,9 @@ describe("lease fencing", () => {
     const error = { message: "upstream timeout", code: "timeout" };
     const fail = (token: string) =>
       setup.env.http().post(`/v1/jobs/${job.id}/fail`).set("authorization", setup.worker).send({ leaseToken: token, error, retryable: true, retryAfterSeconds: 0 });
-    const [a] = await processNext("lease3", "worker-a");
+    const [a] = await poll("lease3", "worker-a");
     expect((await fail(a!.leaseToken)).status).toBe(200);
-    const [b] = await processNext("lease3", "worker-b");
+    const [b] = await poll("lease3", "worker-b");
     expect(b).toMatchObject({ id: job.id, attempts: 2 });
     const cancel = await setup.env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", setup.client).send({});
     expect(cancel.body).toMatchObject({ status: "running", cancelRequested: true });
@@ -98,7 +93,7 @@ describe("lease fencing", () => {
 
   it("complete repeated with the same token returns the same job, one transition, one outbox row", async () => {
     const job = await submit("lease3", { webhookUrl: "https://example.com/hook" });
-    const [a] = await processNext("lease3", "worker-a");
+    const [a] = await poll("lease3", "worker-a");
     const first = await complete(job.id, a!.leaseToken, { n: 1 });
     expect(first.status).toBe(200);
     // Sequential repeats, then a burst of concurrent repeats; a different result body changes nothing.
@@ -120,7 +115,7 @@ describe("lease fencing", () => {
   it("concurrent first completes with the same token: exactly one transition, every caller sees the same job", async () => {
     for (let t = 0; t < 20; t++) {
       const job = await submit("lease4", { webhookUrl: "https://example.com/hook" });
-      const [a] = await processNext("lease4", "worker-a");
+      const [a] = await poll("lease4", "worker-a");
       const res = await Promise.all(Array.from({ length: 6 }, () => complete(job.id, a!.leaseToken, { t })));
       for (const r of res) {
         expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -135,7 +130,7 @@ describe("lease fencing", () => {
 
   it("heartbeat with the live token extends the lease; a random token is 409", async () => {
     const job = await submit("lease5");
-    const [a] = await processNext("lease5", "worker-a");
+    const [a] = await poll("lease5", "worker-a");
     await expireLease(job.id);
     const hb = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: a!.leaseToken, leaseSeconds: 120 });
     expect(hb.status).toBe(200);

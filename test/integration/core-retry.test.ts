@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { completeJob, processNext, submitJob, useTestEnv } from "../helpers/app.js";
 
 const BASE_MS = 20_000;
 const MAX_MS = 50_000;
@@ -20,11 +20,7 @@ interface Job {
 
 const submit = (queue: string, extra: object = {}) =>
   submitJob<Job>(setup.env, setup.client, { queue, kind: "k", ...extra });
-const processNext = async (queue: string) => {
-  const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId: "w" });
-  expect(r.status).toBe(200);
-  return r.body.jobs as Job[];
-};
+const poll = async (queue: string) => (await processNext<Job>(setup.env, setup.worker, { queues: [queue] })).jobs;
 const failJob = async (j: Job, extra: object = {}) => {
   const r = await setup.env.http().post(`/v1/jobs/${j.id}/fail`).set("authorization", setup.worker)
     .send({ leaseToken: j.leaseToken, error: { message: "boom", code: "E1" }, ...extra });
@@ -38,7 +34,7 @@ describe("fail and retry", () => {
   it("fail with attempts left → queued with a future runAt inside the backoff ceiling; the last attempt → failed", async () => {
     const job = await submit("r1", { maxAttempts: 3, webhookUrl: "https://example.com/h" });
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const [c] = await processNext("r1");
+      const [c] = await poll("r1");
       expect(c, `attempt ${attempt}`).toMatchObject({ id: job.id, attempts: attempt, status: "running" });
       const f = await failJob(c!);
       if (attempt < 3) {
@@ -48,14 +44,14 @@ describe("fail and retry", () => {
         expect(delayMs(f)).toBeGreaterThanOrEqual(0);
         expect(delayMs(f)).toBeLessThanOrEqual(ceiling);
         // Not claimable before runAt (a draw of under a second would make this check meaningless; it is 1 in 20,000).
-        if (new Date(f.runAt).getTime() > Date.now() + 500) expect(await processNext("r1")).toEqual([]);
+        if (new Date(f.runAt).getTime() > Date.now() + 500) expect(await poll("r1")).toEqual([]);
         const claimById = await setup.env.http().post(`/v1/jobs/${job.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
         if (new Date(f.runAt).getTime() > Date.now() + 500) {
           expect(claimById.status).toBe(409);
           expect(claimById.body.code).toBe("not_claimable");
         }
         // The old lease is gone with the retry.
-        const late = await setup.env.http().post(`/v1/jobs/${job.id}/complete`).set("authorization", setup.worker).send({ leaseToken: c!.leaseToken });
+        const late = await completeJob(setup.env, setup.worker, job.id, c!.leaseToken);
         expect(late.status).toBe(409);
         await runNow(job.id);
       } else {
@@ -63,7 +59,7 @@ describe("fail and retry", () => {
         expect(f.finishedAt).not.toBeNull();
       }
     }
-    expect(await processNext("r1")).toEqual([]);
+    expect(await poll("r1")).toEqual([]);
     const events = await setup.env.c.sql<{ eventType: string }[]>`SELECT event_type FROM webhook_outbox WHERE subject_id = ${job.id}`;
     expect(events.map((e) => e.eventType)).toEqual(["job.failed"]);
   });
@@ -73,7 +69,7 @@ describe("fail and retry", () => {
     const seen: number[] = [];
     for (let attempt = 1; attempt <= 6; attempt++) {
       await runNow(job.id);
-      const [c] = await processNext("r2");
+      const [c] = await poll("r2");
       const f = await failJob(c!);
       expect(f.status).toBe("queued");
       const d = delayMs(f);
@@ -87,17 +83,17 @@ describe("fail and retry", () => {
 
   it("retryable: false → failed at once, with attempts left", async () => {
     const job = await submit("r3", { maxAttempts: 5, webhookUrl: "https://example.com/h" });
-    const [c] = await processNext("r3");
+    const [c] = await poll("r3");
     const f = await failJob(c!, { retryable: false });
     expect(f).toMatchObject({ id: job.id, status: "failed", attempts: 1 });
-    expect(await processNext("r3")).toEqual([]);
+    expect(await poll("r3")).toEqual([]);
     const [{ n }] = await setup.env.c.sql<[{ n: number }]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${job.id}`;
     expect(n).toBe(1);
   });
 
   it("fail after a cancel request → cancelled, not retried", async () => {
     const job = await submit("r4", { maxAttempts: 5 });
-    const [c] = await processNext("r4");
+    const [c] = await poll("r4");
     const cancel = await setup.env.http().post(`/v1/jobs/${job.id}/cancel`).set("authorization", setup.client);
     expect(cancel.body).toMatchObject({ status: "running", cancelRequested: true });
     const hb = await setup.env.http().post(`/v1/jobs/${job.id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken: c!.leaseToken });
@@ -108,23 +104,23 @@ describe("fail and retry", () => {
     const again = await failJob(c!);
     expect(again).toEqual(f);
     await runNow(job.id);
-    expect(await processNext("r4")).toEqual([]);
+    expect(await poll("r4")).toEqual([]);
   });
 
   it("retryAfterSeconds is honoured exactly, overriding backoff; 0 is claimable at once", async () => {
     const job = await submit("r5");
-    const [c] = await processNext("r5");
+    const [c] = await poll("r5");
     const f = await failJob(c!, { retryAfterSeconds: 90 });
     expect(f.status).toBe("queued");
     expect(delayMs(f)).toBeGreaterThanOrEqual(89_999);
     expect(delayMs(f)).toBeLessThanOrEqual(90_001);
-    expect(await processNext("r5")).toEqual([]);
+    expect(await poll("r5")).toEqual([]);
     await runNow(job.id);
-    const [c2] = await processNext("r5");
+    const [c2] = await poll("r5");
     expect(c2).toMatchObject({ id: job.id, attempts: 2 });
     const f2 = await failJob(c2!, { retryAfterSeconds: 0 });
     expect(f2.status).toBe("queued");
-    const [c3] = await processNext("r5");
+    const [c3] = await poll("r5");
     expect(c3).toMatchObject({ id: job.id, attempts: 3 });
   });
 });

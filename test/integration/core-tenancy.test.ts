@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { submitJob, type TestEnv, useKeys, useTestEnv } from "../helpers/app.js";
+import { completeJob, processNext, submitJob, type TestEnv, useKeys, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("core_tenancy");
 const k = useKeys(setup, {
@@ -46,7 +46,7 @@ describe("tenant isolation", () => {
     const token = claimed.body.leaseToken as string;
     // Even holding the real lease token, X's key cannot act on Y's job.
     expect404(await setup.env.http().post(`/v1/jobs/${y.id}/heartbeat`).set("authorization", k.xWorker).send({ leaseToken: token }), "heartbeat");
-    expect404(await setup.env.http().post(`/v1/jobs/${y.id}/complete`).set("authorization", k.xWorker).send({ leaseToken: token }), "complete");
+    expect404(await completeJob(setup.env, k.xWorker, y.id, token), "complete");
     expect404(await setup.env.http().post(`/v1/jobs/${y.id}/fail`).set("authorization", k.xWorker).send({ leaseToken: token, error: { message: "x" } }), "fail");
     expect404(await setup.env.http().post(`/v1/jobs/${y.id}/claim`).set("authorization", k.xWorker).send({ workerId: "x" }), "claim running");
     const many = await setup.env.http().post("/v1/jobs/complete").set("authorization", k.xWorker).send({ items: [{ id: y.id, leaseToken: token }] });
@@ -55,7 +55,7 @@ describe("tenant isolation", () => {
     expect(many.body.items[0].problem.code).toBe("not_found");
     expect(await jobRow(y.id)).toMatchObject({ status: "running", version: 2 });
     // Y's own worker still completes it.
-    const done = await setup.env.http().post(`/v1/jobs/${y.id}/complete`).set("authorization", k.yWorker).send({ leaseToken: token });
+    const done = await completeJob(setup.env, k.yWorker, y.id, token);
     expect(done.body.status).toBe("succeeded");
   });
 
@@ -64,16 +64,15 @@ describe("tenant isolation", () => {
       await submit(k.yClient, { queue: "shared", kind: "k", payload: { i } });
       await submit(k.xClient, { queue: "shared", kind: "k", payload: { i } });
     }
-    const x = await setup.env.http().post("/v1/process-next").set("authorization", k.xWorker).send({ queues: ["shared"], workerId: "x", max: 100 });
-    expect(x.status).toBe(200);
-    expect(x.body.jobs).toHaveLength(5);
-    for (const j of x.body.jobs) expect(j.tenant).toBe("xco");
-    const again = await setup.env.http().post("/v1/process-next").set("authorization", k.xWorker).send({ queues: ["shared"], workerId: "x", max: 100 });
-    expect(again.body.jobs).toEqual([]);
+    const x = await processNext<{ tenant: string }>(setup.env, k.xWorker, { queues: ["shared"], workerId: "x", max: 100 });
+    expect(x.jobs).toHaveLength(5);
+    for (const j of x.jobs) expect(j.tenant).toBe("xco");
+    const again = await processNext(setup.env, k.xWorker, { queues: ["shared"], workerId: "x", max: 100 });
+    expect(again.jobs).toEqual([]);
 
     await submit(k.xClient, { queue: "shared", kind: "k" });
-    const p = await setup.env.http().post("/v1/process-next").set("authorization", k.platformWorker).send({ queues: ["shared"], workerId: "p", max: 100 });
-    expect(p.body.jobs.map((j: { tenant: string }) => j.tenant).sort()).toEqual(["xco", ...Array(5).fill("yco")]);
+    const p = await processNext<{ tenant: string }>(setup.env, k.platformWorker, { queues: ["shared"], workerId: "p", max: 100 });
+    expect(p.jobs.map((j) => j.tenant).sort()).toEqual(["xco", ...Array(5).fill("yco")]);
   });
 
   it("a * key sees both tenants' jobs, and may act on either", async () => {
@@ -84,7 +83,7 @@ describe("tenant isolation", () => {
     expect(list.body.items.map((j: { tenant: string }) => j.tenant).sort()).toEqual(["xco", "yco"]);
     const claimed = await setup.env.http().post(`/v1/jobs/${y.id}/claim`).set("authorization", k.platformWorker).send({ workerId: "p" });
     expect(claimed.status).toBe(200);
-    const done = await setup.env.http().post(`/v1/jobs/${y.id}/complete`).set("authorization", k.platformWorker).send({ leaseToken: claimed.body.leaseToken });
+    const done = await completeJob(setup.env, k.platformWorker, y.id, claimed.body.leaseToken);
     expect(done.body.status).toBe("succeeded");
     const cancelled = await setup.env.http().post(`/v1/jobs/${x.id}/cancel`).set("authorization", k.platformClient);
     expect(cancelled.body.status).toBe("cancelled");

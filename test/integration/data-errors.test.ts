@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
 import { createWorker } from "../../src/worker/inProcess.js";
 import { until } from "../e2e/helpers/util.js";
-import { submitDirect, useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitDirect, useTestEnv } from "../helpers/app.js";
 
 // Statements shared by several callers (completes, submits) and createWorker's batched
 // acknowledgement: when PostgreSQL refuses one caller's value, only that caller fails.
@@ -57,7 +57,7 @@ function watch<K extends "completeManyIfLeased" | "insertMany" | "insert">(name:
 describe("a value PostgreSQL refuses fails only its own caller", () => {
   it("shared completes: one poisoned result among 40 concurrent completes", async () => {
     for (let i = 0; i < 40; i++) await submit("dc");
-    const claimed = await svc().claimNext({ queues: ["dc"], scope: null, workerId: "w", leaseSeconds: 60, max: 40, waitMs: 0 });
+    const claimed = await claimDirect(setup.env, "dc", { max: 40 });
     expect(claimed).toHaveLength(40);
     const w = watch("completeManyIfLeased");
     let outcomes: Array<{ ok: boolean; error?: string }>;
@@ -144,7 +144,7 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
   it("over HTTP, a poll's completions: the refused item is answered 400, the others complete, and the poll still leases", async () => {
     const worker = await setup.env.key("acme", "worker");
     for (let i = 0; i < 4; i++) await submit("dp", { i });
-    const claimed = await svc().claimNext({ queues: ["dp"], scope: null, workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
+    const claimed = await claimDirect(setup.env, "dp", { max: 3 });
     // The acknowledgements and the claim share one statement, which the refusal rolls back:
     // both must then run again on their own.
     const res = await setup.env
@@ -170,7 +170,7 @@ describe("a value PostgreSQL refuses fails only its own caller", () => {
   it("over HTTP, a batch acknowledgement answers the refused item 400 and completes the others", async () => {
     const worker = await setup.env.key("acme", "worker");
     for (let i = 0; i < 3; i++) await submit("db");
-    const claimed = await svc().claimNext({ queues: ["db"], scope: null, workerId: "w", leaseSeconds: 60, max: 3, waitMs: 0 });
+    const claimed = await claimDirect(setup.env, "db", { max: 3 });
     const res = await setup.env
       .http()
       .post("/v1/jobs/complete")

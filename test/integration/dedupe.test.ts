@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { useTestEnv } from "../helpers/app.js";
+import { completeJob, processNext, useTestEnv } from "../helpers/app.js";
 
 // Deduplication windows (DESIGN.md "Time limits and deduplication", "Version 2 details").
 // Real sockets: concurrent submits must reach PostgreSQL concurrently.
@@ -34,14 +34,13 @@ describe("dedupe", () => {
 
     // Running: joined, and replace leaves it alone.
     await setup.env.c.sql`UPDATE jobs SET run_at = now() WHERE id = ${first.body.id}`;
-    const poll = await http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: ["d1"], workerId: "w", max: 5 });
-    const claimed = poll.body.jobs.find((j: { id: string }) => j.id === first.body.id);
+    const claimed = (await processNext(setup.env, setup.worker, { queues: ["d1"], max: 5 })).jobs.find((j) => j.id === first.body.id);
     expect(claimed).toBeDefined();
     const whileRunning = await submit({ queue: "d1", payload: { v: 4 }, dedupe: { key: "k1", replace: true } });
     expect(whileRunning.status).toBe(200);
     expect(whileRunning.body).toMatchObject({ id: first.body.id, payload: { v: 3 }, status: "running" });
 
-    const done = await http().post(`/v1/jobs/${first.body.id}/complete`).set("authorization", setup.worker).send({ leaseToken: claimed.leaseToken });
+    const done = await completeJob(setup.env, setup.worker, first.body.id, claimed!.leaseToken);
     expect(done.status).toBe(200);
     const after = await submit({ queue: "d1", dedupe: { key: "k1" } });
     expect(after.status).toBe(201);
@@ -85,10 +84,9 @@ describe("dedupe", () => {
       const queue = `d5-${t}`;
       const first = await submit({ queue, dedupe: { key } });
       expect(first.status).toBe(201);
-      const poll = await http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId: "w" });
-      const [job] = poll.body.jobs as Array<{ id: string; leaseToken: string }>;
+      const [job] = (await processNext(setup.env, setup.worker, { queues: [queue] })).jobs;
       const [done, again] = await Promise.all([
-        http().post(`/v1/jobs/${job!.id}/complete`).set("authorization", setup.worker).send({ leaseToken: job!.leaseToken }),
+        completeJob(setup.env, setup.worker, job!.id, job!.leaseToken),
         submit({ queue, dedupe: { key } }),
       ]);
       expect(done.status).toBe(200);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { processNext, submitJob, useTestEnv } from "../helpers/app.js";
 
 // Expiring jobs (DESIGN.md "Time limits and deduplication", "Version 2 details").
 const setup = useTestEnv("expiry");
@@ -15,8 +15,7 @@ describe("expiresAt / ttlSeconds", () => {
     const job = await submitJob<{ id: string; expiresAt: string }>(setup.env, setup.client, {
       queue: "e1", kind: "k", expiresAt: new Date(Date.now() - 1000).toISOString(), webhookUrl: "https://example.com/hook",
     });
-    const poll = await http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: ["e1"], workerId: "w" });
-    expect(poll.body.jobs).toEqual([]);
+    expect((await processNext(setup.env, setup.worker, { queues: ["e1"] })).jobs).toEqual([]);
     const byId = await http().post(`/v1/jobs/${job.id}/claim`).set("authorization", setup.worker).send({ workerId: "w" });
     expect(byId.status).toBe(409);
     expect((await row(job.id)).status).toBe("queued");
@@ -31,8 +30,7 @@ describe("expiresAt / ttlSeconds", () => {
     const t0 = Date.now();
     const job = await submitJob<{ id: string; expiresAt: string }>(setup.env, setup.client, { queue: "e2", kind: "k", ttlSeconds: 3600 });
     expect(Math.abs(Date.parse(job.expiresAt) - (t0 + 3_600_000))).toBeLessThan(60_000);
-    const poll = await http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: ["e2"], workerId: "w" });
-    expect(poll.body.jobs.map((j: { id: string }) => j.id)).toEqual([job.id]);
+    expect((await processNext(setup.env, setup.worker, { queues: ["e2"] })).jobs.map((j) => j.id)).toEqual([job.id]);
     await reapOnce(setup.env.c);
     expect((await row(job.id)).status).toBe("running");
     const both = await http().post("/v1/jobs").set("authorization", setup.client)

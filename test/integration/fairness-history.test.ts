@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { NewJob } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
-import { submitDirect, useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitDirect, useTestEnv } from "../helpers/app.js";
 
 const setup = useTestEnv("jobs_fairness");
 
@@ -20,7 +20,7 @@ async function insertMany(tenant: string, queue: string, n: number, groupKey?: (
 async function claimOrder(queue: string, n: number): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    const rows = await svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    const rows = await claimDirect(setup.env, queue);
     if (rows.length === 0) break;
     out.push(rows[0]!.id);
   }
@@ -82,7 +82,7 @@ describe("fair claiming", () => {
   it("fair order holds in multi-job claims too: max 20 from A's flood and B's job includes B", async () => {
     await insertMany("acme", "f7", 1000, () => "A");
     const b = (await submit("acme", "f7", { groupKey: "B" })).id;
-    const rows = await svc().claimNext({ queues: ["f7"], scope: null, workerId: "w", leaseSeconds: 60, max: 20, waitMs: 0 });
+    const rows = await claimDirect(setup.env, "f7", { max: 20 });
     expect(rows.map((r) => r.id)).toContain(b);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createWorker } from "../../src/worker/inProcess.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { processNext, submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Progress (DESIGN.md "Operator control and visibility"): sent with a heartbeat by the lease
@@ -11,9 +11,9 @@ type Job = { id: string; version: number; status: string; leaseToken: string; pr
 
 async function leased(queue: string): Promise<Job> {
   await submitJob(t.env, t.client, { queue, kind: "k" });
-  const r = await http().post("/v1/process-next").set("authorization", t.worker).send({ queues: [queue], workerId: "w" });
-  expect(r.body.jobs.length).toBe(1);
-  return r.body.jobs[0] as Job;
+  const { jobs } = await processNext<Job>(t.env, t.worker, { queues: [queue] });
+  expect(jobs.length).toBe(1);
+  return jobs[0]!;
 }
 const getJob = async (id: string) => (await http().get(`/v1/jobs/${id}`).set("authorization", t.client)).body as Job;
 const beat = (id: string, body: object) => http().post(`/v1/jobs/${id}/heartbeat`).set("authorization", t.worker).send(body);

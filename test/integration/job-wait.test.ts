@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config.js";
 import { createContainer } from "../../src/container.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // GET /v1/jobs/{id}?waitMs= (DESIGN.md "Operator control and visibility"): answered when the job
@@ -24,10 +24,7 @@ async function waitFinished(id: string) {
   }
 }
 
-async function claimOne(queue: string) {
-  const [j] = await svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
-  return j!;
-}
+const claimOne = async (queue: string) => (await claimDirect(t.env, queue))[0]!;
 
 describe("GET /v1/jobs/{id}?waitMs=", () => {
   it("1,000 concurrent waiters hold one listener and the pool, not 1,000 connections, and all return promptly on completion", async () => {

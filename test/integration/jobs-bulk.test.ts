@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 
 // POST /v1/jobs/bulk under load: a bulk retry of thousands of failed jobs while workers drain
 // the queue and a bulk cancel runs at the same time.
@@ -11,7 +11,7 @@ const svc = () => t.env.c.services.jobs;
 const bulk = (body: object) => t.env.http().post("/v1/jobs/bulk").set("authorization", t.client).send(body);
 
 async function drainOnce(pFail: number): Promise<number> {
-  const got = await svc().claimNext({ queues: [Q], scope: null, workerId: "w", leaseSeconds: 60, max: 50, waitMs: 0 });
+  const got = await claimDirect(t.env, Q, { max: 50 });
   for (const j of got) {
     const out =
       Math.random() < pFail

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitJob, useTestEnv } from "../helpers/app.js";
 
 // Retry and delete of single jobs (DESIGN.md "Operator control and visibility"), and their races.
 const t = useTestEnv("jobs_operator");
@@ -15,7 +15,7 @@ async function failedJobs(queue: string, n: number, extra: object = {}): Promise
 async function failAll(queue: string, n: number): Promise<string[]> {
   const ids: string[] = [];
   while (ids.length < n) {
-    const got = await svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+    const got = await claimDirect(t.env, queue, { max: 100 });
     if (got.length === 0) break;
     for (const j of got) {
       const out = await svc().fail(j.id, null, { leaseToken: j.leaseToken!, error: { message: "boom", code: "E" }, retryable: false });
@@ -29,7 +29,7 @@ async function failAll(queue: string, n: number): Promise<string[]> {
 async function completeAll(queue: string): Promise<number> {
   let n = 0;
   for (;;) {
-    const got = await svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 100, waitMs: 0 });
+    const got = await claimDirect(t.env, queue, { max: 100 });
     if (got.length === 0) return n;
     for (const j of got) expect((await svc().complete(j.id, null, j.leaseToken!, { ok: true })).ok).toBe(true);
     n += got.length;
@@ -78,7 +78,7 @@ describe("POST /v1/jobs/{id}/retry and DELETE /v1/jobs/{id}", () => {
     });
     expect(b.status, JSON.stringify(b.body)).toBe(201);
     const batchId = b.body.id as string;
-    const first = await svc().claimNext({ queues: ["op_b"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    const first = await claimDirect(t.env, "op_b");
     await svc().complete(first[0]!.id, null, first[0]!.leaseToken!, null);
     const [failed] = await failAll("op_b", 1);
     let batch = (await http("get", `/v1/batches/${batchId}`)).body;
@@ -171,12 +171,12 @@ describe("error history", () => {
   it("keeps the last 20 failed attempts from fail and the reaper, shown by GET and carried by the webhook", async () => {
     const job = await submitJob<{ id: string }>(t.env, t.client, { queue: "op_err", kind: "k", maxAttempts: 30, webhookUrl: HOOK });
     for (let i = 1; i <= 22; i++) {
-      const [j] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+      const [j] = await claimDirect(t.env, "op_err");
       expect(j?.id).toBe(job.id);
       await svc().fail(j!.id, null, { leaseToken: j!.leaseToken!, error: { message: `boom ${i}`, code: `E${i}` }, retryable: true, retryAfterSeconds: 0 });
     }
     // The 23rd attempt's lease expires: the reaper records it.
-    const [j] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    const [j] = await claimDirect(t.env, "op_err");
     await t.env.c.sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${j!.id}`;
     await t.env.c.repos.jobs.reapExpired(10);
     const got = (await http("get", `/v1/jobs/${job.id}`)).body;
@@ -186,7 +186,7 @@ describe("error history", () => {
     expect(got.errors[19]).toMatchObject({ attempt: 23, code: "lease_expired", message: "lease expired" });
     expect(Date.parse(got.errors[19].at)).not.toBeNaN();
     // The final failure's webhook body carries the history too.
-    const [k] = await svc().claimNext({ queues: ["op_err"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    const [k] = await claimDirect(t.env, "op_err");
     await svc().fail(k!.id, null, { leaseToken: k!.leaseToken!, error: { message: "last" }, retryable: false });
     const [ev] = await t.env.c.sql<{ data: { errors: Array<{ message: string; code: string | null }> } }[]>`
       SELECT data FROM webhook_outbox WHERE subject_id = ${job.id} AND event_type = 'job.failed'`;

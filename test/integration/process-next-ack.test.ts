@@ -1,22 +1,17 @@
 // process-next's `complete`: a worker acknowledges what it finished with its next poll.
 import { describe, expect, it } from "vitest";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { processNext, submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 const setup = useTestEnv("process_next_ack");
 
 type Claimed = { id: string; leaseToken: string; version: number };
-type Answer = { id: string; status: number; problem?: { code: string; status: number } };
 type Ack = { id: string; leaseToken: string; result?: unknown };
 
 const submit = (queue: string, extra: object = {}) =>
   submitJob<{ id: string }>(setup.env, setup.client, { queue, kind: "k", payload: { x: 1 }, ...extra });
-const poll = async (queue: string, o: { complete?: Ack[]; waitMs?: number; max?: number; key?: string } = {}) => {
-  const { key = setup.worker, ...body } = o;
-  const r = await setup.env.http().post("/v1/process-next").set("authorization", key).send({ queues: [queue], workerId: "w", ...body });
-  expect(r.status).toBe(200);
-  return r.body as { jobs: Claimed[]; completed?: Answer[] };
-};
+const poll = (queue: string, { key = setup.worker, ...body }: { complete?: Ack[]; waitMs?: number; max?: number; key?: string } = {}) =>
+  processNext<Claimed>(setup.env, key, { queues: [queue], ...body });
 const job = async (id: string) => (await setup.env.http().get(`/v1/jobs/${id}`).set("authorization", setup.client)).body;
 const events = async (id: string) =>
   (await setup.env.c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE subject_id = ${id} AND event_type = 'job.succeeded'`)[0]!.n;
@@ -206,11 +201,9 @@ describe("process-next with complete", () => {
       Array.from({ length: 8 }, async (_, w) => {
         let pending: Ack[] = [];
         for (;;) {
-          const r = await setup.env.http().post("/v1/process-next").set("authorization", setup.worker)
-            .send({ queues: ["ack7"], workerId: `w${w}`, max: 1 + (w % 3), complete: pending });
-          expect(r.status).toBe(200);
-          expect((r.body.completed as Answer[]).every((c) => c.status === 200)).toBe(true);
-          const jobs = r.body.jobs as Claimed[];
+          const r = await processNext<Claimed>(setup.env, setup.worker, { queues: ["ack7"], workerId: `w${w}`, max: 1 + (w % 3), complete: pending });
+          expect(r.completed!.every((c) => c.status === 200)).toBe(true);
+          const jobs = r.jobs;
           if (jobs.length === 0 && pending.length === 0) return;
           for (const j of jobs) seen.push(j.id);
           pending = jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));

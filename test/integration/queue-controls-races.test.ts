@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { jobsRepository, type JobRow, type NewJob } from "../../src/repositories/jobs.js";
 import { queuesRepository } from "../../src/repositories/queues.js";
 import { toNewJob } from "../../src/services/jobs.js";
@@ -8,7 +8,7 @@ import { createSharedStatements } from "../../src/services/jobs/sharedStatements
 import type { Notifier } from "../../src/services/notifier.js";
 import { createCappedQueues } from "../../src/services/queues/capped.js";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { usePools, useTestEnv } from "../helpers/app.js";
 
 // Queue controls under races (issue 25 point 6): 32 claimers, each on its own connection and
 // with its own routing state (as 32 processes), against real PostgreSQL. Claimer connections
@@ -19,20 +19,14 @@ import { createTestEnv, type TestEnv } from "../helpers/app.js";
 
 const CLAIMERS = 32;
 const TENANT = "acme";
-let env: TestEnv;
+const setup = useTestEnv("qc_races", { JOBLINE_REAPER_INTERVAL_MS: 600_000 });
+const pool = usePools(setup);
 const pools: postgres.Sql[] = [];
 let admin: postgres.Sql;
 
-beforeAll(async () => {
-  env = await createTestEnv("qc_races", { JOBLINE_REAPER_INTERVAL_MS: 600_000 });
-  for (let i = 0; i < CLAIMERS; i++)
-    pools.push(postgres(env.url, { max: 1, transform: postgres.camel, onnotice: () => {}, connection: { synchronous_commit: "off" } }));
-  admin = postgres(env.url, { max: 2, transform: postgres.camel, onnotice: () => {} });
-}, 60_000);
-afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
-  await admin?.end({ timeout: 5 });
-  await env?.close();
+beforeAll(() => {
+  for (let i = 0; i < CLAIMERS; i++) pools.push(pool({ max: 1, transform: postgres.camel, connection: { synchronous_commit: "off" } }));
+  admin = pool({ max: 2, transform: postgres.camel });
 });
 
 const quiet = { notify() {} } as unknown as Notifier;
@@ -42,18 +36,18 @@ const quiet = { notify() {} } as unknown as Notifier;
 // head job would hide that). Every fourth claimer takes any kind.
 const claimerOf = (i: number, kinds = false) => {
   const repo = jobsRepository(pools[i]!);
-  const shared = createSharedStatements(pools[i]! as never, repo, createCappedQueues(queuesRepository(pools[i]!), quiet), env.c.metrics);
+  const shared = createSharedStatements(pools[i]! as never, repo, createCappedQueues(queuesRepository(pools[i]!), quiet), setup.env.c.metrics);
   const kind = kinds && i % 4 !== 3 ? { kinds: [`k${i % 4}`] } : {};
   return { repo, claim: (queue: string, max: number) => shared.claimRouted({ queues: [queue], tenant: i % 2 ? TENANT : null, leaseSeconds: 600, ...kind }, [{ workerId: `w${i}`, max }]).then((r) => r[0]!) };
 };
-const insert = (jobs: NewJob[]) => env.c.sql.begin((tx) => env.c.repos.jobs.insertMany(jobs, tx));
+const insert = (jobs: NewJob[]) => setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(jobs, tx));
 const newJob = (queue: string, i: number, groupKey: string | null = null): NewJob =>
   toNewJob(TENANT, { queue, kind: `k${i % 3}`, payload: { i }, groupKey: groupKey ?? undefined });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reads `sample()` in a loop on its own connection until stopped; returns the largest value seen. */
 function sampler(sample: (q: postgres.Sql) => Promise<number>) {
-  const conn = postgres(env.url, { max: 1, onnotice: () => {} });
+  const conn = postgres(setup.env.url, { max: 1, onnotice: () => {} });
   let stop = false;
   let max = 0;
   let n = 0;
@@ -207,7 +201,7 @@ describe("queue controls under races", () => {
   it("kill -9 of a worker holding jobs: its slots stay taken until the reaper returns them; counts stay true after", async () => {
     await queuesRepository(admin).replace("killed", TENANT, { paused: false, concurrency: 3, groupConcurrency: 1, rateLimit: null, defaultTimeoutSeconds: null });
     await insert([newJob("killed", 0, "A"), newJob("killed", 1, "A"), newJob("killed", 2, "B"), newJob("killed", 3, "C"), newJob("killed", 4, "D")]);
-    const child = spawn(process.execPath, ["--import", "tsx", "test/helpers/qc-claimer.ts", env.url, "killed", "10"], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "test/helpers/qc-claimer.ts", setup.env.url, "killed", "10"], { stdio: ["ignore", "pipe", "inherit"] });
     const held: string[] = await new Promise((resolve, reject) => {
       let out = "";
       child.stdout!.on("data", (d) => {
@@ -221,7 +215,7 @@ describe("queue controls under races", () => {
     const { claim } = claimerOf(0);
     expect(await claim("killed", 10)).toEqual([]);
     await sleep(1200); // the 1 s lease lapses
-    expect(await reapOnce(env.c)).toBe(3);
+    expect(await reapOnce(setup.env.c)).toBe(3);
     // Room for every job now: the requeued ones run again (attempts 2) beside D, but A's second
     // job still waits, for its key's head holds A's turn while requeued.
     await queuesRepository(admin).replace("killed", TENANT, { paused: false, concurrency: 5, groupConcurrency: 1, rateLimit: null, defaultTimeoutSeconds: null });

@@ -1,42 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createJoblineClient, JoblineApiError, queueControls } from "../../clients/typescript/src/index.js";
 import { queuesCommand } from "../../src/cliQueues.js";
 import { UsageError } from "../../src/cliRemote.js";
-import { createTestEnv, type TestEnv } from "../helpers/app.js";
+import { completeJob, processNext, submitJob, useKeys, useTestEnv } from "../helpers/app.js";
 
 // Queue controls over HTTP: the routes, their errors and tenant isolation, and each limit as
 // process-next and claim-by-id see it. The races are in queue-controls-races.test.ts.
 
-let env: TestEnv;
-let acme: string;
-let acmeClient: string;
-let other: string;
-let worker: string;
-beforeAll(async () => {
-  env = await createTestEnv("queue_controls", { JOBLINE_REAPER_INTERVAL_MS: 600_000 });
-  acme = await env.key("acme", "admin");
-  acmeClient = await env.key("acme", "client");
-  other = await env.key("other", "admin");
-  worker = await env.key("acme", "worker");
-});
-afterAll(async () => {
-  await env?.close();
-});
+const t = useTestEnv("queue_controls", { JOBLINE_REAPER_INTERVAL_MS: 600_000 });
+const k = useKeys(t, { acme: ["acme", "admin"], other: ["other", "admin"] });
 
-const submit = async (queue: string, body: Record<string, unknown> = {}) => {
-  const r = await env.http().post("/v1/jobs").set("authorization", acme).send({ queue, kind: "k", payload: {}, ...body });
-  expect(r.status).toBe(201);
-  return r.body.id as string;
-};
-const poll = async (queue: string, max = 10, waitMs = 0) => {
-  const r = await env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max, waitMs });
-  expect(r.status).toBe(200);
-  return r.body.jobs as Array<{ id: string; leaseToken: string; groupKey: string | null }>;
-};
-const complete = (j: { id: string; leaseToken: string }) =>
-  env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", worker).send({ leaseToken: j.leaseToken });
-const put = (queue: string, body: object, key = acme, query = "") =>
-  env.http().put(`/v1/queues/${queue}${query}`).set("authorization", key).send(body);
+const submit = async (queue: string, body: Record<string, unknown> = {}) => (await submitJob(t.env, k.acme, { queue, kind: "k", payload: {}, ...body })).id;
+const poll = async (queue: string, max = 10, waitMs = 0) => (await processNext(t.env, t.worker, { queues: [queue], max, waitMs })).jobs;
+const complete = (j: { id: string; leaseToken: string }) => completeJob(t.env, t.worker, j.id, j.leaseToken);
+const put = (queue: string, body: object, key = k.acme, query = "") =>
+  t.env.http().put(`/v1/queues/${queue}${query}`).set("authorization", key).send(body);
 
 describe("queue settings routes", () => {
   it("PUT replaces, GET reads, pause and resume are idempotent; a platform key names ?tenant=", async () => {
@@ -49,17 +27,17 @@ describe("queue settings routes", () => {
       settings: { paused: false, concurrency: 3, groupConcurrency: 1, rateLimit: { limit: 10, periodSeconds: 2 }, defaultTimeoutSeconds: null },
       counts: { queued: 1 },
     });
-    const p1 = await env.http().post("/v1/queues/qs1/pause").set("authorization", acme);
-    const p2 = await env.http().post("/v1/queues/qs1/pause").set("authorization", acme);
+    const p1 = await t.env.http().post("/v1/queues/qs1/pause").set("authorization", k.acme);
+    const p2 = await t.env.http().post("/v1/queues/qs1/pause").set("authorization", k.acme);
     expect([p1.status, p2.status]).toEqual([200, 200]);
     expect(p2.body.settings).toMatchObject({ paused: true, concurrency: 3 });
     expect(p2.body.waitingBecause).toContain("paused");
-    const g = await env.http().get("/v1/queues/qs1?tenant=acme").set("authorization", env.admin);
+    const g = await t.env.http().get("/v1/queues/qs1?tenant=acme").set("authorization", t.env.admin);
     expect(g.status).toBe(200);
     expect(g.body.settings.paused).toBe(true);
-    const list = await env.http().get("/v1/queues").set("authorization", acmeClient);
+    const list = await t.env.http().get("/v1/queues").set("authorization", t.client);
     expect(list.body.items.find((i: { queue: string }) => i.queue === "qs1").waitingBecause).toEqual(["paused"]);
-    const res = await env.http().post("/v1/queues/qs1/resume?tenant=acme").set("authorization", env.admin);
+    const res = await t.env.http().post("/v1/queues/qs1/resume?tenant=acme").set("authorization", t.env.admin);
     expect(res.status).toBe(200);
     expect(res.body.settings.paused).toBe(false);
     // PUT replaces the whole object: absent fields are no limit.
@@ -73,29 +51,29 @@ describe("queue settings routes", () => {
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.headers["content-type"]).toMatch(/application\/problem\+json/);
     }
-    expect((await put("qs2", { concurrency: 1 }, env.admin)).status).toBe(400);
-    expect((await put("qs2", { concurrency: 1 }, acmeClient)).status).toBe(403);
-    expect((await env.http().get("/v1/queues/qs2").set("authorization", acme)).status).toBe(404);
+    expect((await put("qs2", { concurrency: 1 }, t.env.admin)).status).toBe(400);
+    expect((await put("qs2", { concurrency: 1 }, t.client)).status).toBe(403);
+    expect((await t.env.http().get("/v1/queues/qs2").set("authorization", k.acme)).status).toBe(404);
   });
 
   it("waitingBecause also says scheduled and batchPreparing, in GET /v1/queues and GET /v1/queues/{queue}", async () => {
     await submit("wb1", { runAt: new Date(Date.now() + 3_600_000).toISOString() });
-    const b = await env.http().post("/v1/batches").set("authorization", acme).send({ jobs: [{ queue: "wb1", kind: "k", payload: {} }], seal: false });
+    const b = await t.env.http().post("/v1/batches").set("authorization", k.acme).send({ jobs: [{ queue: "wb1", kind: "k", payload: {} }], seal: false });
     expect(b.status).toBe(201);
-    expect((await env.http().get("/v1/queues/wb1").set("authorization", acme)).body.waitingBecause).toEqual(["scheduled", "batchPreparing"]);
-    const list = await env.http().get("/v1/queues").set("authorization", acmeClient);
+    expect((await t.env.http().get("/v1/queues/wb1").set("authorization", k.acme)).body.waitingBecause).toEqual(["scheduled", "batchPreparing"]);
+    const list = await t.env.http().get("/v1/queues").set("authorization", t.client);
     expect(list.body.items.find((i: { queue: string }) => i.queue === "wb1").waitingBecause).toEqual(["scheduled", "batchPreparing"]);
   });
 
   it("tenant isolation: another tenant's queue is 404 and its PUT changes only its own settings", async () => {
     await submit("iso");
     expect((await put("iso", { concurrency: 1 })).status).toBe(200);
-    expect((await env.http().get("/v1/queues/iso").set("authorization", other)).status).toBe(404);
-    expect((await env.http().get("/v1/queues/iso?tenant=acme").set("authorization", other)).status).toBe(404);
-    expect((await put("iso", { paused: true }, other, "?tenant=acme")).status).toBe(404);
-    expect((await env.http().post("/v1/queues/iso/pause?tenant=acme").set("authorization", other)).status).toBe(404);
-    expect((await put("iso", { paused: true }, other)).status).toBe(200); // other's own (other, iso)
-    const mine = await env.http().get("/v1/queues/iso").set("authorization", acme);
+    expect((await t.env.http().get("/v1/queues/iso").set("authorization", k.other)).status).toBe(404);
+    expect((await t.env.http().get("/v1/queues/iso?tenant=acme").set("authorization", k.other)).status).toBe(404);
+    expect((await put("iso", { paused: true }, k.other, "?tenant=acme")).status).toBe(404);
+    expect((await t.env.http().post("/v1/queues/iso/pause?tenant=acme").set("authorization", k.other)).status).toBe(404);
+    expect((await put("iso", { paused: true }, k.other)).status).toBe(200); // other's own (other, iso)
+    const mine = await t.env.http().get("/v1/queues/iso").set("authorization", k.acme);
     expect(mine.body.settings).toMatchObject({ paused: false, concurrency: 1 });
   });
 });
@@ -103,12 +81,12 @@ describe("queue settings routes", () => {
 describe("limits in process-next and claim-by-id", () => {
   it("paused: nothing starts, claim-by-id is 409 queue_paused; resume: it runs", async () => {
     const id = await submit("p1");
-    await env.http().post("/v1/queues/p1/pause").set("authorization", acme);
+    await t.env.http().post("/v1/queues/p1/pause").set("authorization", k.acme);
     expect(await poll("p1")).toEqual([]);
-    const c = await env.http().post(`/v1/jobs/${id}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const c = await t.env.http().post(`/v1/jobs/${id}/claim`).set("authorization", t.worker).send({ workerId: "w" });
     expect(c.status).toBe(409);
     expect(c.body.code).toBe("queue_paused");
-    await env.http().post("/v1/queues/p1/resume").set("authorization", acme);
+    await t.env.http().post("/v1/queues/p1/resume").set("authorization", k.acme);
     expect((await poll("p1")).map((j) => j.id)).toEqual([id]);
   });
 
@@ -119,10 +97,10 @@ describe("limits in process-next and claim-by-id", () => {
     const first = await poll("c1", 10);
     expect(first).toHaveLength(2);
     expect(await poll("c1", 10)).toEqual([]);
-    const c = await env.http().post(`/v1/jobs/${ids[4]}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const c = await t.env.http().post(`/v1/jobs/${ids[4]}/claim`).set("authorization", t.worker).send({ workerId: "w" });
     expect(c.status).toBe(409);
     expect(c.body.code).toBe("concurrency_limited");
-    expect((await env.http().get("/v1/queues/c1").set("authorization", acme)).body.waitingBecause).toEqual(["concurrency"]);
+    expect((await t.env.http().get("/v1/queues/c1").set("authorization", k.acme)).body.waitingBecause).toEqual(["concurrency"]);
     expect((await complete(first[0]!)).status).toBe(200);
     expect(await poll("c1", 10)).toHaveLength(1);
   });
@@ -133,11 +111,11 @@ describe("limits in process-next and claim-by-id", () => {
     const b = await submit("g1", { groupKey: "B" });
     const got = await poll("g1", 10);
     expect(got.map((j) => j.id).sort()).toEqual([a[0], b].sort());
-    const c = await env.http().post(`/v1/jobs/${a[1]}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const c = await t.env.http().post(`/v1/jobs/${a[1]}/claim`).set("authorization", t.worker).send({ workerId: "w" });
     expect(c.body.code).toBe("concurrency_limited");
     // The head of A fails with a retry: requeued (due now), it still holds A's turn.
     const ja = got.find((j) => j.id === a[0])!;
-    const f = await env.http().post(`/v1/jobs/${ja.id}/fail`).set("authorization", worker).send({ leaseToken: ja.leaseToken, error: { message: "x" }, retryAfterSeconds: 0 });
+    const f = await t.env.http().post(`/v1/jobs/${ja.id}/fail`).set("authorization", t.worker).send({ leaseToken: ja.leaseToken, error: { message: "x" }, retryAfterSeconds: 0 });
     expect(f.body.status).toBe("queued");
     const again = await poll("g1", 10);
     expect(again.map((j) => j.id)).toEqual([a[0]]);
@@ -151,7 +129,7 @@ describe("limits in process-next and claim-by-id", () => {
     // Only a default: no limit, so the free claim takes the queue. With a limit: the gated one.
     expect((await put("dt1", { defaultTimeoutSeconds: 30 })).status).toBe(200);
     expect((await put("dt2", { concurrency: 5, defaultTimeoutSeconds: 40 })).status).toBe(200);
-    expect(await env.c.repos.queues.cappedQueues()).not.toContain("dt1");
+    expect(await t.env.c.repos.queues.cappedQueues()).not.toContain("dt1");
     const own = await submit("dt1", { timeoutSeconds: 7 });
     await submit("dt1");
     const free = (await poll("dt1")) as unknown as Claimed[];
@@ -160,7 +138,7 @@ describe("limits in process-next and claim-by-id", () => {
     expect(((await poll("dt2")) as unknown as Claimed[]).map(secondsLeft)).toEqual([40]);
     for (const queue of ["dt1", "dt2"]) {
       const id = await submit(queue);
-      const c = await env.http().post(`/v1/jobs/${id}/claim`).set("authorization", worker).send({ workerId: "w" });
+      const c = await t.env.http().post(`/v1/jobs/${id}/claim`).set("authorization", t.worker).send({ workerId: "w" });
       expect(c.status, queue).toBe(200);
       expect(secondsLeft(c.body), queue).toBe(queue === "dt1" ? 30 : 40);
     }
@@ -176,11 +154,11 @@ describe("limits in process-next and claim-by-id", () => {
     expect(await poll("r1", 10)).toHaveLength(1);
     expect(await poll("r1", 10)).toEqual([]);
     const left = ids.find((i) => !got.some((g) => g.id === i))!;
-    const c = await env.http().post(`/v1/jobs/${ids[4]}/claim`).set("authorization", worker).send({ workerId: "w" });
+    const c = await t.env.http().post(`/v1/jobs/${ids[4]}/claim`).set("authorization", t.worker).send({ workerId: "w" });
     expect(c.status).toBe(409);
     expect(["rate_limited", "not_queued"]).toContain(c.body.code);
     expect(left).toBeTruthy();
-    expect((await env.http().get("/v1/queues/r1").set("authorization", acme)).body.waitingBecause).toEqual(["rateLimit"]);
+    expect((await t.env.http().get("/v1/queues/r1").set("authorization", k.acme)).body.waitingBecause).toEqual(["rateLimit"]);
   });
 
   it("a long poll on a full queue is woken by a completion that frees a slot, and by resume (not its timer)", async () => {
@@ -192,36 +170,36 @@ describe("limits in process-next and claim-by-id", () => {
     // What a poll waits on after its empty claim; 20 s unless something announces the queue.
     const woken = (queue: string) => {
       const t0 = Date.now();
-      return env.c.notifier.wait([queue], 20_000, undefined, env.c.notifier.mark()).then(() => Date.now() - t0);
+      return t.env.c.notifier.wait([queue], 20_000, undefined, t.env.c.notifier.mark()).then(() => Date.now() - t0);
     };
     const w1 = woken("w1");
     expect((await complete(held!)).status).toBe(200);
     expect(await w1).toBeLessThan(15_000);
     expect(await poll("w1")).toHaveLength(1);
 
-    await env.http().post("/v1/queues/w2/pause").set("authorization", acme);
+    await t.env.http().post("/v1/queues/w2/pause").set("authorization", k.acme);
     await submit("w2");
     expect(await poll("w2")).toEqual([]);
     const w2 = woken("w2");
-    await env.http().post("/v1/queues/w2/resume").set("authorization", acme);
+    await t.env.http().post("/v1/queues/w2/resume").set("authorization", k.acme);
     expect(await w2).toBeLessThan(15_000);
     expect(await poll("w2")).toHaveLength(1);
   });
 
   it("a long poll held back by a batch job's requeued retry (its key's turn) is woken by the batch cancel", async () => {
     await put("w3", { groupConcurrency: 1 });
-    const b = await env.http().post("/v1/batches").set("authorization", acme).send({ jobs: [{ queue: "w3", kind: "k", payload: {}, groupKey: "A" }] });
+    const b = await t.env.http().post("/v1/batches").set("authorization", k.acme).send({ jobs: [{ queue: "w3", kind: "k", payload: {}, groupKey: "A" }] });
     expect(b.status).toBe(201);
     const next = await submit("w3", { groupKey: "A" });
     const [held] = await poll("w3");
-    const f = await env.http().post(`/v1/jobs/${held!.id}/fail`).set("authorization", worker)
+    const f = await t.env.http().post(`/v1/jobs/${held!.id}/fail`).set("authorization", t.worker)
       .send({ leaseToken: held!.leaseToken, error: { message: "x" }, retryable: true, retryAfterSeconds: 3600 });
     expect(f.body.status).toBe("queued");
     // The requeued batch job keeps key A's turn: the key's next job waits.
     expect(await poll("w3")).toEqual([]);
     // 20 s unless something announces the queue (a poll's own wait re-checks each second).
-    const woken = env.c.notifier.wait(["w3"], 20_000, undefined, env.c.notifier.mark());
-    const c = await env.http().post(`/v1/batches/${b.body.id}/cancel`).set("authorization", acme);
+    const woken = t.env.c.notifier.wait(["w3"], 20_000, undefined, t.env.c.notifier.mark());
+    const c = await t.env.http().post(`/v1/batches/${b.body.id}/cancel`).set("authorization", k.acme);
     expect(c.status).toBe(200);
     expect(await woken).toMatchObject({ queue: "w3" });
     expect((await poll("w3")).map((j) => j.id)).toEqual([next]);
@@ -230,8 +208,8 @@ describe("limits in process-next and claim-by-id", () => {
 
 describe("SDK and CLI", () => {
   it("queueControls: set, get, pause, resume; errors throw JoblineApiError", async () => {
-    const address = await env.app.listen({ host: "127.0.0.1", port: 0 });
-    const qc = queueControls(createJoblineClient({ baseUrl: address, apiKey: acme }));
+    const address = await t.env.app.listen({ host: "127.0.0.1", port: 0 });
+    const qc = queueControls(createJoblineClient({ baseUrl: address, apiKey: k.acme }));
     expect((await qc.set("sdkq", { concurrency: 4, rateLimit: { limit: 5, periodSeconds: 1 } })).settings).toMatchObject({ concurrency: 4 });
     expect((await qc.pause("sdkq")).settings.paused).toBe(true);
     expect((await qc.get("sdkq")).settings).toMatchObject({ paused: true, concurrency: 4, rateLimit: { limit: 5, periodSeconds: 1 } });
@@ -241,19 +219,19 @@ describe("SDK and CLI", () => {
   });
 
   it("jobline queues set / pause / resume / get", async () => {
-    const address = await env.app.listen({ host: "127.0.0.1", port: 0 }).catch(() => `http://127.0.0.1:${(env.app.server.address() as { port: number }).port}`);
+    const address = await t.env.app.listen({ host: "127.0.0.1", port: 0 }).catch(() => `http://127.0.0.1:${(t.env.app.server.address() as { port: number }).port}`);
     const saved = { url: process.env.JOBLINE_URL, key: process.env.JOBLINE_API_KEY };
     process.env.JOBLINE_URL = address;
-    process.env.JOBLINE_API_KEY = acme.replace(/^Bearer /, "");
+    process.env.JOBLINE_API_KEY = k.acme.replace(/^Bearer /, "");
     const write = process.stdout.write;
     process.stdout.write = (() => true) as never;
     try {
       expect(await queuesCommand("set", "cliq", { concurrency: "5", groupConcurrency: "1", rateLimit: "100/60" })).toBe(0);
       expect(await queuesCommand("pause", "cliq", {})).toBe(0);
-      expect((await env.c.repos.queues.get("cliq", "acme"))).toMatchObject({ paused: true, concurrency: 5, groupConcurrency: 1, rateLimit: { limit: 100, periodSeconds: 60 } });
+      expect((await t.env.c.repos.queues.get("cliq", "acme"))).toMatchObject({ paused: true, concurrency: 5, groupConcurrency: 1, rateLimit: { limit: 100, periodSeconds: 60 } });
       expect(await queuesCommand("resume", "cliq", {})).toBe(0);
       expect(await queuesCommand("get", "cliq", {})).toBe(0);
-      expect((await env.c.repos.queues.get("cliq", "acme"))?.paused).toBe(false);
+      expect((await t.env.c.repos.queues.get("cliq", "acme"))?.paused).toBe(false);
       await expect(queuesCommand("set", "cliq", { rateLimit: "100" })).rejects.toBeInstanceOf(UsageError);
       await expect(queuesCommand("set", "cliq", { concurrency: "0" })).rejects.toBeInstanceOf(UsageError);
     } finally {

@@ -3,7 +3,7 @@ import { HELD_TAG } from "../../src/db/schema.js";
 import { HOLD_AHEAD_MS } from "../../src/repositories/jobs.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { inTx } from "../../src/db/tx.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 
 // Jobs submitted with a runAt well ahead are held: no fairness tag from their group, not in
 // the claim index. When due, a claiming process tags them as a submit at that moment would.
@@ -12,8 +12,7 @@ const setup = useTestEnv("scheduled_jobs");
 
 const svc = () => setup.env.c.services.jobs;
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString();
-const claim = (queue: string, max = 1, waitMs = 0) =>
-  svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max, waitMs });
+const claim = (queue: string, max = 1, waitMs = 0) => claimDirect(setup.env, queue, { max, waitMs });
 const heldMany = (queue: string, n: number, groupKey: string, runAt = tomorrow()) =>
   setup.env.c.sql.begin((tx) =>
     setup.env.c.repos.jobs.insertMany(

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { every } from "../../src/worker/every.js";
 import { createWorker, JobTimeoutError, type Worker } from "../../src/worker/inProcess.js";
 import { reapOnce } from "../../src/worker/reaper.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { completeJob, processNext, submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Execution timeouts (DESIGN.md "Time limits and deduplication"): the deadline is set by the
@@ -15,15 +15,9 @@ afterAll(async () => {
 
 type Claimed = { id: string; leaseToken: string; attempts: number; deadlineAt: string | null; leaseExpiresAt: string; startedAt: string };
 const http = () => setup.env.http();
-const processNext = async (queue: string) => {
-  const r = await http().post("/v1/process-next").set("authorization", setup.worker).send({ queues: [queue], workerId: "w", leaseSeconds: 60 });
-  expect(r.status).toBe(200);
-  return r.body.jobs as Claimed[];
-};
+const poll = async (queue: string) => (await processNext<Claimed>(setup.env, setup.worker, { queues: [queue], leaseSeconds: 60 })).jobs;
 const heartbeat = (id: string, leaseToken: string) =>
   http().post(`/v1/jobs/${id}/heartbeat`).set("authorization", setup.worker).send({ leaseToken, leaseSeconds: 60 });
-const complete = (id: string, leaseToken: string) =>
-  http().post(`/v1/jobs/${id}/complete`).set("authorization", setup.worker).send({ leaseToken, result: { late: true } });
 const row = async (id: string) =>
   (await setup.env.c.sql<{ status: string; attempts: number; lastError: { code?: string } | null }[]>`
     SELECT status::text, attempts, last_error FROM jobs WHERE id = ${id}`)[0]!;
@@ -49,7 +43,7 @@ describe("execution timeout", () => {
     expect(job).toMatchObject({ timeoutSeconds: 1, deadlineAt: null });
 
     for (const attempt of [1, 2]) {
-      const [a] = await processNext("t1");
+      const [a] = await poll("t1");
       expect(a).toMatchObject({ id: job.id, attempts: attempt });
       expect(Date.parse(a!.deadlineAt!) - Date.parse(a!.startedAt)).toBe(1000);
       expect(Date.parse(a!.leaseExpiresAt)).toBe(Date.parse(a!.deadlineAt!));
@@ -63,7 +57,7 @@ describe("execution timeout", () => {
       expect(await reapOnce(setup.env.c)).toBe(1);
       const after = await row(job.id);
       expect(after).toMatchObject({ status: attempt === 1 ? "queued" : "failed", attempts: attempt, lastError: { code: "timeout" } });
-      const late = await complete(job.id, a!.leaseToken);
+      const late = await completeJob(setup.env, setup.worker, job.id, a!.leaseToken, { late: true });
       expect(late.status).toBe(409);
       expect(late.body.code).toBe("not_running");
     }
@@ -72,7 +66,7 @@ describe("execution timeout", () => {
 
   it("a job without timeoutSeconds has no deadline and keeps its lease by heartbeats", async () => {
     await submitJob(setup.env, setup.client, { queue: "t2", kind: "k" });
-    const [a] = await processNext("t2");
+    const [a] = await poll("t2");
     expect(a!.deadlineAt).toBeNull();
     const hb = await heartbeat(a!.id, a!.leaseToken);
     expect(hb.status).toBe(200);

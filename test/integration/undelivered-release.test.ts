@@ -1,25 +1,16 @@
 // Seed case claimed_then_missing: jobs leased to a poll whose client went away before the answer
 // was written are released at once (fenced by their lease tokens), counted, and run only once.
 import net from "node:net";
-import { beforeAll, describe, expect, it } from "vitest";
-import { useTestEnv } from "../helpers/app.js";
+import { describe, expect, it } from "vitest";
+import { completeJob, processNext, submitJob, useKeys, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 const setup = useTestEnv("undelivered", {}, { listen: true });
-let client: string;
-let worker: string;
-beforeAll(async () => {
-  client = await setup.env.key("u", "client");
-  worker = await setup.env.key("u", "worker");
-});
+const k = useKeys(setup, { client: ["u", "client"], worker: ["u", "worker"] });
 
 const submit = async (queue: string, n: number, payload: unknown = { x: 1 }) => {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await setup.env.http().post("/v1/jobs").set("authorization", client).send({ queue, kind: "k", payload });
-    expect(r.status).toBe(201);
-    ids.push(r.body.id);
-  }
+  for (let i = 0; i < n; i++) ids.push((await submitJob(setup.env, k.client, { queue, kind: "k", payload })).id);
   return ids;
 };
 
@@ -29,7 +20,7 @@ const rawPoll = (queue: string, max: number) => {
   const socket = net.connect(setup.port, "127.0.0.1");
   socket.on("error", () => {});
   socket.write(
-    `POST /v1/process-next HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${worker}\r\n` +
+    `POST /v1/process-next HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${k.worker}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   return socket;
@@ -47,13 +38,11 @@ const metric = async (series: string) => {
 const drain = async (queue: string) => {
   const ran: string[] = [];
   for (;;) {
-    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: [queue], workerId: "w", max: 100 });
-    expect(r.status).toBe(200);
-    if (r.body.jobs.length === 0) return ran;
-    for (const j of r.body.jobs as Array<{ id: string; leaseToken: string; attempts: number }>) {
+    const { jobs } = await processNext(setup.env, k.worker, { queues: [queue], max: 100 });
+    if (jobs.length === 0) return ran;
+    for (const j of jobs) {
       expect(j.attempts).toBe(1);
-      const done = await setup.env.http().post(`/v1/jobs/${j.id}/complete`).set("authorization", worker).send({ leaseToken: j.leaseToken });
-      expect(done.status).toBe(200);
+      expect((await completeJob(setup.env, k.worker, j.id, j.leaseToken)).status).toBe(200);
       ran.push(j.id);
     }
   }
@@ -125,8 +114,7 @@ describe("a poll whose answer is not delivered", () => {
 
   it("an answer that was delivered is not released", async () => {
     const ids = await submit("kept", 2);
-    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["kept"], workerId: "w", max: 2 });
-    expect(r.body.jobs).toHaveLength(2);
+    expect((await processNext(setup.env, k.worker, { queues: ["kept"], max: 2 })).jobs).toHaveLength(2);
     await new Promise((res) => setTimeout(res, 300));
     expect((await rows(ids)).map((j) => j.status)).toEqual(["running", "running"]);
     expect(await metric('jobline_leases_released_total{tenant="u",queue="kept",reason="undelivered"}')).toBe(0);
@@ -135,11 +123,10 @@ describe("a poll whose answer is not delivered", () => {
   it("the release is fenced by the lease token: a job completed or re-leased meanwhile is untouched", async () => {
     const { releaseIfLeased } = setup.env.c.repos.jobs;
     const [a, b] = await submit("fence", 2);
-    const r = await setup.env.http().post("/v1/process-next").set("authorization", worker).send({ queues: ["fence"], workerId: "w", max: 2 });
-    const jobs = r.body.jobs as Array<{ id: string; leaseToken: string }>;
+    const { jobs } = await processNext(setup.env, k.worker, { queues: ["fence"], max: 2 });
     const ja = jobs.find((j) => j.id === a)!;
     const jb = jobs.find((j) => j.id === b)!;
-    expect((await setup.env.http().post(`/v1/jobs/${a}/complete`).set("authorization", worker).send({ leaseToken: ja.leaseToken })).status).toBe(200);
+    expect((await completeJob(setup.env, k.worker, a!, ja.leaseToken)).status).toBe(200);
     const wrong = "00000000-0000-4000-8000-000000000000";
     const released = await releaseIfLeased([ja, { id: b!, leaseToken: wrong }]);
     expect(released).toEqual([]);

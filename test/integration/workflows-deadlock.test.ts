@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Lock order between a cancellation by dependency and a sibling's finalisation (issue 28
@@ -19,7 +19,7 @@ async function trial(i: number) {
   if (!p0.ok) throw new Error(JSON.stringify(p0));
   const b = await batches().create("acme", { seal: false, jobs: [{ queue: `dl_s${i}`, kind: "k", payload: {} }] });
   if (!b.ok) throw new Error(JSON.stringify(b));
-  const [s0] = await svc().claimNext({ queues: [`dl_s${i}`], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+  const [s0] = await claimDirect(t.env, `dl_s${i}`);
   expect(s0, "the open batch's job is not claimable before the seal").toBeUndefined();
   const sId = (await t.env.c.sql<{ id: string }[]>`SELECT id FROM jobs WHERE batch_id = ${b.value.batch.id}`)[0]!.id;
   const added = await batches().addJobs(b.value.batch.id, null, [
@@ -30,7 +30,7 @@ async function trial(i: number) {
   if (!sealed.ok) throw new Error(JSON.stringify(sealed));
   const lease = async (id: string): Promise<JobRow> =>
     until(`job ${id} claimable`, async () => {
-      await svc().claimNext({ queues: ["__none__"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+      await claimDirect(t.env, "__none__");
       const out = await svc().claim(id, null, { workerId: "w", leaseSeconds: 60 });
       return out.ok ? out.value : undefined;
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JobRow } from "../../src/repositories/jobs.js";
-import { useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitDirect, useTestEnv } from "../helpers/app.js";
 
 // Workflows under races, against real PostgreSQL and many pool connections (issue 28 point 3):
 // 200 trials each, run 10 at a time. A dependent released twice or never is the seeds' bug class.
@@ -13,11 +13,7 @@ const svc = () => t.env.c.services.jobs;
 async function trials(run: (i: number) => Promise<void>) {
   for (let i = 0; i < TRIALS; i += AT_ONCE) await Promise.all(Array.from({ length: AT_ONCE }, (_, k) => run(i + k)));
 }
-async function submit(queue: string, extra: object = {}) {
-  const out = await svc().submit("acme", { queue, kind: "k", payload: {}, ...extra });
-  if (!out.ok) throw new Error(JSON.stringify(out));
-  return out.value;
-}
+const submit = (queue: string, extra: object = {}) => submitDirect(t.env, "acme", { queue, kind: "k", payload: {}, ...extra });
 /** Submits a job of its own queue and claims it: running, ready to be finished. */
 async function running(queue: string, extra: object = {}) {
   const job = await submit(queue, extra);
@@ -104,7 +100,7 @@ describe("workflow races (200 trials each)", () => {
     await trials(async (i) => {
       const p = await submit(`r3p_${i}`);
       const child = await submit(`r3c_${i}`, { dependsOn: { jobs: [p.id] } });
-      const poll = () => svc().claimNext({ queues: [`r3c_${i}`], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+      const poll = () => claimDirect(t.env, `r3c_${i}`);
       const [cancelled, byId, polled1, polled2] = await Promise.all([
         svc().cancel(p.id, null),
         svc().claim(child.id, null, { workerId: "w", leaseSeconds: 60 }),
@@ -142,7 +138,7 @@ describe("workflow races (200 trials each)", () => {
 
 async function promotedAndClaimed(id: string): Promise<JobRow> {
   for (let k = 0; k < 200; k++) {
-    await svc().claimNext({ queues: ["__none__"], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+    await claimDirect(t.env, "__none__");
     const out = await svc().claim(id, null, { workerId: "w", leaseSeconds: 60 });
     if (out.ok) return out.value;
     await new Promise((r) => setTimeout(r, 20));

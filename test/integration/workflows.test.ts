@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { FINALISE_TAIL_SQL } from "../../src/repositories/jobs/finalise.js";
 import { cascadeOnce } from "../../src/worker/cascade.js";
-import { submitJob, useTestEnv } from "../helpers/app.js";
+import { claimDirect, submitJob, useTestEnv } from "../helpers/app.js";
 import { until } from "../helpers/until.js";
 
 // Workflows (DESIGN.md "Workflows (dependencies)", docs/workflows.md): dependsOn, the waiting
@@ -15,7 +15,7 @@ type Job = { id: string; status: string; pendingDependencies: number; lastError:
 
 const submit = (body: object) => submitJob<Job>(t.env, t.client, { kind: "k", ...body });
 const get = async (id: string) => (await http("get", `/v1/jobs/${id}`)).body as Job;
-const claim = (queue: string) => svc().claimNext({ queues: [queue], scope: null, workerId: "w", leaseSeconds: 60, max: 1, waitMs: 0 });
+const claim = (queue: string) => claimDirect(t.env, queue);
 async function finishOne(queue: string, how: "complete" | "fail") {
   const [j] = await claim(queue);
   expect(j, `a job of ${queue} to ${how}`).toBeDefined();
