@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { releaseUndelivered } from "./services/undelivered.js";
 import type { Config } from "./config.js";
 import { connect, type Database, listenClient } from "./db/client.js";
 import { createLogger } from "./logger.js";
@@ -66,6 +67,8 @@ export function createContainer(config: Config, databaseUrl: string, opts: { app
     retention: createRetentionService({ sql, outbox: repos.outbox, retentionDays: config.JOBLINE_RETENTION_DAYS }),
     schedules: createScheduleService({ sql, jobs: repos.jobs, notifier, graceMs: config.JOBLINE_SCHEDULE_GRACE_MS }),
     webhooks: createWebhookDelivery({ outbox: repos.outbox, tenants: repos.tenants, metrics, logger, config }),
+    /** Jobs leased to a poll whose answer never reached its client, given back at once. */
+    undelivered: { release: (rows: Parameters<typeof releaseUndelivered>[1]) => releaseUndelivered({ sql, metrics, notifier }, rows) },
   };
 
   return {
@@ -92,3 +95,6 @@ export type Container = ReturnType<typeof createContainer>;
 
 /** What the background duties (src/worker) may use: services, never repositories or the pool. */
 export type WorkerDeps = Pick<Container, "services" | "config" | "logger" | "metrics">;
+
+/** What the HTTP layer (src/http) may use: the same. */
+export type HttpDeps = WorkerDeps;

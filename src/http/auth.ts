@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { hasRole, PLATFORM_TENANT, type Principal, type Role, scopeOf } from "../services/auth.js";
-import type { Container } from "../container.js";
+import type { HttpDeps } from "../container.js";
 import { problem, sendProblem } from "./problem.js";
 
 declare module "fastify" {
@@ -20,7 +20,7 @@ export function bearerToken(header: string | undefined): string | null {
  * Before the body is read or validated, so a caller without a valid key learns nothing of the
  * route's schema and gets 401 (or 403) whatever it sent.
  */
-export function requireRole(c: Container, ...roles: Role[]) {
+export function requireRole(c: HttpDeps, ...roles: Role[]) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const key = bearerToken(req.headers.authorization);
     if (key === null) return sendProblem(reply, problem("unauthorized", "missing or malformed Authorization: Bearer <api key>"));

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
-import type { Container } from "../container.js";
+import type { HttpDeps } from "../container.js";
 import { problem, sendProblem } from "./problem.js";
 import { healthRoutes } from "./routes/health.js";
 
@@ -8,7 +8,7 @@ import { healthRoutes } from "./routes/health.js";
  * What `jobline worker` serves on JOBLINE_WORKER_PORT: /metrics (its reaper, webhook and
  * handler figures live in this process), /healthz and /readyz. The same routes as the API's.
  */
-export async function buildOpsApp(c: Container) {
+export async function buildOpsApp(c: HttpDeps) {
   const app = Fastify({
     loggerInstance: c.logger.child({ component: "worker-http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import type { Container } from "../container.js";
+import type { HttpDeps } from "../container.js";
 import { parseAllowHosts, webhookUrlProblem } from "../domain/addresses.js";
 import { problem, sendProblem } from "./problem.js";
 
@@ -8,7 +8,7 @@ import { problem, sendProblem } from "./problem.js";
  * outside JOBLINE_WEBHOOK_ALLOW_HOSTS, or credentials), so the submitter learns it at once.
  * Returns the sent reply when refused.
  */
-export function webhookUrlGuard(c: Container) {
+export function webhookUrlGuard(c: HttpDeps) {
   const allow = parseAllowHosts(c.config.JOBLINE_WEBHOOK_ALLOW_HOSTS);
   return (reply: FastifyReply, urls: Array<[path: string, url: string | null | undefined]>) => {
     for (const [path, url] of urls) {

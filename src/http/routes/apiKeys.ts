@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import type { ROLES } from "../../services/auth.js";
 import { requireRole } from "../auth.js";
 import { errors, fail } from "../problem.js";
@@ -7,7 +7,7 @@ import { ApiKeyCreateBody, ApiKeySchema, apiKeyCreated } from "../schemas/apiKey
 import { IdParams } from "../schemas/common.js";
 import type { Api } from "../types.js";
 
-export async function apiKeyRoutes(app: Api, c: Container) {
+export async function apiKeyRoutes(app: Api, c: HttpDeps) {
   const admin = requireRole(c, "admin");
   const auth = c.services.auth;
   const tags = ["api-keys"];

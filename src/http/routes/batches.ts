@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { MAX_BATCH_JOBS } from "../../services/batches.js";
 import { batchDto } from "../../services/representation.js";
 import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
@@ -43,14 +43,14 @@ function answerBatch(reply: FastifyReply, out: BatchOutcome, code = 200) {
 }
 
 interface Ctx {
-  svc: Container["services"]["batches"];
+  svc: HttpDeps["services"]["batches"];
   client: RoleHook;
 }
 
 const tags = ["batches"];
 
 /** The batch routes; registered in this order, which is the OpenAPI document's. */
-export async function batchRoutes(app: Api, c: Container) {
+export async function batchRoutes(app: Api, c: HttpDeps) {
   const ctx: Ctx = { svc: c.services.batches, client: requireRole(c, "client") };
   registerCreate(app, ctx, webhookUrlGuard(c));
   registerAction(app, ctx, "seal", "sealBatch", "Seal a batch: its jobs become claimable (idempotent)");

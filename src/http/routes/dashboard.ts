@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import helmet from "@fastify/helmet";
 import fastifyStatic from "@fastify/static";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import type { Api } from "../types.js";
 
 const ROOT = fileURLToPath(new URL("../dashboard/", import.meta.url));
@@ -28,7 +28,7 @@ export const DASHBOARD_CSP = {
  * user enters (kept in sessionStorage). Security headers apply to this scope only, so /docs
  * (swagger-ui, inline scripts) and the JSON API keep theirs.
  */
-export async function dashboardRoutes(app: Api, _c: Container) {
+export async function dashboardRoutes(app: Api, _c: HttpDeps) {
   await app.register(async (scope) => {
     await scope.register(helmet, {
       contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },

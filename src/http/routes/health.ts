@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { SampleUnavailable } from "../../metrics.js";
 import { bearerToken } from "../auth.js";
 import { ProblemSchema, problem, sendProblem } from "../problem.js";
 import type { Api } from "../types.js";
 
-export async function healthRoutes(app: Api, c: Container) {
+export async function healthRoutes(app: Api, c: HttpDeps) {
   const Status = z.object({ status: z.enum(["ok", "ready", "not_ready"]) }).meta({ id: "Health" });
 
   app.get("/healthz", { schema: { operationId: "getHealth", tags: ["ops"], summary: "The process is up", security: [], response: { 200: Status } } }, async () => ({ status: "ok" as const }));

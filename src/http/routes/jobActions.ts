@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
 import { EmptyBody, IdParams } from "../schemas/common.js";
@@ -10,7 +10,7 @@ import { answerJob } from "./jobs.js";
 
 // The operator's actions on jobs: retry, delete, bulk (DESIGN.md "Operator control and visibility").
 
-export async function jobActionRoutes(app: Api, c: Container) {
+export async function jobActionRoutes(app: Api, c: HttpDeps) {
   const svc = c.services.jobs;
   const client = requireRole(c, "client");
   const tags = ["jobs"];

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { jobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, fail } from "../problem.js";
@@ -10,7 +10,7 @@ import type { Api } from "../types.js";
 
 // Workflows (docs/workflows.md): the jobs that named this job in their dependsOn.
 
-export async function jobDependentsRoutes(app: Api, c: Container) {
+export async function jobDependentsRoutes(app: Api, c: HttpDeps) {
   const svc = c.services.jobs;
   app.get(
     "/v1/jobs/:id/dependents",

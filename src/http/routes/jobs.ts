@@ -1,6 +1,6 @@
 import type { FastifyReply } from "fastify";
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto, jobDto } from "../../services/representation.js";
 import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
@@ -37,7 +37,7 @@ export function answerJob(reply: FastifyReply, out: JobOutcome, dto: (r: JobRow)
 }
 
 interface Ctx {
-  svc: Container["services"]["jobs"];
+  svc: HttpDeps["services"]["jobs"];
   client: RoleHook;
   worker: RoleHook;
 }
@@ -45,7 +45,7 @@ interface Ctx {
 const tags = ["jobs"];
 
 /** The job lifecycle routes; registered in this order, which is the OpenAPI document's. */
-export async function jobRoutes(app: Api, c: Container) {
+export async function jobRoutes(app: Api, c: HttpDeps) {
   const ctx: Ctx = { svc: c.services.jobs, client: requireRole(c, "client"), worker: requireRole(c, "worker") };
   registerSubmit(app, ctx, webhookUrlGuard(c));
   registerReads(app, ctx);

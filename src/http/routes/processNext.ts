@@ -1,10 +1,9 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import type { JobRow } from "../../repositories/jobs.js";
 import { Tripwire } from "../../services/tripwire.js";
 import { claimedJobDto, workerJobDto } from "../../services/representation.js";
-import { releaseUndelivered } from "../../services/undelivered.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
 import { ClaimedJobSchema, ProcessNextBody, WorkerJobSchema } from "../schemas/jobs.js";
@@ -34,14 +33,14 @@ const DESCRIPTION =
  * away before we answered. Jobs already leased to this answer when it goes away undelivered
  * (closed before the response was written) are released at once.
  */
-function watchDelivery(c: Container, req: FastifyRequest, reply: FastifyReply) {
+function watchDelivery(c: HttpDeps, req: FastifyRequest, reply: FastifyReply) {
   const gone = new Tripwire();
   let leased: JobRow[] = [];
   const release = () => {
     const rows = leased;
     leased = [];
     if (rows.length === 0) return;
-    releaseUndelivered(c, rows).catch((e: unknown) => req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"));
+    c.services.undelivered.release(rows).catch((e: unknown) => req.log.warn({ err: e }, "could not release the jobs of an undelivered poll; the reaper will"));
   };
   // Delivered: the whole answer went to the OS while the connection stood. Node emits
   // 'finish' also when a reset connection dropped the unwritten rest, so the socket decides.
@@ -64,7 +63,7 @@ function watchDelivery(c: Container, req: FastifyRequest, reply: FastifyReply) {
   return { gone, deliver };
 }
 
-export async function processNextRoutes(app: Api, c: Container) {
+export async function processNextRoutes(app: Api, c: HttpDeps) {
   app.post(
     "/v1/process-next",
     {

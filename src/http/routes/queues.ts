@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { PLATFORM_TENANT } from "../../services/auth.js";
 import { requireRole, type RoleHook, scope } from "../auth.js";
 import { errors, fail, problem, sendProblem } from "../problem.js";
@@ -23,14 +23,14 @@ function tenantOf(req: FastifyRequest, reply: FastifyReply): string | null {
 }
 
 interface Ctx {
-  svc: Container["services"]["queues"];
+  svc: HttpDeps["services"]["queues"];
   admin: RoleHook;
 }
 
 const route = { tags: ["queues"], params: QueueParams, querystring: QueueQuery };
 
 /** The queue routes; registered in this order, which is the OpenAPI document's. */
-export async function queueRoutes(app: Api, c: Container) {
+export async function queueRoutes(app: Api, c: HttpDeps) {
   const ctx: Ctx = { svc: c.services.queues, admin: requireRole(c, "admin") };
   registerOverview(app, ctx.svc, requireRole(c, "client", "worker"));
   registerSettings(app, ctx);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import type { ScheduleRow } from "../../repositories/schedules.js";
 import { otherTenantRefused, requireRole, type RoleHook, scope, writeTenant } from "../auth.js";
 import { keysetPage, malformedCursor } from "../cursor.js";
@@ -33,13 +33,13 @@ export function scheduleDto(r: ScheduleRow) {
 
 const tags = ["schedules"];
 
-export async function scheduleRoutes(app: Api, c: Container) {
+export async function scheduleRoutes(app: Api, c: HttpDeps) {
   const client = requireRole(c, "client");
   collectionRoutes(app, c.services.schedules, client);
   itemRoutes(app, c.services.schedules, client);
 }
 
-type Svc = Container["services"]["schedules"];
+type Svc = HttpDeps["services"]["schedules"];
 
 /** POST and GET /v1/schedules. */
 function collectionRoutes(app: Api, svc: Svc, client: RoleHook) {

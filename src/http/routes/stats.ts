@@ -1,10 +1,10 @@
 import { z } from "zod";
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { requireRole, scope } from "../auth.js";
 import { errors } from "../problem.js";
 import type { Api } from "../types.js";
 
-export async function statsRoutes(app: Api, c: Container) {
+export async function statsRoutes(app: Api, c: HttpDeps) {
   app.get(
     "/v1/stats/throughput",
     {

@@ -1,10 +1,10 @@
-import type { Container } from "../../container.js";
+import type { HttpDeps } from "../../container.js";
 import { requireRole } from "../auth.js";
 import { errors, fail } from "../problem.js";
 import { TenantParams as params, WebhookSecret as Secret } from "../schemas/tenants.js";
 import type { Api } from "../types.js";
 
-export async function tenantRoutes(app: Api, c: Container) {
+export async function tenantRoutes(app: Api, c: HttpDeps) {
   const admin = requireRole(c, "admin");
   const tenants = c.services.tenants;
 
