@@ -1,5 +1,5 @@
 // How often PostgreSQL plans the statements of an HTTP run, and what planning costs against execution:
-// `npx tsx bench/plan-counts.ts TREE [JOBS]` (TREE: a checkout, this one or another, as bench/ab-uncapped.ts).
+// `npx tsx bench/plan-counts.ts [TREE] [JOBS]` (TREE: the absolute path of a checkout, default this one, as bench/ab-uncapped.ts).
 // pg_stat_statements with track_planning over one drain of JOBS jobs after 2,000 of warm-up, 16 clients,
 // MAX env (default 1) jobs per poll, completions in the next poll. GENERIC=1 runs the server with
 // plan_cache_mode = force_generic_plan, to see what the custom plans cost.
