@@ -55,7 +55,7 @@ const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
 /** In-process handlers (createWorker): claims and completes in batches through the service layer. */
 export async function joblineInProcess(
   url: string,
-  o: { jobs: number; concurrency: number; batchSize?: number; capped?: { settings: Partial<QueueSettings>; keys?: number } },
+  o: { jobs: number; concurrency: number; batchSize?: number; capped?: { settings: Partial<QueueSettings>; keys?: number }; fields?: "full" | "worker" },
   /** Called as the worker starts (after seeding); the function it returns, once the last completion is in. */
   onRun?: () => () => void,
 ) {
@@ -75,8 +75,10 @@ export async function joblineInProcess(
     queues: ["bench"],
     concurrency: o.concurrency,
     ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+    // Worker fields unless asked otherwise (BENCH_FIELDS=full): what a throughput-minded user would pick.
+    fields: o.fields ?? (process.env.BENCH_FIELDS === "full" ? "full" : "worker"),
     handlers: {
-      noop: async (job) => {
+      noop: async (job: { id: string }) => {
         if (!first) first = performance.now();
         seen.set(job.id, (seen.get(job.id) ?? 0) + 1);
         if (seen.size === o.jobs) allRan();

@@ -134,7 +134,7 @@ try {
     gwTuned: "graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)",
     ceil1: "ceiling: bare postgres.js, jobline statements, 1 row",
     ceil10: "ceiling: bare postgres.js, jobline statements, 10 rows",
-    inproc: `jobline in-process (createWorker, concurrency ${WC}, batchSize ${WB})`,
+    inproc: `jobline in-process (createWorker, worker fields, concurrency ${WC}, batchSize ${WB})`,
     capped10: "jobline in-process, queue capped: concurrency 10",
     serial100: "jobline in-process, queue capped: groupConcurrency 1 over 100 keys",
     http1: "jobline HTTP process-next max 1 (16 clients)",
@@ -299,6 +299,11 @@ try {
     lines.push(
       `| ${b.target} | ${us(b.rate)} | ${us(b.allowed)} | ${us(b.bare.server)} + ${us(b.bare.clients)} (at ${us(b.bare.jobsPerSec)} jobs/s) | ${us(b.jobline.postgres)} | ${us(b.left)} | ${us(b.jobline.server)} + ${us(b.jobline.clients)} |`,
     );
+  const inprocAllowed = (cores * 1e6) / (1.5 * m.gwTuned);
+  lines.push(
+    "",
+    `The in-process target (≥ 1.5 × tuned graphile-worker, ${us(1.5 * m.gwTuned)} jobs/s) may spend ${us(inprocAllowed)} µs per job on these cores: PostgreSQL spent ${us(inprocCpu.postgres)}, which leaves ${us(inprocAllowed - inprocCpu.postgres)} for the worker process; it spent ${us(inprocCpu.clients)}.`,
+  );
   lines.push(
     "",
     `CPU per job at a steady moderate load (bench/moderate.ts): 400 jobs/s offered, one submit per job. jobline: \`jobline serve\`, one POST /v1/jobs per job, 32 HTTP long polls (process-next max 10, waitMs 1000, completions in the next poll); graphile-worker: addJob per job, its runner with concurrency 32. CPU from /proc over a ${flags.quick ? 4 : 10} s window after a warm-up, divided by the jobs finished in it; medians of ${R} rounds, µs per job.`,

@@ -135,7 +135,15 @@ describe("createWorker", () => {
         },
       },
     });
-    const b = start({ queues: ["wfull"], handlers: { k: async (j) => (gotFull.push({ ...j }), null) } });
+    const b = start({
+      queues: ["wfull"],
+      handlers: {
+        k: async (j) => {
+          gotFull.push({ ...j });
+          return null;
+        },
+      },
+    });
     await until("both to succeed", async () => ((await job(lean.id)).status === "succeeded" && (await job(whole.id)).status === "succeeded" ? true : undefined));
     await Promise.all([a.stop(), b.stop()]);
     // The claim itself returns only the worker's columns (repositories/jobs/rows.ts).
