@@ -191,7 +191,7 @@ interface Claimed {
   leaseToken: string;
 }
 
-/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (A/B of the lean answer). */
+/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (as `fields: "worker"` does for one run). */
 const LEAN = process.env.FIELDS === "worker";
 
 /**
@@ -203,7 +203,7 @@ const LEAN = process.env.FIELDS === "worker";
  */
 export async function joblineHttp(
   url: string,
-  o: { jobs: number; clients: number; max: number; ack?: boolean; warmup?: number },
+  o: { jobs: number; clients: number; max: number; ack?: boolean; warmup?: number; fields?: "worker" },
   onApi?: (a: ApiProcess) => (() => void) | undefined,
 ) {
   const warmup = o.warmup ?? 0;
@@ -227,7 +227,7 @@ export async function joblineHttp(
 }
 
 /** The clients poll until the queue is empty; returns the first lease's and the last completion's times. */
-async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number; ack?: boolean }, seen: Map<string, number>) {
+async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number; ack?: boolean; fields?: "worker" }, seen: Map<string, number>) {
   let first = 0;
   let last = 0;
   const acknowledge = async (jobs: Claimed[]) => {
@@ -253,7 +253,7 @@ async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number;
             workerId: `c${i}`,
             max: o.max,
             ...(o.ack ? { complete } : {}),
-            ...(LEAN ? { fields: "worker" } : {}),
+            ...(LEAN || o.fields === "worker" ? { fields: "worker" } : {}),
           });
           if (r.status !== 200) throw new Error(`process-next ${r.status}`);
           if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))

@@ -140,8 +140,8 @@ try {
     http1: "jobline HTTP process-next max 1 (16 clients)",
     http10: "jobline HTTP process-next max 10 + batch complete (16 clients)",
     http1ack: "jobline HTTP process-next max 1 + complete in the next poll (16 clients)",
-    http10ack: "jobline HTTP process-next max 10 + complete in the next poll (16 clients)",
-    http100ack: "jobline HTTP process-next max 100 + complete in the next poll (16 clients)",
+    http10ack: "jobline HTTP process-next max 10 + complete in the next poll, worker fields (16 clients)",
+    http100ack: "jobline HTTP process-next max 100 + complete in the next poll, worker fields (16 clients)",
     sdk100: "jobline SDK runHttpWorker (16 workers, concurrency 100)",
   };
   const rows = await measureAll([
@@ -156,8 +156,8 @@ try {
     { name: names.http1, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, warmup }), ownProcess: true },
     { name: names.http10, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, warmup }, sampleRss), ownProcess: true },
     { name: names.http1ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, ack: true, warmup }), ownProcess: true },
-    { name: names.http10ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, ack: true, warmup }), ownProcess: true },
-    { name: names.http100ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 100, ack: true, warmup }), ownProcess: true },
+    { name: names.http10ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, ack: true, warmup, fields: "worker" }), ownProcess: true },
+    { name: names.http100ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 100, ack: true, warmup, fields: "worker" }), ownProcess: true },
     { name: names.sdk100, unit: "jobs/s", run: async (jobs, warmup) => sdkWorkerThroughput(await freshDb(true), { jobs, concurrency: 100, warmup }), ownProcess: true },
     { name: "jobline HTTP submit (16 clients)", unit: "jobs/s", run: async (jobs, warmup) => httpSubmit(await freshDb(true), { jobs: Math.min(jobs, 10_000), clients: 16, warmup }), ownProcess: true },
     { name: "jobline POST /v1/batches with 10,000 jobs", unit: "ms", run: async (_jobs, warmup) => batchSubmit(await freshDb(true), { size: 10_000, warmup }), ownProcess: true },
@@ -178,7 +178,8 @@ try {
   });
   const httpCpu = async (max: number, ack: boolean) => {
     let cpu!: CpuPerJob;
-    await joblineHttp(await freshDb(true), { jobs: N, clients: 16, max, ack, warmup: WARM }, (api) => {
+    // As the rows they budget: completions in the next poll with worker fields.
+    await joblineHttp(await freshDb(true), { jobs: N, clients: 16, max, ack, warmup: WARM, ...(ack ? { fields: "worker" as const } : {}) }, (api) => {
       const end = cpuWindow(api.child.pid);
       return () => {
         cpu = end(N);
