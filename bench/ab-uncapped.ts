@@ -27,6 +27,8 @@ try {
   out.inproc = Math.round(await joblineInProcess(await freshDb(), { jobs, concurrency: 4000, batchSize: 2000 }));
   out.http10 = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 10, warmup: 1000 }));
   out.http1ack = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 1, ack: true, warmup: 1000 }));
+  out.http10ack = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 10, ack: true, warmup: 1000 }));
+  out.http100ack = Math.round(await joblineHttp(await freshDb(), { jobs, clients: 16, max: 100, ack: true, warmup: 1000 }));
 } finally {
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });

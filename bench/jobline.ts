@@ -55,7 +55,7 @@ const timed = (t0: number, t1: number, n: number) => n / ((t1 - t0) / 1000);
 /** In-process handlers (createWorker): claims and completes in batches through the service layer. */
 export async function joblineInProcess(
   url: string,
-  o: { jobs: number; concurrency: number; batchSize?: number; capped?: { settings: Partial<QueueSettings>; keys?: number } },
+  o: { jobs: number; concurrency: number; batchSize?: number; capped?: { settings: Partial<QueueSettings>; keys?: number }; fields?: "full" | "worker" },
   /** Called as the worker starts (after seeding); the function it returns, once the last completion is in. */
   onRun?: () => () => void,
 ) {
@@ -75,8 +75,10 @@ export async function joblineInProcess(
     queues: ["bench"],
     concurrency: o.concurrency,
     ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+    // Worker fields unless asked otherwise (BENCH_FIELDS=full): what a throughput-minded user would pick.
+    fields: o.fields ?? (process.env.BENCH_FIELDS === "full" ? "full" : "worker"),
     handlers: {
-      noop: async (job) => {
+      noop: async (job: { id: string }) => {
         if (!first) first = performance.now();
         seen.set(job.id, (seen.get(job.id) ?? 0) + 1);
         if (seen.size === o.jobs) allRan();
@@ -189,7 +191,7 @@ interface Claimed {
   leaseToken: string;
 }
 
-/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (A/B of the lean answer). */
+/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (as `fields: "worker"` does for one run). */
 const LEAN = process.env.FIELDS === "worker";
 
 /**
@@ -201,7 +203,7 @@ const LEAN = process.env.FIELDS === "worker";
  */
 export async function joblineHttp(
   url: string,
-  o: { jobs: number; clients: number; max: number; ack?: boolean; warmup?: number },
+  o: { jobs: number; clients: number; max: number; ack?: boolean; warmup?: number; fields?: "worker" },
   onApi?: (a: ApiProcess) => (() => void) | undefined,
 ) {
   const warmup = o.warmup ?? 0;
@@ -225,7 +227,7 @@ export async function joblineHttp(
 }
 
 /** The clients poll until the queue is empty; returns the first lease's and the last completion's times. */
-async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number; ack?: boolean }, seen: Map<string, number>) {
+async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number; ack?: boolean; fields?: "worker" }, seen: Map<string, number>) {
   let first = 0;
   let last = 0;
   const acknowledge = async (jobs: Claimed[]) => {
@@ -251,7 +253,7 @@ async function drainOverHttp(api: ApiProcess, o: { clients: number; max: number;
             workerId: `c${i}`,
             max: o.max,
             ...(o.ack ? { complete } : {}),
-            ...(LEAN ? { fields: "worker" } : {}),
+            ...(LEAN || o.fields === "worker" ? { fields: "worker" } : {}),
           });
           if (r.status !== 200) throw new Error(`process-next ${r.status}`);
           if (o.ack && (r.body.completed?.length !== complete.length || r.body.completed.some((x) => x.status !== 200)))

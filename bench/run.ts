@@ -134,14 +134,14 @@ try {
     gwTuned: "graphile-worker (tuned: localQueue 50, completeJobBatchDelay 0)",
     ceil1: "ceiling: bare postgres.js, jobline statements, 1 row",
     ceil10: "ceiling: bare postgres.js, jobline statements, 10 rows",
-    inproc: `jobline in-process (createWorker, concurrency ${WC}, batchSize ${WB})`,
+    inproc: `jobline in-process (createWorker, worker fields, concurrency ${WC}, batchSize ${WB})`,
     capped10: "jobline in-process, queue capped: concurrency 10",
     serial100: "jobline in-process, queue capped: groupConcurrency 1 over 100 keys",
     http1: "jobline HTTP process-next max 1 (16 clients)",
     http10: "jobline HTTP process-next max 10 + batch complete (16 clients)",
     http1ack: "jobline HTTP process-next max 1 + complete in the next poll (16 clients)",
-    http10ack: "jobline HTTP process-next max 10 + complete in the next poll (16 clients)",
-    http100ack: "jobline HTTP process-next max 100 + complete in the next poll (16 clients)",
+    http10ack: "jobline HTTP process-next max 10 + complete in the next poll, worker fields (16 clients)",
+    http100ack: "jobline HTTP process-next max 100 + complete in the next poll, worker fields (16 clients)",
     sdk100: "jobline SDK runHttpWorker (16 workers, concurrency 100)",
   };
   const rows = await measureAll([
@@ -156,8 +156,8 @@ try {
     { name: names.http1, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, warmup }), ownProcess: true },
     { name: names.http10, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, warmup }, sampleRss), ownProcess: true },
     { name: names.http1ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 1, ack: true, warmup }), ownProcess: true },
-    { name: names.http10ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, ack: true, warmup }), ownProcess: true },
-    { name: names.http100ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 100, ack: true, warmup }), ownProcess: true },
+    { name: names.http10ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 10, ack: true, warmup, fields: "worker" }), ownProcess: true },
+    { name: names.http100ack, unit: "jobs/s", run: async (jobs, warmup) => joblineHttp(await freshDb(true), { jobs, clients: 16, max: 100, ack: true, warmup, fields: "worker" }), ownProcess: true },
     { name: names.sdk100, unit: "jobs/s", run: async (jobs, warmup) => sdkWorkerThroughput(await freshDb(true), { jobs, concurrency: 100, warmup }), ownProcess: true },
     { name: "jobline HTTP submit (16 clients)", unit: "jobs/s", run: async (jobs, warmup) => httpSubmit(await freshDb(true), { jobs: Math.min(jobs, 10_000), clients: 16, warmup }), ownProcess: true },
     { name: "jobline POST /v1/batches with 10,000 jobs", unit: "ms", run: async (_jobs, warmup) => batchSubmit(await freshDb(true), { size: 10_000, warmup }), ownProcess: true },
@@ -178,7 +178,8 @@ try {
   });
   const httpCpu = async (max: number, ack: boolean) => {
     let cpu!: CpuPerJob;
-    await joblineHttp(await freshDb(true), { jobs: N, clients: 16, max, ack, warmup: WARM }, (api) => {
+    // As the rows they budget: completions in the next poll with worker fields.
+    await joblineHttp(await freshDb(true), { jobs: N, clients: 16, max, ack, warmup: WARM, ...(ack ? { fields: "worker" as const } : {}) }, (api) => {
       const end = cpuWindow(api.child.pid);
       return () => {
         cpu = end(N);
@@ -299,6 +300,11 @@ try {
     lines.push(
       `| ${b.target} | ${us(b.rate)} | ${us(b.allowed)} | ${us(b.bare.server)} + ${us(b.bare.clients)} (at ${us(b.bare.jobsPerSec)} jobs/s) | ${us(b.jobline.postgres)} | ${us(b.left)} | ${us(b.jobline.server)} + ${us(b.jobline.clients)} |`,
     );
+  const inprocAllowed = (cores * 1e6) / (1.5 * m.gwTuned);
+  lines.push(
+    "",
+    `The in-process target (≥ 1.5 × tuned graphile-worker, ${us(1.5 * m.gwTuned)} jobs/s) may spend ${us(inprocAllowed)} µs per job on these cores: PostgreSQL spent ${us(inprocCpu.postgres)}, which leaves ${us(inprocAllowed - inprocCpu.postgres)} for the worker process; it spent ${us(inprocCpu.clients)}.`,
+  );
   lines.push(
     "",
     `CPU per job at a steady moderate load (bench/moderate.ts): 400 jobs/s offered, one submit per job. jobline: \`jobline serve\`, one POST /v1/jobs per job, 32 HTTP long polls (process-next max 10, waitMs 1000, completions in the next poll); graphile-worker: addJob per job, its runner with concurrency 32. CPU from /proc over a ${flags.quick ? 4 : 10} s window after a warm-up, divided by the jobs finished in it; medians of ${R} rounds, µs per job.`,

@@ -1,7 +1,7 @@
 // Where an in-process worker's time goes: `npx tsx bench/worker-cpu.ts [N] [concurrency] [batch]`.
 // Seeds N no-op jobs, runs createWorker over them, and prints jobs/s with the CPU the worker
 // process and the PostgreSQL backends each spent per job over the same window (/proc).
-// PROF=1 writes a CPU profile of the worker to /tmp/worker.cpuprofile.
+// PROF=1 writes a CPU profile of the worker to /tmp/worker.cpuprofile; FIELDS=full runs handlers on full jobs (default worker fields).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
@@ -41,6 +41,7 @@ try {
     queues: ["bench"],
     concurrency: C,
     batchSize: B,
+    fields: process.env.FIELDS === "full" ? "full" : "worker",
     handlers: {
       noop: async () => {
         if (!first) first = performance.now();

@@ -8,7 +8,8 @@ import { migrate } from "./db/migrate.js";
 import { describeError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { buildOpsApp } from "./http/opsApp.js";
-import { createWorker, type WorkerOptions } from "./worker/inProcess.js";
+import { createWorker } from "./worker/inProcess.js";
+import type { HandlerSpec } from "./worker/inProcess/types.js";
 import { startMaintenance } from "./worker/maintenance.js";
 
 export interface Runtime {
@@ -62,7 +63,7 @@ export async function ensureAdminKey(c: Container, log: (m: string) => void) {
   if (k) log(`created the first admin API key (shown once, store it now): ${k.key}`);
 }
 
-export type HandlerSpec = Omit<WorkerOptions, "container">;
+export type { HandlerSpec } from "./worker/inProcess/types.js";
 
 /** JOBLINE_HANDLERS_MODULE: a file path (relative to the working directory) or a package specifier. */
 async function loadHandlers(spec: string): Promise<HandlerSpec> {

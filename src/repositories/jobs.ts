@@ -5,7 +5,7 @@ import * as gate from "./jobs/gatedClaim.js";
 import * as insert from "./jobs/insert.js";
 import * as op from "./jobs/operator.js";
 import * as read from "./jobs/read.js";
-import type { ClaimFilter, CompleteItem, NewJob, SharedClaimFilter, Taker } from "./jobs/rows.js";
+import type { ClaimFields, ClaimFilter, CompleteItem, NewJob, SharedClaimFilter, Taker } from "./jobs/rows.js";
 import * as t from "./jobs/transitions.js";
 
 // The statements live in jobs/ by duty: claim.ts (claims, promotion), gatedClaim.ts (the claim
@@ -31,10 +31,21 @@ export function jobsRepository(sql: Queryable) {
     list: (f: read.JobListFilter, q: Queryable = sql) => read.list(f, q),
 
     /** gated: the text for queues with settings (jobs/gatedClaim.ts); the free one takes nothing from those. */
-    claimNext: (f: ClaimFilter, gated = false, q: Queryable = sql) => claim.claimNext(f, q, gated),
-    claimNextFor: (f: SharedClaimFilter, takers: Taker[], gated = false, q: Queryable = sql) => claim.claimNextFor(f, takers, q, gated),
-    completeAndClaimFor: (items: CompleteItem[], f: SharedClaimFilter, takers: Taker[], gated = false, q: Queryable = sql) =>
-      claim.completeAndClaimFor(items, f, takers, q, gated),
+    claimNext: <F extends ClaimFields | undefined = undefined>(f: ClaimFilter & { fields?: F }, gated = false, q: Queryable = sql) =>
+      claim.claimNext<F>(f, q, gated),
+    claimNextFor: <F extends ClaimFields | undefined = undefined>(
+      f: SharedClaimFilter & { fields?: F },
+      takers: Taker[],
+      gated = false,
+      q: Queryable = sql,
+    ) => claim.claimNextFor<F>(f, takers, q, gated),
+    completeAndClaimFor: <F extends ClaimFields | undefined = undefined>(
+      items: CompleteItem[],
+      f: SharedClaimFilter & { fields?: F },
+      takers: Taker[],
+      gated = false,
+      q: Queryable = sql,
+    ) => claim.completeAndClaimFor<F>(items, f, takers, q, gated),
     hasSettings: (f: SharedClaimFilter, q: Queryable = sql) => gate.hasSettings(f, q),
     claimIfQueued: (id: string, f: Parameters<typeof claim.claimIfQueued>[1], q: Queryable = sql) => claim.claimIfQueued(id, f, q),
     /** Must run inside the caller's transaction. */

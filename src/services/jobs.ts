@@ -12,6 +12,7 @@ import { dependents, get, getWhenFinished } from "./jobs/read.js";
 import { createSharedStatements } from "./jobs/sharedStatements.js";
 import { submit } from "./jobs/submit.js";
 import type { Cancel } from "./tripwire.js";
+import type { ClaimFields } from "../repositories/jobs/rows.js";
 
 // The job service: binds the use cases in jobs/ to one context (JobCtx, jobs/context.ts).
 // Submit: jobs/submit.ts (dependsOn checks: jobs/workflows.ts); get, get when finished,
@@ -58,7 +59,8 @@ export function createJobService(
     list: jobs.list,
     cancel: (id: string, scope: TenantScope, version?: number) => cancel(c, id, scope, version),
     claimNext,
-    claimNextAndComplete: (f: ClaimInput, acks: AckItem[]) => claimNextAndComplete(c, f, acks),
+    claimNextAndComplete: <F extends ClaimFields | undefined = undefined>(f: ClaimInput & { fields?: F }, acks: AckItem[]) =>
+      claimNextAndComplete<F>(c, f, acks),
     claim: (id: string, scope: TenantScope, a: Parameters<typeof claim>[3]) => claim(c, id, scope, a),
     heartbeat: (id: string, scope: TenantScope, leaseToken: string, leaseSeconds: number, progress?: object) =>
       heartbeat(c, id, scope, leaseToken, leaseSeconds, progress),

@@ -1,6 +1,7 @@
 import { rememberLast } from "../domain/memo.js";
 import type { BatchCounts, BatchRow } from "../repositories/batches.js";
 import type { JobRow } from "../repositories/jobs.js";
+import { fullRow, type WorkerRow } from "../repositories/jobs/rows.js";
 
 /**
  * Date → ISO text, remembering the last few: the rows of one claim share most timestamps,
@@ -63,6 +64,9 @@ export function claimedJobDto(r: JobRow) {
   return { ...jobDto(r), leaseToken: r.leaseToken! };
 }
 
+/** A claimed row of a `full` claim (checked: the columns depend on the claim's fields). */
+export const fullClaimedJobDto = (r: WorkerRow) => claimedJobDto(fullRow(r));
+
 /** process-next's `fields: "worker"`: what a worker reads to run a job and report on it (docs/workers.md). */
 export const WORKER_FIELDS = [
   "id",
@@ -80,7 +84,9 @@ export const WORKER_FIELDS = [
 ] as const;
 export type WorkerField = (typeof WORKER_FIELDS)[number];
 
-export function workerJobDto(r: JobRow): Pick<ReturnType<typeof claimedJobDto>, WorkerField> {
+export type WorkerJobDto = Pick<ReturnType<typeof claimedJobDto>, WorkerField>;
+
+export function workerJobDto(r: WorkerRow): WorkerJobDto {
   return {
     id: r.id,
     queue: r.queue,

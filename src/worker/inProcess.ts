@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import type { WorkerOptions } from "./inProcess/types.js";
+import { jobDto, workerJobDto } from "../services/representation.js";
+import { fullRow } from "../repositories/jobs/rows.js";
+import type { JobHandler, WorkerOptions } from "./inProcess/types.js";
 import { claimLoop, type ClaimLoopOptions } from "./inProcess/claimLoop.js";
 import { CompletionBatcher } from "./inProcess/completionBatcher.js";
 import { HeartbeatTicker } from "./inProcess/heartbeatTicker.js";
@@ -18,7 +20,7 @@ export const MAX_BATCH = 2000;
 
 // The handler API (types and errors) lives in inProcessTypes.ts; callers import it from here.
 export { JobTimeoutError, NonRetryableError } from "./inProcess/types.js";
-export type { JobContext, JobHandler, WorkerOptions, WorkerStats } from "./inProcess/types.js";
+export type { HandlerSpec, JobContext, JobHandler, WorkerHandlers, WorkerOptions, WorkerStats } from "./inProcess/types.js";
 
 /**
  * In-process handlers over the same service layer as HTTP process-next.
@@ -46,16 +48,19 @@ export function createWorker(o: WorkerOptions) {
   };
   const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
   const completions = new CompletionBatcher(w, batchSize, claimLoops);
-  const handlers = o.handlers;
+  // Either kind of handler takes the job its `fields` asked for (WorkerOptions).
+  const handlers = o.handlers as Record<string, JobHandler<unknown>>;
+  const toJob = o.fields === "worker" ? workerJobDto : (row: Parameters<typeof fullRow>[0]) => jobDto(fullRow(row));
   const loopOptions: ClaimLoopOptions = {
     queues: o.queues,
     kinds: Object.keys(handlers),
+    fields: o.fields,
     workerId,
     leaseSeconds,
     batchSize,
     waitMs: o.waitMs ?? 5000,
     stopping: stopping.signal,
-    run: (row) => void runJob(w, handlers[row.kind]!, completions, row),
+    run: (row) => void runJob(w, handlers[row.kind]!, toJob, completions, row),
   };
   // While one loop's batch runs and completes, another claims: claims overlap completions.
   const loop = Promise.all(Array.from({ length: claimLoops }, () => claimLoop(w, loopOptions)));

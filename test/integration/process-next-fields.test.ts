@@ -1,5 +1,6 @@
 // process-next's `fields: "worker"`: a lean answer for workers; without it, the full one, unchanged.
 import { describe, expect, it } from "vitest";
+import { WORKER_ROW_KEYS } from "../../src/repositories/jobs/rows.js";
 import { claimedJobDto, WORKER_FIELDS, workerJobDto } from "../../src/services/representation.js";
 import { submitJob, useTestEnv } from "../helpers/app.js";
 
@@ -49,6 +50,32 @@ describe("process-next fields", () => {
     const f = await poll({ queues: ["pf2"], max: 1, fields: "full" });
     expect(Object.keys(f.body.jobs[0])).toEqual(FULL_KEYS);
     expect(f.text).toBe(JSON.stringify({ jobs: (await rows([f.body.jobs[0].id])).map(claimedJobDto) }));
+  });
+
+  it("a worker claim returns only the worker columns, and writes the lease a full claim writes", async () => {
+    const j = await submit("pf5");
+    const [row] = await setup.env.c.repos.jobs.claimNext({ queues: ["pf5"], tenant: null, workerId: "w5", leaseSeconds: 60, max: 1, fields: "worker" });
+    expect(Object.keys(row!).sort()).toEqual([...WORKER_ROW_KEYS].sort());
+    const [now] = await rows([j.id]);
+    expect(now).toMatchObject({ status: "running", attempts: 1, workerId: "w5", leaseToken: row!.leaseToken, startedAt: row!.startedAt });
+    expect(row).toEqual(Object.fromEntries(WORKER_ROW_KEYS.map((k) => [k, now![k]])));
+  });
+
+  it("polls asking for either fields at once each get their own (they never share a claim statement)", async () => {
+    const n = 24;
+    for (let i = 0; i < n * 2; i++) await submit("pf6");
+    // Concurrent polls of one filter share statements (coalescing); the fields split them.
+    const answers = await Promise.all(Array.from({ length: n }, (_, i) => poll({ queues: ["pf6"], max: 2, fields: i % 2 ? "worker" : "full" })));
+    const seen = new Set<string>();
+    for (const [i, r] of answers.entries()) {
+      expect(r.status).toBe(200);
+      expect(r.body.jobs).toHaveLength(2);
+      for (const j of r.body.jobs) {
+        expect(Object.keys(j)).toEqual(i % 2 ? [...WORKER_FIELDS] : FULL_KEYS);
+        seen.add(j.id);
+      }
+    }
+    expect(seen.size).toBe(n * 2);
   });
 
   it("an unknown fields value is 400 problem+json and leases nothing", async () => {

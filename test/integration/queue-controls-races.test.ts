@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { jobsRepository, type JobRow, type NewJob } from "../../src/repositories/jobs.js";
 import { queuesRepository } from "../../src/repositories/queues.js";
+import { fullRow } from "../../src/repositories/jobs/rows.js";
 import { toNewJob } from "../../src/services/jobs.js";
 import { createSharedStatements } from "../../src/services/jobs/sharedStatements.js";
 import type { Notifier } from "../../src/services/notifier.js";
@@ -38,7 +39,7 @@ const claimerOf = (i: number, kinds = false) => {
   const repo = jobsRepository(pools[i]!);
   const shared = createSharedStatements(pools[i]! as never, repo, createCappedQueues(queuesRepository(pools[i]!), quiet), setup.env.c.metrics);
   const kind = kinds && i % 4 !== 3 ? { kinds: [`k${i % 4}`] } : {};
-  return { repo, claim: (queue: string, max: number) => shared.claimRouted({ queues: [queue], tenant: i % 2 ? TENANT : null, leaseSeconds: 600, ...kind }, [{ workerId: `w${i}`, max }]).then((r) => r[0]!) };
+  return { repo, claim: (queue: string, max: number) => shared.claimRouted({ queues: [queue], tenant: i % 2 ? TENANT : null, leaseSeconds: 600, ...kind }, [{ workerId: `w${i}`, max }]).then((r) => r[0]!.map(fullRow)) };
 };
 const insert = (jobs: NewJob[]) => setup.env.c.sql.begin((tx) => setup.env.c.repos.jobs.insertMany(jobs, tx));
 const newJob = (queue: string, i: number, groupKey: string | null = null): NewJob =>

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createWorker, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/inProcess.js";
+import { createWorker, type HandlerSpec, MAX_BATCH, NonRetryableError, type Worker } from "../../src/worker/inProcess.js";
 import { every } from "../../src/worker/every.js";
 import { reapOnce } from "../../src/worker/reaper.js";
+import { jobDto, WORKER_FIELDS } from "../../src/services/representation.js";
 import { until } from "../e2e/helpers/util.js";
 import { submitDirect, useTestEnv } from "../helpers/app.js";
 import { refuseCompletions } from "../helpers/faults.js";
@@ -21,7 +22,7 @@ afterAll(async () => {
 const submit = (queue: string, kind: string, payload: unknown = {}, extra: Record<string, unknown> = {}) =>
   submitDirect(setup.env, "acme", { queue, kind, payload, ...extra });
 const job = async (id: string) => (await setup.env.c.repos.jobs.findById(id, null))!;
-const start = (o: Omit<Parameters<typeof createWorker>[0], "container">) => {
+const start = (o: HandlerSpec) => {
   const w = createWorker({ container: setup.env.c, waitMs: 1000, ...o });
   workers.push(w);
   return w;
@@ -115,6 +116,49 @@ describe("createWorker", () => {
     const d = await job(fatal.id);
     expect(d.attempts).toBe(1);
     expect(d.lastError).toEqual({ message: "bad input", code: "invalid_input" });
+  });
+
+  it('fields "worker": handlers get exactly the worker fields, retries and results as usual; by default the full job', async () => {
+    const lean = await submit("wfields", "k", { x: 1 }, { maxAttempts: 2 });
+    const whole = await submit("wfull", "k", { x: 2 });
+    const got: Array<Record<string, unknown>> = [];
+    const gotFull: Array<Record<string, unknown>> = [];
+    const claims = vi.spyOn(setup.env.c.services.jobs, "claimNext");
+    const a = start({
+      queues: ["wfields"],
+      fields: "worker",
+      handlers: {
+        k: async (j) => {
+          got.push({ ...j });
+          if (j.attempts === 1) throw new Error("once");
+          return { x: (j.payload as { x: number }).x };
+        },
+      },
+    });
+    const b = start({
+      queues: ["wfull"],
+      handlers: {
+        k: async (j) => {
+          gotFull.push({ ...j });
+          return null;
+        },
+      },
+    });
+    await until("both to succeed", async () => ((await job(lean.id)).status === "succeeded" && (await job(whole.id)).status === "succeeded" ? true : undefined));
+    await Promise.all([a.stop(), b.stop()]);
+    // The claim itself returns only the worker's columns (repositories/jobs/rows.ts).
+    const fieldsOf = (queue: string) => new Set(claims.mock.calls.filter(([f]) => f.queues[0] === queue).map(([f]) => f.fields));
+    expect([fieldsOf("wfields"), fieldsOf("wfull")]).toEqual([new Set(["worker"]), new Set([undefined])]);
+    claims.mockRestore();
+    expect(got.map((j) => Object.keys(j))).toEqual([[...WORKER_FIELDS], [...WORKER_FIELDS]]);
+    expect(got.map((j) => [j.id, j.queue, j.kind, j.payload, j.attempts, j.maxAttempts])).toEqual([
+      [lean.id, "wfields", "k", { x: 1 }, 1, 2],
+      [lean.id, "wfields", "k", { x: 1 }, 2, 2],
+    ]);
+    expect(got[1]!.leaseToken).toBe((await job(lean.id)).leaseToken);
+    expect((await job(lean.id)).result).toEqual({ x: 1 });
+    expect(Object.keys(gotFull[0]!)).toEqual(Object.keys(jobDto(await job(whole.id))));
+    expect(gotFull[0]).toMatchObject({ id: whole.id, status: "running", createdAt: expect.any(String), tags: [] });
   });
 
   it("heartbeats keep a job that outlives its lease, while the reaper runs", async () => {

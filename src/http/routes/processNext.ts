@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { HttpDeps } from "../../container.js";
-import type { JobRow } from "../../repositories/jobs.js";
+import type { WorkerRow } from "../../repositories/jobs/rows.js";
 import { Tripwire } from "../../services/tripwire.js";
-import { claimedJobDto, workerJobDto } from "../../services/representation.js";
+import { fullClaimedJobDto, workerJobDto } from "../../services/representation.js";
 import { requireRole, scope } from "../auth.js";
 import { errors, itemAnswer, ProblemSchema } from "../problem.js";
 import { ClaimedJobSchema, ProcessNextBody, WorkerJobSchema } from "../schemas/jobs.js";
@@ -35,7 +35,7 @@ const DESCRIPTION =
  */
 function watchDelivery(c: HttpDeps, req: FastifyRequest, reply: FastifyReply) {
   const gone = new Tripwire();
-  let leased: JobRow[] = [];
+  let leased: WorkerRow[] = [];
   const release = () => {
     const rows = leased;
     leased = [];
@@ -55,7 +55,7 @@ function watchDelivery(c: HttpDeps, req: FastifyRequest, reply: FastifyReply) {
     release();
   });
   /** The rows this answer carries; released at once if the client is gone already. */
-  const deliver = (jobs: JobRow[]) => {
+  const deliver = <R extends WorkerRow>(jobs: R[]) => {
     leased = jobs;
     if (gone.aborted) release();
     return jobs;
@@ -79,8 +79,9 @@ export async function processNextRoutes(app: Api, c: HttpDeps) {
     },
     async (req, reply) => {
       const { gone, deliver } = watchDelivery(c, req, reply);
-      const { complete, fields, ...poll } = req.body;
-      const dto = fields === "worker" ? workerJobDto : claimedJobDto;
+      const { complete, ...poll } = req.body;
+      // Worker fields: the claim returns only the worker's columns (repositories/jobs/rows.ts).
+      const dto = poll.fields === "worker" ? workerJobDto : fullClaimedJobDto;
       const input = { ...poll, scope: scope(req), signal: gone };
       if (!complete) return { jobs: deliver(await c.services.jobs.claimNext(input)).map(dto) };
       const out = await c.services.jobs.claimNextAndComplete(input, complete);

@@ -2,7 +2,18 @@ import type { Queryable } from "../../db/client.js";
 import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, scoped, tagged, timeoutOf } from "../sql.js";
 import { defaultsOf, gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
 import { allocateTags } from "./fairness.js";
-import { byTaker, type ClaimFilter, type CompleteItem, type JobRow, type LeanJobRow, type SharedClaimFilter, type Taker } from "./rows.js";
+import {
+  byTaker,
+  type ClaimedRow,
+  type ClaimFields,
+  type ClaimFilter,
+  type CompleteItem,
+  type JobRow,
+  type LeanJobRow,
+  type SharedClaimFilter,
+  type Taker,
+  WORKER_ROW_KEYS,
+} from "./rows.js";
 import { completeCtes } from "./transitions.js";
 import type { JobStatus } from "../../domain/jobs.js";
 
@@ -31,6 +42,10 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
         FOR UPDATE OF j SKIP LOCKED
       )`;
 };
+
+const WORKER_COLUMNS = WORKER_ROW_KEYS.map((k) => `jobs.${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`).join(", ");
+/** The columns a claim returns: every one, or the worker's (rows.ts, ClaimFields). */
+const returned = (q: Queryable, f: SharedClaimFilter) => (f.fields === "worker" ? q.unsafe(WORKER_COLUMNS) : q`jobs.*`);
 
 /**
  * The lease a claim writes on each job it takes. The attempt's deadline (null without a timeout,
@@ -70,7 +85,7 @@ const forTakers = (q: Queryable, f: SharedClaimFilter, takers: Taker[], gated: b
       ), u AS (
         UPDATE jobs SET ${lease(q, f.leaseSeconds, gated, f)}, worker_id = (${workerIds}::text[])[n.rn]
         FROM n WHERE jobs.id = n.id AND jobs.id = ANY(ARRAY(SELECT id FROM claimable))
-        RETURNING jobs.*, n.rn
+        RETURNING ${returned(q, f)}, n.rn
       ), ${startBatches(q, besideFinalisation)}${gated ? q`, ${rateLogCte(q)}` : q``}`;
 };
 
@@ -79,25 +94,35 @@ const forTakers = (q: Queryable, f: SharedClaimFilter, takers: Taker[], gated: b
  * the sum of their `max`, in claim order, and taker i gets the next `max_i` rows with its own
  * worker id written on them. The UPDATE finds its rows by `= ANY` (docs/performance-notes.md).
  */
-export async function claimNextFor(f: SharedClaimFilter, takers: Taker[], q: Queryable, gated = false): Promise<JobRow[][]> {
+export async function claimNextFor<F extends ClaimFields | undefined = undefined>(
+  f: SharedClaimFilter & { fields?: F },
+  takers: Taker[],
+  q: Queryable,
+  gated = false,
+): Promise<ClaimedRow<F>[][]> {
+  type Row = ClaimedRow<F>;
   if (takers.length === 1) {
     // One taker (a worker's own claim, or a poll with no company): its worker id as one
     // value, not one array element per row, and the claim order from a sort of the result.
     return [
-      await q<JobRow[]>`
+      await q<Row[]>`
           WITH ${claimableCte(q, f, takers[0]!.max, gated)}, u AS (
             UPDATE jobs SET ${lease(q, f.leaseSeconds, gated, f)}, worker_id = ${takers[0]!.workerId}
             WHERE jobs.id = ANY(ARRAY(SELECT id FROM claimable))
-            RETURNING jobs.*
+            RETURNING ${returned(q, f)}
           ), ${startBatches(q)}${gated ? q`, ${rateLogCte(q)}` : q``}
           SELECT * FROM u ORDER BY priority DESC NULLS LAST, fair_tag, id`,
     ];
   }
-  return byTaker(await q<Array<JobRow & { rn: number }>>`WITH ${forTakers(q, f, takers, gated)} SELECT * FROM u`, takers);
+  return byTaker(await q<Array<Row & { rn: number }>>`WITH ${forTakers(q, f, takers, gated)} SELECT * FROM u`, takers);
 }
 
 /** queued → running for up to `max` jobs of the filter, one statement; jobs of an open batch excluded. */
-export async function claimNext(f: ClaimFilter, q: Queryable, gated = false): Promise<JobRow[]> {
+export async function claimNext<F extends ClaimFields | undefined = undefined>(
+  f: ClaimFilter & { fields?: F },
+  q: Queryable,
+  gated = false,
+): Promise<ClaimedRow<F>[]> {
   const { workerId, max, ...filter } = f;
   return (await claimNextFor(filter, [{ workerId, max }], q, gated))[0]!;
 }
@@ -108,15 +133,15 @@ export async function claimNext(f: ClaimFilter, q: Queryable, gated = false): Pr
  * acknowledged jobs are running, the claimed ones queued, in one snapshot), so a job
  * completed here is never claimed here. Acknowledgements come back lean, claims as claimNextFor's.
  */
-export async function completeAndClaimFor(
+export async function completeAndClaimFor<F extends ClaimFields | undefined = undefined>(
   items: CompleteItem[],
-  f: SharedClaimFilter,
+  f: SharedClaimFilter & { fields?: F },
   takers: Taker[],
   q: Queryable,
   gated = false,
-): Promise<{ completed: LeanJobRow[]; claimed: JobRow[][] }> {
+): Promise<{ completed: LeanJobRow[]; claimed: ClaimedRow<F>[][] }> {
   type Acked = [string, string, JobStatus, string, string, string, string | null, string | null, string, string | null, string | null];
-  type Row = JobRow & { rn: number | null; acked: Acked[] | null };
+  type Row = ClaimedRow<F> & { rn: number | null; acked: Acked[] | null };
   // One row at least (the LEFT JOIN), so the acknowledgements come back when nothing was
   // claimed; they ride on the first row only.
   const rows = await q<Row[]>`

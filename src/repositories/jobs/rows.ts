@@ -96,8 +96,50 @@ export interface NewJob {
   tracestate?: string | null;
 }
 
+/**
+ * What a claim returns: every column (`full`, the default), or `worker`: what a worker reads
+ * to run a job and report on it plus what the claim's own bookkeeping reads (metrics, traces,
+ * the batch start, the claim order). Fewer columns are less for PostgreSQL to send and for the
+ * driver to parse (docs/performance-notes.md, "Worker rows").
+ */
+export type ClaimFields = "full" | "worker";
+export const WORKER_ROW_KEYS = [
+  "id",
+  "tenant",
+  "queue",
+  "kind",
+  "payload",
+  "priority",
+  "fairTag",
+  "status",
+  "attempts",
+  "maxAttempts",
+  "leaseToken",
+  "leaseExpiresAt",
+  "workerId",
+  "deadlineAt",
+  "createdAt",
+  "runAt",
+  "startedAt",
+  "batchId",
+  "traceparent",
+  "tracestate",
+  "progress",
+] as const satisfies ReadonlyArray<keyof JobRow>;
+/** A claimed row with at least the worker columns; a `full` claim's rows are JobRows. */
+export type WorkerRow = Pick<JobRow, (typeof WORKER_ROW_KEYS)[number]>;
+export type ClaimedRow<F extends ClaimFields | undefined> = F extends "worker" ? WorkerRow : JobRow;
+
+/** A row a `full` claim returned; a worker row here is a caller's bug, not a state. */
+export function fullRow(r: WorkerRow): JobRow {
+  if (!("updatedAt" in r)) throw new Error(`job ${r.id}: a worker row where the full row was needed`);
+  return r as JobRow;
+}
+
 export interface ClaimFilter {
   queues: string[];
+  /** The columns the claim returns (default full). */
+  fields?: ClaimFields | undefined;
   kinds?: string[] | undefined;
   /** null: a platform worker (tenant `*`) that may claim any tenant's jobs. */
   tenant: string | null;
@@ -121,9 +163,9 @@ export interface CompleteItem {
 }
 
 /** Taker i gets the next max_i rows in claim order. rn stays on the rows: copying every row without it cost more than the claim's parsing. */
-export function byTaker(rows: Array<JobRow & { rn: number }>, takers: Array<{ max: number }>): JobRow[][] {
-  const sorted: JobRow[] = [...rows].sort((a, b) => a.rn - b.rn);
-  const out: JobRow[][] = [];
+export function byTaker<R extends { rn: number }>(rows: R[], takers: Array<{ max: number }>): R[][] {
+  const sorted = [...rows].sort((a, b) => a.rn - b.rn);
+  const out: R[][] = [];
   let k = 0;
   for (const t of takers) {
     out.push(sorted.slice(k, k + t.max));

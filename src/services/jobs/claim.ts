@@ -1,7 +1,7 @@
 import { isConflictVictim, isDbUnavailable } from "../../db/errors.js";
 import { retryIfLost } from "../../db/tx.js";
 import { err, ok } from "../../domain/outcomes.js";
-import type { JobRow } from "../../repositories/jobs.js";
+import type { ClaimedRow, ClaimFields, WorkerRow } from "../../repositories/jobs/rows.js";
 import { countWin, explainLoss, lost } from "./bookkeeping.js";
 import type { AckItem, JobCtx } from "./context.js";
 import { sameUuid, type TenantScope } from "./input.js";
@@ -61,10 +61,10 @@ export async function heartbeat(c: JobCtx, id: string, scope: TenantScope, lease
  * way) and the poll ends at once, so the worker learns it while its leases last.
  * `failure` is the error, for the caller to log.
  */
-export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckItem[]) {
+export async function claimNextAndComplete<F extends ClaimFields | undefined = undefined>(c: JobCtx, f: ClaimInput & { fields?: F }, acks: AckItem[]) {
   if (acks.length === 0) return { jobs: await c.claimNext(f), completed: [], failure: undefined };
   let failure: { error: unknown; expected: boolean } | undefined;
-  let first: { rows: JobRow[]; since: number } | undefined;
+  let first: { rows: WorkerRow[]; since: number } | undefined;
   const completed = await settle(c, f.scope, acks, async (good) => {
     if (good.length === 0) return [];
     await c.promoteIfDue();
@@ -81,6 +81,6 @@ export async function claimNextAndComplete(c: JobCtx, f: ClaimInput, acks: AckIt
   // The acknowledged jobs' queues are not known here (lean rows); the poll's own are their likely ones.
   if (completed.some((x) => x.outcome.ok)) c.capped.freed(f.queues);
   // Failed after the statement (explaining a lost item): the jobs it claimed are this worker's.
-  if (failure) return { jobs: first?.rows ?? [], completed, failure };
+  if (failure) return { jobs: (first?.rows ?? []) as ClaimedRow<F>[], completed, failure };
   return { jobs: await c.claimNext(f, first), completed, failure };
 }

@@ -2,7 +2,8 @@ import type { Sql } from "../../db/client.js";
 import { inTx } from "../../db/tx.js";
 import type { JobStatus } from "../../domain/jobs.js";
 import type { Metrics } from "../../metrics.js";
-import type { JobRow, JobsRepository } from "../../repositories/jobs.js";
+import type { JobsRepository } from "../../repositories/jobs.js";
+import type { ClaimedRow, ClaimFields, WorkerRow } from "../../repositories/jobs/rows.js";
 import type { Announcement, Notifier } from "../notifier.js";
 import type { Cancel } from "../tripwire.js";
 import type { TenantScope } from "./input.js";
@@ -21,11 +22,13 @@ export type ClaimInput = {
   max: number;
   waitMs: number;
   signal?: Cancel | undefined;
+  /** The columns the claim returns: worker rows for a caller that reads only the worker fields. */
+  fields?: ClaimFields | undefined;
   /** false: a caller that batches by itself (createWorker) runs its own statement. */
   shared?: boolean | undefined;
 };
 
-export const claimKey = (f: ClaimInput): ClaimKey => ({ queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds });
+export const claimKey = (f: ClaimInput): ClaimKey => ({ queues: f.queues, kinds: f.kinds, tenant: f.scope, leaseSeconds: f.leaseSeconds, fields: f.fields });
 
 /**
  * Held jobs (submitted, or retried, with a runAt well ahead) enter the claim index when
@@ -90,7 +93,7 @@ export function createLongPoll(deps: {
   countWin: (from: JobStatus, rows: Array<{ status: JobStatus }>) => void;
 }) {
   const { notifier, metrics, shared, promoteIfDue, countWin } = deps;
-  return async function claimNext(f: ClaimInput, first?: { rows: JobRow[]; since: number }) {
+  async function claimAny(f: ClaimInput, first?: { rows: WorkerRow[]; since: number }): Promise<WorkerRow[]> {
     const deadline = Date.now() + f.waitMs;
     // One immediate retry per call when an empty claim's promotion fed one of this poll's
     // queues; after that the promotion's NOTIFY wakes the wait below, and promotions after
@@ -115,7 +118,7 @@ export function createLongPoll(deps: {
         return [];
       }
       let since: number;
-      let rows: JobRow[];
+      let rows: WorkerRow[];
       if (first) {
         ({ rows, since } = first);
         first = undefined;
@@ -158,5 +161,8 @@ export function createLongPoll(deps: {
       woke = await notifier.wait(interest, Math.min(left, 1000), f.signal, since);
       waited = true;
     }
-  };
+  }
+  // Full rows unless the caller asked for worker rows: `fields` chose the claim's columns (claim.ts).
+  return <F extends ClaimFields | undefined = undefined>(f: ClaimInput & { fields?: F }, first?: { rows: WorkerRow[]; since: number }) =>
+    claimAny(f, first) as Promise<ClaimedRow<F>[]>;
 }

@@ -1,7 +1,7 @@
 import type { Sql } from "../../db/client.js";
 import type { Metrics } from "../../metrics.js";
 import type { CompleteItem, JobRow, JobsRepository, LeanJobRow, NewJob } from "../../repositories/jobs.js";
-import type { Taker } from "../../repositories/jobs/rows.js";
+import type { ClaimFields, Taker, WorkerRow } from "../../repositories/jobs/rows.js";
 import type { Cancel } from "../tripwire.js";
 import type { CappedQueues } from "../queues/capped.js";
 import { inHalves, keyedCoalescer } from "../coalesce.js";
@@ -21,13 +21,14 @@ const COALESCE_MAX_ROWS = 500;
 /** A complete whose result PostgreSQL refused (answered 400 for that item alone). */
 export const REFUSED = "refused" as const;
 
-export type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number };
+/** `fields`: the columns the claim returns (worker rows for callers that asked for worker fields). */
+export type ClaimKey = { queues: string[]; kinds?: string[] | undefined; tenant: TenantScope; leaseSeconds: number; fields?: ClaimFields | undefined };
 export type ClaimRequest = { workerId: string; max: number; signal?: Cancel | undefined };
 type PollRequest = { acks: CompleteItem[]; taker: ClaimRequest };
-type PollAnswer = { answers: Array<LeanJobRow | null | typeof REFUSED>; claimed: JobRow[] };
+type PollAnswer = { answers: Array<LeanJobRow | null | typeof REFUSED>; claimed: WorkerRow[] };
 
 /** Calls can share a claim statement only when their filters match. */
-const claimKeyOf = (k: ClaimKey) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds]);
+const claimKeyOf = (k: ClaimKey) => JSON.stringify([k.queues, k.kinds ?? [], k.tenant, k.leaseSeconds, k.fields ?? "full"]);
 const itemKey = (i: CompleteItem) => `${i.id} ${i.leaseToken}`;
 
 /**
@@ -86,7 +87,7 @@ async function learnCapped(d: Deps, key: ClaimKey) {
  * A claim by the text its queues need: gated for queues with settings, free for the rest.
  * Not idempotent: a lost claim that committed leaves its jobs to the reaper after the lease.
  */
-async function claimRouted(d: Deps, key: ClaimKey, takers: Taker[]): Promise<JobRow[][]> {
+async function claimRouted(d: Deps, key: ClaimKey, takers: Taker[]): Promise<WorkerRow[][]> {
   const claim = (gated: boolean) => retryIfLost(() => d.jobs.claimNextFor(key, takers, gated), false);
   if (d.capped.any(key.queues)) return countStatement(d.metrics, "claim", await claim(true));
   const rows = await claim(false);
@@ -95,7 +96,7 @@ async function claimRouted(d: Deps, key: ClaimKey, takers: Taker[]): Promise<Job
 }
 
 /** Claims of one filter share a statement; polls whose client left take nothing. */
-async function claimShared(d: Deps, key: ClaimKey, requests: ClaimRequest[]): Promise<JobRow[][]> {
+async function claimShared(d: Deps, key: ClaimKey, requests: ClaimRequest[]): Promise<WorkerRow[][]> {
   const live = liveTakers(requests);
   if (live.every((r) => r.max === 0)) return live.map(() => []);
   return claimRouted(d, key, live);
@@ -128,7 +129,7 @@ async function completeShared<Lean extends boolean>(d: Deps, lean: Lean, scope: 
 async function pollShared(d: Deps, key: ClaimKey, requests: PollRequest[]): Promise<PollAnswer[]> {
   const takers = liveTakers(requests.map((r) => r.taker));
   const acks = requests.map((r) => r.acks);
-  const zip = (answers: PollAnswer["answers"][], claimed: JobRow[][]) =>
+  const zip = (answers: PollAnswer["answers"][], claimed: WorkerRow[][]) =>
     requests.map((_, i) => ({ answers: answers[i]!, claimed: claimed[i]! }));
   const none = takers.every((t) => t.max === 0);
   try {
@@ -169,7 +170,7 @@ export function createSharedStatements(sql: Sql, jobs: JobsRepository, capped: C
   const shared = { inFlight: COALESCE_IN_FLIGHT, maxUnits: COALESCE_MAX_ROWS };
   return {
     claimRouted: (key: ClaimKey, takers: Taker[]) => claimRouted(d, key, takers),
-    claimTogether: keyedCoalescer<ClaimKey, ClaimRequest, JobRow[]>((key, requests) => claimShared(d, key, requests), {
+    claimTogether: keyedCoalescer<ClaimKey, ClaimRequest, WorkerRow[]>((key, requests) => claimShared(d, key, requests), {
       ...shared,
       units: (r) => r.max,
       keyOf: claimKeyOf,

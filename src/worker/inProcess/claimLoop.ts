@@ -1,9 +1,11 @@
-import type { JobRow } from "../../repositories/jobs.js";
+import type { ClaimFields, WorkerRow } from "../../repositories/jobs/rows.js";
 import type { WorkerContext } from "./workerContext.js";
 
 export interface ClaimLoopOptions {
   queues: string[];
   kinds: string[];
+  /** The columns the claim returns (ClaimFields). */
+  fields: ClaimFields | undefined;
   workerId: string;
   leaseSeconds: number;
   /** Most jobs per claim statement. */
@@ -13,7 +15,7 @@ export interface ClaimLoopOptions {
   /** Aborted by stop(): the loop ends after its current claim. */
   stopping: AbortSignal;
   /** Starts a claimed job (not awaited: the loop claims again while it runs). */
-  run: (row: JobRow) => void;
+  run: (row: WorkerRow) => void;
 }
 
 const pause = (ms: number, signal: AbortSignal) =>
@@ -40,11 +42,12 @@ export async function claimLoop(w: WorkerContext, o: ClaimLoopOptions): Promise<
     }
     const want = Math.min(free, o.batchSize);
     slots.reserve(want);
-    let rows: JobRow[] = [];
+    let rows: WorkerRow[] = [];
     try {
       rows = await w.jobs.claimNext({
         queues: o.queues,
         kinds: o.kinds,
+        fields: o.fields,
         scope: w.scope,
         workerId: o.workerId,
         leaseSeconds: o.leaseSeconds,

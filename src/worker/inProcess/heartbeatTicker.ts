@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { ProgressReport } from "../../domain/progress.js";
-import type { JobRow } from "../../repositories/jobs.js";
+import type { WorkerRow } from "../../repositories/jobs/rows.js";
 import type { JobService } from "../../services/jobs.js";
 import { JobTimeoutError } from "./types.js";
 import { RunningJob } from "./runningJob.js";
@@ -40,7 +40,7 @@ export class HeartbeatTicker {
   }
 
   /** The job's heartbeats start now; they go on until untrack() (its outcome is recorded). */
-  start(row: JobRow): RunningJob {
+  start(row: WorkerRow): RunningJob {
     const r = new RunningJob(row, performance.now() + this.beatEveryMs, this.beat);
     this.running.add(r);
     this.timer ??= setInterval(this.tick, this.tickMs);

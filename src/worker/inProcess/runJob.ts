@@ -1,6 +1,5 @@
-import type { JobRow } from "../../repositories/jobs.js";
+import type { WorkerRow } from "../../repositories/jobs/rows.js";
 import { resultRefusal } from "../../services/jobs.js";
-import { jobDto } from "../../services/representation.js";
 import { runTraced } from "../../tracing.js";
 import type { CompletionBatcher } from "./completionBatcher.js";
 import { type JobHandler, JobTimeoutError } from "./types.js";
@@ -13,11 +12,17 @@ import { notStorable, recordFailure, settle, type WorkerContext } from "./worker
  * retry after a failed statement, or behind others) must not let the lease run out under a
  * job that succeeded.
  */
-export async function runJob(w: WorkerContext, handler: JobHandler, completions: CompletionBatcher, row: JobRow): Promise<void> {
+export async function runJob(
+  w: WorkerContext,
+  handler: JobHandler<unknown>,
+  toJob: (row: WorkerRow) => unknown,
+  completions: CompletionBatcher,
+  row: WorkerRow,
+): Promise<void> {
   const r = w.ticker.start(row);
   try {
     // Inside a span that is a child of the job's trace context, when it carries one.
-    const result = await runTraced(row, () => handler(jobDto(row), context(r)));
+    const result = await runTraced(row, () => handler(toJob(row), context(r)));
     if (w.giveUp.aborted) return settle(w, r);
     if (r.leaseLost) {
       w.stats.lost++;

@@ -1,4 +1,4 @@
-import type { JobRow } from "../../repositories/jobs.js";
+import type { WorkerRow } from "../../repositories/jobs/rows.js";
 import type { JobService } from "../../services/jobs.js";
 import { type JobContext, JobTimeoutError } from "./types.js";
 import { progressProblem, type ProgressReport } from "../../domain/progress.js";
@@ -27,7 +27,7 @@ export class RunningJob {
   private lastBeatAt = performance.now();
 
   constructor(
-    readonly row: JobRow,
+    readonly row: WorkerRow,
     /** performance.now() time of the next automatic heartbeat: a wall-clock step must not delay it. */
     public nextBeatAt: number,
     private readonly beat: (r: RunningJob, progress?: ProgressReport) => ReturnType<JobService["heartbeat"]>,

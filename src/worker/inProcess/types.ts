@@ -1,6 +1,6 @@
 // The in-process worker's public types and errors (what handlers and their callers see).
 import type { WorkerDeps } from "../../container.js";
-import type { JobDto } from "../../services/representation.js";
+import type { JobDto, WorkerJobDto } from "../../services/representation.js";
 
 /** The reason a handler's signal aborts at the attempt's deadline (the job's timeoutSeconds). */
 export class JobTimeoutError extends Error {
@@ -24,7 +24,8 @@ export interface JobContext {
   progress: (p: { percent?: number; message?: string; data?: unknown }) => void;
 }
 
-export type JobHandler = (job: JobDto, ctx: JobContext) => Promise<unknown>;
+/** `J`: the job as the handler gets it: the full representation, or WorkerJobDto with `fields: "worker"`. */
+export type JobHandler<J = JobDto> = (job: J, ctx: JobContext) => Promise<unknown>;
 
 /** Thrown by a handler: the job fails at once instead of being retried. */
 export class NonRetryableError extends Error {
@@ -37,12 +38,23 @@ export class NonRetryableError extends Error {
   }
 }
 
-export interface WorkerOptions {
+/**
+ * kind → handler; only these kinds are claimed. `fields: "worker"`: handlers get only what a
+ * worker reads (WorkerJobDto, as process-next's `fields: "worker"`), and the claim returns only
+ * those columns: less for PostgreSQL to send and for the driver to parse (docs/workers.md).
+ */
+export type WorkerHandlers =
+  | { fields?: "full" | undefined; handlers: Record<string, JobHandler> }
+  | { fields: "worker"; handlers: Record<string, JobHandler<WorkerJobDto>> };
+
+export type WorkerOptions = WorkerHandlers & WorkerSettings;
+/** What a JOBLINE_HANDLERS_MODULE exports: the options without the container. */
+export type HandlerSpec = WorkerHandlers & Omit<WorkerSettings, "container">;
+
+interface WorkerSettings {
   /** A container, or anything with its services and logger. */
   container: Pick<WorkerDeps, "services" | "logger">;
   queues: string[];
-  /** kind → handler; only these kinds are claimed. */
-  handlers: Record<string, JobHandler>;
   /** Handlers running at once; also the most jobs this worker holds leased. Default 10. */
   concurrency?: number;
   leaseSeconds?: number;

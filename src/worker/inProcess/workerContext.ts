@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { JobRow } from "../../repositories/jobs.js";
+import type { WorkerRow } from "../../repositories/jobs/rows.js";
 import type { JobService } from "../../services/jobs.js";
 import type { HeartbeatTicker } from "./heartbeatTicker.js";
 import { NonRetryableError, type WorkerStats } from "./types.js";
@@ -34,7 +34,7 @@ export const notStorable = (detail: string | undefined) =>
   new NonRetryableError(`the handler's result cannot be stored: ${detail}`, "result_not_storable");
 
 /** Records a failed attempt (retried unless the error says not to); counted as lost if refused. */
-export async function recordFailure(w: WorkerContext, row: JobRow, e: unknown): Promise<void> {
+export async function recordFailure(w: WorkerContext, row: WorkerRow, e: unknown): Promise<void> {
   try {
     const r = await w.jobs.fail(row.id, w.scope, {
       leaseToken: row.leaseToken!,
