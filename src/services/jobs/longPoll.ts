@@ -79,19 +79,21 @@ export function createPromoter(sql: Sql, jobs: JobsRepository, notifier: Notifie
   return promoteIfDue;
 }
 
+type LongPollDeps = {
+  notifier: Notifier;
+  metrics: Metrics;
+  shared: SharedStatements;
+  promoteIfDue: (always?: boolean) => Promise<Set<string>>;
+  countWin: (from: JobStatus, rows: Array<{ status: JobStatus }>) => void;
+};
+
 /**
  * The long poll: claim, and when nothing was claimable wait for a NOTIFY (or the 1 s cap)
  * until the caller's deadline. `first`: the claim already made by the statement that
  * acknowledged this poll's jobs (pollTogether), with the notifier mark taken before it; it
  * stands for the loop's first claim.
  */
-export function createLongPoll(deps: {
-  notifier: Notifier;
-  metrics: Metrics;
-  shared: SharedStatements;
-  promoteIfDue: (always?: boolean) => Promise<Set<string>>;
-  countWin: (from: JobStatus, rows: Array<{ status: JobStatus }>) => void;
-}) {
+export function createLongPoll(deps: LongPollDeps) {
   const { notifier, metrics, shared, promoteIfDue, countWin } = deps;
   async function claimAny(f: ClaimInput, first?: { rows: WorkerRow[]; since: number }): Promise<WorkerRow[]> {
     const deadline = Date.now() + f.waitMs;
