@@ -419,6 +419,37 @@ describe("runHttpWorker", () => {
     expect(await w.run).toMatchObject({ claimed: 1, failed: 1, abandoned: 0 });
   });
 
+  it("a handler that first reads ctx.signal after a cancel reached its heartbeat finds it aborted, with the reason", async () => {
+    const job = await submit("cancel-late", "wait");
+    const started = deferred<WorkerJob>();
+    const release = deferred<void>();
+    const seen: { aborted?: boolean; reason?: unknown } = {};
+    const w = startWorker(
+      "cancel-late",
+      {
+        wait: async (j, ctx) => {
+          started.resolve(j);
+          await release.promise;
+          // The signal is made lazily: here, after the abort it must already carry.
+          seen.aborted = ctx.signal.aborted;
+          seen.reason = ctx.signal.reason;
+          return "done anyway";
+        },
+      },
+      { leaseSeconds: 3 },
+    );
+    await started.promise;
+    await unwrap(client.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } }, body: {} }));
+    // A heartbeat (every second with a 3 s lease) learns of the request; only then does the handler look.
+    await new Promise((r) => setTimeout(r, 2_500));
+    release.resolve();
+    await until("the handler to finish", async () => (seen.aborted === undefined ? undefined : true));
+    expect(seen.aborted).toBe(true);
+    expect(seen.reason).toBeInstanceOf(JobCancelRequestedError);
+    w.stop.abort();
+    await w.run;
+  });
+
   it("the handler's signal aborts at deadlineAt (timeoutSeconds); the attempt is failed with code timeout", async () => {
     const job = await submit("deadline", "wait", { timeoutSeconds: 1, maxAttempts: 1 });
     // A 30 s lease: only the deadline can end this attempt within the test.

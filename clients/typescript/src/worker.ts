@@ -130,6 +130,33 @@ export class LeaseLostError extends Error {
   }
 }
 
+/**
+ * An AbortController made only when its signal is first read: most handlers never read it, and
+ * making one per job was a measurable share of a busy worker's time (docs/performance.md).
+ */
+class LazyAbort {
+  private ctl: AbortController | null = null;
+  private why: unknown;
+  private done = false;
+  get signal(): AbortSignal {
+    if (!this.ctl) {
+      this.ctl = new AbortController();
+      if (this.done) this.ctl.abort(this.why);
+    }
+    return this.ctl.signal;
+  }
+  get reason(): unknown {
+    return this.why;
+  }
+  /** The first reason wins, as AbortController's. */
+  abort(reason: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.why = reason;
+    this.ctl?.abort(reason);
+  }
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
@@ -263,7 +290,9 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
 
   interface Lease {
     /** Aborted on a cancel request or a lost lease (the handler's ctx.signal). */
-    signal: AbortSignal;
+    readonly signal: AbortSignal;
+    /** Why it aborted (undefined while it has not). */
+    reason: () => unknown;
     lost: () => LeaseLostError | null;
     /** False once the lease is lost, or unconfirmed for a whole lease by this process's clock. */
     mayHold: () => boolean;
@@ -275,7 +304,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
 
   /** Heartbeats every third of the lease, from the claim until release(). */
   function keepLease(job: WorkerJob): Lease {
-    const ctl = new AbortController();
+    const ctl = new LazyAbort();
     let lost: LeaseLostError | null = null;
     let confirmedAt = Date.now();
     let pending: Progress | undefined;
@@ -306,10 +335,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
         return;
       }
       if (r.data) {
-        if (r.data.cancelRequested && !ctl.signal.aborted) ctl.abort(new JobCancelRequestedError(job.id));
+        if (r.data.cancelRequested) ctl.abort(new JobCancelRequestedError(job.id));
       } else if (isLeaseLost(r.response.status)) {
         lost = new LeaseLostError(job.id, r.response.status);
-        if (!ctl.signal.aborted) ctl.abort(lost);
+        ctl.abort(lost);
       } else {
         throw new JoblineApiError(r.response.status, r.error);
       }
@@ -318,7 +347,7 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     let timer: ReturnType<typeof setTimeout> | null = null;
     // At the deadline (by this process's clock; a heartbeat answered `timeout` says so too).
     const timeUp = () => {
-      if (!ctl.signal.aborted) ctl.abort(new JobTimeoutError(job.id));
+      ctl.abort(new JobTimeoutError(job.id));
     };
     const deadline = job.deadlineAt ? setTimeout(timeUp, Math.max(0, Date.parse(job.deadlineAt) - Date.now())) : null;
     let beating: Promise<void> = Promise.resolve();
@@ -339,7 +368,10 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     };
     schedule();
     const lease: Lease = {
-      signal: ctl.signal,
+      get signal() {
+        return ctl.signal;
+      },
+      reason: () => ctl.reason,
       lost: () => lost,
       mayHold: () => lost === null && Date.now() < confirmedAt + leaseSeconds * 1000,
       beat,
@@ -373,7 +405,16 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
     try {
       const handler = typeof handlers === "function" ? handlers : handlers[job.kind];
       if (!handler) throw new NonRetryableError(`no handler for kind ${job.kind}`, { code: "no_handler" });
-      const ctx: JobContext = { signal: lease.signal, stopping: signal, workerId, heartbeat: lease.beat, progress: lease.progress };
+      // signal: a getter, so the AbortController is made only if the handler reads it.
+      const ctx: JobContext = {
+        get signal() {
+          return lease.signal;
+        },
+        stopping: signal,
+        workerId,
+        heartbeat: lease.beat,
+        progress: lease.progress,
+      };
       outcome = { ok: true, result: await handler(job, ctx) };
     } catch (error) {
       outcome = { ok: false, error };
@@ -387,7 +428,8 @@ export async function runHttpWorker(options: RunHttpWorkerOptions): Promise<Work
       return;
     }
     // Stopped at its deadline: reported as the timeout it is, whatever the handler threw.
-    if (!outcome.ok) return failJob(job, lease, lease.signal.reason instanceof JobTimeoutError ? lease.signal.reason : outcome.error);
+    const why = lease.reason();
+    if (!outcome.ok) return failJob(job, lease, why instanceof JobTimeoutError ? why : outcome.error);
     // The completion waits for the next poll (sent as soon as a slot frees, with every outcome
     // finished by then); while a poll is out, a flush after ACK_FLUSH_MS sends what it did not take.
     acks.push({ job, lease, result: outcome.result });
