@@ -1,12 +1,26 @@
 // The TypeScript SDK's own runHttpWorker as a bench row: 16 workers against one API process.
+import { execFileSync } from "node:child_process";
 import { setMaxListeners } from "node:events";
 import postgres from "postgres";
-import { runHttpWorker } from "../clients/typescript/src/index.js";
 import { type ApiProcess, seedJobs, startApi } from "./jobline.js";
 import { withTimeout } from "./lib.js";
 
+type Sdk = typeof import("../clients/typescript/src/index.js");
+let sdk: Promise<Sdk> | undefined;
+/**
+ * The SDK as its users run it: the package's build (tsc), built once per process. Its source
+ * through tsx is slower: esbuild's keepNames names every closure the worker makes per job
+ * (20–30 µs more client CPU per job, docs/performance.md).
+ */
+const loadSdk = () =>
+  (sdk ??= (async () => {
+    execFileSync(process.execPath, [new URL("../clients/typescript/scripts/build.mjs", import.meta.url).pathname], { stdio: ["ignore", 2, 2] });
+    return (await import(new URL("../clients/typescript/dist/index.js", import.meta.url).href)) as Sdk;
+  })());
+
 /** Drains `jobs` seeded no-op jobs with 16 runHttpWorker loops; jobs/s from the first handler call until all succeeded in the database. */
 async function drainWithSdk(api: ApiProcess, url: string, o: { jobs: number; concurrency: number; before?: number }) {
+  const { runHttpWorker } = await loadSdk();
   const stop = new AbortController();
   // Each worker keeps up to two listeners on the stop signal they share (its wait for a slot, its poll's).
   setMaxListeners(64, stop.signal);
