@@ -75,8 +75,8 @@ export async function joblineInProcess(
     queues: ["bench"],
     concurrency: o.concurrency,
     ...(o.batchSize ? { batchSize: o.batchSize } : {}),
-    // Worker fields unless asked otherwise (BENCH_FIELDS=full): what a throughput-minded user would pick.
-    fields: o.fields ?? (process.env.BENCH_FIELDS === "full" ? "full" : "worker"),
+    // Worker fields unless asked otherwise (FIELDS=full): what a throughput-minded user would pick.
+    fields: o.fields ?? (process.env.FIELDS === "full" ? "full" : "worker"),
     handlers: {
       noop: async (job: { id: string }) => {
         if (!first) first = performance.now();
@@ -191,7 +191,10 @@ interface Claimed {
   leaseToken: string;
 }
 
-/** FIELDS=worker: the polling clients ask process-next for the worker's fields only (as `fields: "worker"` does for one run). */
+/**
+ * FIELDS env, for A/Bs: `worker` makes every HTTP run's clients ask process-next for the worker's
+ * fields (as a run's `fields: "worker"` does); `full` gives in-process handlers the full job.
+ */
 const LEAN = process.env.FIELDS === "worker";
 
 /**

@@ -41,6 +41,7 @@ try {
     queues: ["bench"],
     concurrency: C,
     batchSize: B,
+    // As bench/jobline.ts's in-process rows: worker fields unless FIELDS=full.
     fields: process.env.FIELDS === "full" ? "full" : "worker",
     handlers: {
       noop: async () => {

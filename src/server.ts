@@ -63,7 +63,7 @@ export async function ensureAdminKey(c: Container, log: (m: string) => void) {
   if (k) log(`created the first admin API key (shown once, store it now): ${k.key}`);
 }
 
-export type { HandlerSpec } from "./worker/inProcess/types.js";
+export type { HandlerSpec };
 
 /** JOBLINE_HANDLERS_MODULE: a file path (relative to the working directory) or a package specifier. */
 async function loadHandlers(spec: string): Promise<HandlerSpec> {

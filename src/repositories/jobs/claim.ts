@@ -1,3 +1,4 @@
+import postgres from "postgres";
 import type { Queryable } from "../../db/client.js";
 import { batchIs, heldTag, jobGuard, limitOf, limits, notExpired, notInOpenBatch, scoped, tagged, timeoutOf } from "../sql.js";
 import { defaultsOf, gatedClaimableCtes, gateTime, rateLogCte, settingsOf } from "./gatedClaim.js";
@@ -43,7 +44,7 @@ const claimableCte = (q: Queryable, f: SharedClaimFilter, total: number, gated: 
       )`;
 };
 
-const WORKER_COLUMNS = WORKER_ROW_KEYS.map((k) => `jobs.${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`).join(", ");
+const WORKER_COLUMNS = WORKER_ROW_KEYS.map((k) => `jobs.${postgres.fromCamel(k)}`).join(", ");
 /** The columns a claim returns: every one, or the worker's (rows.ts, ClaimFields). */
 const returned = (q: Queryable, f: SharedClaimFilter) => (f.fields === "worker" ? q.unsafe(WORKER_COLUMNS) : q`jobs.*`);
 
