@@ -1,6 +1,7 @@
 // The TypeScript SDK's own runHttpWorker as a bench row: 16 workers against one API process.
 import { execFileSync } from "node:child_process";
 import { setMaxListeners } from "node:events";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { type ApiProcess, seedJobs, startApi } from "./jobline.js";
 import { withTimeout } from "./lib.js";
@@ -14,7 +15,7 @@ let sdk: Promise<Sdk> | undefined;
  */
 const loadSdk = () =>
   (sdk ??= (async () => {
-    execFileSync(process.execPath, [new URL("../clients/typescript/scripts/build.mjs", import.meta.url).pathname], { stdio: ["ignore", 2, 2] });
+    execFileSync(process.execPath, [fileURLToPath(new URL("../clients/typescript/scripts/build.mjs", import.meta.url))], { stdio: ["ignore", 2, 2] });
     return (await import(new URL("../clients/typescript/dist/index.js", import.meta.url).href)) as Sdk;
   })());
 

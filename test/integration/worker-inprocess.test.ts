@@ -161,6 +161,10 @@ describe("createWorker", () => {
     expect(gotFull[0]).toMatchObject({ id: whole.id, status: "running", createdAt: expect.any(String), tags: [] });
   });
 
+  it("an unknown fields value is refused at once, not taken as the full job", () => {
+    expect(() => start({ queues: ["wfields"], fields: "Worker" as "worker", handlers: { k: async () => null } })).toThrow(RangeError);
+  });
+
   it("heartbeats keep a job that outlives its lease, while the reaper runs", async () => {
     const j = await submit("long", "long");
     const w = start({
