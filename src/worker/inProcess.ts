@@ -28,6 +28,8 @@ export type { HandlerSpec, JobContext, JobHandler, WorkerHandlers, WorkerOptions
  * jobs and one completeOwn statement for every result that is ready.
  */
 export function createWorker(o: WorkerOptions) {
+  // A typo must not quietly give handlers the full job (a module's export is not type-checked).
+  if (o.fields !== undefined && o.fields !== "full" && o.fields !== "worker") throw new RangeError(`fields must be "full" or "worker", not ${JSON.stringify(o.fields)}`);
   const c = o.container;
   const concurrency = o.concurrency ?? 10;
   const batchSize = Math.min(o.batchSize ?? concurrency, concurrency, MAX_BATCH);
@@ -48,8 +50,6 @@ export function createWorker(o: WorkerOptions) {
   };
   const claimLoops = Math.max(1, Math.ceil(concurrency / batchSize));
   const completions = new CompletionBatcher(w, batchSize, claimLoops);
-  // A typo must not quietly give handlers the full job (a module's export is not type-checked).
-  if (o.fields !== undefined && o.fields !== "full" && o.fields !== "worker") throw new RangeError(`fields must be "full" or "worker", not ${JSON.stringify(o.fields)}`);
   // Either kind of handler takes the job its `fields` asked for (WorkerOptions).
   const handlers = o.handlers as Record<string, JobHandler<unknown>>;
   const toJob = o.fields === "worker" ? workerJobDto : (row: Parameters<typeof fullRow>[0]) => jobDto(fullRow(row));
